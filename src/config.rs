@@ -1,0 +1,175 @@
+//! Broker configuration: the TOML file format and its defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration (config/starling.toml documents every key).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listeners: Vec<ListenerConfig>,
+    pub storage: StorageConfig,
+    pub limits: Limits,
+}
+
+/// What kind of socket a listener accepts.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    Tcp,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    #[serde(default = "default_kind")]
+    pub kind: ListenerKind,
+    pub bind: SocketAddr,
+}
+
+fn default_kind() -> ListenerKind {
+    ListenerKind::Tcp
+}
+
+/// Where state is kept.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+/// Limits enforced per connection and per session.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub connect_timeout_secs: u64,
+    pub max_packet_size: u32,
+    pub max_connections: usize,
+    pub max_inflight: u16,
+    pub receive_maximum: u16,
+    pub max_queued_messages: usize,
+    pub max_queued_bytes: usize,
+    pub max_keepalive_secs: u16,
+    pub max_client_id_len: usize,
+    pub topic_alias_maximum: u16,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listeners: vec![ListenerConfig {
+                kind: ListenerKind::Tcp,
+                bind: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            }],
+            storage: StorageConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            connect_timeout_secs: 10,
+            max_packet_size: 1024 * 1024,
+            max_connections: 10_000,
+            max_inflight: 64,
+            receive_maximum: 256,
+            max_queued_messages: 10_000,
+            max_queued_bytes: 100 * 1024 * 1024,
+            max_keepalive_secs: 0,
+            max_client_id_len: 256,
+            topic_alias_maximum: 64,
+        }
+    }
+}
+
+impl Limits {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if l.max_packet_size < 16 || l.max_packet_size > 268_435_460 {
+            return Err(ConfigError::Invalid(
+                "limits.max_packet_size must be between 16 and 268435460".into(),
+            ));
+        }
+        if l.max_inflight == 0 || l.receive_maximum == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_inflight and limits.receive_maximum must be at least 1".into(),
+            ));
+        }
+        if l.connect_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.connect_timeout_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_equals_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/starling.toml");
+        assert_eq!(Config::from_file(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<Config>("[limits]\nmax_pakcet_size = 5").is_err());
+        let c: Config = toml::from_str("[limits]\nmax_inflight = 0").unwrap();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! The `starling` binary: a thin command-line shell over [`starling::Broker`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tracing::info;
+
+/// Starling, an MQTT 3.1.1 and 5.0 broker.
+#[derive(Debug, Parser)]
+#[command(name = "starling", version, about)]
+struct Args {
+    /// Configuration file (TOML). Without it the built-in defaults apply, which are
+    /// the values in config/starling.toml (listen on 127.0.0.1:1883).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the TCP listener, overriding the config (e.g. 0.0.0.0:1883).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory for persistent state, overriding the config (default ./data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => starling::Config::from_file(path)?,
+        None => starling::Config::default(),
+    };
+    if let Some(addr) = args.listen {
+        config
+            .listeners
+            .retain(|l| l.kind != starling::config::ListenerKind::Tcp);
+        config.listeners.push(starling::config::ListenerConfig {
+            kind: starling::config::ListenerKind::Tcp,
+            bind: addr,
+        });
+    }
+    if let Some(dir) = args.data_dir {
+        config.storage.data_dir = dir;
+    }
+    actix::System::new().block_on(async move {
+        let broker = starling::Broker::new(config)
+            .start()
+            .await
+            .context("starting the broker")?;
+        wait_for_signal().await?;
+        info!("shutting down");
+        broker.stop().await;
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! The tokio-util `Decoder`/`Encoder` pair used on every connection.
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::decode::decode_packet;
+use super::encode::encode_packet;
+use super::error::{DecodeError, EncodeError};
+use super::packet::Packet;
+use super::types::ProtocolVersion;
+
+/// Frames MQTT packets. Before CONNECT the protocol level is unknown and only CONNECT
+/// decodes [MQTT-3.1.0-1]; decoding a CONNECT fixes the level for the rest of the
+/// connection.
+#[derive(Debug, Clone)]
+pub struct MqttCodec {
+    version: Option<ProtocolVersion>,
+    max_packet_size: usize,
+}
+
+impl MqttCodec {
+    /// A codec refusing inbound packets larger than `max_packet_size` bytes (whole packet,
+    /// fixed header included).
+    pub fn new(max_packet_size: usize) -> MqttCodec {
+        MqttCodec {
+            version: None,
+            max_packet_size,
+        }
+    }
+
+    /// The protocol level, once CONNECT was decoded or it was set.
+    pub fn version(&self) -> Option<ProtocolVersion> {
+        self.version
+    }
+
+    pub fn set_version(&mut self, version: ProtocolVersion) {
+        self.version = Some(version);
+    }
+
+    pub fn max_packet_size(&self) -> usize {
+        self.max_packet_size
+    }
+}
+
+impl Decoder for MqttCodec {
+    type Item = Packet;
+    type Error = DecodeError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        let packet = decode_packet(src, self.version, self.max_packet_size)?;
+        if let Some(Packet::Connect(connect)) = &packet {
+            if self.version.is_none() {
+                self.version = Some(connect.protocol);
+            }
+        }
+        Ok(packet)
+    }
+}
+
+impl Encoder<Packet> for MqttCodec {
+    type Error = EncodeError;
+
+    fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let version = self.version.unwrap_or(ProtocolVersion::V311);
+        encode_packet(&packet, version, dst)
+    }
+}

@@ -1,0 +1,10 @@
+//! The router: owns the subscription trie, the retained messages and the registry of
+//! session actors; routes each published message to the sessions that subscribed.
+
+mod actor;
+pub mod messages;
+mod state;
+
+pub use actor::Router;
+pub use messages::{Register, RegisterReply, Route, Routed, RouterStats, SessionEnded};
+pub use state::{Delivery, RouterState, SubEntry, SubscribeOutcome};

@@ -1,0 +1,214 @@
+//! The router's plain state: the subscription trie, retained messages and the shared
+//! subscription cursors. No actix here; the actor in `actor.rs` is a thin shell over it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::message::{ClientId, Message};
+use crate::protocol::{QoS, RetainHandling, SubscriptionOptions};
+use crate::topic::{Match, SubscriptionTrie, TopicFilter, TopicTree};
+
+/// What the router keeps for one subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubEntry {
+    pub options: SubscriptionOptions,
+    /// The 5.0 subscription identifier given with the SUBSCRIBE, if any.
+    pub id: Option<u32>,
+}
+
+/// One message to hand to one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub client: ClientId,
+    /// The QoS to deliver at: the lower of the message's and the subscription's.
+    pub qos: QoS,
+    /// The RETAIN flag to deliver with.
+    pub retain: bool,
+    /// Subscription identifiers of every matching subscription (5.0).
+    pub sub_ids: Vec<u32>,
+}
+
+/// The result of subscribing to one filter.
+#[derive(Debug, Clone)]
+pub struct SubscribeOutcome {
+    /// True when the client already had a subscription with this filter (it was replaced).
+    pub existed: bool,
+    /// Retained messages to send now, per the retain handling option.
+    pub retained: Vec<Arc<Message>>,
+}
+
+/// The state the router actor owns.
+#[derive(Default)]
+pub struct RouterState {
+    trie: SubscriptionTrie<ClientId, SubEntry>,
+    retained: TopicTree<Arc<Message>>,
+    /// Each client's filters, to remove them all when its session ends.
+    filters: HashMap<ClientId, HashSet<TopicFilter>>,
+    /// Clients with a live connection; shared subscriptions deliver only to these.
+    online: HashSet<ClientId>,
+    /// Round-robin position per shared subscription (`$share/{group}/{filter}`).
+    share_cursor: HashMap<TopicFilter, usize>,
+}
+
+impl RouterState {
+    pub fn new() -> RouterState {
+        RouterState::default()
+    }
+
+    /// Number of subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.trie.len()
+    }
+
+    /// Number of retained messages.
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    pub fn set_online(&mut self, client: &ClientId, online: bool) {
+        if online {
+            self.online.insert(client.clone());
+        } else {
+            self.online.remove(client);
+        }
+    }
+
+    /// Adds or replaces a subscription [MQTT-3.8.4-3] and collects the retained
+    /// messages the retain handling option asks for [MQTT-3.3.1-9].
+    pub fn subscribe(
+        &mut self,
+        client: &ClientId,
+        filter: &TopicFilter,
+        entry: SubEntry,
+        now: Instant,
+    ) -> SubscribeOutcome {
+        let existed = self.trie.insert(filter, client.clone(), entry).is_some();
+        self.filters
+            .entry(client.clone())
+            .or_default()
+            .insert(filter.clone());
+        let send_retained = match entry.options.retain_handling {
+            RetainHandling::SendAtSubscribe => true,
+            RetainHandling::SendIfNew => !existed,
+            RetainHandling::DoNotSend => false,
+        };
+        // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-? 5.0 4.8.2].
+        let mut retained = Vec::new();
+        if send_retained && filter.share().is_none() {
+            self.retained
+                .for_each_match(filter.match_filter(), |_, msg| {
+                    if !msg.is_expired(now) {
+                        retained.push(Arc::clone(msg));
+                    }
+                });
+        }
+        SubscribeOutcome { existed, retained }
+    }
+
+    /// Removes a subscription; true when it existed.
+    pub fn unsubscribe(&mut self, client: &ClientId, filter: &TopicFilter) -> bool {
+        if let Some(set) = self.filters.get_mut(client) {
+            set.remove(filter);
+            if set.is_empty() {
+                self.filters.remove(client);
+            }
+        }
+        self.trie.remove(filter, client).is_some()
+    }
+
+    /// Removes every subscription of a client whose session ended.
+    pub fn remove_client(&mut self, client: &ClientId) {
+        self.online.remove(client);
+        for filter in self.filters.remove(client).unwrap_or_default() {
+            self.trie.remove(&filter, client);
+        }
+    }
+
+    /// Stores or clears the retained message of a topic [MQTT-3.3.1-5], [MQTT-3.3.1-10].
+    pub fn retain(&mut self, msg: &Arc<Message>) {
+        if msg.payload.is_empty() {
+            self.retained.remove(&msg.topic);
+        } else {
+            self.retained.insert(&msg.topic, Arc::clone(msg));
+        }
+    }
+
+    /// Every session that must receive `msg`, one delivery per client at the highest
+    /// granted QoS of its matching subscriptions [MQTT-3.3.5-1], plus one member of each
+    /// matching shared subscription group.
+    pub fn route(&mut self, msg: &Message) -> Vec<Delivery> {
+        let mut out: Vec<Delivery> = Vec::new();
+        let mut index: HashMap<ClientId, usize> = HashMap::new();
+        let mut shares: Vec<(&TopicFilter, &[(ClientId, SubEntry)])> = Vec::new();
+        self.trie.for_each_match(&msg.topic, |m| match m {
+            Match::Direct { key, value } => {
+                if value.options.no_local && msg.publisher.as_ref() == Some(key) {
+                    return;
+                }
+                add_delivery(&mut out, &mut index, msg, key, value);
+            }
+            Match::Shared {
+                filter, members, ..
+            } => shares.push((filter, members)),
+        });
+        for (filter, members) in shares {
+            let cursor = self.share_cursor.entry(filter.clone()).or_insert(0);
+            if let Some((client, entry)) = pick_member(cursor, members, &self.online) {
+                add_delivery(&mut out, &mut index, msg, client, entry);
+            }
+        }
+        out
+    }
+}
+
+/// Round robin over the online members of one shared subscription.
+fn pick_member<'a>(
+    cursor: &mut usize,
+    members: &'a [(ClientId, SubEntry)],
+    online: &HashSet<ClientId>,
+) -> Option<&'a (ClientId, SubEntry)> {
+    let n = members.len();
+    for step in 0..n {
+        let member = &members[(*cursor + step) % n];
+        if online.contains(&member.0) {
+            *cursor = (*cursor + step + 1) % n;
+            return Some(member);
+        }
+    }
+    None
+}
+
+fn add_delivery(
+    out: &mut Vec<Delivery>,
+    index: &mut HashMap<ClientId, usize>,
+    msg: &Message,
+    client: &ClientId,
+    entry: &SubEntry,
+) {
+    let qos = msg.qos.min(entry.options.qos);
+    // 3.1.1 and 5.0 without retain-as-published clear RETAIN on live delivery
+    // [MQTT-3.3.1-9], [MQTT-3.3.1-12], [MQTT-3.3.1-13].
+    let retain = msg.retain && entry.options.retain_as_published;
+    match index.get(client) {
+        Some(&i) => {
+            let d = &mut out[i];
+            d.qos = d.qos.max(qos);
+            d.retain |= retain;
+            d.sub_ids.extend(entry.id);
+        }
+        None => {
+            index.insert(client.clone(), out.len());
+            out.push(Delivery {
+                client: client.clone(),
+                qos,
+                retain,
+                sub_ids: entry.id.into_iter().collect(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,133 @@
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::protocol::Properties;
+use crate::topic::TopicName;
+
+fn id(s: &str) -> ClientId {
+    ClientId::new(s.to_string())
+}
+
+fn filter(s: &str) -> TopicFilter {
+    TopicFilter::new(s.to_string()).unwrap()
+}
+
+fn entry(qos: QoS) -> SubEntry {
+    SubEntry {
+        options: SubscriptionOptions::with_qos(qos),
+        id: None,
+    }
+}
+
+fn message(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Arc<Message> {
+    Arc::new(Message {
+        topic: TopicName::new(topic.to_string()).unwrap(),
+        payload: Bytes::from_static(payload.as_bytes()),
+        qos,
+        retain,
+        properties: Properties::default(),
+        expires_at: None,
+        publisher: Some(id("pub")),
+    })
+}
+
+#[test]
+fn overlapping_subscriptions_deliver_once_at_max_qos() {
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    r.subscribe(&id("a"), &filter("x/+"), entry(QoS::AtMostOnce), now);
+    r.subscribe(&id("a"), &filter("x/#"), entry(QoS::ExactlyOnce), now);
+    r.subscribe(&id("b"), &filter("x/y"), entry(QoS::AtLeastOnce), now);
+    let mut d = r.route(&message("x/y", QoS::ExactlyOnce, false, "p"));
+    d.sort_by(|l, r| l.client.cmp(&r.client));
+    assert_eq!(d.len(), 2);
+    assert_eq!((d[0].client.as_str(), d[0].qos), ("a", QoS::ExactlyOnce));
+    assert_eq!((d[1].client.as_str(), d[1].qos), ("b", QoS::AtLeastOnce));
+    // A message's own QoS caps the delivery.
+    let d = r.route(&message("x/z", QoS::AtMostOnce, false, "p"));
+    assert_eq!(d[0].qos, QoS::AtMostOnce);
+}
+
+#[test]
+fn retained_messages_are_stored_cleared_and_sent_on_subscribe() {
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    r.retain(&message("a/b", QoS::AtLeastOnce, true, "kept"));
+    r.retain(&message("a/c", QoS::AtLeastOnce, true, "gone"));
+    r.retain(&message("a/c", QoS::AtLeastOnce, true, ""));
+    assert_eq!(r.retained_count(), 1);
+    let out = r.subscribe(&id("s"), &filter("a/#"), entry(QoS::AtLeastOnce), now);
+    assert!(!out.existed);
+    assert_eq!(out.retained.len(), 1);
+    assert_eq!(&out.retained[0].payload[..], b"kept");
+    // Retain handling 1: only when new; 2: never.
+    let mut opts = entry(QoS::AtLeastOnce);
+    opts.options.retain_handling = RetainHandling::SendIfNew;
+    let again = r.subscribe(&id("s"), &filter("a/#"), opts, now);
+    assert!(again.existed && again.retained.is_empty());
+    opts.options.retain_handling = RetainHandling::DoNotSend;
+    assert!(r
+        .subscribe(&id("t"), &filter("a/#"), opts, now)
+        .retained
+        .is_empty());
+}
+
+#[test]
+fn live_delivery_clears_retain_unless_retain_as_published() {
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    r.subscribe(&id("a"), &filter("t"), entry(QoS::AtMostOnce), now);
+    let mut rap = entry(QoS::AtMostOnce);
+    rap.options.retain_as_published = true;
+    r.subscribe(&id("b"), &filter("t"), rap, now);
+    let mut d = r.route(&message("t", QoS::AtMostOnce, true, "p"));
+    d.sort_by(|l, r| l.client.cmp(&r.client));
+    assert!(!d[0].retain, "[MQTT-3.3.1-9]");
+    assert!(d[1].retain, "retain as published");
+}
+
+#[test]
+fn no_local_skips_the_publisher() {
+    let mut r = RouterState::new();
+    let mut e = entry(QoS::AtMostOnce);
+    e.options.no_local = true;
+    r.subscribe(&id("pub"), &filter("t"), e, Instant::now());
+    assert!(r
+        .route(&message("t", QoS::AtMostOnce, false, "p"))
+        .is_empty());
+}
+
+#[test]
+fn shared_subscription_round_robins_over_online_members() {
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    for c in ["a", "b", "c"] {
+        r.subscribe(&id(c), &filter("$share/g/t"), entry(QoS::AtMostOnce), now);
+        r.set_online(&id(c), true);
+    }
+    r.set_online(&id("b"), false);
+    let picks: Vec<String> = (0..4)
+        .map(|_| {
+            let d = r.route(&message("t", QoS::AtMostOnce, false, "p"));
+            assert_eq!(d.len(), 1, "exactly one member per group");
+            d[0].client.as_str().to_string()
+        })
+        .collect();
+    assert_eq!(picks, ["a", "c", "a", "c"]);
+}
+
+#[test]
+fn removing_a_client_removes_its_subscriptions() {
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    r.subscribe(&id("a"), &filter("x"), entry(QoS::AtMostOnce), now);
+    r.subscribe(&id("a"), &filter("y/#"), entry(QoS::AtMostOnce), now);
+    assert_eq!(r.subscription_count(), 2);
+    assert!(r.unsubscribe(&id("a"), &filter("x")));
+    assert!(!r.unsubscribe(&id("a"), &filter("x")));
+    r.remove_client(&id("a"));
+    assert_eq!(r.subscription_count(), 0);
+}

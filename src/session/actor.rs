@@ -1,0 +1,388 @@
+//! The session actor: one per client session. It owns the connection while one is live
+//! and the session state for as long as the session lasts (section 4.1).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio_util::codec::FramedRead;
+use tracing::debug;
+
+use super::handshake::{connack, Accepted, NEVER_EXPIRES};
+use super::inbound::Inbound;
+use super::messages::{Shutdown, Takeover};
+use super::state::{QueueLimits, SessionState, Stage};
+use super::will::will_message;
+use super::writer::{WriteLoop, Writer};
+use crate::broker::Shared;
+use crate::protocol::{Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
+use crate::router::messages::{Register, Route, SessionEnded, WentOffline};
+use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
+
+/// A longest wait for the previous session actor to hand its state over.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A longest wait for a closing connection to flush before the actor stops anyway.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// Everything a new session actor starts from.
+pub struct SessionSetup {
+    pub accepted: Accepted,
+    pub will: Option<LastWill>,
+    pub reader: FramedRead<BoxedReader, MqttCodec>,
+    pub writer: BoxedWriter,
+    pub peer: SocketAddr,
+    pub permit: ConnectionPermit,
+    pub shared: Arc<Shared>,
+}
+
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Close {
+    /// The client sent DISCONNECT; `send_will` for 5.0 reason 0x04.
+    ClientDisconnect { send_will: bool },
+    /// The connection failed or ended without DISCONNECT.
+    Lost,
+    /// The broker closes it; 5.0 clients get a DISCONNECT with this reason first.
+    Server(ReasonCode),
+}
+
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Registered with the router, waiting for a previous session's state.
+    Connecting,
+    Live,
+    /// No connection; the session waits for its client or its expiry.
+    Offline,
+    /// Ended or handed over; the actor stops once its connection has flushed.
+    Gone,
+}
+
+/// The live connection of a session.
+pub(super) struct Link {
+    pub writer: Writer,
+    read: Option<SpawnHandle>,
+    _permit: ConnectionPermit,
+}
+
+/// The session actor.
+pub struct Session {
+    pub(super) shared: Arc<Shared>,
+    pub(super) state: Box<SessionState>,
+    pub(super) accepted: Accepted,
+    pub(super) will: Option<LastWill>,
+    pub(super) link: Option<Link>,
+    pub(super) phase: Phase,
+    pub(super) inbound: Inbound,
+    pub(super) last_seen: Instant,
+    setup: Option<(
+        FramedRead<BoxedReader, MqttCodec>,
+        BoxedWriter,
+        ConnectionPermit,
+    )>,
+    peer: SocketAddr,
+    pending_will: Option<SpawnHandle>,
+    expiry: Option<SpawnHandle>,
+}
+
+impl Session {
+    pub fn new(setup: SessionSetup) -> Session {
+        let limits = &setup.shared.config.limits;
+        let state = SessionState::new(
+            setup.accepted.client_id.clone(),
+            setup.accepted.protocol,
+            queue_limits(&setup.shared),
+        );
+        Session {
+            inbound: Inbound::new(limits.topic_alias_maximum),
+            state: Box::new(state),
+            accepted: setup.accepted,
+            will: setup.will,
+            link: None,
+            phase: Phase::Connecting,
+            last_seen: Instant::now(),
+            setup: Some((setup.reader, setup.writer, setup.permit)),
+            peer: setup.peer,
+            pending_will: None,
+            expiry: None,
+            shared: setup.shared,
+        }
+    }
+
+    pub(super) fn writer_mut(&mut self) -> Option<&mut Writer> {
+        self.link.as_mut().map(|l| &mut l.writer)
+    }
+
+    /// Sends a packet on the live connection, if any.
+    pub(super) fn send(&mut self, packet: &Packet) {
+        if let Some(w) = self.writer_mut() {
+            w.send(packet);
+        }
+    }
+
+    pub(super) fn is_v5(&self) -> bool {
+        self.accepted.protocol.is_v5()
+    }
+
+    /// After the router answered (and any previous state arrived): CONNACK, then the
+    /// in-flight messages again with DUP set, in order [MQTT-4.4.0-1], then the queue.
+    fn resume(&mut self, prior: Option<Box<SessionState>>, ctx: &mut Context<Self>) {
+        let session_present = match prior {
+            Some(mut prior) if !self.accepted.clean_start => {
+                prior.protocol = self.accepted.protocol;
+                prior.set_limits(queue_limits(&self.shared));
+                self.state = prior;
+                true
+            }
+            _ => false,
+        };
+        let ack = connack(&self.accepted, session_present, &self.shared.config.limits);
+        self.send(&Packet::ConnAck(ack));
+        let resend: Vec<Packet> = self
+            .state
+            .inflight()
+            .map(|i| match i.stage {
+                Stage::Published => self.publish_packet(&i.out, Some(i.packet_id), true),
+                Stage::Released => Packet::PubRel(PubResponse::new(i.packet_id)),
+            })
+            .collect();
+        for p in &resend {
+            self.send(p);
+        }
+        self.phase = Phase::Live;
+        self.start_keep_alive(ctx);
+        self.pump(ctx);
+    }
+
+    fn start_keep_alive(&mut self, ctx: &mut Context<Self>) {
+        let ka = self.accepted.keep_alive;
+        if ka == 0 {
+            return;
+        }
+        // [MQTT-3.1.2-24]: one and a half times the keep alive without a packet.
+        let limit = Duration::from_millis(u64::from(ka) * 1500);
+        let every = Duration::from_millis((u64::from(ka) * 500).max(250));
+        ctx.run_interval(every, move |act, ctx| {
+            if act.phase == Phase::Live && act.last_seen.elapsed() > limit {
+                debug!(client_id = %act.state.client_id, "keep alive expired");
+                act.close(ctx, Close::Server(ReasonCode::KEEP_ALIVE_TIMEOUT));
+            }
+        });
+    }
+
+    /// Ends the connection (not necessarily the session).
+    pub(super) fn close(&mut self, ctx: &mut Context<Self>, how: Close) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        if link.writer.is_closing() {
+            return;
+        }
+        if let Close::Server(reason) = how {
+            if self.accepted.protocol.is_v5() {
+                link.writer
+                    .send(&Packet::Disconnect(Disconnect::new(reason)));
+            }
+        }
+        link.writer.close();
+        if let Some(read) = link.read.take() {
+            ctx.cancel_future(read);
+        }
+        if self.phase == Phase::Gone {
+            return;
+        }
+        self.phase = Phase::Offline;
+        let expiry = self.accepted.session_expiry;
+        if how != (Close::ClientDisconnect { send_will: false }) {
+            self.schedule_will(ctx, expiry);
+        }
+        self.will = None;
+        self.shared.router.do_send(WentOffline {
+            client_id: self.state.client_id.clone(),
+            addr: ctx.address(),
+        });
+        if expiry == 0 {
+            self.end(ctx);
+            return;
+        }
+        self.state.drop_queued_qos0();
+        if expiry != NEVER_EXPIRES {
+            let after = Duration::from_secs(u64::from(expiry));
+            self.expiry = Some(ctx.run_later(after, |act, ctx| act.end(ctx)));
+        }
+    }
+
+    /// Publishes the will now, or after the will delay (5.0) unless the session is
+    /// resumed first [MQTT-3.1.3-9].
+    fn schedule_will(&mut self, ctx: &mut Context<Self>, expiry: u32) {
+        let Some(will) = self.will.clone() else {
+            return;
+        };
+        let delay = will.properties.will_delay_interval.unwrap_or(0);
+        if delay == 0 || expiry == 0 {
+            self.publish_will(&will);
+            return;
+        }
+        let after = Duration::from_secs(u64::from(delay.min(expiry)));
+        self.pending_will = Some(ctx.run_later(after, move |act, _| {
+            act.pending_will = None;
+            act.publish_will(&will);
+        }));
+    }
+
+    fn publish_will(&self, will: &LastWill) {
+        let msg = will_message(will, &self.state.client_id);
+        self.shared.router.do_send(Route { msg: Arc::new(msg) });
+    }
+
+    /// The session is over: its subscriptions go and a delayed will is sent now.
+    pub(super) fn end(&mut self, ctx: &mut Context<Self>) {
+        if self.phase == Phase::Gone {
+            return;
+        }
+        self.phase = Phase::Gone;
+        self.shared.router.do_send(SessionEnded {
+            client_id: self.state.client_id.clone(),
+            addr: ctx.address(),
+        });
+        self.stop_when_flushed(ctx);
+    }
+
+    fn stop_when_flushed(&mut self, ctx: &mut Context<Self>) {
+        if self.link.is_none() {
+            ctx.stop();
+        } else {
+            ctx.run_later(LINGER, |_, ctx| ctx.stop());
+        }
+    }
+
+    /// The write side finished (flushed and shut down, or failed).
+    pub(super) fn on_writer_closed(&mut self, ctx: &mut Context<Self>) {
+        if self.link.as_ref().is_some_and(|l| !l.writer.is_closing()) {
+            // The socket failed while the connection was live.
+            self.close(ctx, Close::Lost);
+        }
+        if let Some(link) = self.link.take() {
+            if let Some(read) = link.read {
+                ctx.cancel_future(read);
+            }
+        }
+        if self.phase == Phase::Gone {
+            ctx.stop();
+        }
+    }
+}
+
+fn queue_limits(shared: &Shared) -> QueueLimits {
+    QueueLimits {
+        max_messages: shared.config.limits.max_queued_messages,
+        max_bytes: shared.config.limits.max_queued_bytes,
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some((reader, writer, permit)) = self.setup.take() else {
+            ctx.stop();
+            return;
+        };
+        let read = ctx.add_stream(reader);
+        self.link = Some(Link {
+            writer: Writer::new(writer, self.accepted.protocol),
+            read: Some(read),
+            _permit: permit,
+        });
+        ctx.spawn(WriteLoop);
+        let register = Register {
+            client_id: self.accepted.client_id.clone(),
+            clean_start: self.accepted.clean_start,
+            addr: ctx.address(),
+        };
+        // Nothing else is handled until the session is resumed: CONNACK goes first.
+        let fut = self
+            .shared
+            .router
+            .send(register)
+            .into_actor(self)
+            .then(|reply, act, ctx| {
+                let handover = match reply {
+                    Ok(r) => r.handover,
+                    Err(_) => {
+                        act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
+                        None
+                    }
+                };
+                async move {
+                    match handover {
+                        Some(rx) => tokio::time::timeout(HANDOVER_TIMEOUT, rx)
+                            .await
+                            .ok()
+                            .and_then(Result::ok),
+                        None => None,
+                    }
+                }
+                .into_actor(act)
+                .map(|prior, act, ctx| {
+                    if act.link.is_some() {
+                        act.resume(prior, ctx);
+                    }
+                })
+            });
+        ctx.wait(fut);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        debug!(client_id = %self.state.client_id, peer = %self.peer, "session actor stopped");
+    }
+}
+
+impl Handler<Takeover> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Takeover, ctx: &mut Self::Context) {
+        debug!(client_id = %self.state.client_id, "session taken over");
+        match msg.handover {
+            Some(tx) => {
+                // The session continues elsewhere: a delayed will is cancelled
+                // [MQTT-3.1.3-9]; a will without delay goes out as the connection closes.
+                if let Some(will) = self.will.take() {
+                    if will.properties.will_delay_interval.unwrap_or(0) == 0 {
+                        self.publish_will(&will);
+                    }
+                }
+                if let Some(h) = self.pending_will.take() {
+                    ctx.cancel_future(h);
+                }
+                self.phase = Phase::Gone;
+                self.close(ctx, Close::Server(ReasonCode::SESSION_TAKEN_OVER));
+                let limits = queue_limits(&self.shared);
+                let empty =
+                    SessionState::new(self.state.client_id.clone(), self.state.protocol, limits);
+                let state = std::mem::replace(&mut self.state, Box::new(empty));
+                let _ = tx.send(state);
+                self.stop_when_flushed(ctx);
+            }
+            None => {
+                let will = self.will.take();
+                self.phase = Phase::Gone;
+                self.close(ctx, Close::Server(ReasonCode::SESSION_TAKEN_OVER));
+                if let Some(will) = will {
+                    self.publish_will(&will);
+                }
+                self.stop_when_flushed(ctx);
+            }
+        }
+    }
+}
+
+impl Handler<Shutdown> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        self.will = None;
+        self.close(ctx, Close::Server(ReasonCode::SERVER_SHUTTING_DOWN));
+    }
+}

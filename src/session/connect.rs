@@ -1,0 +1,87 @@
+//! The first moments of a connection: read CONNECT within the connect timeout, refuse it
+//! with the right CONNACK, or start the session actor that owns the connection.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::FramedRead;
+use tracing::debug;
+
+use super::actor::{Session, SessionSetup};
+use super::handshake::{negotiate, refusal};
+use crate::broker::Shared;
+use crate::protocol::{encode_packet, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode};
+use crate::transport::{BoxedWriter, Connection};
+
+/// Serves one accepted connection until its session actor takes it over.
+pub async fn serve(conn: Connection, shared: Arc<Shared>) {
+    let limits = &shared.config.limits;
+    let codec = MqttCodec::new(limits.max_packet_size as usize);
+    let mut reader = FramedRead::new(conn.reader, codec);
+    let mut writer = conn.writer;
+    // [MQTT-3.1.0-1]: the first packet must be CONNECT, within the connect timeout.
+    let first = tokio::time::timeout(limits.connect_timeout(), reader.next()).await;
+    let connect = match first {
+        Err(_) => {
+            debug!(peer = %conn.peer, "no CONNECT within the connect timeout; closing");
+            return;
+        }
+        Ok(None) => return,
+        Ok(Some(Err(error))) => {
+            debug!(peer = %conn.peer, %error, "bad CONNECT; closing");
+            if let DecodeError::UnsupportedProtocolVersion { .. } = error {
+                // [MQTT-3.1.2-2]: CONNACK return code 1 (0x84 in 5.0 terms), 3.1.1 format.
+                let ack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
+                refuse(&mut writer, Packet::ConnAck(ack), ProtocolVersion::V311).await;
+            }
+            return;
+        }
+        Ok(Some(Ok(Packet::Connect(connect)))) => connect,
+        Ok(Some(Ok(_))) => return,
+    };
+    let version = connect.protocol;
+    let Some(permit) = conn.permit else {
+        debug!(peer = %conn.peer, "connection limit reached; refusing");
+        let ack = refusal(ReasonCode::SERVER_BUSY);
+        refuse(&mut writer, Packet::ConnAck(ack), version).await;
+        return;
+    };
+    let accepted = match negotiate(&connect, limits, fresh_client_id) {
+        Ok(a) => a,
+        Err(reason) => {
+            debug!(peer = %conn.peer, %reason, "CONNECT refused");
+            refuse(&mut writer, Packet::ConnAck(refusal(reason)), version).await;
+            return;
+        }
+    };
+    debug!(peer = %conn.peer, client_id = %accepted.client_id, ?version, "connected");
+    let setup = SessionSetup {
+        accepted,
+        will: connect.will,
+        reader,
+        writer,
+        peer: conn.peer,
+        permit,
+        shared,
+    };
+    Session::create(move |_| Session::new(setup));
+}
+
+/// Sends a refusal and closes; errors are moot, the connection is going anyway.
+async fn refuse(writer: &mut BoxedWriter, packet: Packet, version: ProtocolVersion) {
+    let mut buf = BytesMut::new();
+    if encode_packet(&packet, version, &mut buf).is_ok() {
+        let _ = writer.write_all(&buf).await;
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// A client id for a client that sent none [MQTT-3.1.3-6].
+fn fresh_client_id() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().gen();
+    format!("starling-{n:016x}")
+}

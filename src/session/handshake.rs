@@ -1,0 +1,202 @@
+//! CONNECT negotiation (section 3.1 and 3.2): what the broker accepts and what it
+//! answers. Pure functions over the packet and the limits.
+
+use crate::config::Limits;
+use crate::message::ClientId;
+use crate::protocol::{ConnAck, Connect, Properties, ProtocolVersion, ReasonCode};
+
+/// The session expiry that means "never" [MQTT-3.1.2-? 5.0 3.1.2.11.2].
+pub const NEVER_EXPIRES: u32 = u32::MAX;
+
+/// What was agreed with a client whose CONNECT is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub client_id: ClientId,
+    /// The client sent an empty id and the broker chose one.
+    pub assigned_id: bool,
+    pub protocol: ProtocolVersion,
+    pub clean_start: bool,
+    /// Keep alive in force, seconds (0 = none).
+    pub keep_alive: u16,
+    /// True when the broker lowered the client's keep alive (5.0: Server Keep Alive).
+    pub keep_alive_changed: bool,
+    /// Seconds the session outlives its connection (3.1.1: 0 or never).
+    pub session_expiry: u32,
+    /// How many QoS 1/2 messages may be in flight towards the client.
+    pub outbound_window: u16,
+    /// The client's Maximum Packet Size, if it set one.
+    pub client_max_packet_size: Option<u32>,
+    /// The client asked for Reason Strings and User Properties on errors (5.0).
+    pub request_problem_information: bool,
+}
+
+/// Accepts or refuses a CONNECT; the error is the CONNACK reason code to send.
+pub fn negotiate(
+    connect: &Connect,
+    limits: &Limits,
+    fresh_id: impl FnOnce() -> String,
+) -> Result<Accepted, ReasonCode> {
+    let v5 = connect.protocol.is_v5();
+    let props = &connect.properties;
+    if props.authentication_method.is_some() {
+        // Enhanced authentication is not offered yet [MQTT-4.12.0-1].
+        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
+    }
+    let mut assigned_id = false;
+    let client_id = if connect.client_id.is_empty() {
+        // 3.1.1 allows an empty id only with a clean session [MQTT-3.1.3-8]; 3.1 never.
+        if !v5 && (!connect.clean_start || connect.protocol == ProtocolVersion::V31) {
+            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        assigned_id = true;
+        ClientId::new(fresh_id())
+    } else {
+        let too_long = connect.client_id.len() > limits.max_client_id_len
+            || (connect.protocol == ProtocolVersion::V31 && connect.client_id.len() > 23);
+        if too_long {
+            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        ClientId::new(connect.client_id.clone())
+    };
+    let (keep_alive, keep_alive_changed) = match limits.max_keepalive_secs {
+        0 => (connect.keep_alive, false),
+        max if connect.keep_alive == 0 || connect.keep_alive > max => (max, true),
+        _ => (connect.keep_alive, false),
+    };
+    let session_expiry = if v5 {
+        props.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        NEVER_EXPIRES
+    };
+    let client_receive_max = props.receive_maximum.unwrap_or(u16::MAX);
+    Ok(Accepted {
+        client_id,
+        assigned_id,
+        protocol: connect.protocol,
+        clean_start: connect.clean_start,
+        keep_alive,
+        // 3.1.1 has no way to tell the client; it is enforced all the same.
+        keep_alive_changed: keep_alive_changed && v5,
+        session_expiry,
+        outbound_window: client_receive_max.min(limits.max_inflight),
+        client_max_packet_size: props.maximum_packet_size,
+        request_problem_information: props.request_problem_information != Some(0),
+    })
+}
+
+/// The CONNACK for an accepted connection, advertising the server's limits (5.0).
+pub fn connack(accepted: &Accepted, session_present: bool, limits: &Limits) -> ConnAck {
+    let mut properties = Properties::default();
+    if accepted.protocol.is_v5() {
+        properties.receive_maximum = Some(limits.receive_maximum);
+        properties.maximum_packet_size = Some(limits.max_packet_size);
+        properties.topic_alias_maximum = Some(limits.topic_alias_maximum);
+        if accepted.assigned_id {
+            properties.assigned_client_identifier =
+                Some(accepted.client_id.as_bytestring().clone());
+        }
+        if accepted.keep_alive_changed {
+            properties.server_keep_alive = Some(accepted.keep_alive);
+        }
+    }
+    ConnAck {
+        session_present,
+        reason: ReasonCode::SUCCESS,
+        properties,
+    }
+}
+
+/// A refusing CONNACK: session present is 0 [MQTT-3.2.2-6].
+pub fn refusal(reason: ReasonCode) -> ConnAck {
+    ConnAck {
+        session_present: false,
+        reason,
+        properties: Properties::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytestring::ByteString;
+
+    fn connect(protocol: ProtocolVersion, id: &str, clean: bool) -> Connect {
+        Connect {
+            protocol,
+            clean_start: clean,
+            keep_alive: 30,
+            properties: Properties::default(),
+            client_id: ByteString::from(id),
+            will: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    #[test]
+    fn empty_client_id_rules() {
+        let l = Limits::default();
+        let id = || "gen".to_string();
+        // [MQTT-3.1.3-8]
+        let c = connect(ProtocolVersion::V311, "", false);
+        assert_eq!(
+            negotiate(&c, &l, id),
+            Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
+        );
+        let c = connect(ProtocolVersion::V311, "", true);
+        assert!(negotiate(&c, &l, id).unwrap().assigned_id);
+        let c = connect(ProtocolVersion::V5, "", false);
+        let a = negotiate(&c, &l, id).unwrap();
+        assert_eq!(a.client_id.as_str(), "gen");
+        let ack = connack(&a, false, &l);
+        assert_eq!(
+            ack.properties.assigned_client_identifier.as_deref(),
+            Some("gen")
+        );
+    }
+
+    #[test]
+    fn session_expiry_by_level() {
+        let l = Limits::default();
+        let a = negotiate(&connect(ProtocolVersion::V311, "a", false), &l, String::new).unwrap();
+        assert_eq!(a.session_expiry, NEVER_EXPIRES);
+        let a = negotiate(&connect(ProtocolVersion::V311, "a", true), &l, String::new).unwrap();
+        assert_eq!(a.session_expiry, 0);
+        let mut c = connect(ProtocolVersion::V5, "a", false);
+        assert_eq!(negotiate(&c, &l, String::new).unwrap().session_expiry, 0);
+        c.properties.session_expiry_interval = Some(60);
+        assert_eq!(negotiate(&c, &l, String::new).unwrap().session_expiry, 60);
+    }
+
+    #[test]
+    fn keep_alive_is_capped_and_announced() {
+        let l = Limits {
+            max_keepalive_secs: 10,
+            ..Limits::default()
+        };
+        let a = negotiate(&connect(ProtocolVersion::V5, "a", true), &l, String::new).unwrap();
+        assert_eq!((a.keep_alive, a.keep_alive_changed), (10, true));
+        assert_eq!(
+            connack(&a, false, &l).properties.server_keep_alive,
+            Some(10)
+        );
+    }
+
+    #[test]
+    fn long_ids_and_auth_methods_are_refused() {
+        let l = Limits::default();
+        let c = connect(ProtocolVersion::V31, "abcdefghijklmnopqrstuvwxyz", true);
+        assert_eq!(
+            negotiate(&c, &l, String::new),
+            Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
+        );
+        let mut c = connect(ProtocolVersion::V5, "a", true);
+        c.properties.authentication_method = Some("SCRAM-SHA-256".into());
+        assert_eq!(
+            negotiate(&c, &l, String::new),
+            Err(ReasonCode::BAD_AUTHENTICATION_METHOD)
+        );
+    }
+}

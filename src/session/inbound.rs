@@ -1,0 +1,360 @@
+//! Packets from the client: PUBLISH and its acknowledgements, SUBSCRIBE, UNSUBSCRIBE,
+//! PINGREQ and DISCONNECT. Inbound publishes are routed with a bounded window; past it
+//! the session stops reading the socket (TCP backpressure) instead of acknowledging and
+//! dropping. Acknowledgements go out in the order the publishes came in [MQTT-4.6.0-2].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tracing::debug;
+
+use super::actor::{Close, Phase, Session};
+use super::state::{AckResult, Outgoing};
+use crate::message::Message;
+use crate::protocol::{
+    DecodeError, Disconnect, Packet, PacketId, PubResponse, Publish, QoS, ReasonCode, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
+};
+use crate::router::messages::{
+    Route, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
+};
+use crate::router::SubEntry;
+use crate::topic::TopicName;
+
+/// Inbound publishes routed but not yet answered by the router before reading pauses.
+const ROUTE_WINDOW: usize = 32;
+
+/// The session's inbound bookkeeping.
+pub(super) struct Inbound {
+    /// Topic aliases the client set (5.0, section 3.3.2.3.4).
+    aliases: HashMap<u16, TopicName>,
+    alias_max: u16,
+    /// Acknowledgements in arrival order; `None` until the router has answered.
+    acks: VecDeque<Option<Packet>>,
+    /// Sequence number of `acks[0]`.
+    acks_base: u64,
+    routes_in_flight: usize,
+    /// QoS 1 publishes not yet acknowledged (the receive maximum counts them).
+    unacked_qos1: usize,
+}
+
+impl Inbound {
+    pub fn new(alias_max: u16) -> Inbound {
+        Inbound {
+            aliases: HashMap::new(),
+            alias_max,
+            acks: VecDeque::new(),
+            acks_base: 0,
+            routes_in_flight: 0,
+            unacked_qos1: 0,
+        }
+    }
+}
+
+impl StreamHandler<Result<Packet, DecodeError>> for Session {
+    fn handle(&mut self, item: Result<Packet, DecodeError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        match item {
+            Ok(packet) => self.on_packet(packet, ctx),
+            Err(DecodeError::Io(error)) => {
+                debug!(client_id = %self.state.client_id, %error, "read failed");
+                self.close(ctx, Close::Lost);
+            }
+            Err(error) => {
+                debug!(client_id = %self.state.client_id, %error, "bad packet; closing");
+                self.close(ctx, Close::Server(error.reason_code()));
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.close(ctx, Close::Lost);
+    }
+}
+
+impl Session {
+    fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Live {
+            return;
+        }
+        match packet {
+            Packet::Publish(p) => self.on_publish(p, ctx),
+            Packet::PubAck(r) => {
+                self.state.on_puback(r.packet_id);
+                self.pump(ctx);
+            }
+            Packet::PubRec(r) => self.on_pubrec(r, ctx),
+            Packet::PubRel(r) => {
+                let known = self.state.on_pubrel(r.packet_id);
+                let mut comp = PubResponse::new(r.packet_id);
+                if !known && self.is_v5() {
+                    comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                self.send(&Packet::PubComp(comp));
+            }
+            Packet::PubComp(r) => {
+                self.state.on_pubcomp(r.packet_id);
+                self.pump(ctx);
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s, ctx),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u, ctx),
+            Packet::PingReq => self.send(&Packet::PingResp),
+            Packet::Disconnect(d) => self.on_disconnect(d, ctx),
+            // [MQTT-3.1.0-2] a second CONNECT; AUTH without an authentication method
+            // [MQTT-4.12.0-1]; and packets only a server sends.
+            Packet::Connect(_)
+            | Packet::Auth(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp => self.close(ctx, Close::Server(ReasonCode::PROTOCOL_ERROR)),
+        }
+    }
+
+    fn on_pubrec(&mut self, r: PubResponse, ctx: &mut Context<Self>) {
+        if r.reason.is_error() {
+            // 5.0: an error PUBREC ends the flow for that message [MQTT-4.3.3-? 4.9].
+            self.state.on_pubrec(r.packet_id);
+            self.state.on_pubcomp(r.packet_id);
+            self.pump(ctx);
+            return;
+        }
+        let mut rel = PubResponse::new(r.packet_id);
+        if self.state.on_pubrec(r.packet_id) == AckResult::Unknown && self.is_v5() {
+            rel.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+        }
+        self.send(&Packet::PubRel(rel));
+    }
+
+    fn on_publish(&mut self, mut p: Publish, ctx: &mut Context<Self>) {
+        if let Err(reason) = self.resolve_alias(&mut p) {
+            self.close(ctx, Close::Server(reason));
+            return;
+        }
+        let ack = match (p.qos, p.packet_id) {
+            (QoS::AtMostOnce, _) => None,
+            (_, None) => {
+                self.close(ctx, Close::Server(ReasonCode::PROTOCOL_ERROR));
+                return;
+            }
+            (qos, Some(id)) => Some((qos, id)),
+        };
+        if let Some((qos, id)) = ack {
+            let unacked = self.inbound.unacked_qos1 + self.state.awaiting_rel_len();
+            let max = usize::from(self.shared.config.limits.receive_maximum);
+            if self.is_v5() && unacked >= max {
+                // [MQTT-3.3.4-8]: more unacknowledged QoS 1/2 publishes than allowed.
+                self.close(ctx, Close::Server(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
+                return;
+            }
+            if qos == QoS::ExactlyOnce && !self.state.begin_inbound_qos2(id) {
+                // A re-sent QoS 2 PUBLISH: answer again, deliver once [MQTT-4.3.3-9].
+                self.inbound
+                    .acks
+                    .push_back(Some(Packet::PubRec(PubResponse::new(id))));
+                self.flush_acks();
+                return;
+            }
+            if qos == QoS::AtLeastOnce {
+                self.inbound.unacked_qos1 += 1;
+            }
+        }
+        let msg = Arc::new(self.message_from(p));
+        self.route(msg, ack, ctx);
+    }
+
+    /// Applies a 5.0 topic alias: sets it when a name comes with it, looks it up when not.
+    fn resolve_alias(&mut self, p: &mut Publish) -> Result<(), ReasonCode> {
+        let Some(alias) = p.properties.topic_alias.take() else {
+            return if p.topic.is_empty() {
+                Err(ReasonCode::PROTOCOL_ERROR)
+            } else {
+                Ok(())
+            };
+        };
+        if alias == 0 || alias > self.inbound.alias_max {
+            return Err(ReasonCode::TOPIC_ALIAS_INVALID); // [MQTT-3.3.2-9]
+        }
+        if p.topic.is_empty() {
+            p.topic = self
+                .inbound
+                .aliases
+                .get(&alias)
+                .cloned()
+                .ok_or(ReasonCode::PROTOCOL_ERROR)?;
+        } else {
+            self.inbound.aliases.insert(alias, p.topic.clone());
+        }
+        Ok(())
+    }
+
+    fn message_from(&self, p: Publish) -> Message {
+        let mut properties = p.properties;
+        properties.subscription_identifiers.clear();
+        let expires_at = properties
+            .message_expiry_interval
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            expires_at,
+            publisher: Some(self.state.client_id.clone()),
+        }
+    }
+
+    /// Hands a message to the router; the acknowledgement goes out once it is routed.
+    fn route(&mut self, msg: Arc<Message>, ack: Option<(QoS, PacketId)>, ctx: &mut Context<Self>) {
+        let slot = ack.map(|_| {
+            self.inbound.acks.push_back(None);
+            self.inbound.acks_base + self.inbound.acks.len() as u64 - 1
+        });
+        self.inbound.routes_in_flight += 1;
+        let fut =
+            self.shared
+                .router
+                .send(Route { msg })
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.inbound.routes_in_flight -= 1;
+                    let Ok(routed) = res else {
+                        act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
+                        return;
+                    };
+                    let (Some(slot), Some((qos, id))) = (slot, ack) else {
+                        return;
+                    };
+                    let mut resp = PubResponse::new(id);
+                    if routed.matched == 0 && act.is_v5() {
+                        resp.reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+                    }
+                    let packet = match qos {
+                        QoS::AtLeastOnce => Packet::PubAck(resp),
+                        _ => Packet::PubRec(resp),
+                    };
+                    let index = (slot - act.inbound.acks_base) as usize;
+                    if let Some(entry) = act.inbound.acks.get_mut(index) {
+                        *entry = Some(packet);
+                    }
+                    act.flush_acks();
+                });
+        if self.inbound.routes_in_flight >= ROUTE_WINDOW {
+            // Stop reading the socket until the router catches up.
+            ctx.wait(fut);
+        } else {
+            ctx.spawn(fut);
+        }
+    }
+
+    /// Sends the acknowledgements that are ready, in order.
+    fn flush_acks(&mut self) {
+        while let Some(Some(_)) = self.inbound.acks.front() {
+            let Some(Some(packet)) = self.inbound.acks.pop_front() else {
+                break;
+            };
+            self.inbound.acks_base += 1;
+            if let Packet::PubAck(_) = packet {
+                self.inbound.unacked_qos1 -= 1;
+            }
+            self.send(&packet);
+        }
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe, ctx: &mut Context<Self>) {
+        let id = s.properties.subscription_identifiers.first().copied();
+        let filters: Vec<_> = s
+            .filters
+            .into_iter()
+            .map(|(filter, options)| (filter, SubEntry { options, id }))
+            .collect();
+        let granted: Vec<QoS> = filters.iter().map(|(_, e)| e.options.qos).collect();
+        let request = RouterSubscribe {
+            client_id: self.state.client_id.clone(),
+            filters,
+        };
+        let packet_id = s.packet_id;
+        let fut = self
+            .shared
+            .router
+            .send(request)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let Ok(outcomes) = res else {
+                    act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
+                    return;
+                };
+                let reasons = granted.iter().map(|q| ReasonCode::granted(*q)).collect();
+                act.send(&Packet::SubAck(SubAck {
+                    packet_id,
+                    properties: Default::default(),
+                    reasons,
+                }));
+                // Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained.
+                for (outcome, qos) in outcomes.into_iter().zip(granted) {
+                    for msg in outcome.retained {
+                        let qos = msg.qos.min(qos);
+                        act.state.enqueue(Outgoing {
+                            msg,
+                            qos,
+                            retain: true,
+                            sub_ids: id.into_iter().collect(),
+                        });
+                    }
+                }
+                act.pump(ctx);
+            });
+        ctx.wait(fut);
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe, ctx: &mut Context<Self>) {
+        let request = RouterUnsubscribe {
+            client_id: self.state.client_id.clone(),
+            filters: u.filters,
+        };
+        let packet_id = u.packet_id;
+        let fut = self
+            .shared
+            .router
+            .send(request)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let Ok(existed) = res else {
+                    act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
+                    return;
+                };
+                let reasons = existed
+                    .into_iter()
+                    .map(|e| {
+                        if e {
+                            ReasonCode::SUCCESS
+                        } else {
+                            ReasonCode::NO_SUBSCRIPTION_EXISTED
+                        }
+                    })
+                    .collect();
+                act.send(&Packet::UnsubAck(UnsubAck {
+                    packet_id,
+                    properties: Default::default(),
+                    reasons,
+                }));
+            });
+        ctx.wait(fut);
+    }
+
+    fn on_disconnect(&mut self, d: Disconnect, ctx: &mut Context<Self>) {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            // [MQTT-3.14.2-2]: a session that expired at close cannot be extended now.
+            if self.accepted.session_expiry == 0 && expiry != 0 {
+                self.close(ctx, Close::Server(ReasonCode::PROTOCOL_ERROR));
+                return;
+            }
+            self.accepted.session_expiry = expiry;
+        }
+        let send_will = d.reason == ReasonCode::DISCONNECT_WITH_WILL;
+        self.close(ctx, Close::ClientDisconnect { send_will });
+    }
+}

@@ -1,0 +1,33 @@
+//! Messages a session actor handles.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::state::SessionState;
+use crate::message::Message;
+use crate::protocol::QoS;
+
+/// One routed message for this session's client.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub msg: Arc<Message>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub sub_ids: Vec<u32>,
+}
+
+/// Another connection claimed this client id: close this one (5.0: DISCONNECT 0x8E) and
+/// hand the session over, or discard it when `handover` is `None` (clean start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Takeover {
+    pub handover: Option<oneshot::Sender<Box<SessionState>>>,
+}
+
+/// The broker is shutting down: close the connection (5.0: DISCONNECT 0x8B).
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Shutdown;

@@ -1,0 +1,17 @@
+//! Client sessions: one actor per session, owning the connection while it is live and
+//! the session state (queue, in-flight messages, QoS 2 ids) for as long as it lasts.
+
+mod actor;
+mod connect;
+pub mod handshake;
+mod inbound;
+mod messages;
+mod outbound;
+pub mod state;
+mod will;
+mod writer;
+
+pub use actor::{Session, SessionSetup};
+pub use connect::serve;
+pub use messages::{Deliver, Shutdown, Takeover};
+pub use state::SessionState;

@@ -1,0 +1,99 @@
+//! Messages towards the client: routed deliveries enter the bounded queue, and `pump`
+//! moves them to the socket within the in-flight window and the write buffer's
+//! high-water mark.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use tracing::trace;
+
+use super::actor::{Phase, Session};
+use super::messages::Deliver;
+use super::state::Outgoing;
+use super::writer::HIGH_WATER;
+use crate::protocol::{encoded_len, Packet, PacketId, Properties, Publish, QoS};
+
+impl Handler<Deliver> for Session {
+    type Result = ();
+
+    fn handle(&mut self, d: Deliver, ctx: &mut Self::Context) {
+        if self.phase == Phase::Gone {
+            return;
+        }
+        if self.link.is_none() && d.qos == QoS::AtMostOnce {
+            // QoS 0 is not kept for an absent client.
+            self.state.dropped += 1;
+            return;
+        }
+        self.state.enqueue(Outgoing {
+            msg: d.msg,
+            qos: d.qos,
+            retain: d.retain,
+            sub_ids: d.sub_ids,
+        });
+        self.pump(ctx);
+    }
+}
+
+impl Session {
+    /// Moves queued messages to the socket while the window and buffer allow.
+    pub(super) fn pump(&mut self, _ctx: &mut Context<Self>) {
+        if self.phase != Phase::Live {
+            return;
+        }
+        let window = usize::from(self.accepted.outbound_window);
+        let now = Instant::now();
+        loop {
+            match self.writer_mut() {
+                Some(w) if !w.is_closing() && w.buffered() < HIGH_WATER => {}
+                _ => return,
+            }
+            let Some((out, packet_id)) = self.state.next_to_send(window, now) else {
+                return;
+            };
+            let packet = self.publish_packet(&out, packet_id, false);
+            if let Some(max) = self.accepted.client_max_packet_size {
+                if encoded_len(&packet, self.accepted.protocol) > max as usize {
+                    // [MQTT-3.1.2-25]: too large for this client; discarded as if sent.
+                    trace!(client_id = %self.state.client_id, "message over client's maximum packet size");
+                    if let Some(id) = packet_id {
+                        self.state.discard_inflight(id);
+                    }
+                    self.state.dropped += 1;
+                    continue;
+                }
+            }
+            self.send(&packet);
+        }
+    }
+
+    /// The PUBLISH for one delivery; 5.0 gets subscription identifiers and the remaining
+    /// message expiry [MQTT-3.3.2-6].
+    pub(super) fn publish_packet(
+        &self,
+        out: &Outgoing,
+        packet_id: Option<PacketId>,
+        dup: bool,
+    ) -> Packet {
+        let msg = &out.msg;
+        let properties = if !self.is_v5() {
+            Properties::default()
+        } else if out.sub_ids.is_empty() && msg.expires_at.is_none() {
+            msg.properties.clone()
+        } else {
+            let mut p = msg.properties.clone();
+            p.subscription_identifiers.clone_from(&out.sub_ids);
+            p.message_expiry_interval = msg.remaining_expiry(Instant::now());
+            p
+        };
+        Packet::Publish(Publish {
+            dup,
+            qos: out.qos,
+            retain: out.retain,
+            topic: msg.topic.clone(),
+            packet_id,
+            properties,
+            payload: msg.payload.clone(),
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! A session's plain state (section 4.1): outbound in-flight and queued messages, packet
+//! id allocation, and inbound QoS 2 packet ids awaiting PUBREL. No actix here.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::message::{ClientId, Message};
+use crate::protocol::{PacketId, ProtocolVersion, QoS};
+
+/// Bounds on a session's queue (configurable in `[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+}
+
+/// A message waiting to be sent to this session's client.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub msg: Arc<Message>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub sub_ids: Vec<u32>,
+}
+
+/// Where an outbound QoS 1/2 message stands in its acknowledgement flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published,
+    /// PUBREC received and PUBREL sent, waiting for PUBCOMP.
+    Released,
+}
+
+/// An outbound QoS 1/2 message sent and not yet fully acknowledged.
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    pub packet_id: PacketId,
+    pub out: Outgoing,
+    pub stage: Stage,
+}
+
+/// What happened to a message offered to [`SessionState::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// The queue was full and this message was dropped.
+    Dropped,
+    /// The queue was full; an older QoS 0 message was dropped to make room.
+    DisplacedQos0,
+}
+
+/// The result of an acknowledgement from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckResult {
+    /// The acknowledgement matched a message in flight.
+    Matched,
+    /// No message in flight had that packet id, or it was at another stage.
+    Unknown,
+}
+
+/// Everything a session keeps while its client is connected or away.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub client_id: ClientId,
+    pub protocol: ProtocolVersion,
+    next_packet_id: PacketId,
+    inflight: VecDeque<Inflight>,
+    queue: VecDeque<Outgoing>,
+    queued_bytes: usize,
+    /// Inbound QoS 2 packet ids whose PUBREC was sent and PUBREL not yet received.
+    awaiting_rel: HashSet<PacketId>,
+    limits: QueueLimits,
+    /// Messages dropped because the queue was full or the message expired.
+    pub dropped: u64,
+}
+
+impl SessionState {
+    pub fn new(client_id: ClientId, protocol: ProtocolVersion, limits: QueueLimits) -> Self {
+        SessionState {
+            client_id,
+            protocol,
+            next_packet_id: PacketId::new(1).unwrap_or_else(|| unreachable!()),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            awaiting_rel: HashSet::new(),
+            limits,
+            dropped: 0,
+        }
+    }
+
+    pub fn set_limits(&mut self, limits: QueueLimits) {
+        self.limits = limits;
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Queues a message, applying the full-queue policy: QoS 0 messages are dropped
+    /// first (the oldest queued one, else the new one); a QoS 1/2 message that still
+    /// does not fit is dropped and counted.
+    pub fn enqueue(&mut self, out: Outgoing) -> Enqueued {
+        let size = out.msg.size();
+        let full = |s: &Self| {
+            s.queue.len() >= s.limits.max_messages || s.queued_bytes + size > s.limits.max_bytes
+        };
+        if !full(self) {
+            self.push(out);
+            return Enqueued::Queued;
+        }
+        if out.qos == QoS::AtMostOnce {
+            self.dropped += 1;
+            return Enqueued::Dropped;
+        }
+        if let Some(pos) = self.queue.iter().position(|o| o.qos == QoS::AtMostOnce) {
+            if let Some(old) = self.queue.remove(pos) {
+                self.queued_bytes -= old.msg.size();
+            }
+            self.dropped += 1;
+            if !full(self) {
+                self.push(out);
+                return Enqueued::DisplacedQos0;
+            }
+        }
+        self.dropped += 1;
+        Enqueued::Dropped
+    }
+
+    fn push(&mut self, out: Outgoing) {
+        self.queued_bytes += out.msg.size();
+        self.queue.push_back(out);
+    }
+
+    /// Drops queued QoS 0 messages (used when the client goes offline: QoS 0 is not kept
+    /// for an absent client).
+    pub fn drop_queued_qos0(&mut self) {
+        let before = self.queue.len();
+        self.queue.retain(|o| o.qos != QoS::AtMostOnce);
+        self.dropped += (before - self.queue.len()) as u64;
+        self.queued_bytes = self.queue.iter().map(|o| o.msg.size()).sum();
+    }
+
+    /// Takes the next message that may be sent now, given the in-flight window. QoS 1/2
+    /// messages get a packet id and enter the in-flight list. Expired messages are
+    /// skipped [MQTT-3.3.2-5].
+    pub fn next_to_send(
+        &mut self,
+        window: usize,
+        now: Instant,
+    ) -> Option<(Outgoing, Option<PacketId>)> {
+        loop {
+            let head = self.queue.front()?;
+            if head.qos != QoS::AtMostOnce && self.inflight.len() >= window {
+                return None;
+            }
+            let out = self.queue.pop_front()?;
+            self.queued_bytes -= out.msg.size();
+            if out.msg.is_expired(now) {
+                self.dropped += 1;
+                continue;
+            }
+            if out.qos == QoS::AtMostOnce {
+                return Some((out, None));
+            }
+            let packet_id = self.allocate_packet_id();
+            self.inflight.push_back(Inflight {
+                packet_id,
+                out: out.clone(),
+                stage: Stage::Published,
+            });
+            return Some((out, Some(packet_id)));
+        }
+    }
+
+    /// A packet id not used by any message in flight [MQTT-2.2.1-3].
+    fn allocate_packet_id(&mut self) -> PacketId {
+        loop {
+            let id = self.next_packet_id;
+            self.next_packet_id = id.next();
+            if !self.inflight.iter().any(|i| i.packet_id == id) {
+                return id;
+            }
+        }
+    }
+
+    /// PUBACK for a QoS 1 message.
+    pub fn on_puback(&mut self, id: PacketId) -> AckResult {
+        self.remove_inflight(id, QoS::AtLeastOnce, Stage::Published)
+    }
+
+    /// PUBREC for a QoS 2 message; the caller answers with PUBREL either way
+    /// (5.0: with 0x92 when unknown).
+    pub fn on_pubrec(&mut self, id: PacketId) -> AckResult {
+        match self.inflight.iter_mut().find(|i| i.packet_id == id) {
+            Some(i) if i.out.qos == QoS::ExactlyOnce => {
+                i.stage = Stage::Released;
+                AckResult::Matched
+            }
+            _ => AckResult::Unknown,
+        }
+    }
+
+    /// PUBCOMP for a released QoS 2 message.
+    pub fn on_pubcomp(&mut self, id: PacketId) -> AckResult {
+        self.remove_inflight(id, QoS::ExactlyOnce, Stage::Released)
+    }
+
+    fn remove_inflight(&mut self, id: PacketId, qos: QoS, stage: Stage) -> AckResult {
+        let pos = self
+            .inflight
+            .iter()
+            .position(|i| i.packet_id == id && i.out.qos == qos && i.stage == stage);
+        match pos {
+            Some(p) => {
+                self.inflight.remove(p);
+                AckResult::Matched
+            }
+            None => AckResult::Unknown,
+        }
+    }
+
+    /// Forgets an in-flight message that could not be sent (too large for the client).
+    pub fn discard_inflight(&mut self, id: PacketId) {
+        self.inflight.retain(|i| i.packet_id != id);
+    }
+
+    /// The in-flight messages in the order they were first sent, to re-send on
+    /// reconnect [MQTT-4.4.0-1].
+    pub fn inflight(&self) -> impl Iterator<Item = &Inflight> {
+        self.inflight.iter()
+    }
+
+    /// Records an inbound QoS 2 packet id; false when it was already awaiting PUBREL
+    /// (a re-sent PUBLISH that must not be delivered again [MQTT-4.3.3-9]).
+    pub fn begin_inbound_qos2(&mut self, id: PacketId) -> bool {
+        self.awaiting_rel.insert(id)
+    }
+
+    /// PUBREL from the client; true when the id was awaiting it.
+    pub fn on_pubrel(&mut self, id: PacketId) -> bool {
+        self.awaiting_rel.remove(&id)
+    }
+
+    pub fn awaiting_rel_len(&self) -> usize {
+        self.awaiting_rel.len()
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

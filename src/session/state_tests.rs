@@ -1,0 +1,171 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::protocol::Properties;
+use crate::topic::TopicName;
+
+fn msg(payload: &'static str, qos: QoS) -> Arc<Message> {
+    Arc::new(Message {
+        topic: TopicName::new("t").unwrap(),
+        payload: Bytes::from_static(payload.as_bytes()),
+        qos,
+        retain: false,
+        properties: Properties::default(),
+        expires_at: None,
+        publisher: None,
+    })
+}
+
+fn out(payload: &'static str, qos: QoS) -> Outgoing {
+    Outgoing {
+        msg: msg(payload, qos),
+        qos,
+        retain: false,
+        sub_ids: vec![],
+    }
+}
+
+fn state(max_messages: usize) -> SessionState {
+    let limits = QueueLimits {
+        max_messages,
+        max_bytes: 1 << 20,
+    };
+    SessionState::new(ClientId::new("c"), ProtocolVersion::V311, limits)
+}
+
+fn pid(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+#[test]
+fn window_limits_inflight_and_keeps_order() {
+    let mut s = state(100);
+    for p in ["a", "b", "c"] {
+        assert_eq!(s.enqueue(out(p, QoS::AtLeastOnce)), Enqueued::Queued);
+    }
+    let now = Instant::now();
+    let (first, id1) = s.next_to_send(2, now).unwrap();
+    let (second, id2) = s.next_to_send(2, now).unwrap();
+    assert_eq!(
+        (&first.msg.payload[..], &second.msg.payload[..]),
+        (&b"a"[..], &b"b"[..])
+    );
+    assert_eq!((id1, id2), (Some(pid(1)), Some(pid(2))));
+    assert!(s.next_to_send(2, now).is_none(), "window of 2 is full");
+    assert_eq!(s.on_puback(pid(1)), AckResult::Matched);
+    assert_eq!(s.on_puback(pid(1)), AckResult::Unknown);
+    let (third, id3) = s.next_to_send(2, now).unwrap();
+    assert_eq!((&third.msg.payload[..], id3), (&b"c"[..], Some(pid(3))));
+}
+
+#[test]
+fn qos2_flow_needs_pubrec_then_pubcomp() {
+    let mut s = state(10);
+    s.enqueue(out("x", QoS::ExactlyOnce));
+    let (_, id) = s.next_to_send(10, Instant::now()).unwrap();
+    let id = id.unwrap();
+    assert_eq!(
+        s.on_pubcomp(id),
+        AckResult::Unknown,
+        "PUBCOMP before PUBREC"
+    );
+    assert_eq!(
+        s.on_puback(id),
+        AckResult::Unknown,
+        "PUBACK is not a QoS 2 ack"
+    );
+    assert_eq!(s.on_pubrec(id), AckResult::Matched);
+    assert_eq!(s.inflight().next().unwrap().stage, Stage::Released);
+    assert_eq!(s.on_pubcomp(id), AckResult::Matched);
+    assert_eq!(s.inflight_len(), 0);
+}
+
+#[test]
+fn full_queue_drops_qos0_first() {
+    let mut s = state(2);
+    s.enqueue(out("q0", QoS::AtMostOnce));
+    s.enqueue(out("q1", QoS::AtLeastOnce));
+    assert_eq!(s.enqueue(out("new0", QoS::AtMostOnce)), Enqueued::Dropped);
+    assert_eq!(
+        s.enqueue(out("new1", QoS::AtLeastOnce)),
+        Enqueued::DisplacedQos0
+    );
+    assert_eq!(s.enqueue(out("new2", QoS::AtLeastOnce)), Enqueued::Dropped);
+    assert_eq!(s.dropped, 3);
+    let now = Instant::now();
+    let a = s.next_to_send(10, now).unwrap().0;
+    let b = s.next_to_send(10, now).unwrap().0;
+    assert_eq!(
+        (&a.msg.payload[..], &b.msg.payload[..]),
+        (&b"q1"[..], &b"new1"[..])
+    );
+}
+
+#[test]
+fn expired_messages_are_skipped() {
+    let mut s = state(10);
+    let mut m = (*msg("old", QoS::AtLeastOnce)).clone();
+    let now = Instant::now();
+    m.expires_at = Some(now);
+    s.enqueue(Outgoing {
+        msg: Arc::new(m),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        sub_ids: vec![],
+    });
+    s.enqueue(out("fresh", QoS::AtLeastOnce));
+    let (o, _) = s.next_to_send(10, now + Duration::from_secs(1)).unwrap();
+    assert_eq!(&o.msg.payload[..], b"fresh");
+    assert_eq!(s.dropped, 1);
+}
+
+#[test]
+fn packet_ids_skip_ids_in_flight_and_wrap() {
+    let mut s = state(70_000);
+    let now = Instant::now();
+    // Keep id 1 in flight, then cycle through every other id.
+    s.enqueue(out("held", QoS::AtLeastOnce));
+    let (_, held) = s.next_to_send(usize::MAX, now).unwrap();
+    assert_eq!(held, Some(pid(1)));
+    for _ in 2..=u16::MAX {
+        s.enqueue(out("m", QoS::AtLeastOnce));
+        let (_, id) = s.next_to_send(usize::MAX, now).unwrap();
+        s.on_puback(id.unwrap());
+    }
+    s.enqueue(out("after wrap", QoS::AtLeastOnce));
+    let (_, id) = s.next_to_send(usize::MAX, now).unwrap();
+    assert_eq!(
+        id,
+        Some(pid(2)),
+        "id 1 is still in flight and must be skipped"
+    );
+}
+
+#[test]
+fn inbound_qos2_ids_detect_resends() {
+    let mut s = state(10);
+    assert!(s.begin_inbound_qos2(pid(7)));
+    assert!(
+        !s.begin_inbound_qos2(pid(7)),
+        "re-sent PUBLISH must not be delivered twice"
+    );
+    assert!(s.on_pubrel(pid(7)));
+    assert!(!s.on_pubrel(pid(7)));
+    assert!(
+        s.begin_inbound_qos2(pid(7)),
+        "id is free again after PUBREL"
+    );
+}
+
+#[test]
+fn going_offline_drops_queued_qos0() {
+    let mut s = state(10);
+    s.enqueue(out("a", QoS::AtMostOnce));
+    s.enqueue(out("b", QoS::AtLeastOnce));
+    s.drop_queued_qos0();
+    assert_eq!(s.queue_len(), 1);
+    assert_eq!(s.dropped, 1);
+}

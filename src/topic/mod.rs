@@ -1,0 +1,34 @@
+//! Topic names, topic filters and the subscription trie. Pure: no actix, no tokio.
+
+mod filter;
+mod matching;
+#[cfg(test)]
+mod model_tests;
+mod name;
+mod tree;
+mod trie;
+
+pub use filter::{Share, TopicFilter};
+pub use matching::matches;
+pub use name::TopicName;
+pub use tree::TopicTree;
+pub use trie::{Match, SubscriptionTrie};
+
+/// Why a string is not a valid topic name or filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    #[error("[MQTT-4.7.3-1] topic names and filters must be at least one character long")]
+    Empty,
+    #[error("[MQTT-4.7.3-3] topic longer than 65,535 bytes")]
+    TooLong,
+    #[error("[MQTT-4.7.3-2] topic contains U+0000")]
+    NullCharacter,
+    #[error("[MQTT-3.3.2-2] topic name contains a wildcard character")]
+    WildcardInName,
+    #[error("[MQTT-4.7.1-2] '#' must be the last character and alone in its level")]
+    InvalidMultiLevelWildcard,
+    #[error("[MQTT-4.7.1-3] '+' must occupy an entire level")]
+    InvalidSingleLevelWildcard,
+    #[error("[MQTT-4.8.2-1] shared subscription must be $share/{{group}}/{{filter}} with a group free of wildcards")]
+    InvalidShare,
+}

@@ -1,0 +1,29 @@
+//! Listeners. A listener turns accepted sockets into [`Connection`]s (a reader, a writer
+//! and a peer address) and hands them to a worker arbiter; sessions never see the socket
+//! type, so TLS or WebSocket listeners slot in beside TCP without touching them.
+
+mod limiter;
+mod tcp;
+mod workers;
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use limiter::{ConnectionLimiter, ConnectionPermit};
+pub use tcp::{ServeFn, TcpListenerTask};
+pub use workers::Workers;
+
+/// The read half of a client connection.
+pub type BoxedReader = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of a client connection.
+pub type BoxedWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// An accepted client connection, whatever its transport.
+pub struct Connection {
+    pub reader: BoxedReader,
+    pub writer: BoxedWriter,
+    pub peer: SocketAddr,
+    /// `None` when the connection limit was reached: the session refuses the CONNECT.
+    pub permit: Option<ConnectionPermit>,
+}

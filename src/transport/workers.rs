@@ -1,0 +1,45 @@
+//! Worker arbiters: one event loop per core; connections are spread over them.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+/// The arbiters that run session actors, chosen round robin.
+#[derive(Clone)]
+pub struct Workers {
+    arbiters: Arc<Vec<ArbiterHandle>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Workers {
+    /// Starts `n` arbiters (at least one).
+    pub fn start(n: usize) -> Workers {
+        let arbiters = (0..n.max(1)).map(|_| Arbiter::new().handle()).collect();
+        Workers {
+            arbiters: Arc::new(arbiters),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Runs the future `make` returns on the next arbiter; the future itself need not be
+    /// `Send` (actors are not), only the closure that builds it there.
+    pub fn spawn<F, Fut>(&self, make: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        self.arbiters[i].spawn_fn(move || {
+            actix_rt::spawn(make());
+        });
+    }
+
+    /// Stops every arbiter.
+    pub fn stop(&self) {
+        for a in self.arbiters.iter() {
+            a.stop();
+        }
+    }
+}
