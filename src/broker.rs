@@ -74,7 +74,11 @@ impl Broker {
     pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
         persistence::prepare_data_dir(&self.config.storage.data_dir)?;
         let router_arbiter = Arbiter::new().handle();
-        let router = Supervisor::start_in_arbiter(&router_arbiter, |_| Router::new());
+        let router = Supervisor::start_in_arbiter(&router_arbiter, |ctx| {
+            // Must be set before the actor starts: `started` is too late for the mailbox.
+            ctx.set_mailbox_capacity(crate::router::MAILBOX_CAPACITY);
+            Router::new()
+        });
         let workers = Workers::start(self.workers);
         let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
         let shared = Arc::new(Shared {

@@ -9,6 +9,9 @@ mod packet;
 mod properties;
 mod types;
 
+#[cfg(test)]
+mod tests;
+
 pub use codec::MqttCodec;
 pub use decode::decode_packet;
 pub use encode::{encode_packet, encoded_len};

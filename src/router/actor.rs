@@ -16,7 +16,7 @@ use crate::message::ClientId;
 use crate::session::{Deliver, Session, Shutdown, Takeover};
 
 /// Mailbox size: sessions awaiting `send` park once it is full (backpressure).
-const MAILBOX: usize = 4096;
+pub const MAILBOX_CAPACITY: usize = 4096;
 
 /// The router actor.
 #[derive(Default)]
@@ -35,8 +35,7 @@ impl Router {
 impl Actor for Router {
     type Context = Context<Self>;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(MAILBOX);
+    fn started(&mut self, _: &mut Self::Context) {
         debug!("router started");
     }
 }
@@ -54,10 +53,9 @@ impl Handler<Register> for Router {
         let old = self.sessions.insert(msg.client_id.clone(), msg.addr);
         self.state.set_online(&msg.client_id, true);
         let Some(old) = old.filter(Addr::connected) else {
-            if msg.clean_start {
-                self.state.remove_client(&msg.client_id);
-                self.state.set_online(&msg.client_id, true);
-            }
+            // No live session to resume: whatever subscriptions remain are stale.
+            self.state.remove_client(&msg.client_id);
+            self.state.set_online(&msg.client_id, true);
             return RegisterReply { handover: None };
         };
         if msg.clean_start {
@@ -98,6 +96,7 @@ impl Handler<Route> for Router {
 
     fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Routed {
         self.routed += 1;
+        tracing::trace!(topic = %msg.msg.topic, retain = msg.msg.retain, "route");
         if msg.msg.retain {
             self.state.retain(&msg.msg);
         }
@@ -161,5 +160,14 @@ impl Handler<ShutdownSessions> for Router {
         for addr in self.sessions.values() {
             addr.do_send(Shutdown);
         }
+    }
+}
+
+impl Handler<ForgetClient> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetClient, _: &mut Self::Context) {
+        self.state.remove_client(&msg.client_id);
+        self.state.set_online(&msg.client_id, true);
     }
 }

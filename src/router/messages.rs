@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use super::state::{SubEntry, SubscribeOutcome};
 use crate::message::{ClientId, Message};
-use crate::session::{Session, SessionState};
+use crate::session::{Handover, Session};
 use crate::topic::TopicFilter;
 
 /// A session actor with a new connection claims its client id. If another actor holds
@@ -26,7 +26,7 @@ pub struct Register {
 pub struct RegisterReply {
     /// Where the previous session's state will arrive, when one exists and the new
     /// connection did not ask for a clean start.
-    pub handover: Option<oneshot::Receiver<Box<SessionState>>>,
+    pub handover: Option<oneshot::Receiver<Handover>>,
 }
 
 /// A session actor's connection closed; shared subscriptions skip it while offline.
@@ -92,3 +92,11 @@ pub struct RouterStats {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ShutdownSessions;
+
+/// Forget every subscription of a client whose previous session turned out to have
+/// ended (or vanished) while a new connection was resuming it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetClient {
+    pub client_id: ClientId,
+}

@@ -5,6 +5,6 @@ mod actor;
 pub mod messages;
 mod state;
 
-pub use actor::Router;
+pub use actor::{Router, MAILBOX_CAPACITY};
 pub use messages::{Register, RegisterReply, Route, Routed, RouterStats, SessionEnded};
 pub use state::{Delivery, RouterState, SubEntry, SubscribeOutcome};

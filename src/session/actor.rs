@@ -11,13 +11,14 @@ use tracing::debug;
 
 use super::handshake::{connack, Accepted, NEVER_EXPIRES};
 use super::inbound::Inbound;
-use super::messages::{Shutdown, Takeover};
+use super::messages::{Handover, Shutdown, Takeover};
 use super::state::{QueueLimits, SessionState, Stage};
 use super::will::will_message;
 use super::writer::{WriteLoop, Writer};
 use crate::broker::Shared;
 use crate::protocol::{Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
-use crate::router::messages::{Register, Route, SessionEnded, WentOffline};
+use crate::router::messages::{ForgetClient, Register, Route, SessionEnded, WentOffline};
+use crate::router::Router;
 use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
 
 /// A longest wait for the previous session actor to hand its state over.
@@ -69,6 +70,9 @@ pub(super) struct Link {
 /// The session actor.
 pub struct Session {
     pub(super) shared: Arc<Shared>,
+    /// This session's own sender to the router: a parked sender (full mailbox) then
+    /// only holds up this session.
+    pub(super) router: Addr<Router>,
     pub(super) state: Box<SessionState>,
     pub(super) accepted: Accepted,
     pub(super) will: Option<LastWill>,
@@ -84,6 +88,8 @@ pub struct Session {
     peer: SocketAddr,
     pending_will: Option<SpawnHandle>,
     expiry: Option<SpawnHandle>,
+    /// A server-side close waiting for pending acknowledgements.
+    pub(super) deferred_close: Option<Close>,
 }
 
 impl Session {
@@ -106,6 +112,8 @@ impl Session {
             peer: setup.peer,
             pending_will: None,
             expiry: None,
+            deferred_close: None,
+            router: setup.shared.router.clone(),
             shared: setup.shared,
         }
     }
@@ -179,6 +187,16 @@ impl Session {
         if link.writer.is_closing() {
             return;
         }
+        if let (Close::Server(_), true) = (how, self.inbound.acks_pending()) {
+            // Publishes already accepted are acknowledged first: nothing may follow a
+            // DISCONNECT [MQTT-3.14.4-1]. Reading stops now; the close resumes once the
+            // router has answered (see `Session::flush_acks`).
+            if let Some(read) = link.read.take() {
+                ctx.cancel_future(read);
+            }
+            self.deferred_close.get_or_insert(how);
+            return;
+        }
         if let Close::Server(reason) = how {
             if self.accepted.protocol.is_v5() {
                 link.writer
@@ -198,7 +216,7 @@ impl Session {
             self.schedule_will(ctx, expiry);
         }
         self.will = None;
-        self.shared.router.do_send(WentOffline {
+        self.router.do_send(WentOffline {
             client_id: self.state.client_id.clone(),
             addr: ctx.address(),
         });
@@ -233,7 +251,7 @@ impl Session {
 
     fn publish_will(&self, will: &LastWill) {
         let msg = will_message(will, &self.state.client_id);
-        self.shared.router.do_send(Route { msg: Arc::new(msg) });
+        self.router.do_send(Route { msg: Arc::new(msg) });
     }
 
     /// The session is over: its subscriptions go and a delayed will is sent now.
@@ -242,7 +260,7 @@ impl Session {
             return;
         }
         self.phase = Phase::Gone;
-        self.shared.router.do_send(SessionEnded {
+        self.router.do_send(SessionEnded {
             client_id: self.state.client_id.clone(),
             addr: ctx.address(),
         });
@@ -251,9 +269,17 @@ impl Session {
 
     fn stop_when_flushed(&mut self, ctx: &mut Context<Self>) {
         if self.link.is_none() {
-            ctx.stop();
+            self.stop_if_idle(ctx);
         } else {
             ctx.run_later(LINGER, |_, ctx| ctx.stop());
+        }
+    }
+
+    /// Stops a gone session once nothing it sent to the router is still on its way: a
+    /// `send` to a full mailbox holds its message until polled, and stopping would drop it.
+    pub(super) fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.phase == Phase::Gone && self.link.is_none() && !self.inbound.routing() {
+            ctx.stop();
         }
     }
 
@@ -268,9 +294,7 @@ impl Session {
                 ctx.cancel_future(read);
             }
         }
-        if self.phase == Phase::Gone {
-            ctx.stop();
-        }
+        self.stop_if_idle(ctx);
     }
 }
 
@@ -302,35 +326,31 @@ impl Actor for Session {
             addr: ctx.address(),
         };
         // Nothing else is handled until the session is resumed: CONNACK goes first.
-        let fut = self
-            .shared
-            .router
-            .send(register)
-            .into_actor(self)
-            .then(|reply, act, ctx| {
-                let handover = match reply {
-                    Ok(r) => r.handover,
-                    Err(_) => {
-                        act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
-                        None
-                    }
-                };
-                async move {
-                    match handover {
-                        Some(rx) => tokio::time::timeout(HANDOVER_TIMEOUT, rx)
-                            .await
-                            .ok()
-                            .and_then(Result::ok),
-                        None => None,
-                    }
+        let router = self.router.clone();
+        let client_id = self.accepted.client_id.clone();
+        let fut = async move {
+            let reply = router.send(register).await.ok()?;
+            let handover = match reply.handover {
+                Some(rx) => tokio::time::timeout(HANDOVER_TIMEOUT, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => return Some(None),
+            };
+            match handover {
+                Some(Handover::State(state)) => Some(Some(state)),
+                // The previous session ended or vanished: its subscriptions are stale.
+                Some(Handover::Ended) | None => {
+                    router.send(ForgetClient { client_id }).await.ok()?;
+                    Some(None)
                 }
-                .into_actor(act)
-                .map(|prior, act, ctx| {
-                    if act.link.is_some() {
-                        act.resume(prior, ctx);
-                    }
-                })
-            });
+            }
+        }
+        .into_actor(self)
+        .map(|outcome, act, ctx| match outcome {
+            Some(prior) => act.resume(prior, ctx),
+            None => act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE)),
+        });
         ctx.wait(fut);
     }
 
@@ -345,6 +365,9 @@ impl Handler<Takeover> for Session {
     fn handle(&mut self, msg: Takeover, ctx: &mut Self::Context) {
         debug!(client_id = %self.state.client_id, "session taken over");
         match msg.handover {
+            Some(tx) if self.phase == Phase::Gone => {
+                let _ = tx.send(Handover::Ended);
+            }
             Some(tx) => {
                 // The session continues elsewhere: a delayed will is cancelled
                 // [MQTT-3.1.3-9]; a will without delay goes out as the connection closes.
@@ -362,7 +385,7 @@ impl Handler<Takeover> for Session {
                 let empty =
                     SessionState::new(self.state.client_id.clone(), self.state.protocol, limits);
                 let state = std::mem::replace(&mut self.state, Box::new(empty));
-                let _ = tx.send(state);
+                let _ = tx.send(Handover::State(state));
                 self.stop_when_flushed(ctx);
             }
             None => {

@@ -32,10 +32,15 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         Ok(None) => return,
         Ok(Some(Err(error))) => {
             debug!(peer = %conn.peer, %error, "bad CONNECT; closing");
+            let level = connect_level(reader.read_buffer());
             if let DecodeError::UnsupportedProtocolVersion { .. } = error {
                 // [MQTT-3.1.2-2]: CONNACK return code 1 (0x84 in 5.0 terms), 3.1.1 format.
                 let ack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
                 refuse(&mut writer, Packet::ConnAck(ack), ProtocolVersion::V311).await;
+            } else if level == Some(5) {
+                // [MQTT-3.1.4-1]: a 5.0 client may be told why before the close (4.13).
+                let ack = refusal(error.reason_code());
+                refuse(&mut writer, Packet::ConnAck(ack), ProtocolVersion::V5).await;
             }
             return;
         }
@@ -79,9 +84,42 @@ async fn refuse(writer: &mut BoxedWriter, packet: Packet, version: ProtocolVersi
     let _ = writer.shutdown().await;
 }
 
+/// The protocol level byte of a CONNECT still in the buffer, when enough of it arrived
+/// (fixed header, then the length-prefixed protocol name, then the level).
+fn connect_level(buf: &[u8]) -> Option<u8> {
+    let mut i = 1;
+    while *buf.get(i)? & 0x80 != 0 {
+        i += 1;
+        if i > 4 {
+            return None;
+        }
+    }
+    let name_len = usize::from(u16::from_be_bytes([*buf.get(i + 1)?, *buf.get(i + 2)?]));
+    buf.get(i + 3 + name_len).copied()
+}
+
 /// A client id for a client that sent none [MQTT-3.1.3-6].
 fn fresh_client_id() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().gen();
     format!("starling-{n:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_level;
+
+    #[test]
+    fn peeks_the_level_of_a_partial_connect() {
+        assert_eq!(
+            connect_level(&[0x10, 0x7F, 0, 4, b'M', b'Q', b'T', b'T', 5]),
+            Some(5)
+        );
+        assert_eq!(
+            connect_level(&[0x10, 0x80, 0x01, 0, 4, b'M', b'Q', b'T', b'T', 4]),
+            Some(4)
+        );
+        assert_eq!(connect_level(&[0x10, 0x7F, 0, 4, b'M', b'Q']), None);
+        assert_eq!(connect_level(&[0x10]), None);
+    }
 }

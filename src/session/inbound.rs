@@ -18,7 +18,7 @@ use crate::protocol::{
     Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::router::messages::{
-    Route, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
+    Route, Routed, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
 };
 use crate::router::SubEntry;
 use crate::topic::TopicName;
@@ -41,6 +41,16 @@ pub(super) struct Inbound {
 }
 
 impl Inbound {
+    /// True while acknowledgements wait for the router's answer.
+    pub fn acks_pending(&self) -> bool {
+        !self.acks.is_empty()
+    }
+
+    /// True while routed publishes await the router's answer.
+    pub fn routing(&self) -> bool {
+        self.routes_in_flight > 0
+    }
+
     pub fn new(alias_max: u16) -> Inbound {
         Inbound {
             aliases: HashMap::new(),
@@ -76,6 +86,7 @@ impl StreamHandler<Result<Packet, DecodeError>> for Session {
 
 impl Session {
     fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
+        tracing::trace!(phase = ?self.phase, kind = packet.packet_type(), "packet in");
         if self.phase != Phase::Live {
             return;
         }
@@ -129,6 +140,7 @@ impl Session {
     }
 
     fn on_publish(&mut self, mut p: Publish, ctx: &mut Context<Self>) {
+        tracing::trace!(topic = %p.topic, qos = ?p.qos, retain = p.retain, "publish in");
         if let Err(reason) = self.resolve_alias(&mut p) {
             self.close(ctx, Close::Server(reason));
             return;
@@ -214,40 +226,53 @@ impl Session {
             self.inbound.acks_base + self.inbound.acks.len() as u64 - 1
         });
         self.inbound.routes_in_flight += 1;
-        let fut =
-            self.shared
-                .router
-                .send(Route { msg })
-                .into_actor(self)
-                .map(move |res, act, ctx| {
-                    act.inbound.routes_in_flight -= 1;
-                    let Ok(routed) = res else {
-                        act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
-                        return;
-                    };
-                    let (Some(slot), Some((qos, id))) = (slot, ack) else {
-                        return;
-                    };
-                    let mut resp = PubResponse::new(id);
-                    if routed.matched == 0 && act.is_v5() {
-                        resp.reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
-                    }
-                    let packet = match qos {
-                        QoS::AtLeastOnce => Packet::PubAck(resp),
-                        _ => Packet::PubRec(resp),
-                    };
-                    let index = (slot - act.inbound.acks_base) as usize;
-                    if let Some(entry) = act.inbound.acks.get_mut(index) {
-                        *entry = Some(packet);
-                    }
-                    act.flush_acks();
-                });
+        let request = self.router.send(Route { msg });
+        let fut = request.into_actor(self).map(move |res, act, ctx| {
+            act.on_routed(res.ok(), slot.zip(ack), ctx);
+        });
         if self.inbound.routes_in_flight >= ROUTE_WINDOW {
             // Stop reading the socket until the router catches up.
             ctx.wait(fut);
         } else {
             ctx.spawn(fut);
         }
+    }
+
+    /// The router answered a `Route` (or is gone, `None`): fill in the acknowledgement's
+    /// slot, send what is ready, and finish a close that waited for it.
+    fn on_routed(
+        &mut self,
+        routed: Option<Routed>,
+        ack: Option<(u64, (QoS, PacketId))>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.inbound.routes_in_flight -= 1;
+        let Some(routed) = routed else {
+            self.inbound.acks.clear();
+            self.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
+            self.stop_if_idle(ctx);
+            return;
+        };
+        if let Some((slot, (qos, id))) = ack {
+            let mut resp = PubResponse::new(id);
+            if routed.matched == 0 && self.is_v5() {
+                resp.reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+            }
+            let packet = match qos {
+                QoS::AtLeastOnce => Packet::PubAck(resp),
+                _ => Packet::PubRec(resp),
+            };
+            let index = (slot - self.inbound.acks_base) as usize;
+            if let Some(entry) = self.inbound.acks.get_mut(index) {
+                *entry = Some(packet);
+            }
+            self.flush_acks();
+        }
+        if let (Some(how), false) = (self.deferred_close, self.inbound.acks_pending()) {
+            self.deferred_close = None;
+            self.close(ctx, how);
+        }
+        self.stop_if_idle(ctx);
     }
 
     /// Sends the acknowledgements that are ready, in order.
@@ -278,7 +303,6 @@ impl Session {
         };
         let packet_id = s.packet_id;
         let fut = self
-            .shared
             .router
             .send(request)
             .into_actor(self)
@@ -317,7 +341,6 @@ impl Session {
         };
         let packet_id = u.packet_id;
         let fut = self
-            .shared
             .router
             .send(request)
             .into_actor(self)

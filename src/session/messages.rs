@@ -24,7 +24,16 @@ pub struct Deliver {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Takeover {
-    pub handover: Option<oneshot::Sender<Box<SessionState>>>,
+    pub handover: Option<oneshot::Sender<Handover>>,
+}
+
+/// What the previous session actor hands to the new one.
+#[derive(Debug)]
+pub enum Handover {
+    /// The session continues: here is its state.
+    State(Box<SessionState>),
+    /// The session had already ended (its subscriptions are stale).
+    Ended,
 }
 
 /// The broker is shutting down: close the connection (5.0: DISCONNECT 0x8B).

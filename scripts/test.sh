@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the black-box tests need when it is missing, then runs every test target.
+# Usage: scripts/test.sh [extra cargo test args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "scripts/test.sh: need root to run: $*" >&2
+        return 1
+    fi
+}
+
+# mosquitto_pub / mosquitto_sub for tests/interop_mosquitto.rs
+if ! command -v mosquitto_sub >/dev/null 2>&1 || ! command -v mosquitto_pub >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing mosquitto-clients" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients
+fi
+
+# paho-mqtt 2.x for tests/interop_paho.rs and tests/py/*.py
+if ! python3 -c 'import paho.mqtt' >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing paho-mqtt" >&2
+    python3 -m pip install -q 'paho-mqtt>=2,<3' ||
+        python3 -m pip install -q --break-system-packages 'paho-mqtt>=2,<3'
+fi
+
+cargo test --no-fail-fast --all-targets "$@"
+cargo test --doc "$@"

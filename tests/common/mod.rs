@@ -1,0 +1,306 @@
+//! Shared fixtures of the black-box tests: the broker as a child process
+//! ([`BrokerProcess`]), a raw MQTT client over the crate's own codec ([`RawClient`]),
+//! hand-made wire bytes for malformed input, and a [`Witness`] client that proves the
+//! broker still serves others. Every wait here is bounded.
+#![allow(dead_code)]
+
+use std::fs::{self, OpenOptions};
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, TcpStream as StdTcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+mod raw;
+#[allow(unused_imports)]
+pub use raw::*;
+/// Upper bound of one whole test body.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default wait for one expected packet.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs a test body with the 30 s bound.
+pub async fn bounded<F: Future>(body: F) -> F::Output {
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test body exceeded its 30 s bound")
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_starling")
+}
+
+/// A free loopback port: bind port 0, read it, release it.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// Waits for a child with a deadline; `None` when it is still running then.
+pub fn wait_child(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The broker binary running on its own port and temporary data directory.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    config: Option<PathBuf>,
+    log: PathBuf,
+}
+
+impl BrokerProcess {
+    /// A broker with the default configuration (no config file).
+    pub fn start() -> BrokerProcess {
+        BrokerProcess::start_with_config(None)
+    }
+
+    /// A broker whose config file holds these `[limits]` entries.
+    pub fn start_with_limits(limits: &[(&str, u64)]) -> BrokerProcess {
+        let mut toml = String::from("[limits]\n");
+        for (key, value) in limits {
+            toml.push_str(&format!("{key} = {value}\n"));
+        }
+        BrokerProcess::start_with_config(Some(&toml))
+    }
+
+    /// A broker with this config file text (none when `None`).
+    pub fn start_with_config(toml: Option<&str>) -> BrokerProcess {
+        let dir = tempfile::Builder::new()
+            .prefix("starling-bb-")
+            .tempdir()
+            .expect("create tempdir");
+        let data_dir = dir.path().join("data");
+        fs::create_dir_all(&data_dir).expect("create data dir");
+        let config = toml.map(|text| {
+            let path = dir.path().join("starling.toml");
+            fs::write(&path, text).expect("write config");
+            path
+        });
+        let log = dir.path().join("broker.log");
+        let mut broker = BrokerProcess {
+            child: None,
+            port: free_port(),
+            dir,
+            data_dir,
+            config,
+            log,
+        };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open broker log");
+        let mut cmd = Command::new(bin());
+        cmd.arg("--listen")
+            .arg(self.addr().to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir);
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone log fd")))
+            .stderr(Stdio::from(log));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Bounded wait until the port accepts TCP; fails early when the process exits.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr = self.addr();
+        loop {
+            if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
+                self.child = None;
+                panic!(
+                    "broker exited during start-up with {status}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            if StdTcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "broker did not accept TCP on {addr} within {READY_TIMEOUT:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("broker process is not running")
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker not running").id()
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    pub fn assert_alive(&mut self) {
+        assert!(
+            self.is_running(),
+            "broker process died; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Resident memory of the broker in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM, then a bounded wait (10 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.terminate_within(Duration::from_secs(10))
+    }
+
+    pub fn terminate_within(&mut self, within: Duration) -> ExitStatus {
+        let pid = self.pid().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill -TERM");
+        assert!(ok.success(), "kill -TERM {pid} failed");
+        let mut child = self.child.take().expect("broker not running");
+        match wait_child(&mut child, within) {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "broker did not exit within {within:?} after SIGTERM; log:\n{}",
+                    self.log_text()
+                );
+            }
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the binary again on the same port, data dir and config (SIGKILL first if
+    /// it is still running).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "---- broker log tail ({}) ----\n{}",
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
+        self.kill9();
+    }
+}
+
+// ---- hand-made wire bytes, for input the codec would refuse to produce ----
+
+/// Variable byte integer (section 1.5.5 / 2.2.3).
+pub fn varint(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let mut byte = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+/// A length-prefixed string or binary field.
+pub fn mqtt_str(s: &[u8]) -> Vec<u8> {
+    let mut out = (s.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(s);
+    out
+}
+
+/// Fixed header byte + remaining length + body.
+pub fn raw_packet(first_byte: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    out.extend(varint(body.len()));
+    out.extend_from_slice(body);
+    out
+}
+
+/// A CONNECT with free protocol level and flags; `v5_props` adds a property block.
+pub fn raw_connect(level: u8, flags: u8, client_id: &str, v5_props: Option<&[u8]>) -> Vec<u8> {
+    let mut body = mqtt_str(b"MQTT");
+    body.push(level);
+    body.push(flags);
+    body.extend_from_slice(&60u16.to_be_bytes());
+    if let Some(props) = v5_props {
+        body.extend(varint(props.len()));
+        body.extend_from_slice(props);
+    }
+    body.extend(mqtt_str(client_id.as_bytes()));
+    raw_packet(0x10, &body)
+}
