@@ -19,9 +19,11 @@ use actix::prelude::*;
 use tracing::info;
 
 use crate::config::{Config, ListenerKind};
-use crate::persistence::{self, PersistenceError};
-use crate::router::messages::ShutdownSessions;
-use crate::router::Router;
+use crate::message::ClientId;
+use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot};
+use crate::router::messages::{Adopt, GetStats, ShutdownSessions};
+use crate::router::{Router, RouterState};
+use crate::session::Session;
 use crate::transport::{ConnectionLimiter, TcpListenerTask, Workers};
 
 /// Why the broker could not start.
@@ -40,6 +42,7 @@ pub enum BrokerError {
 pub struct Shared {
     pub config: Config,
     pub router: Addr<Router>,
+    pub persistence: Addr<Persistence>,
 }
 
 /// A broker to be started.
@@ -54,6 +57,8 @@ pub struct BrokerHandle {
     router: Addr<Router>,
     workers: Workers,
     router_arbiter: ArbiterHandle,
+    persistence: Addr<Persistence>,
+    persistence_arbiter: ArbiterHandle,
     listeners: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -69,59 +74,92 @@ impl Broker {
         self
     }
 
-    /// Starts the router, the workers and every listener. Must run inside an actix
-    /// `System`; returns once the listeners are bound.
+    /// Opens the store, restores the router and the persistent sessions from it, then
+    /// starts the listeners: nothing is accepted before the stored state is back. Must
+    /// run inside an actix `System`; returns once the listeners are bound.
     pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
-        persistence::prepare_data_dir(&self.config.storage.data_dir)?;
+        let (store, snapshot) = persistence::open_store(&self.config.storage)?;
+        let storage = self.config.storage.clone();
+        let persistence_arbiter = Arbiter::new().handle();
+        let persistence = Persistence::start_in_arbiter(&persistence_arbiter, move |_| {
+            Persistence::new(store, &storage)
+        });
+        let router_state = RouterState::restore(&snapshot);
+        let (p, durability) = (persistence.clone(), self.config.storage.durability);
         let router_arbiter = Arbiter::new().handle();
-        let router = Supervisor::start_in_arbiter(&router_arbiter, |ctx| {
+        let router = Supervisor::start_in_arbiter(&router_arbiter, move |ctx| {
             // Must be set before the actor starts: `started` is too late for the mailbox.
             ctx.set_mailbox_capacity(crate::router::MAILBOX_CAPACITY);
-            Router::new()
+            Router::new(router_state, p, durability)
         });
         let workers = Workers::start(self.workers);
-        let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
         let shared = Arc::new(Shared {
             config: self.config.clone(),
             router: router.clone(),
+            persistence: persistence.clone(),
         });
-        let mut local_addrs = Vec::new();
-        let mut listeners = Vec::new();
-        for l in &self.config.listeners {
-            match l.kind {
-                ListenerKind::Tcp => {
-                    let task = TcpListenerTask::bind(l.bind).await.map_err(|source| {
-                        BrokerError::Bind {
-                            addr: l.bind,
-                            source,
-                        }
-                    })?;
-                    let addr = task.local_addr().map_err(|source| BrokerError::Bind {
-                        addr: l.bind,
-                        source,
-                    })?;
-                    local_addrs.push(addr);
-                    let shared = Arc::clone(&shared);
-                    let serve: crate::transport::ServeFn = Arc::new(move |conn| {
-                        Box::pin(crate::session::serve(conn, Arc::clone(&shared)))
-                    });
-                    listeners.push(actix_rt::spawn(task.run(
-                        workers.clone(),
-                        limiter.clone(),
-                        serve,
-                    )));
-                }
-            }
-        }
+        restore_sessions(snapshot, &shared, &workers).await;
+        let listeners = self.start_listeners(&shared, &workers).await?;
+        let local_addrs = listeners.iter().map(|(a, _)| *a).collect::<Vec<_>>();
         info!(addrs = ?local_addrs, workers = self.workers, "broker started");
         Ok(BrokerHandle {
             local_addrs,
             router,
             workers,
             router_arbiter,
-            listeners,
+            persistence,
+            persistence_arbiter,
+            listeners: listeners.into_iter().map(|(_, h)| h).collect(),
         })
     }
+
+    async fn start_listeners(
+        &self,
+        shared: &Arc<Shared>,
+        workers: &Workers,
+    ) -> Result<Vec<(SocketAddr, tokio::task::JoinHandle<()>)>, BrokerError> {
+        let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
+        let mut listeners = Vec::new();
+        for l in &self.config.listeners {
+            match l.kind {
+                ListenerKind::Tcp => {
+                    let bind_err = |source| BrokerError::Bind {
+                        addr: l.bind,
+                        source,
+                    };
+                    let task = TcpListenerTask::bind(l.bind).await.map_err(bind_err)?;
+                    let addr = task.local_addr().map_err(bind_err)?;
+                    let shared = Arc::clone(shared);
+                    let serve: crate::transport::ServeFn = Arc::new(move |conn| {
+                        Box::pin(crate::session::serve(conn, Arc::clone(&shared)))
+                    });
+                    let run = task.run(workers.clone(), limiter.clone(), serve);
+                    listeners.push((addr, actix_rt::spawn(run)));
+                }
+            }
+        }
+        Ok(listeners)
+    }
+}
+
+/// Starts an offline session actor for every stored session and waits until the router
+/// has them all in its registry.
+async fn restore_sessions(snapshot: Snapshot, shared: &Arc<Shared>, workers: &Workers) {
+    let count = snapshot.sessions.len();
+    if count == 0 {
+        return;
+    }
+    for stored in snapshot.sessions {
+        let client_id = ClientId::new(stored.record.client_id.clone());
+        let shared2 = Arc::clone(shared);
+        let addr = Session::start_in_arbiter(workers.next_arbiter(), move |_| {
+            Session::restored(stored, shared2)
+        });
+        shared.router.do_send(Adopt { client_id, addr });
+    }
+    // The router handles one sender's messages in order: this answer comes after them.
+    let _ = shared.router.send(GetStats).await;
+    info!(sessions = count, "restored persistent sessions");
 }
 
 impl BrokerHandle {
@@ -142,10 +180,14 @@ impl BrokerHandle {
             l.abort();
         }
         let _ = self.router.send(ShutdownSessions).await;
-        // Give sessions a moment to flush their DISCONNECTs.
+        // Give sessions a moment to flush their DISCONNECTs and last store writes.
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if !self.persistence.send(FlushNow).await.unwrap_or(false) {
+            tracing::error!("final store flush failed");
+        }
         self.workers.stop();
         self.router_arbiter.stop();
+        self.persistence_arbiter.stop();
         info!("broker stopped");
     }
 }

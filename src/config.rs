@@ -57,6 +57,23 @@ fn default_kind() -> ListenerKind {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    pub durability: Durability,
+    /// With `periodic` durability: how often the store is flushed, in milliseconds.
+    pub flush_interval_ms: u64,
+}
+
+/// When persistent state reaches the disk.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// A QoS 1/2 publish is acknowledged only once every persistent session that must
+    /// receive it has it on disk (group commit).
+    Sync,
+    /// Changes are written at once and flushed every `flush_interval_ms`; a crash loses
+    /// at most that window.
+    Periodic,
+    /// Nothing is written; state lives in memory and is lost on restart.
+    Memory,
 }
 
 /// Limits enforced per connection and per session.
@@ -92,6 +109,8 @@ impl Default for StorageConfig {
     fn default() -> StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("./data"),
+            durability: Durability::Sync,
+            flush_interval_ms: 100,
         }
     }
 }

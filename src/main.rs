@@ -11,6 +11,8 @@ use tracing::info;
 #[derive(Debug, Parser)]
 #[command(name = "starling", version, about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Configuration file (TOML). Without it the built-in defaults apply, which are
     /// the values in config/starling.toml (listen on 127.0.0.1:1883).
     #[arg(long, value_name = "FILE")]
@@ -23,6 +25,17 @@ struct Args {
     data_dir: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print what the store holds (sessions, subscriptions, queue depths, retained
+    /// count) without changing it. The broker must not be running on that directory.
+    Inspect {
+        /// The broker's data directory.
+        #[arg(long, value_name = "DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -32,6 +45,12 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::Inspect { data_dir }) = &args.command {
+        let dir = starling::persistence::store_dir(data_dir);
+        let report = starling::persistence::inspect(&dir)?;
+        print!("{report}");
+        return Ok(());
+    }
     let mut config = match &args.config {
         Some(path) => starling::Config::from_file(path)?,
         None => starling::Config::default(),

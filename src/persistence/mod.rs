@@ -1,18 +1,48 @@
-//! Durable state. NOT IMPLEMENTED YET: sessions and retained messages live in memory
-//! only, and are lost when the broker stops. The durable-state work (sled store,
-//! persistence actor, replay at start) fills this module; today it only prepares the
-//! data directory so that `--data-dir` problems show at start.
+//! Durable state: records, the `Store` trait with sled and in-memory implementations,
+//! start-up expiry and store inspection. The persistence actor that batches changes off
+//! the event loops is built on top of [`Store`].
 
 use std::path::{Path, PathBuf};
+
+mod actor;
+pub mod convert;
+mod expiry;
+mod inspect;
+mod memory_store;
+mod records;
+mod sled_open;
+mod sled_store;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use actor::{
+    open_store, store_dir, ticket, Durable, FlushNow, Persist, PersistDeliveries, Persistence,
+    QueuedDelivery,
+};
+pub use expiry::drop_expired;
+pub use inspect::{inspect, Report, SessionSummary};
+pub use memory_store::MemoryStore;
+pub use records::{
+    MessageRecord, PropertiesRecord, QueuedRecord, SessionRecord, SubscriptionRecord, WillRecord,
+};
+pub use sled_store::{SledStore, CURRENT_SCHEMA};
+pub use store::{Op, Snapshot, Store, StoreError, StoredSession};
 
 /// Why the data directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PersistenceError {
+    /// The data directory cannot be created.
     #[error("cannot use data directory {path}: {source}")]
     DataDir {
+        /// The data directory.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The store cannot be opened or used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Creates the data directory if it is missing.

@@ -1,6 +1,7 @@
 //! The router actor: single owner of the subscription trie, retained messages and the
-//! client id → session registry. It never waits on a session (sessions wait on it), so
-//! there is no cycle to deadlock on.
+//! client id → session registry, and the single writer of session lifecycle to the
+//! store. It never waits on a session (sessions wait on it), so there is no cycle to
+//! deadlock on; store writes go to the persistence actor as messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,24 +12,51 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::messages::*;
-use super::state::{RouterState, SubscribeOutcome};
+use super::state::RouterState;
+use crate::config::Durability;
 use crate::message::ClientId;
+use crate::persistence::convert::{message_record, subscription_record};
+use crate::persistence::{ticket, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery};
 use crate::session::{Deliver, Session, Shutdown, Takeover};
 
 /// Mailbox size: sessions awaiting `send` park once it is full (backpressure).
 pub const MAILBOX_CAPACITY: usize = 4096;
 
 /// The router actor.
-#[derive(Default)]
 pub struct Router {
     state: RouterState,
     sessions: HashMap<ClientId, Addr<Session>>,
+    persistence: Addr<Persistence>,
+    durability: Durability,
     routed: u64,
 }
 
 impl Router {
-    pub fn new() -> Router {
-        Router::default()
+    /// A router over `state` (empty, or restored from the store).
+    pub fn new(state: RouterState, persistence: Addr<Persistence>, durability: Durability) -> Self {
+        Router {
+            state,
+            sessions: HashMap::new(),
+            persistence,
+            durability,
+            routed: 0,
+        }
+    }
+
+    fn persist(&self, ops: Vec<Op>) {
+        if !ops.is_empty() {
+            self.persistence.do_send(Persist { ops, done: None });
+        }
+    }
+
+    /// Forgets a client's subscriptions and stored session.
+    fn drop_client(&mut self, client: &ClientId) {
+        if self.state.is_persistent(client) {
+            self.persist(vec![Op::DeleteSession {
+                client_id: client.as_str().to_owned(),
+            }]);
+        }
+        self.state.remove_client(client);
     }
 }
 
@@ -50,23 +78,74 @@ impl Handler<Register> for Router {
     type Result = RegisterReply;
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> RegisterReply {
-        let old = self.sessions.insert(msg.client_id.clone(), msg.addr);
-        self.state.set_online(&msg.client_id, true);
-        let Some(old) = old.filter(Addr::connected) else {
+        let client = msg.client_id;
+        let old = self
+            .sessions
+            .insert(client.clone(), msg.addr)
+            .filter(Addr::connected);
+        let handover = match old {
             // No live session to resume: whatever subscriptions remain are stale.
-            self.state.remove_client(&msg.client_id);
-            self.state.set_online(&msg.client_id, true);
-            return RegisterReply { handover: None };
+            None => {
+                self.drop_client(&client);
+                None
+            }
+            Some(old) if msg.clean_start => {
+                self.drop_client(&client);
+                old.do_send(Takeover { handover: None });
+                None
+            }
+            Some(old) => {
+                let (tx, rx) = oneshot::channel();
+                old.do_send(Takeover { handover: Some(tx) });
+                Some(rx)
+            }
         };
-        if msg.clean_start {
-            self.state.remove_client(&msg.client_id);
-            self.state.set_online(&msg.client_id, true);
-            old.do_send(Takeover { handover: None });
-            return RegisterReply { handover: None };
+        self.state.set_online(&client, true);
+        match msg.persist {
+            Some(record) => {
+                self.state.set_persistent(&client, true, 1);
+                self.persist(vec![Op::PutSession(record)]);
+            }
+            None if self.state.is_persistent(&client) => {
+                self.persist(vec![Op::DeleteSession {
+                    client_id: client.as_str().to_owned(),
+                }]);
+                self.state.set_persistent(&client, false, 0);
+            }
+            None => {}
         }
-        let (tx, rx) = oneshot::channel();
-        old.do_send(Takeover { handover: Some(tx) });
-        RegisterReply { handover: Some(rx) }
+        RegisterReply { handover }
+    }
+}
+
+impl Handler<Adopt> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Adopt, _: &mut Self::Context) {
+        self.sessions.insert(msg.client_id, msg.addr);
+    }
+}
+
+impl Handler<UpdateSession> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpdateSession, _: &mut Self::Context) {
+        if self.sessions.get(&msg.client_id) != Some(&msg.addr) {
+            return;
+        }
+        match msg.record {
+            Some(record) if self.state.is_persistent(&msg.client_id) => {
+                self.persist(vec![Op::PutSession(record)]);
+            }
+            Some(_) => {}
+            None => {
+                if self.state.is_persistent(&msg.client_id) {
+                    let id = msg.client_id.as_str().to_owned();
+                    self.persist(vec![Op::DeleteSession { client_id: id }]);
+                }
+                self.state.set_persistent(&msg.client_id, false, 0);
+            }
+        }
     }
 }
 
@@ -86,7 +165,31 @@ impl Handler<SessionEnded> for Router {
     fn handle(&mut self, msg: SessionEnded, _: &mut Self::Context) {
         if self.sessions.get(&msg.client_id) == Some(&msg.addr) {
             self.sessions.remove(&msg.client_id);
-            self.state.remove_client(&msg.client_id);
+            self.drop_client(&msg.client_id);
+        }
+    }
+}
+
+impl Handler<ForgetClient> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetClient, _: &mut Self::Context) {
+        // The stored session record (just written at Register) stays; its stale
+        // subscriptions go.
+        let subs = self.state.subscriptions_of(&msg.client_id);
+        let id = msg.client_id.as_str();
+        if self.state.is_persistent(&msg.client_id) {
+            let ops = subs
+                .iter()
+                .map(|(f, _)| Op::DeleteSubscription {
+                    client_id: id.to_owned(),
+                    filter: f.as_str().to_owned(),
+                })
+                .collect();
+            self.persist(ops);
+        }
+        for (f, _) in subs {
+            self.state.unsubscribe(&msg.client_id, &f);
         }
     }
 }
@@ -96,36 +199,102 @@ impl Handler<Route> for Router {
 
     fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Routed {
         self.routed += 1;
-        tracing::trace!(topic = %msg.msg.topic, retain = msg.msg.retain, "route");
+        let mut extra = Vec::new();
         if msg.msg.retain {
             self.state.retain(&msg.msg);
-        }
-        let deliveries = self.state.route(&msg.msg);
-        let mut matched = 0;
-        for d in deliveries {
-            if let Some(addr) = self.sessions.get(&d.client) {
-                matched += 1;
-                addr.do_send(Deliver {
-                    msg: Arc::clone(&msg.msg),
-                    qos: d.qos,
-                    retain: d.retain,
-                    sub_ids: d.sub_ids,
+            if self.durability != Durability::Memory {
+                extra.push(if msg.msg.payload.is_empty() {
+                    Op::DeleteRetained {
+                        topic: msg.msg.topic.as_str().to_owned(),
+                    }
+                } else {
+                    Op::PutRetained(message_record(&msg.msg))
                 });
             }
         }
-        Routed { matched }
+        if let (Some(id), Some(publisher)) = (msg.inbound_qos2, &msg.msg.publisher) {
+            if self.state.is_persistent(publisher) {
+                let client_id = publisher.as_str().to_owned();
+                extra.push(Op::PutInboundQos2 {
+                    client_id,
+                    packet_id: id.get(),
+                });
+            }
+        }
+        let deliveries = self.state.route(&msg.msg);
+        let mut matched = 0;
+        let mut targets = Vec::new();
+        for d in deliveries {
+            let Some(addr) = self.sessions.get(&d.client) else {
+                continue;
+            };
+            matched += 1;
+            let seq = match d.qos {
+                crate::protocol::QoS::AtMostOnce => None,
+                _ => self.state.next_seq(&d.client),
+            };
+            if let Some(seq) = seq {
+                targets.push(QueuedDelivery {
+                    client: d.client.clone(),
+                    seq,
+                    qos: d.qos,
+                    retain: d.retain,
+                    sub_ids: d.sub_ids.clone(),
+                });
+            }
+            addr.do_send(Deliver {
+                msg: Arc::clone(&msg.msg),
+                qos: d.qos,
+                retain: d.retain,
+                sub_ids: d.sub_ids,
+                seq,
+            });
+        }
+        if targets.is_empty() && extra.is_empty() {
+            return Routed {
+                matched,
+                durable: None,
+            };
+        }
+        let (durable, done) = ticket(self.durability);
+        self.persistence.do_send(PersistDeliveries {
+            msg: msg.msg,
+            targets,
+            extra,
+            done,
+        });
+        Routed { matched, durable }
     }
 }
 
 impl Handler<Subscribe> for Router {
-    type Result = Vec<SubscribeOutcome>;
+    type Result = SubscribeReply;
 
-    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Vec<SubscribeOutcome> {
+    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> SubscribeReply {
         let now = Instant::now();
-        msg.filters
+        let outcomes = msg
+            .filters
             .iter()
             .map(|(filter, entry)| self.state.subscribe(&msg.client_id, filter, *entry, now))
-            .collect()
+            .collect();
+        if !self.state.is_persistent(&msg.client_id) {
+            return SubscribeReply {
+                outcomes,
+                durable: None,
+            };
+        }
+        let id = msg.client_id.as_str();
+        let ops = msg
+            .filters
+            .iter()
+            .map(|(f, e)| Op::PutSubscription {
+                client_id: id.to_owned(),
+                sub: subscription_record(f, e),
+            })
+            .collect();
+        let (durable, done) = ticket(self.durability);
+        self.persistence.do_send(Persist { ops, done });
+        SubscribeReply { outcomes, durable }
     }
 }
 
@@ -133,6 +302,18 @@ impl Handler<Unsubscribe> for Router {
     type Result = Vec<bool>;
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) -> Vec<bool> {
+        if self.state.is_persistent(&msg.client_id) {
+            let id = msg.client_id.as_str();
+            let ops = msg
+                .filters
+                .iter()
+                .map(|f| Op::DeleteSubscription {
+                    client_id: id.to_owned(),
+                    filter: f.as_str().to_owned(),
+                })
+                .collect();
+            self.persist(ops);
+        }
         msg.filters
             .iter()
             .map(|f| self.state.unsubscribe(&msg.client_id, f))
@@ -160,14 +341,5 @@ impl Handler<ShutdownSessions> for Router {
         for addr in self.sessions.values() {
             addr.do_send(Shutdown);
         }
-    }
-}
-
-impl Handler<ForgetClient> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: ForgetClient, _: &mut Self::Context) {
-        self.state.remove_client(&msg.client_id);
-        self.state.set_online(&msg.client_id, true);
     }
 }

@@ -7,6 +7,8 @@ use tokio::sync::oneshot;
 
 use super::state::{SubEntry, SubscribeOutcome};
 use crate::message::{ClientId, Message};
+use crate::persistence::{Durable, SessionRecord};
+use crate::protocol::PacketId;
 use crate::session::{Handover, Session};
 use crate::topic::TopicFilter;
 
@@ -19,6 +21,8 @@ pub struct Register {
     pub client_id: ClientId,
     pub clean_start: bool,
     pub addr: Addr<Session>,
+    /// The session's record when it is persistent (session expiry > 0).
+    pub persist: Option<SessionRecord>,
 }
 
 /// The answer to [`Register`].
@@ -27,6 +31,24 @@ pub struct RegisterReply {
     /// Where the previous session's state will arrive, when one exists and the new
     /// connection did not ask for a clean start.
     pub handover: Option<oneshot::Receiver<Handover>>,
+}
+
+/// A session restored from the store at start-up takes its place in the registry.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    pub client_id: ClientId,
+    pub addr: Addr<Session>,
+}
+
+/// A session's stored record changed (went offline, new expiry); `None` when the
+/// session is no longer persistent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateSession {
+    pub client_id: ClientId,
+    pub addr: Addr<Session>,
+    pub record: Option<SessionRecord>,
 }
 
 /// A session actor's connection closed; shared subscriptions skip it while offline.
@@ -45,25 +67,48 @@ pub struct SessionEnded {
     pub addr: Addr<Session>,
 }
 
+/// Forget every subscription of a client whose previous session turned out to have
+/// ended (or vanished) while a new connection was resuming it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetClient {
+    pub client_id: ClientId,
+}
+
 /// Route one published message to every matching session.
 #[derive(Message)]
 #[rtype(result = "Routed")]
 pub struct Route {
     pub msg: Arc<Message>,
+    /// For a QoS 2 publish: its packet id, stored with the deliveries when the
+    /// publisher's session is persistent, so a re-sent PUBLISH after a restart is
+    /// recognised [MQTT-4.3.3-9].
+    pub inbound_qos2: Option<PacketId>,
 }
 
-/// The answer to [`Route`]: how many sessions it was handed to.
-#[derive(Debug, Clone, Copy, MessageResponse)]
+/// The answer to [`Route`].
+#[derive(MessageResponse)]
 pub struct Routed {
+    /// How many sessions it was handed to.
     pub matched: usize,
+    /// Resolves once the persistent sessions' copies are on disk (`sync` durability).
+    pub durable: Option<Durable>,
 }
 
 /// Add or replace subscriptions of one client.
 #[derive(Message)]
-#[rtype(result = "Vec<SubscribeOutcome>")]
+#[rtype(result = "SubscribeReply")]
 pub struct Subscribe {
     pub client_id: ClientId,
     pub filters: Vec<(TopicFilter, SubEntry)>,
+}
+
+/// The answer to [`Subscribe`].
+#[derive(MessageResponse)]
+pub struct SubscribeReply {
+    pub outcomes: Vec<SubscribeOutcome>,
+    /// Resolves once a persistent session's subscriptions are on disk.
+    pub durable: Option<Durable>,
 }
 
 /// Remove subscriptions of one client; the answer says which existed.
@@ -92,11 +137,3 @@ pub struct RouterStats {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ShutdownSessions;
-
-/// Forget every subscription of a client whose previous session turned out to have
-/// ended (or vanished) while a new connection was resuming it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ForgetClient {
-    pub client_id: ClientId,
-}

@@ -3,6 +3,7 @@
 
 mod actor;
 pub mod messages;
+mod restore;
 mod state;
 
 pub use actor::{Router, MAILBOX_CAPACITY};

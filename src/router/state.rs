@@ -49,6 +49,8 @@ pub struct RouterState {
     online: HashSet<ClientId>,
     /// Round-robin position per shared subscription (`$share/{group}/{filter}`).
     share_cursor: HashMap<TopicFilter, usize>,
+    /// Persistent sessions: the next sequence number of their stored queue.
+    persistent: HashMap<ClientId, u64>,
 }
 
 impl RouterState {
@@ -64,6 +66,39 @@ impl RouterState {
     /// Number of retained messages.
     pub fn retained_count(&self) -> usize {
         self.retained.len()
+    }
+
+    /// Marks a client's session persistent (its QoS 1/2 deliveries are stored) or not.
+    pub fn set_persistent(&mut self, client: &ClientId, persistent: bool, next_seq: u64) {
+        if persistent {
+            self.persistent
+                .entry(client.clone())
+                .or_insert(next_seq.max(1));
+        } else {
+            self.persistent.remove(client);
+        }
+    }
+
+    pub fn is_persistent(&self, client: &ClientId) -> bool {
+        self.persistent.contains_key(client)
+    }
+
+    /// The stored-queue sequence number for the next delivery to a persistent session.
+    pub fn next_seq(&mut self, client: &ClientId) -> Option<u64> {
+        let seq = self.persistent.get_mut(client)?;
+        let now = *seq;
+        *seq += 1;
+        Some(now)
+    }
+
+    /// Every filter a client subscribed to, with its entry.
+    pub fn subscriptions_of(&self, client: &ClientId) -> Vec<(TopicFilter, SubEntry)> {
+        self.filters
+            .get(client)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| self.trie.get(f, client).map(|e| (f.clone(), *e)))
+            .collect()
     }
 
     pub fn set_online(&mut self, client: &ClientId, online: bool) {
@@ -120,6 +155,7 @@ impl RouterState {
     /// Removes every subscription of a client whose session ended.
     pub fn remove_client(&mut self, client: &ClientId) {
         self.online.remove(client);
+        self.persistent.remove(client);
         for filter in self.filters.remove(client).unwrap_or_default() {
             self.trie.remove(&filter, client);
         }

@@ -13,11 +13,10 @@ use super::handshake::{connack, Accepted, NEVER_EXPIRES};
 use super::inbound::Inbound;
 use super::messages::{Handover, Shutdown, Takeover};
 use super::state::{QueueLimits, SessionState, Stage};
-use super::will::will_message;
 use super::writer::{WriteLoop, Writer};
 use crate::broker::Shared;
 use crate::protocol::{Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
-use crate::router::messages::{ForgetClient, Register, Route, SessionEnded, WentOffline};
+use crate::router::messages::{ForgetClient, Register, SessionEnded, WentOffline};
 use crate::router::Router;
 use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
 
@@ -86,10 +85,14 @@ pub struct Session {
         ConnectionPermit,
     )>,
     peer: SocketAddr,
-    pending_will: Option<SpawnHandle>,
-    expiry: Option<SpawnHandle>,
+    /// A will waiting out its delay (5.0), published at the latest when the session ends.
+    pub(super) pending_will: Option<(SpawnHandle, LastWill)>,
+    pub(super) expiry: Option<SpawnHandle>,
     /// A server-side close waiting for pending acknowledgements.
     pub(super) deferred_close: Option<Close>,
+    /// A restored session's will and when its client went away.
+    pub(super) restored_will: Option<(LastWill, Option<u64>)>,
+    pub(super) offline_since_ms: Option<u64>,
 }
 
 impl Session {
@@ -113,8 +116,32 @@ impl Session {
             pending_will: None,
             expiry: None,
             deferred_close: None,
+            restored_will: None,
+            offline_since_ms: None,
             router: setup.shared.router.clone(),
             shared: setup.shared,
+        }
+    }
+
+    /// A session with no connection (restored from the store).
+    pub(super) fn offline(accepted: Accepted, state: SessionState, shared: Arc<Shared>) -> Session {
+        Session {
+            inbound: Inbound::new(shared.config.limits.topic_alias_maximum),
+            state: Box::new(state),
+            accepted,
+            will: None,
+            link: None,
+            phase: Phase::Offline,
+            last_seen: Instant::now(),
+            setup: None,
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            pending_will: None,
+            expiry: None,
+            deferred_close: None,
+            restored_will: None,
+            offline_since_ms: None,
+            router: shared.router.clone(),
+            shared,
         }
     }
 
@@ -216,6 +243,7 @@ impl Session {
             self.schedule_will(ctx, expiry);
         }
         self.will = None;
+        self.store_session_offline(ctx);
         self.router.do_send(WentOffline {
             client_id: self.state.client_id.clone(),
             addr: ctx.address(),
@@ -231,35 +259,13 @@ impl Session {
         }
     }
 
-    /// Publishes the will now, or after the will delay (5.0) unless the session is
-    /// resumed first [MQTT-3.1.3-9].
-    fn schedule_will(&mut self, ctx: &mut Context<Self>, expiry: u32) {
-        let Some(will) = self.will.clone() else {
-            return;
-        };
-        let delay = will.properties.will_delay_interval.unwrap_or(0);
-        if delay == 0 || expiry == 0 {
-            self.publish_will(&will);
-            return;
-        }
-        let after = Duration::from_secs(u64::from(delay.min(expiry)));
-        self.pending_will = Some(ctx.run_later(after, move |act, _| {
-            act.pending_will = None;
-            act.publish_will(&will);
-        }));
-    }
-
-    fn publish_will(&self, will: &LastWill) {
-        let msg = will_message(will, &self.state.client_id);
-        self.router.do_send(Route { msg: Arc::new(msg) });
-    }
-
     /// The session is over: its subscriptions go and a delayed will is sent now.
     pub(super) fn end(&mut self, ctx: &mut Context<Self>) {
         if self.phase == Phase::Gone {
             return;
         }
         self.phase = Phase::Gone;
+        self.fire_pending_will(ctx);
         self.router.do_send(SessionEnded {
             client_id: self.state.client_id.clone(),
             addr: ctx.address(),
@@ -298,7 +304,7 @@ impl Session {
     }
 }
 
-fn queue_limits(shared: &Shared) -> QueueLimits {
+pub(super) fn queue_limits(shared: &Shared) -> QueueLimits {
     QueueLimits {
         max_messages: shared.config.limits.max_queued_messages,
         max_bytes: shared.config.limits.max_queued_bytes,
@@ -310,7 +316,11 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let Some((reader, writer, permit)) = self.setup.take() else {
-            ctx.stop();
+            if self.phase == Phase::Offline {
+                self.start_restored(ctx);
+            } else {
+                ctx.stop();
+            }
             return;
         };
         let read = ctx.add_stream(reader);
@@ -324,6 +334,7 @@ impl Actor for Session {
             client_id: self.accepted.client_id.clone(),
             clean_start: self.accepted.clean_start,
             addr: ctx.address(),
+            persist: self.record(None),
         };
         // Nothing else is handled until the session is resumed: CONNACK goes first.
         let router = self.router.clone();
@@ -376,9 +387,7 @@ impl Handler<Takeover> for Session {
                         self.publish_will(&will);
                     }
                 }
-                if let Some(h) = self.pending_will.take() {
-                    ctx.cancel_future(h);
-                }
+                self.cancel_pending_will(ctx);
                 self.phase = Phase::Gone;
                 self.close(ctx, Close::Server(ReasonCode::SESSION_TAKEN_OVER));
                 let limits = queue_limits(&self.shared);

@@ -18,7 +18,7 @@ use crate::protocol::{
     Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::router::messages::{
-    Route, Routed, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
+    Route, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
 };
 use crate::router::SubEntry;
 use crate::topic::TopicName;
@@ -93,12 +93,17 @@ impl Session {
         match packet {
             Packet::Publish(p) => self.on_publish(p, ctx),
             Packet::PubAck(r) => {
-                self.state.on_puback(r.packet_id);
+                if let AckResult::Matched { seq } = self.state.on_puback(r.packet_id) {
+                    self.forget_stored(seq);
+                }
                 self.pump(ctx);
             }
             Packet::PubRec(r) => self.on_pubrec(r, ctx),
             Packet::PubRel(r) => {
                 let known = self.state.on_pubrel(r.packet_id);
+                if known {
+                    self.forget_inbound_qos2(r.packet_id);
+                }
                 let mut comp = PubResponse::new(r.packet_id);
                 if !known && self.is_v5() {
                     comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
@@ -106,7 +111,9 @@ impl Session {
                 self.send(&Packet::PubComp(comp));
             }
             Packet::PubComp(r) => {
-                self.state.on_pubcomp(r.packet_id);
+                if let AckResult::Matched { seq } = self.state.on_pubcomp(r.packet_id) {
+                    self.forget_stored(seq);
+                }
                 self.pump(ctx);
             }
             Packet::Subscribe(s) => self.on_subscribe(s, ctx),
@@ -125,18 +132,38 @@ impl Session {
     }
 
     fn on_pubrec(&mut self, r: PubResponse, ctx: &mut Context<Self>) {
+        let id = r.packet_id;
         if r.reason.is_error() {
-            // 5.0: an error PUBREC ends the flow for that message [MQTT-4.3.3-? 4.9].
-            self.state.on_pubrec(r.packet_id);
-            self.state.on_pubcomp(r.packet_id);
+            // 5.0: an error PUBREC ends the flow for that message (section 4.3.3).
+            if let AckResult::Matched { seq } = self.state.on_pubrec(id) {
+                self.state.on_pubcomp(id);
+                self.forget_stored(seq);
+            }
             self.pump(ctx);
             return;
         }
-        let mut rel = PubResponse::new(r.packet_id);
-        if self.state.on_pubrec(r.packet_id) == AckResult::Unknown && self.is_v5() {
-            rel.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
-        }
-        self.send(&Packet::PubRel(rel));
+        let mut rel = PubResponse::new(id);
+        let seq = match self.state.on_pubrec(id) {
+            AckResult::Matched { seq } => seq,
+            AckResult::Unknown => {
+                if self.is_v5() {
+                    rel.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                None
+            }
+        };
+        let durable = seq.and_then(|seq| self.store_released(seq, id));
+        let Some(durable) = durable else {
+            self.send(&Packet::PubRel(rel));
+            return;
+        };
+        // PUBREL only once "released" is on disk: after a crash the broker must send
+        // PUBREL again, never the PUBLISH (the client may already have forgotten it).
+        let fut = async move { durable.wait().await }.into_actor(self);
+        ctx.spawn(fut.map(move |ok, act, ctx| match ok {
+            true => act.send(&Packet::PubRel(rel)),
+            false => act.close(ctx, Close::Server(ReasonCode::UNSPECIFIED_ERROR)),
+        }));
     }
 
     fn on_publish(&mut self, mut p: Publish, ctx: &mut Context<Self>) {
@@ -219,16 +246,28 @@ impl Session {
         }
     }
 
-    /// Hands a message to the router; the acknowledgement goes out once it is routed.
+    /// Hands a message to the router; the acknowledgement goes out once it is routed
+    /// and, in `sync` durability, once persistent subscribers' copies are on disk.
     fn route(&mut self, msg: Arc<Message>, ack: Option<(QoS, PacketId)>, ctx: &mut Context<Self>) {
         let slot = ack.map(|_| {
             self.inbound.acks.push_back(None);
             self.inbound.acks_base + self.inbound.acks.len() as u64 - 1
         });
         self.inbound.routes_in_flight += 1;
-        let request = self.router.send(Route { msg });
-        let fut = request.into_actor(self).map(move |res, act, ctx| {
-            act.on_routed(res.ok(), slot.zip(ack), ctx);
+        let inbound_qos2 = ack
+            .filter(|(q, _)| *q == QoS::ExactlyOnce)
+            .map(|(_, id)| id);
+        let request = self.router.send(Route { msg, inbound_qos2 });
+        let fut = async move {
+            let routed = request.await.ok()?;
+            let durable = match routed.durable {
+                Some(d) => d.wait().await,
+                None => true,
+            };
+            durable.then_some(routed.matched)
+        };
+        let fut = fut.into_actor(self).map(move |matched, act, ctx| {
+            act.on_routed(matched, slot.zip(ack), ctx);
         });
         if self.inbound.routes_in_flight >= ROUTE_WINDOW {
             // Stop reading the socket until the router catches up.
@@ -238,24 +277,25 @@ impl Session {
         }
     }
 
-    /// The router answered a `Route` (or is gone, `None`): fill in the acknowledgement's
-    /// slot, send what is ready, and finish a close that waited for it.
+    /// A publish was routed to `matched` sessions (`None`: the router is gone or the
+    /// store failed, so it is not acknowledged): fill in the acknowledgement's slot,
+    /// send what is ready, and finish a close that waited for it.
     fn on_routed(
         &mut self,
-        routed: Option<Routed>,
+        matched: Option<usize>,
         ack: Option<(u64, (QoS, PacketId))>,
         ctx: &mut Context<Self>,
     ) {
         self.inbound.routes_in_flight -= 1;
-        let Some(routed) = routed else {
+        let Some(matched) = matched else {
             self.inbound.acks.clear();
-            self.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
+            self.close(ctx, Close::Server(ReasonCode::UNSPECIFIED_ERROR));
             self.stop_if_idle(ctx);
             return;
         };
         if let Some((slot, (qos, id))) = ack {
             let mut resp = PubResponse::new(id);
-            if routed.matched == 0 && self.is_v5() {
+            if matched == 0 && self.is_v5() {
                 resp.reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
             }
             let packet = match qos {
@@ -297,40 +337,46 @@ impl Session {
             .map(|(filter, options)| (filter, SubEntry { options, id }))
             .collect();
         let granted: Vec<QoS> = filters.iter().map(|(_, e)| e.options.qos).collect();
-        let request = RouterSubscribe {
+        let request = self.router.send(RouterSubscribe {
             client_id: self.state.client_id.clone(),
             filters,
+        });
+        let fut = async move {
+            let reply = request.await.ok()?;
+            let durable = match reply.durable {
+                Some(d) => d.wait().await,
+                None => true,
+            };
+            durable.then_some(reply.outcomes)
         };
         let packet_id = s.packet_id;
-        let fut = self
-            .router
-            .send(request)
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                let Ok(outcomes) = res else {
-                    act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
-                    return;
-                };
-                let reasons = granted.iter().map(|q| ReasonCode::granted(*q)).collect();
-                act.send(&Packet::SubAck(SubAck {
-                    packet_id,
-                    properties: Default::default(),
-                    reasons,
-                }));
-                // Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained.
-                for (outcome, qos) in outcomes.into_iter().zip(granted) {
-                    for msg in outcome.retained {
-                        let qos = msg.qos.min(qos);
-                        act.state.enqueue(Outgoing {
-                            msg,
-                            qos,
-                            retain: true,
-                            sub_ids: id.into_iter().collect(),
-                        });
-                    }
+        let fut = fut.into_actor(self).map(move |outcomes, act, ctx| {
+            let Some(outcomes) = outcomes else {
+                act.close(ctx, Close::Server(ReasonCode::UNSPECIFIED_ERROR));
+                return;
+            };
+            let reasons = granted.iter().map(|q| ReasonCode::granted(*q)).collect();
+            act.send(&Packet::SubAck(SubAck {
+                packet_id,
+                properties: Default::default(),
+                reasons,
+            }));
+            // Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained.
+            for (outcome, qos) in outcomes.into_iter().zip(granted) {
+                for msg in outcome.retained {
+                    let qos = msg.qos.min(qos);
+                    let sub_ids = id.into_iter().collect();
+                    act.state.enqueue(Outgoing {
+                        msg,
+                        qos,
+                        retain: true,
+                        sub_ids,
+                        seq: None,
+                    });
                 }
-                act.pump(ctx);
-            });
+            }
+            act.pump(ctx);
+        });
         ctx.wait(fut);
     }
 

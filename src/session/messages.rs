@@ -17,6 +17,8 @@ pub struct Deliver {
     pub qos: QoS,
     pub retain: bool,
     pub sub_ids: Vec<u32>,
+    /// Its number in the session's stored queue, when the router stored it.
+    pub seq: Option<u64>,
 }
 
 /// Another connection claimed this client id: close this one (5.0: DISCONNECT 0x8E) and

@@ -7,6 +7,7 @@ pub mod handshake;
 mod inbound;
 mod messages;
 mod outbound;
+mod persist;
 pub mod state;
 mod will;
 mod writer;

@@ -30,6 +30,7 @@ impl Handler<Deliver> for Session {
             qos: d.qos,
             retain: d.retain,
             sub_ids: d.sub_ids,
+            seq: d.seq,
         });
         self.pump(ctx);
     }

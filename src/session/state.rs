@@ -22,6 +22,8 @@ pub struct Outgoing {
     pub qos: QoS,
     pub retain: bool,
     pub sub_ids: Vec<u32>,
+    /// Its number in the session's stored queue (persistent sessions, QoS 1/2).
+    pub seq: Option<u64>,
 }
 
 /// Where an outbound QoS 1/2 message stands in its acknowledgement flow.
@@ -54,8 +56,8 @@ pub enum Enqueued {
 /// The result of an acknowledgement from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckResult {
-    /// The acknowledgement matched a message in flight.
-    Matched,
+    /// The acknowledgement matched a message in flight (stored as `seq`, if it is).
+    Matched { seq: Option<u64> },
     /// No message in flight had that packet id, or it was at another stage.
     Unknown,
 }
@@ -160,6 +162,18 @@ impl SessionState {
             if head.qos != QoS::AtMostOnce && self.inflight.len() >= window {
                 return None;
             }
+            let packet_id = match head.seq {
+                // A stored message's id follows from its number, so a restart re-sends it
+                // with the same id [MQTT-4.4.0-1]; wait while that id is still in use.
+                Some(seq) if head.qos != QoS::AtMostOnce => {
+                    let id = packet_id_for_seq(seq);
+                    if self.inflight.iter().any(|i| i.packet_id == id) {
+                        return None;
+                    }
+                    Some(id)
+                }
+                _ => None,
+            };
             let out = self.queue.pop_front()?;
             self.queued_bytes -= out.msg.size();
             if out.msg.is_expired(now) {
@@ -169,7 +183,7 @@ impl SessionState {
             if out.qos == QoS::AtMostOnce {
                 return Some((out, None));
             }
-            let packet_id = self.allocate_packet_id();
+            let packet_id = packet_id.unwrap_or_else(|| self.allocate_packet_id());
             self.inflight.push_back(Inflight {
                 packet_id,
                 out: out.clone(),
@@ -201,7 +215,7 @@ impl SessionState {
         match self.inflight.iter_mut().find(|i| i.packet_id == id) {
             Some(i) if i.out.qos == QoS::ExactlyOnce => {
                 i.stage = Stage::Released;
-                AckResult::Matched
+                AckResult::Matched { seq: i.out.seq }
             }
             _ => AckResult::Unknown,
         }
@@ -217,13 +231,46 @@ impl SessionState {
             .inflight
             .iter()
             .position(|i| i.packet_id == id && i.out.qos == qos && i.stage == stage);
-        match pos {
-            Some(p) => {
-                self.inflight.remove(p);
-                AckResult::Matched
-            }
+        match pos.and_then(|p| self.inflight.remove(p)) {
+            Some(i) => AckResult::Matched { seq: i.out.seq },
             None => AckResult::Unknown,
         }
+    }
+
+    /// The in-flight message with this packet id.
+    pub fn inflight_get(&self, id: PacketId) -> Option<&Inflight> {
+        self.inflight.iter().find(|i| i.packet_id == id)
+    }
+
+    /// A session as stored: in-flight messages (with their packet id and whether PUBREL
+    /// was sent) and queued ones in stored order, and inbound QoS 2 ids awaiting PUBREL.
+    pub fn restore(
+        client_id: ClientId,
+        protocol: ProtocolVersion,
+        limits: QueueLimits,
+        entries: Vec<(Outgoing, Option<PacketId>, bool)>,
+        awaiting_rel: Vec<PacketId>,
+    ) -> SessionState {
+        let mut s = SessionState::new(client_id, protocol, limits);
+        for (out, packet_id, released) in entries {
+            match packet_id {
+                Some(packet_id) => {
+                    let stage = if released {
+                        Stage::Released
+                    } else {
+                        Stage::Published
+                    };
+                    s.inflight.push_back(Inflight {
+                        packet_id,
+                        out,
+                        stage,
+                    });
+                }
+                None => s.push(out),
+            }
+        }
+        s.awaiting_rel.extend(awaiting_rel);
+        s
     }
 
     /// Forgets an in-flight message that could not be sent (too large for the client).
@@ -251,6 +298,12 @@ impl SessionState {
     pub fn awaiting_rel_len(&self) -> usize {
         self.awaiting_rel.len()
     }
+}
+
+/// The packet id of the stored message numbered `seq`: 1..=65535, cycling.
+pub fn packet_id_for_seq(seq: u64) -> PacketId {
+    let id = (seq.wrapping_sub(1) % 65_535) as u16 + 1;
+    PacketId::new(id).unwrap_or_else(|| unreachable!("1..=65535 is never zero"))
 }
 
 #[cfg(test)]

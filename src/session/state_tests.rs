@@ -25,6 +25,7 @@ fn out(payload: &'static str, qos: QoS) -> Outgoing {
         qos,
         retain: false,
         sub_ids: vec![],
+        seq: None,
     }
 }
 
@@ -55,7 +56,7 @@ fn window_limits_inflight_and_keeps_order() {
     );
     assert_eq!((id1, id2), (Some(pid(1)), Some(pid(2))));
     assert!(s.next_to_send(2, now).is_none(), "window of 2 is full");
-    assert_eq!(s.on_puback(pid(1)), AckResult::Matched);
+    assert_eq!(s.on_puback(pid(1)), AckResult::Matched { seq: None });
     assert_eq!(s.on_puback(pid(1)), AckResult::Unknown);
     let (third, id3) = s.next_to_send(2, now).unwrap();
     assert_eq!((&third.msg.payload[..], id3), (&b"c"[..], Some(pid(3))));
@@ -77,9 +78,9 @@ fn qos2_flow_needs_pubrec_then_pubcomp() {
         AckResult::Unknown,
         "PUBACK is not a QoS 2 ack"
     );
-    assert_eq!(s.on_pubrec(id), AckResult::Matched);
+    assert_eq!(s.on_pubrec(id), AckResult::Matched { seq: None });
     assert_eq!(s.inflight().next().unwrap().stage, Stage::Released);
-    assert_eq!(s.on_pubcomp(id), AckResult::Matched);
+    assert_eq!(s.on_pubcomp(id), AckResult::Matched { seq: None });
     assert_eq!(s.inflight_len(), 0);
 }
 
@@ -115,6 +116,7 @@ fn expired_messages_are_skipped() {
         qos: QoS::AtLeastOnce,
         retain: false,
         sub_ids: vec![],
+        seq: None,
     });
     s.enqueue(out("fresh", QoS::AtLeastOnce));
     let (o, _) = s.next_to_send(10, now + Duration::from_secs(1)).unwrap();
@@ -168,4 +170,53 @@ fn going_offline_drops_queued_qos0() {
     s.drop_queued_qos0();
     assert_eq!(s.queue_len(), 1);
     assert_eq!(s.dropped, 1);
+}
+
+#[test]
+fn stored_messages_take_packet_ids_from_their_seq_and_wait_on_collision() {
+    let mut s = state(10);
+    let now = Instant::now();
+    let stored = |seq| Outgoing {
+        seq: Some(seq),
+        ..out("m", QoS::AtLeastOnce)
+    };
+    s.enqueue(stored(7));
+    s.enqueue(stored(7 + 65_535));
+    let (_, id) = s.next_to_send(10, now).unwrap();
+    assert_eq!(id, Some(pid(7)));
+    assert!(
+        s.next_to_send(10, now).is_none(),
+        "same id still in flight: wait"
+    );
+    assert_eq!(s.on_puback(pid(7)), AckResult::Matched { seq: Some(7) });
+    assert_eq!(s.next_to_send(10, now).unwrap().1, Some(pid(7)));
+    assert_eq!(packet_id_for_seq(65_535), pid(65_535));
+    assert_eq!(packet_id_for_seq(65_536), pid(1));
+}
+
+#[test]
+fn restore_puts_stored_inflight_back_in_order() {
+    let limits = QueueLimits {
+        max_messages: 10,
+        max_bytes: 1 << 20,
+    };
+    let entries = vec![
+        (out("a", QoS::ExactlyOnce), Some(pid(3)), true),
+        (out("b", QoS::AtLeastOnce), Some(pid(4)), false),
+        (out("c", QoS::AtLeastOnce), None, false),
+    ];
+    let s = SessionState::restore(
+        ClientId::new("c"),
+        ProtocolVersion::V5,
+        limits,
+        entries,
+        vec![pid(9)],
+    );
+    let stages: Vec<_> = s.inflight().map(|i| (i.packet_id, i.stage)).collect();
+    assert_eq!(
+        stages,
+        vec![(pid(3), Stage::Released), (pid(4), Stage::Published)]
+    );
+    assert_eq!(s.queue_len(), 1);
+    assert_eq!(s.awaiting_rel_len(), 1);
 }

@@ -36,6 +36,12 @@ impl Workers {
         });
     }
 
+    /// The next arbiter, round robin.
+    pub fn next_arbiter(&self) -> &ArbiterHandle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        &self.arbiters[i]
+    }
+
     /// Stops every arbiter.
     pub fn stop(&self) {
         for a in self.arbiters.iter() {

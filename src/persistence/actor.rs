@@ -1,0 +1,243 @@
+//! The persistence actor: the only place that calls the store. It runs on an arbiter of
+//! its own, so its blocking sled calls never stall a session or the router. Changes
+//! arrive as messages and are committed in groups: while one commit flushes, the next
+//! messages queue up and go into the following batch.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+use tracing::{error, info};
+
+use super::convert::{message_record, unix_ms_now};
+use super::records::QueuedRecord;
+use super::{drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store};
+use crate::config::{Durability, StorageConfig};
+use crate::message::{ClientId, Message};
+use crate::protocol::QoS;
+
+/// In `sync` mode, ops without a waiter are flushed at least this often.
+const LAZY_FLUSH: Duration = Duration::from_millis(500);
+
+/// Resolves once the ops it was issued with are durable. Dropped unfulfilled when the
+/// write failed: the holder must then not acknowledge.
+pub struct Durable(oneshot::Receiver<()>);
+
+impl Durable {
+    /// True once durable; false if the write failed.
+    pub async fn wait(self) -> bool {
+        self.0.await.is_ok()
+    }
+}
+
+/// A waiter for the next commit, when the durability mode asks for one.
+pub fn ticket(durability: Durability) -> (Option<Durable>, Option<oneshot::Sender<()>>) {
+    match durability {
+        Durability::Sync => {
+            let (tx, rx) = oneshot::channel();
+            (Some(Durable(rx)), Some(tx))
+        }
+        Durability::Periodic | Durability::Memory => (None, None),
+    }
+}
+
+/// Apply `ops`; `done` fires once they are durable (sync mode).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Persist {
+    pub ops: Vec<Op>,
+    pub done: Option<oneshot::Sender<()>>,
+}
+
+/// One delivery of a routed message to a persistent session.
+#[derive(Debug, Clone)]
+pub struct QueuedDelivery {
+    pub client: ClientId,
+    pub seq: u64,
+    pub qos: QoS,
+    pub retain: bool,
+    pub sub_ids: Vec<u32>,
+}
+
+/// Queue `msg` for each of `targets`, plus `extra` ops (retained message, inbound QoS 2
+/// id), all in one batch. The records are built here, off the router.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PersistDeliveries {
+    pub msg: Arc<Message>,
+    pub targets: Vec<QueuedDelivery>,
+    pub extra: Vec<Op>,
+    pub done: Option<oneshot::Sender<()>>,
+}
+
+/// Commit and flush everything now (shutdown).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct FlushNow;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Commit;
+
+/// The persistence actor.
+pub struct Persistence {
+    store: Box<dyn Store>,
+    durability: Durability,
+    flush_interval: Duration,
+    pending: Vec<Op>,
+    waiters: Vec<oneshot::Sender<()>>,
+    scheduled: bool,
+    dirty: bool,
+}
+
+/// Opens the store for `config`, drops what expired while the broker was down, and
+/// returns the store with what is left in it.
+pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), PersistenceError> {
+    let mut store: Box<dyn Store> = match config.durability {
+        Durability::Memory => Box::new(MemoryStore::new()),
+        Durability::Sync | Durability::Periodic => {
+            super::prepare_data_dir(&config.data_dir)?;
+            Box::new(SledStore::open(&store_dir(&config.data_dir))?)
+        }
+    };
+    let mut snapshot = store.load()?;
+    let ops = drop_expired(&mut snapshot, unix_ms_now());
+    if !ops.is_empty() {
+        info!(
+            ops = ops.len(),
+            "dropping state that expired while the broker was down"
+        );
+        store.apply(ops)?;
+        store.flush()?;
+    }
+    Ok((store, snapshot))
+}
+
+/// Where the sled store lives inside the data directory.
+pub fn store_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("store")
+}
+
+impl Persistence {
+    pub fn new(store: Box<dyn Store>, config: &StorageConfig) -> Persistence {
+        Persistence {
+            store,
+            durability: config.durability,
+            flush_interval: Duration::from_millis(config.flush_interval_ms.max(1)),
+            pending: Vec::new(),
+            waiters: Vec::new(),
+            scheduled: false,
+            dirty: false,
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        ops: Vec<Op>,
+        done: Option<oneshot::Sender<()>>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.durability == Durability::Memory {
+            if let Some(d) = done {
+                let _ = d.send(());
+            }
+            return;
+        }
+        self.pending.extend(ops);
+        self.waiters.extend(done);
+        if self.durability == Durability::Sync && !self.scheduled {
+            // Behind whatever is already queued: those ops join this batch.
+            self.scheduled = true;
+            ctx.notify(Commit);
+        }
+    }
+
+    /// Applies the pending ops as one batch; flushes when asked or when someone waits.
+    fn commit(&mut self, flush: bool) -> bool {
+        self.scheduled = false;
+        let ops = std::mem::take(&mut self.pending);
+        let waiters = std::mem::take(&mut self.waiters);
+        if !ops.is_empty() {
+            if let Err(e) = self.store.apply(ops) {
+                error!(error = %e, "store write failed; the affected publishes are not acknowledged");
+                return false;
+            }
+            self.dirty = true;
+        }
+        if self.dirty && (flush || !waiters.is_empty()) {
+            if let Err(e) = self.store.flush() {
+                error!(error = %e, "store flush failed; the affected publishes are not acknowledged");
+                return false;
+            }
+            self.dirty = false;
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+        true
+    }
+}
+
+impl Actor for Persistence {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let every = match self.durability {
+            Durability::Periodic => self.flush_interval,
+            _ => LAZY_FLUSH,
+        };
+        ctx.run_interval(every, |act, _| {
+            act.commit(true);
+        });
+    }
+}
+
+impl Handler<Persist> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: Persist, ctx: &mut Self::Context) {
+        self.enqueue(msg.ops, msg.done, ctx);
+    }
+}
+
+impl Handler<PersistDeliveries> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: PersistDeliveries, ctx: &mut Self::Context) {
+        let mut ops = msg.extra;
+        if !msg.targets.is_empty() && self.durability != Durability::Memory {
+            let record = message_record(&msg.msg);
+            ops.extend(msg.targets.into_iter().map(|t| Op::PutQueued {
+                client_id: t.client.as_str().to_owned(),
+                seq: t.seq,
+                rec: QueuedRecord {
+                    message: record.clone(),
+                    qos: t.qos as u8,
+                    retain: t.retain,
+                    sub_ids: t.sub_ids,
+                    packet_id: None,
+                    released: false,
+                },
+            }));
+        }
+        self.enqueue(ops, msg.done, ctx);
+    }
+}
+
+impl Handler<Commit> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, _: Commit, _: &mut Self::Context) {
+        self.commit(false);
+    }
+}
+
+impl Handler<FlushNow> for Persistence {
+    type Result = bool;
+
+    fn handle(&mut self, _: FlushNow, _: &mut Self::Context) -> bool {
+        self.commit(true)
+    }
+}

@@ -1,0 +1,206 @@
+//! The `Store` trait, the operations it applies and the snapshot it loads.
+
+use std::path::PathBuf;
+
+use super::records::{MessageRecord, QueuedRecord, SessionRecord, SubscriptionRecord};
+
+/// Durable storage of sessions, subscriptions, queues, inbound QoS 2 ids and retained
+/// messages. Implementations: [`super::SledStore`] (on disk) and [`super::MemoryStore`].
+///
+/// Entries stored under a client id that has no session record (e.g. a `PutQueued`
+/// before any `PutSession`) are kept but not returned by [`Store::load`] until the
+/// session record exists; `DeleteSession` removes them.
+pub trait Store: Send + 'static {
+    /// Everything stored, for replay at start. Sessions sorted by client id; each
+    /// session's subscriptions sorted by filter, queue by seq ascending, inbound QoS 2
+    /// ids ascending; retained messages sorted by topic.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+    /// Applies ops atomically (all or nothing), in order.
+    fn apply(&mut self, ops: Vec<Op>) -> Result<(), StoreError>;
+    /// Makes everything applied so far durable (fsync).
+    fn flush(&mut self) -> Result<(), StoreError>;
+    /// Approximate bytes on disk (0 for memory).
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}
+
+/// Everything in a store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Sessions, sorted by client id.
+    pub sessions: Vec<StoredSession>,
+    /// Retained messages, sorted by topic.
+    pub retained: Vec<MessageRecord>,
+    /// 1 + the largest queued seq ever applied (even if deleted since); at least 1.
+    pub next_seq: u64,
+}
+
+/// One session and everything stored under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The session record.
+    pub record: SessionRecord,
+    /// Subscriptions, sorted by filter.
+    pub subscriptions: Vec<SubscriptionRecord>,
+    /// Queued and in-flight messages, sorted by seq ascending.
+    pub queue: Vec<(u64, QueuedRecord)>,
+    /// Packet ids of inbound QoS 2 messages received but not yet released, ascending.
+    pub inbound_qos2: Vec<u16>,
+}
+
+/// A change to apply with [`Store::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Inserts or replaces a session record.
+    PutSession(SessionRecord),
+    /// Removes the session and everything under it (subscriptions, queue, inbound qos2 ids).
+    DeleteSession {
+        /// Client id.
+        client_id: String,
+    },
+    /// Inserts or replaces the subscription with the same filter.
+    PutSubscription {
+        /// Client id.
+        client_id: String,
+        /// The subscription.
+        sub: SubscriptionRecord,
+    },
+    /// Removes a subscription (no-op if absent).
+    DeleteSubscription {
+        /// Client id.
+        client_id: String,
+        /// Its filter.
+        filter: String,
+    },
+    /// Inserts or overwrites a queued message (e.g. when it gets a packet id).
+    PutQueued {
+        /// Client id.
+        client_id: String,
+        /// Global sequence number (orders the session's queue).
+        seq: u64,
+        /// The queued message.
+        rec: QueuedRecord,
+    },
+    /// Removes a queued message (no-op if absent).
+    DeleteQueued {
+        /// Client id.
+        client_id: String,
+        /// Its seq.
+        seq: u64,
+    },
+    /// Records an inbound QoS 2 packet id (PUBREC sent, PUBREL awaited).
+    PutInboundQos2 {
+        /// Client id.
+        client_id: String,
+        /// Packet id.
+        packet_id: u16,
+    },
+    /// Forgets an inbound QoS 2 packet id.
+    DeleteInboundQos2 {
+        /// Client id.
+        client_id: String,
+        /// Packet id.
+        packet_id: u16,
+    },
+    /// Inserts or replaces the retained message of `topic`.
+    PutRetained(MessageRecord),
+    /// Removes the retained message of a topic.
+    DeleteRetained {
+        /// Topic name.
+        topic: String,
+    },
+}
+
+impl Op {
+    /// The client id the op is about, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Op::PutSession(r) => Some(&r.client_id),
+            Op::DeleteSession { client_id }
+            | Op::PutSubscription { client_id, .. }
+            | Op::DeleteSubscription { client_id, .. }
+            | Op::PutQueued { client_id, .. }
+            | Op::DeleteQueued { client_id, .. }
+            | Op::PutInboundQos2 { client_id, .. }
+            | Op::DeleteInboundQos2 { client_id, .. } => Some(client_id),
+            Op::PutRetained(_) | Op::DeleteRetained { .. } => None,
+        }
+    }
+}
+
+/// Why a store operation failed.
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    /// sled could not open the directory (corrupt, locked by another process, ...).
+    #[error("cannot open store at {path}: {source}")]
+    Open {
+        /// The store directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// The directory does not hold a Starling store.
+    #[error("{path} is not a starling store: {reason}")]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store was initialized but its database lost its content.
+    #[error("store at {path} is damaged: {reason}")]
+    Damaged {
+        /// The store directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The directory cannot be read.
+    #[error("cannot read store directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Written by a newer binary.
+    #[error("store at {path} has schema version {found}; this binary supports up to {supported}")]
+    NewerSchema {
+        /// The store directory.
+        path: PathBuf,
+        /// Version found in the store.
+        found: u32,
+        /// Highest version this binary reads.
+        supported: u32,
+    },
+    /// A record could not be decoded.
+    #[error("corrupt record in {tree} at key {key:?}: {reason}")]
+    Corrupt {
+        /// Tree name.
+        tree: &'static str,
+        /// Raw key.
+        key: Vec<u8>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A client id contains U+0000, which the key layout uses as a separator.
+    #[error("invalid client id {0:?}: contains U+0000")]
+    InvalidClientId(String),
+    /// A record could not be encoded.
+    #[error("cannot encode record: {0}")]
+    Encode(String),
+    /// Any other sled error.
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+}
+
+/// Checks that every client id in `ops` can be used in a key (no U+0000).
+pub(crate) fn validate_ops(ops: &[Op]) -> Result<(), StoreError> {
+    for op in ops {
+        if let Some(id) = op.client_id() {
+            if id.contains('\0') {
+                return Err(StoreError::InvalidClientId(id.to_owned()));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! What a session tells the store: its record (through the router, which owns session
+//! lifecycle in the store), and the fate of its stored deliveries (straight to the
+//! persistence actor). Also the constructor of sessions restored at start.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tracing::warn;
+
+use super::actor::{Phase, Session};
+use super::handshake::{Accepted, NEVER_EXPIRES};
+use super::state::{Outgoing, SessionState};
+use crate::broker::Shared;
+use crate::message::ClientId;
+use crate::persistence::convert::{
+    outgoing_from_record, queued_record, session_record, unix_ms_now, will_from_record,
+};
+use crate::persistence::{Durable, Op, Persist, SessionRecord, StoredSession};
+use crate::protocol::{PacketId, ProtocolVersion};
+use crate::router::messages::UpdateSession;
+
+impl Session {
+    /// A persistent session outlives its connection, so its state is stored.
+    pub(super) fn persistent(&self) -> bool {
+        self.accepted.session_expiry > 0
+    }
+
+    /// The session's record, when it is persistent.
+    pub(super) fn record(&self, disconnected_at_ms: Option<u64>) -> Option<SessionRecord> {
+        if !self.persistent() {
+            return None;
+        }
+        let will = self
+            .will
+            .as_ref()
+            .or(self.pending_will.as_ref().map(|(_, w)| w));
+        Some(session_record(
+            &self.state.client_id,
+            self.accepted.protocol.level(),
+            self.accepted.session_expiry,
+            will,
+            disconnected_at_ms,
+        ))
+    }
+
+    /// Stores the going-offline time (expiry counts from it after a restart).
+    pub(super) fn store_session_offline(&self, ctx: &mut Context<Self>) {
+        self.router.do_send(UpdateSession {
+            client_id: self.state.client_id.clone(),
+            addr: ctx.address(),
+            record: self.record(Some(unix_ms_now())),
+        });
+    }
+
+    /// Sends ops to the persistence actor, with a durability ticket when asked.
+    pub(super) fn store(&self, ops: Vec<Op>, durable: bool) -> Option<Durable> {
+        let (ticket, done) = match durable {
+            true => crate::persistence::ticket(self.shared.config.storage.durability),
+            false => (None, None),
+        };
+        self.shared.persistence.do_send(Persist { ops, done });
+        ticket
+    }
+
+    /// A stored delivery was acknowledged by the client: it leaves the store.
+    pub(super) fn forget_stored(&self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            let client_id = self.state.client_id.as_str().to_owned();
+            self.store(vec![Op::DeleteQueued { client_id, seq }], false);
+        }
+    }
+
+    /// A stored QoS 2 delivery got its PUBREC: remember that PUBREL was sent, durably
+    /// before sending it, so a restart re-sends PUBREL and never the PUBLISH again.
+    pub(super) fn store_released(&self, seq: u64, packet_id: PacketId) -> Option<Durable> {
+        let inflight = self.state.inflight_get(packet_id)?;
+        let rec = queued_record(&inflight.out, Some(packet_id.get()), true);
+        let client_id = self.state.client_id.as_str().to_owned();
+        self.store(
+            vec![Op::PutQueued {
+                client_id,
+                seq,
+                rec,
+            }],
+            true,
+        )
+    }
+
+    /// An inbound QoS 2 message was released by the client.
+    pub(super) fn forget_inbound_qos2(&self, packet_id: PacketId) {
+        if self.persistent() {
+            let client_id = self.state.client_id.as_str().to_owned();
+            self.store(
+                vec![Op::DeleteInboundQos2 {
+                    client_id,
+                    packet_id: packet_id.get(),
+                }],
+                false,
+            );
+        }
+    }
+
+    /// A session loaded from the store at start: offline until its client returns.
+    pub fn restored(stored: StoredSession, shared: Arc<Shared>) -> Session {
+        let rec = &stored.record;
+        let protocol = match rec.protocol {
+            3 => ProtocolVersion::V31,
+            4 => ProtocolVersion::V311,
+            _ => ProtocolVersion::V5,
+        };
+        let client_id = ClientId::new(rec.client_id.clone());
+        let entries = stored
+            .queue
+            .iter()
+            .filter_map(|(seq, q)| {
+                let out = outgoing_from_record(*seq, q);
+                if out.is_none() {
+                    warn!(client_id = %client_id, seq, "stored message is not valid; skipped");
+                }
+                Some((out?, q.packet_id.and_then(PacketId::new), q.released))
+            })
+            .collect::<Vec<(Outgoing, _, _)>>();
+        let awaiting = stored
+            .inbound_qos2
+            .iter()
+            .filter_map(|id| PacketId::new(*id))
+            .collect();
+        let limits = super::actor::queue_limits(&shared);
+        let state = SessionState::restore(client_id.clone(), protocol, limits, entries, awaiting);
+        let accepted = Accepted {
+            client_id,
+            assigned_id: false,
+            protocol,
+            clean_start: false,
+            keep_alive: 0,
+            keep_alive_changed: false,
+            session_expiry: rec.expiry_secs,
+            outbound_window: shared.config.limits.max_inflight,
+            client_max_packet_size: None,
+            request_problem_information: true,
+        };
+        let mut session = Session::offline(accepted, state, shared);
+        session.restored_will = rec
+            .will
+            .as_ref()
+            .and_then(will_from_record)
+            .map(|w| (w, rec.disconnected_at_ms));
+        session.offline_since_ms = rec.disconnected_at_ms;
+        session
+    }
+
+    /// Started from the store: join the registry, then wait for expiry (counted from
+    /// when the client went away) and for a delayed will.
+    pub(super) fn start_restored(&mut self, ctx: &mut Context<Self>) {
+        let now_ms = unix_ms_now();
+        let since = self.offline_since_ms.unwrap_or(now_ms);
+        let elapsed = Duration::from_millis(now_ms.saturating_sub(since));
+        if let Some((will, _)) = self.restored_will.take() {
+            let delay =
+                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
+            self.delay_will(ctx, will, delay.saturating_sub(elapsed));
+        }
+        if self.accepted.session_expiry != NEVER_EXPIRES {
+            let expiry = Duration::from_secs(u64::from(self.accepted.session_expiry));
+            let left = expiry.saturating_sub(elapsed);
+            self.expiry = Some(ctx.run_later(left, |act, ctx| act.end(ctx)));
+        }
+        self.phase = Phase::Offline;
+        self.last_seen = Instant::now();
+    }
+}
