@@ -25,5 +25,5 @@ if ! python3 -c 'import paho.mqtt' >/dev/null 2>&1; then
         python3 -m pip install -q --break-system-packages 'paho-mqtt>=2,<3'
 fi
 
-cargo test --no-fail-fast --all-targets "$@"
+cargo test --no-fail-fast --all-targets --features fault-injection "$@"
 cargo test --doc "$@"

@@ -81,7 +81,7 @@ impl Broker {
         let (store, snapshot) = persistence::open_store(&self.config.storage)?;
         let storage = self.config.storage.clone();
         let persistence_arbiter = Arbiter::new().handle();
-        let persistence = Persistence::start_in_arbiter(&persistence_arbiter, move |_| {
+        let persistence = Supervisor::start_in_arbiter(&persistence_arbiter, move |_| {
             Persistence::new(store, &storage)
         });
         let router_state = RouterState::restore(&snapshot);

@@ -17,6 +17,7 @@ use super::{drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot
 use crate::config::{Durability, StorageConfig};
 use crate::message::{ClientId, Message};
 use crate::protocol::QoS;
+use crate::session::Handover;
 
 /// In `sync` mode, ops without a waiter are flushed at least this often.
 const LAZY_FLUSH: Duration = Duration::from_millis(500);
@@ -41,6 +42,12 @@ pub fn ticket(durability: Durability) -> (Option<Durable>, Option<oneshot::Sende
         }
         Durability::Periodic | Durability::Memory => (None, None),
     }
+}
+
+/// A ticket that reports failure: for replies of a handler that failed.
+pub fn failed_ticket() -> Durable {
+    let (_tx, rx) = oneshot::channel();
+    Durable(rx)
 }
 
 /// Apply `ops`; `done` fires once they are durable (sync mode).
@@ -72,6 +79,15 @@ pub struct PersistDeliveries {
     pub done: Option<oneshot::Sender<()>>,
 }
 
+/// Load one stored session for a client whose session actor died; the answer goes to
+/// the new session actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LoadSession {
+    pub client_id: ClientId,
+    pub reply: oneshot::Sender<Handover>,
+}
+
 /// Commit and flush everything now (shutdown).
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -81,9 +97,13 @@ pub struct FlushNow;
 #[rtype(result = "()")]
 struct Commit;
 
-/// The persistence actor.
+/// The persistence actor. It runs under a `Supervisor`: a panic in a handler stops it,
+/// and the restart re-opens the store (the source of truth) before anything else.
 pub struct Persistence {
-    store: Box<dyn Store>,
+    /// `None` after a failed re-open: commits fail (nothing is acknowledged) and the
+    /// next commit tries to open it again.
+    store: Option<Box<dyn Store>>,
+    config: StorageConfig,
     durability: Durability,
     flush_interval: Duration,
     pending: Vec<Op>,
@@ -123,7 +143,8 @@ pub fn store_dir(data_dir: &Path) -> std::path::PathBuf {
 impl Persistence {
     pub fn new(store: Box<dyn Store>, config: &StorageConfig) -> Persistence {
         Persistence {
-            store,
+            store: Some(store),
+            config: config.clone(),
             durability: config.durability,
             flush_interval: Duration::from_millis(config.flush_interval_ms.max(1)),
             pending: Vec::new(),
@@ -159,24 +180,78 @@ impl Persistence {
         self.scheduled = false;
         let ops = std::mem::take(&mut self.pending);
         let waiters = std::mem::take(&mut self.waiters);
+        let mut dirty = self.dirty;
+        let Some(store) = self.store_mut() else {
+            return false;
+        };
         if !ops.is_empty() {
-            if let Err(e) = self.store.apply(ops) {
+            if let Err(e) = store.apply(ops) {
                 error!(error = %e, "store write failed; the affected publishes are not acknowledged");
                 return false;
             }
-            self.dirty = true;
+            dirty = true;
         }
-        if self.dirty && (flush || !waiters.is_empty()) {
-            if let Err(e) = self.store.flush() {
+        if dirty && (flush || !waiters.is_empty()) {
+            if let Err(e) = store.flush() {
+                self.dirty = true;
                 error!(error = %e, "store flush failed; the affected publishes are not acknowledged");
                 return false;
             }
-            self.dirty = false;
+            dirty = false;
         }
+        self.dirty = dirty;
         for w in waiters {
             let _ = w.send(());
         }
         true
+    }
+}
+
+impl Persistence {
+    /// The store, re-opening it if a restart could not.
+    fn store_mut(&mut self) -> Option<&mut Box<dyn Store>> {
+        if self.store.is_none() {
+            self.store = reopen(&self.config);
+        }
+        self.store.as_mut()
+    }
+
+    /// Runs a handler body; a panic stops the actor so the supervisor restarts it.
+    fn guarded<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self) -> R) -> Option<R> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                error!("persistence actor failed; restarting it");
+                ctx.stop();
+                None
+            }
+        }
+    }
+}
+
+fn reopen(config: &StorageConfig) -> Option<Box<dyn Store>> {
+    match config.durability {
+        Durability::Memory => Some(Box::new(MemoryStore::new())),
+        _ => match SledStore::open(&store_dir(&config.data_dir)) {
+            Ok(s) => Some(Box::new(s)),
+            Err(e) => {
+                error!(error = %e, "cannot re-open the store");
+                None
+            }
+        },
+    }
+}
+
+impl Supervised for Persistence {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        // Waiters of the failed batch were dropped: their publishes stay unacknowledged.
+        self.scheduled = false;
+        self.store = None;
+        self.store = reopen(&self.config);
+        info!(
+            reopened = self.store.is_some(),
+            "persistence actor restarted"
+        );
     }
 }
 
@@ -202,10 +277,35 @@ impl Handler<Persist> for Persistence {
     }
 }
 
+impl Handler<LoadSession> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: LoadSession, ctx: &mut Self::Context) {
+        // Pending changes first, so the load sees them.
+        self.commit(false);
+        let id = msg.client_id.as_str().to_owned();
+        let loaded = self.guarded(ctx, |act| act.store_mut().map(|s| s.load_session(&id)));
+        let handover = match loaded.flatten() {
+            Some(Ok(Some(stored))) => Handover::Stored(Box::new(stored)),
+            Some(Err(e)) => {
+                error!(error = %e, client_id = %id, "cannot load session");
+                Handover::Ended
+            }
+            _ => Handover::Ended,
+        };
+        let _ = msg.reply.send(handover);
+    }
+}
+
 impl Handler<PersistDeliveries> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: PersistDeliveries, ctx: &mut Self::Context) {
+        #[cfg(feature = "fault-injection")]
+        if msg.msg.topic.as_str() == "$fault/persistence" {
+            self.guarded(ctx, |_| panic!("injected persistence fault"));
+            return;
+        }
         let mut ops = msg.extra;
         if !msg.targets.is_empty() && self.durability != Durability::Memory {
             let record = message_record(&msg.msg);
@@ -229,15 +329,15 @@ impl Handler<PersistDeliveries> for Persistence {
 impl Handler<Commit> for Persistence {
     type Result = ();
 
-    fn handle(&mut self, _: Commit, _: &mut Self::Context) {
-        self.commit(false);
+    fn handle(&mut self, _: Commit, ctx: &mut Self::Context) {
+        self.guarded(ctx, |act| act.commit(false));
     }
 }
 
 impl Handler<FlushNow> for Persistence {
     type Result = bool;
 
-    fn handle(&mut self, _: FlushNow, _: &mut Self::Context) -> bool {
-        self.commit(true)
+    fn handle(&mut self, _: FlushNow, ctx: &mut Self::Context) -> bool {
+        self.guarded(ctx, |act| act.commit(true)).unwrap_or(false)
     }
 }

@@ -17,8 +17,8 @@ mod store;
 mod tests;
 
 pub use actor::{
-    open_store, store_dir, ticket, Durable, FlushNow, Persist, PersistDeliveries, Persistence,
-    QueuedDelivery,
+    failed_ticket, open_store, store_dir, ticket, Durable, FlushNow, LoadSession, Persist,
+    PersistDeliveries, Persistence, QueuedDelivery,
 };
 pub use expiry::drop_expired;
 pub use inspect::{inspect, Report, SessionSummary};

@@ -21,6 +21,16 @@ pub trait Store: Send + 'static {
     fn flush(&mut self) -> Result<(), StoreError>;
     /// Approximate bytes on disk (0 for memory).
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+
+    /// One session and everything stored under it (used when a session actor died and
+    /// its client comes back). The default loads everything; backends may do better.
+    fn load_session(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError> {
+        let snapshot = self.load()?;
+        Ok(snapshot
+            .sessions
+            .into_iter()
+            .find(|s| s.record.client_id == client_id))
+    }
 }
 
 /// Everything in a store.

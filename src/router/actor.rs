@@ -16,7 +16,9 @@ use super::state::RouterState;
 use crate::config::Durability;
 use crate::message::ClientId;
 use crate::persistence::convert::{message_record, subscription_record};
-use crate::persistence::{ticket, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery};
+use crate::persistence::{
+    ticket, LoadSession, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery,
+};
 use crate::session::{Deliver, Session, Shutdown, Takeover};
 
 /// Mailbox size: sessions awaiting `send` park once it is full (backpressure).
@@ -69,8 +71,28 @@ impl Actor for Router {
 }
 
 impl Supervised for Router {
+    /// The registry and per-client subscriptions survive (the supervisor keeps this
+    /// value); the trie is an index over them and may be half-updated, so it is rebuilt.
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        tracing::warn!("router restarting");
+        self.state.rebuild_index();
+        tracing::warn!(
+            sessions = self.sessions.len(),
+            "router restarted; index rebuilt"
+        );
+    }
+}
+
+impl Router {
+    /// Runs a handler body; a panic stops the actor so the supervisor restarts it.
+    fn guarded<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self) -> R) -> Option<R> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                tracing::error!("router failed in a handler; restarting it");
+                ctx.stop();
+                None
+            }
+        }
     }
 }
 
@@ -79,12 +101,23 @@ impl Handler<Register> for Router {
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> RegisterReply {
         let client = msg.client_id;
-        let old = self
-            .sessions
-            .insert(client.clone(), msg.addr)
-            .filter(Addr::connected);
-        let handover = match old {
+        let previous = self.sessions.insert(client.clone(), msg.addr);
+        let persistent = self.state.is_persistent(&client);
+        let handover = match previous {
+            // The previous session actor died: its stored state is the truth.
+            Some(dead) if !dead.connected() && !msg.clean_start && persistent => {
+                let (tx, rx) = oneshot::channel();
+                self.persistence.do_send(LoadSession {
+                    client_id: client.clone(),
+                    reply: tx,
+                });
+                Some(rx)
+            }
             // No live session to resume: whatever subscriptions remain are stale.
+            Some(ref dead) if !dead.connected() => {
+                self.drop_client(&client);
+                None
+            }
             None => {
                 self.drop_client(&client);
                 None
@@ -197,7 +230,22 @@ impl Handler<ForgetClient> for Router {
 impl Handler<Route> for Router {
     type Result = Routed;
 
-    fn handle(&mut self, msg: Route, _: &mut Self::Context) -> Routed {
+    fn handle(&mut self, msg: Route, ctx: &mut Self::Context) -> Routed {
+        // A failure here leaves the publish unacknowledged (the ticket never resolves).
+        self.guarded(ctx, |act| act.route(msg))
+            .unwrap_or_else(|| Routed {
+                matched: 0,
+                durable: Some(crate::persistence::failed_ticket()),
+            })
+    }
+}
+
+impl Router {
+    fn route(&mut self, msg: Route) -> Routed {
+        #[cfg(feature = "fault-injection")]
+        if msg.msg.topic.as_str() == "$fault/router" {
+            panic!("injected router fault");
+        }
         self.routed += 1;
         let mut extra = Vec::new();
         if msg.msg.retain {
@@ -270,7 +318,17 @@ impl Handler<Route> for Router {
 impl Handler<Subscribe> for Router {
     type Result = SubscribeReply;
 
-    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> SubscribeReply {
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> SubscribeReply {
+        self.guarded(ctx, |act| act.subscribe(msg))
+            .unwrap_or_else(|| SubscribeReply {
+                outcomes: Vec::new(),
+                durable: Some(crate::persistence::failed_ticket()),
+            })
+    }
+}
+
+impl Router {
+    fn subscribe(&mut self, msg: Subscribe) -> SubscribeReply {
         let now = Instant::now();
         let outcomes = msg
             .filters

@@ -43,8 +43,9 @@ pub struct SubscribeOutcome {
 pub struct RouterState {
     trie: SubscriptionTrie<ClientId, SubEntry>,
     retained: TopicTree<Arc<Message>>,
-    /// Each client's filters, to remove them all when its session ends.
-    filters: HashMap<ClientId, HashSet<TopicFilter>>,
+    /// Each client's subscriptions: the source of truth, of which `trie` is an index
+    /// (rebuilt from it when the router restarts).
+    subs: HashMap<ClientId, HashMap<TopicFilter, SubEntry>>,
     /// Clients with a live connection; shared subscriptions deliver only to these.
     online: HashSet<ClientId>,
     /// Round-robin position per shared subscription (`$share/{group}/{filter}`).
@@ -93,12 +94,24 @@ impl RouterState {
 
     /// Every filter a client subscribed to, with its entry.
     pub fn subscriptions_of(&self, client: &ClientId) -> Vec<(TopicFilter, SubEntry)> {
-        self.filters
+        self.subs
             .get(client)
             .into_iter()
             .flatten()
-            .filter_map(|f| self.trie.get(f, client).map(|e| (f.clone(), *e)))
+            .map(|(f, e)| (f.clone(), *e))
             .collect()
+    }
+
+    /// Rebuilds the trie and the shared-subscription cursors from the per-client
+    /// subscriptions (after a failure that may have left the index half-updated).
+    pub fn rebuild_index(&mut self) {
+        self.trie = SubscriptionTrie::new();
+        self.share_cursor.clear();
+        for (client, subs) in &self.subs {
+            for (filter, entry) in subs {
+                self.trie.insert(filter, client.clone(), *entry);
+            }
+        }
     }
 
     pub fn set_online(&mut self, client: &ClientId, online: bool) {
@@ -118,11 +131,13 @@ impl RouterState {
         entry: SubEntry,
         now: Instant,
     ) -> SubscribeOutcome {
-        let existed = self.trie.insert(filter, client.clone(), entry).is_some();
-        self.filters
+        let existed = self
+            .subs
             .entry(client.clone())
             .or_default()
-            .insert(filter.clone());
+            .insert(filter.clone(), entry)
+            .is_some();
+        self.trie.insert(filter, client.clone(), entry);
         let send_retained = match entry.options.retain_handling {
             RetainHandling::SendAtSubscribe => true,
             RetainHandling::SendIfNew => !existed,
@@ -143,20 +158,25 @@ impl RouterState {
 
     /// Removes a subscription; true when it existed.
     pub fn unsubscribe(&mut self, client: &ClientId, filter: &TopicFilter) -> bool {
-        if let Some(set) = self.filters.get_mut(client) {
-            set.remove(filter);
-            if set.is_empty() {
-                self.filters.remove(client);
+        let existed = match self.subs.get_mut(client) {
+            Some(set) => {
+                let existed = set.remove(filter).is_some();
+                if set.is_empty() {
+                    self.subs.remove(client);
+                }
+                existed
             }
-        }
-        self.trie.remove(filter, client).is_some()
+            None => false,
+        };
+        self.trie.remove(filter, client);
+        existed
     }
 
     /// Removes every subscription of a client whose session ended.
     pub fn remove_client(&mut self, client: &ClientId) {
         self.online.remove(client);
         self.persistent.remove(client);
-        for filter in self.filters.remove(client).unwrap_or_default() {
+        for filter in self.subs.remove(client).unwrap_or_default().into_keys() {
             self.trie.remove(&filter, client);
         }
     }

@@ -131,3 +131,22 @@ fn removing_a_client_removes_its_subscriptions() {
     r.remove_client(&id("a"));
     assert_eq!(r.subscription_count(), 0);
 }
+
+#[test]
+fn rebuilt_index_routes_like_the_original() {
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    r.subscribe(&id("a"), &filter("x/+"), entry(QoS::AtLeastOnce), now);
+    r.subscribe(
+        &id("b"),
+        &filter("$share/g/x/#"),
+        entry(QoS::AtMostOnce),
+        now,
+    );
+    r.set_online(&id("b"), true);
+    let before = r.route(&message("x/y", QoS::AtLeastOnce, false, "p"));
+    r.rebuild_index();
+    let after = r.route(&message("x/y", QoS::AtLeastOnce, false, "p"));
+    assert_eq!(before.len(), 2);
+    assert_eq!(before, after);
+}

@@ -259,6 +259,29 @@ impl Session {
         }
     }
 
+    /// A handler failed: the state may be inconsistent, so this actor goes. Only this
+    /// client is disconnected (5.0: 0x83). A persistent session keeps its subscriptions
+    /// and stored state, which its client's next CONNECT reloads from the store; a
+    /// clean one ends.
+    pub(super) fn crash(&mut self, ctx: &mut Context<Self>) {
+        tracing::error!(client_id = %self.state.client_id, "session failed; closing its connection");
+        self.inbound.clear_acks();
+        let will = self.will.take();
+        let persistent = self.persistent();
+        if !persistent {
+            self.end(ctx);
+        }
+        self.phase = Phase::Gone;
+        self.close(
+            ctx,
+            Close::Server(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR),
+        );
+        if let Some(will) = will {
+            self.publish_will(&will);
+        }
+        self.stop_when_flushed(ctx);
+    }
+
     /// The session is over: its subscriptions go and a delayed will is sent now.
     pub(super) fn end(&mut self, ctx: &mut Context<Self>) {
         if self.phase == Phase::Gone {
@@ -339,6 +362,7 @@ impl Actor for Session {
         // Nothing else is handled until the session is resumed: CONNACK goes first.
         let router = self.router.clone();
         let client_id = self.accepted.client_id.clone();
+        let limits = queue_limits(&self.shared);
         let fut = async move {
             let reply = router.send(register).await.ok()?;
             let handover = match reply.handover {
@@ -350,6 +374,10 @@ impl Actor for Session {
             };
             match handover {
                 Some(Handover::State(state)) => Some(Some(state)),
+                // The previous actor died: its state as last stored.
+                Some(Handover::Stored(stored)) => Some(Some(Box::new(
+                    super::persist::state_from_stored(&stored, limits),
+                ))),
                 // The previous session ended or vanished: its subscriptions are stale.
                 Some(Handover::Ended) | None => {
                     router.send(ForgetClient { client_id }).await.ok()?;

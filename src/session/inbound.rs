@@ -41,6 +41,11 @@ pub(super) struct Inbound {
 }
 
 impl Inbound {
+    /// Forgets acknowledgements not yet sent (their publishes stay unacknowledged).
+    pub fn clear_acks(&mut self) {
+        self.acks.clear();
+    }
+
     /// True while acknowledgements wait for the router's answer.
     pub fn acks_pending(&self) -> bool {
         !self.acks.is_empty()
@@ -67,7 +72,12 @@ impl StreamHandler<Result<Packet, DecodeError>> for Session {
     fn handle(&mut self, item: Result<Packet, DecodeError>, ctx: &mut Self::Context) {
         self.last_seen = Instant::now();
         match item {
-            Ok(packet) => self.on_packet(packet, ctx),
+            Ok(packet) => {
+                let run = std::panic::AssertUnwindSafe(|| self.on_packet(packet, ctx));
+                if std::panic::catch_unwind(run).is_err() {
+                    self.crash(ctx);
+                }
+            }
             Err(DecodeError::Io(error)) => {
                 debug!(client_id = %self.state.client_id, %error, "read failed");
                 self.close(ctx, Close::Lost);
@@ -167,6 +177,10 @@ impl Session {
     }
 
     fn on_publish(&mut self, mut p: Publish, ctx: &mut Context<Self>) {
+        #[cfg(feature = "fault-injection")]
+        if p.topic.as_str() == "$fault/session" {
+            panic!("injected session fault");
+        }
         tracing::trace!(topic = %p.topic, qos = ?p.qos, retain = p.retain, "publish in");
         if let Err(reason) = self.resolve_alias(&mut p) {
             self.close(ctx, Close::Server(reason));

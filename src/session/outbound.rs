@@ -32,7 +32,10 @@ impl Handler<Deliver> for Session {
             sub_ids: d.sub_ids,
             seq: d.seq,
         });
-        self.pump(ctx);
+        let run = std::panic::AssertUnwindSafe(|| self.pump(ctx));
+        if std::panic::catch_unwind(run).is_err() {
+            self.crash(ctx);
+        }
     }
 }
 

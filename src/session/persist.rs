@@ -10,7 +10,7 @@ use tracing::warn;
 
 use super::actor::{Phase, Session};
 use super::handshake::{Accepted, NEVER_EXPIRES};
-use super::state::{Outgoing, SessionState};
+use super::state::{Outgoing, QueueLimits, SessionState};
 use crate::broker::Shared;
 use crate::message::ClientId;
 use crate::persistence::convert::{
@@ -104,34 +104,11 @@ impl Session {
     /// A session loaded from the store at start: offline until its client returns.
     pub fn restored(stored: StoredSession, shared: Arc<Shared>) -> Session {
         let rec = &stored.record;
-        let protocol = match rec.protocol {
-            3 => ProtocolVersion::V31,
-            4 => ProtocolVersion::V311,
-            _ => ProtocolVersion::V5,
-        };
-        let client_id = ClientId::new(rec.client_id.clone());
-        let entries = stored
-            .queue
-            .iter()
-            .filter_map(|(seq, q)| {
-                let out = outgoing_from_record(*seq, q);
-                if out.is_none() {
-                    warn!(client_id = %client_id, seq, "stored message is not valid; skipped");
-                }
-                Some((out?, q.packet_id.and_then(PacketId::new), q.released))
-            })
-            .collect::<Vec<(Outgoing, _, _)>>();
-        let awaiting = stored
-            .inbound_qos2
-            .iter()
-            .filter_map(|id| PacketId::new(*id))
-            .collect();
-        let limits = super::actor::queue_limits(&shared);
-        let state = SessionState::restore(client_id.clone(), protocol, limits, entries, awaiting);
+        let state = state_from_stored(&stored, super::actor::queue_limits(&shared));
         let accepted = Accepted {
-            client_id,
+            client_id: state.client_id.clone(),
             assigned_id: false,
-            protocol,
+            protocol: state.protocol,
             clean_start: false,
             keep_alive: 0,
             keep_alive_changed: false,
@@ -140,13 +117,11 @@ impl Session {
             client_max_packet_size: None,
             request_problem_information: true,
         };
+        let will = rec.will.as_ref().and_then(will_from_record);
+        let offline_since_ms = rec.disconnected_at_ms;
         let mut session = Session::offline(accepted, state, shared);
-        session.restored_will = rec
-            .will
-            .as_ref()
-            .and_then(will_from_record)
-            .map(|w| (w, rec.disconnected_at_ms));
-        session.offline_since_ms = rec.disconnected_at_ms;
+        session.restored_will = will.map(|w| (w, offline_since_ms));
+        session.offline_since_ms = offline_since_ms;
         session
     }
 
@@ -169,4 +144,33 @@ impl Session {
         self.phase = Phase::Offline;
         self.last_seen = Instant::now();
     }
+}
+
+/// A session's state as stored: in-flight messages keep their packet ids, the rest are
+/// queued in stored order.
+pub fn state_from_stored(stored: &StoredSession, limits: QueueLimits) -> SessionState {
+    let rec = &stored.record;
+    let protocol = match rec.protocol {
+        3 => ProtocolVersion::V31,
+        4 => ProtocolVersion::V311,
+        _ => ProtocolVersion::V5,
+    };
+    let client_id = ClientId::new(rec.client_id.clone());
+    let entries = stored
+        .queue
+        .iter()
+        .filter_map(|(seq, q)| {
+            let out = outgoing_from_record(*seq, q);
+            if out.is_none() {
+                warn!(client_id = %client_id, seq, "stored message is not valid; skipped");
+            }
+            Some((out?, q.packet_id.and_then(PacketId::new), q.released))
+        })
+        .collect::<Vec<(Outgoing, _, _)>>();
+    let awaiting = stored
+        .inbound_qos2
+        .iter()
+        .filter_map(|id| PacketId::new(*id))
+        .collect();
+    SessionState::restore(client_id, protocol, limits, entries, awaiting)
 }

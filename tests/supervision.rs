@@ -1,0 +1,173 @@
+//! Supervision (durable-state issue): a failure injected into a session, the router or
+//! the persistence actor is contained and repaired. The failures are real panics inside
+//! handlers, made by the test-only `fault-injection` feature (publishing to
+//! `$fault/session`, `$fault/router`, `$fault/persistence`); `scripts/test.sh` builds
+//! the tests with it.
+#![cfg(feature = "fault-injection")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bounded, session_expiry, BrokerProcess, Event, RawClient, Witness};
+use starling::protocol::{Packet, QoS, ReasonCode};
+
+/// Receives PUBLISHes (acking them) until none arrives for a second.
+async fn drain(c: &mut RawClient) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        match c.next_event(Duration::from_secs(1)).await {
+            Event::Packet(Packet::Publish(p)) => {
+                c.ack(&p).await;
+                got.push(String::from_utf8_lossy(&p.payload).into_owned());
+            }
+            Event::Packet(_) => {}
+            _ => return got,
+        }
+    }
+}
+
+async fn publish_all(
+    addr: std::net::SocketAddr,
+    id: &str,
+    topic: &str,
+    range: std::ops::Range<u32>,
+) {
+    let mut p = RawClient::connected_v311(addr, id, true).await;
+    for i in range {
+        p.publish(topic, QoS::AtLeastOnce, false, i.to_string().as_bytes())
+            .await;
+    }
+    p.disconnect().await;
+}
+
+fn numbers(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| i.to_string()).collect()
+}
+
+// A session actor fails: only its client is disconnected (5.0: DISCONNECT 0x83); the
+// rest of the broker keeps serving; the client reconnects and resumes its persistent
+// session (subscription and the messages routed while it was down) from the store.
+#[tokio::test]
+async fn session_failure_disconnects_only_that_client_and_it_resumes() {
+    let broker = BrokerProcess::start();
+    bounded(async {
+        let addr = broker.addr();
+        let mut witness = Witness::new(addr, "w").await;
+        let mut a = RawClient::connected_v5(addr, "victim", session_expiry(300)).await;
+        a.subscribe(&[("sup/s", QoS::AtLeastOnce)]).await;
+        a.publish("$fault/session", QoS::AtMostOnce, false, b"boom")
+            .await;
+        let d = a.expect_closed().await;
+        assert_eq!(
+            d.map(|d| d.reason),
+            Some(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR)
+        );
+        witness.check().await;
+        publish_all(addr, "pub", "sup/s", 0..5).await;
+        let mut a = RawClient::open(addr).await;
+        let ack = a.connect_v5("victim", false, 30, session_expiry(300)).await;
+        assert!(
+            ack.session_present,
+            "the persistent session resumes from the store"
+        );
+        assert_eq!(drain(&mut a).await, numbers(0..5));
+        // And it works live again.
+        publish_all(addr, "pub", "sup/s", 5..6).await;
+        assert_eq!(drain(&mut a).await, numbers(5..6));
+    })
+    .await;
+}
+
+// The router fails while routing: it restarts with its index rebuilt, and routing
+// resumes for every connected client without reconnecting them.
+#[tokio::test]
+async fn router_failure_restarts_and_routing_resumes_without_reconnect() {
+    let broker = BrokerProcess::start();
+    bounded(async {
+        let addr = broker.addr();
+        let mut sub = RawClient::connected_v311(addr, "sub", true).await;
+        sub.subscribe(&[
+            ("sup/r/+", QoS::AtLeastOnce),
+            ("$share/g/sup/q", QoS::AtLeastOnce),
+        ])
+        .await;
+        let mut publisher = RawClient::connected_v311(addr, "pub", true).await;
+        publisher
+            .publish("sup/r/1", QoS::AtLeastOnce, false, b"before")
+            .await;
+        assert_eq!(drain(&mut sub).await, vec!["before"]);
+        // The poison message's own sender is not acknowledged and is disconnected.
+        let mut poison = RawClient::connected_v311(addr, "poison", true).await;
+        poison
+            .send(Packet::Publish(common::publish_packet(
+                "$fault/router",
+                QoS::AtLeastOnce,
+                b"boom",
+                starling::protocol::PacketId::new(1),
+            )))
+            .await;
+        poison.expect_closed().await;
+        assert!(
+            broker.log_text().contains("router restarted"),
+            "router restart logged"
+        );
+        // Same connections, no reconnect: wildcard and shared subscriptions still route.
+        publisher
+            .publish("sup/r/2", QoS::AtLeastOnce, false, b"after")
+            .await;
+        publisher
+            .publish("sup/q", QoS::AtLeastOnce, false, b"shared")
+            .await;
+        assert_eq!(drain(&mut sub).await, vec!["after", "shared"]);
+        // New subscriptions work too.
+        sub.subscribe(&[("sup/new", QoS::AtMostOnce)]).await;
+        publisher
+            .publish("sup/new", QoS::AtLeastOnce, false, b"new")
+            .await;
+        assert_eq!(drain(&mut sub).await, vec!["new"]);
+    })
+    .await;
+}
+
+// The persistence actor fails: it restarts and re-opens the store; nothing that was
+// acknowledged before or after is lost, even across a kill -9 of the whole broker.
+#[tokio::test]
+async fn persistence_failure_restarts_and_loses_nothing_acknowledged() {
+    let mut broker = BrokerProcess::start();
+    let addr = broker.addr();
+    bounded(async {
+        let mut s = RawClient::connected_v311(addr, "keeper", false).await;
+        s.subscribe(&[("sup/p", QoS::AtLeastOnce)]).await;
+        s.disconnect().await;
+        publish_all(addr, "pub1", "sup/p", 0..20).await;
+        // A retained publish reaches the persistence actor, which fails on it.
+        let mut poison = RawClient::connected_v311(addr, "poison", true).await;
+        poison
+            .send(Packet::Publish({
+                let mut p = common::publish_packet(
+                    "$fault/persistence",
+                    QoS::AtLeastOnce,
+                    b"boom",
+                    starling::protocol::PacketId::new(1),
+                );
+                p.retain = true;
+                p
+            }))
+            .await;
+        let _ = poison.expect_closed().await;
+        publish_all(addr, "pub2", "sup/p", 20..40).await;
+    })
+    .await;
+    assert!(broker.log_text().contains("persistence actor restarted"));
+    broker.kill9();
+    broker.restart();
+    let addr = broker.addr();
+    bounded(async {
+        let mut s = RawClient::open(addr).await;
+        let ack = s.connect_v311("keeper", false, 30).await;
+        assert!(ack.session_present);
+        assert_eq!(drain(&mut s).await, numbers(0..40));
+    })
+    .await;
+}
