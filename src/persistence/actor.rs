@@ -21,6 +21,11 @@ use crate::session::Handover;
 
 /// In `sync` mode, ops without a waiter are flushed at least this often.
 const LAZY_FLUSH: Duration = Duration::from_millis(500);
+/// How often the store's size is checked for compaction.
+const COMPACT_CHECK: Duration = Duration::from_secs(30);
+/// A store is compacted once it is this large and twice its size after the last
+/// compaction (or start).
+const COMPACT_MIN_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Resolves once the ops it was issued with are durable. Dropped unfulfilled when the
 /// write failed: the holder must then not acknowledge.
@@ -110,6 +115,8 @@ pub struct Persistence {
     waiters: Vec<oneshot::Sender<()>>,
     scheduled: bool,
     dirty: bool,
+    /// Size on disk after opening or the last compaction.
+    baseline: u64,
 }
 
 /// Opens the store for `config`, drops what expired while the broker was down, and
@@ -119,7 +126,9 @@ pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), 
         Durability::Memory => Box::new(MemoryStore::new()),
         Durability::Sync | Durability::Periodic => {
             super::prepare_data_dir(&config.data_dir)?;
-            Box::new(SledStore::open(&store_dir(&config.data_dir))?)
+            let dir = store_dir(&config.data_dir);
+            super::recover_interrupted(&dir)?;
+            Box::new(SledStore::open(&dir)?)
         }
     };
     let mut snapshot = store.load()?;
@@ -151,6 +160,7 @@ impl Persistence {
             waiters: Vec::new(),
             scheduled: false,
             dirty: false,
+            baseline: 0,
         }
     }
 
@@ -242,6 +252,31 @@ fn reopen(config: &StorageConfig) -> Option<Box<dyn Store>> {
     }
 }
 
+impl Persistence {
+    /// Compacts the store when it has grown well past its live size (see [`compact`]).
+    fn maybe_compact(&mut self) {
+        let Some(size) = self.store.as_ref().and_then(|s| s.size_on_disk().ok()) else {
+            return;
+        };
+        if self.baseline == 0 {
+            self.baseline = size;
+        }
+        if size < COMPACT_MIN_BYTES.max(self.baseline.saturating_mul(2)) || !self.commit(true) {
+            return;
+        }
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        match super::compact(store, &store_dir(&self.config.data_dir)) {
+            Ok(store) => {
+                self.baseline = store.size_on_disk().unwrap_or(0);
+                self.store = Some(store);
+            }
+            Err(e) => error!(error = %e, "compaction failed; the store is re-opened on next use"),
+        }
+    }
+}
+
 impl Supervised for Persistence {
     fn restarting(&mut self, _: &mut Self::Context) {
         // Waiters of the failed batch were dropped: their publishes stay unacknowledged.
@@ -263,8 +298,11 @@ impl Actor for Persistence {
             Durability::Periodic => self.flush_interval,
             _ => LAZY_FLUSH,
         };
-        ctx.run_interval(every, |act, _| {
-            act.commit(true);
+        ctx.run_interval(every, |act, ctx| {
+            act.guarded(ctx, |act| act.commit(true));
+        });
+        ctx.run_interval(COMPACT_CHECK, |act, ctx| {
+            act.guarded(ctx, Persistence::maybe_compact);
         });
     }
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 mod actor;
+mod compact;
 pub mod convert;
 mod expiry;
 mod inspect;
@@ -20,6 +21,7 @@ pub use actor::{
     failed_ticket, open_store, store_dir, ticket, Durable, FlushNow, LoadSession, Persist,
     PersistDeliveries, Persistence, QueuedDelivery,
 };
+pub use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;
 pub use inspect::{inspect, Report, SessionSummary};
 pub use memory_store::MemoryStore;

@@ -185,6 +185,11 @@ fn utf8_key<'k>(tree: &'static str, key: &'k [u8]) -> Result<&'k str, StoreError
 }
 
 impl Store for SledStore {
+    fn compact_into(&self, dest: &Path) -> Result<bool, StoreError> {
+        self.copy_to(dest)?;
+        Ok(true)
+    }
+
     fn load(&self) -> Result<Snapshot, StoreError> {
         let mut sessions: BTreeMap<String, StoredSession> = BTreeMap::new();
         for kv in self.trees[SESSIONS].iter() {

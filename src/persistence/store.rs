@@ -22,6 +22,12 @@ pub trait Store: Send + 'static {
     /// Approximate bytes on disk (0 for memory).
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 
+    /// Writes a compacted copy of the live data into `dest` (a missing directory) and
+    /// returns true, or returns false when the backend does not compact.
+    fn compact_into(&self, _dest: &std::path::Path) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// One session and everything stored under it (used when a session actor died and
     /// its client comes back). The default loads everything; backends may do better.
     fn load_session(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError> {

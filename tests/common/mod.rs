@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod durable;
 mod raw;
+#[allow(unused_imports)]
+pub use durable::*;
 #[allow(unused_imports)]
 pub use raw::*;
 /// Upper bound of one whole test body.
@@ -164,6 +167,11 @@ impl BrokerProcess {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The data directory passed with `--data-dir` (kept across restarts).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     pub fn pid(&self) -> u32 {
