@@ -75,6 +75,10 @@ pub struct Common {
     /// counted as lost. Also how long a `pairs` window may stall.
     #[arg(long, global = true, default_value_t = 2000)]
     pub drain_ms: u64,
+    /// Subscribers use persistent sessions (their QoS 1/2 deliveries are stored by
+    /// brokers that persist sessions).
+    #[arg(long, global = true)]
+    pub persistent: bool,
     /// Free text copied into the JSON line as "label" (e.g. the broker's name).
     #[arg(long, global = true)]
     pub label: Option<String>,

@@ -277,8 +277,8 @@ impl Router {
                 continue;
             };
             matched += 1;
-            let seq = match d.qos {
-                crate::protocol::QoS::AtMostOnce => None,
+            let seq = match (d.qos, self.durability) {
+                (crate::protocol::QoS::AtMostOnce, _) | (_, Durability::Memory) => None,
                 _ => self.state.next_seq(&d.client),
             };
             if let Some(seq) = seq {

@@ -42,6 +42,19 @@ impl Conn {
         client_id: &str,
         deadline: Instant,
     ) -> Result<Conn> {
+        Self::open_session(addr, source, version, client_id, false, deadline).await
+    }
+
+    /// Like [`Conn::open`]; `persistent` asks for a session that outlives the connection
+    /// (clean session 0; 5.0: clean start 0 and a session expiry of one hour).
+    pub async fn open_session(
+        addr: &str,
+        source: Option<IpAddr>,
+        version: ProtocolVersion,
+        client_id: &str,
+        persistent: bool,
+        deadline: Instant,
+    ) -> Result<Conn> {
         let stream = timeout_at(deadline, tcp_connect(addr, source))
             .await
             .map_err(|_| anyhow!("TCP connect to {addr} timed out"))?
@@ -54,11 +67,15 @@ impl Conn {
             version,
             receive_maximum: None,
         };
+        let mut properties = Properties::default();
+        if persistent && version == ProtocolVersion::V5 {
+            properties.session_expiry_interval = Some(3600);
+        }
         let connect = Connect {
             protocol: version,
-            clean_start: true,
+            clean_start: !persistent,
             keep_alive: 0,
-            properties: Properties::default(),
+            properties,
             client_id: client_id.into(),
             will: None,
             username: None,

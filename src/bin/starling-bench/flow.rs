@@ -40,11 +40,13 @@ pub async fn run(c: &Common, plan: Plan, mut rep: Report) -> Result<Report> {
     let addr = c.addr();
     let (version, qos) = (c.version()?, c.qos()?);
     let tag = format!("sb{}-{}", std::process::id(), rep.scenario);
+    let persistent = c.persistent;
 
     let subs = try_join_all(plan.subs.iter().enumerate().map(|(i, sp)| {
         let (addr, id) = (addr.clone(), format!("{tag}-s{i}"));
         async move {
-            let mut conn = Conn::open(&addr, None, version, &id, deadline).await?;
+            let mut conn =
+                Conn::open_session(&addr, None, version, &id, persistent, deadline).await?;
             conn.subscribe(std::slice::from_ref(&sp.filter), qos, deadline)
                 .await?;
             anyhow::Ok(conn)
