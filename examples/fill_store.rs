@@ -13,7 +13,8 @@ use starling::persistence::{
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(dir), Some(sessions), Some(messages)) = (args.get(1), args.get(2), args.get(3)) else {
+    let (Some(dir), Some(sessions), Some(messages)) = (args.get(1), args.get(2), args.get(3))
+    else {
         anyhow::bail!("usage: fill_store DATA_DIR SESSIONS MESSAGES");
     };
     let (sessions, messages): (usize, usize) = (sessions.parse()?, messages.parse()?);
@@ -65,7 +66,11 @@ fn main() -> anyhow::Result<()> {
             released: false,
         };
         let seq = (m / sessions.max(1)) as u64 + 1;
-        ops.push(Op::PutQueued { client_id: format!("bench-{i}"), seq, rec });
+        ops.push(Op::PutQueued {
+            client_id: format!("bench-{i}"),
+            seq,
+            rec,
+        });
         if ops.len() >= 10_000 {
             flush(&mut store, &mut ops)?;
         }

@@ -59,6 +59,13 @@ pub(super) enum Phase {
     Gone,
 }
 
+/// The connection as the connect task hands it to a new session actor.
+struct Handoff {
+    reader: FramedRead<BoxedReader, MqttCodec>,
+    writer: BoxedWriter,
+    permit: ConnectionPermit,
+}
+
 /// The live connection of a session.
 pub(super) struct Link {
     pub writer: Writer,
@@ -74,24 +81,21 @@ pub struct Session {
     pub(super) router: Addr<Router>,
     pub(super) state: Box<SessionState>,
     pub(super) accepted: Accepted,
-    pub(super) will: Option<LastWill>,
+    pub(super) will: Option<Box<LastWill>>,
     pub(super) link: Option<Link>,
     pub(super) phase: Phase,
     pub(super) inbound: Inbound,
     pub(super) last_seen: Instant,
-    setup: Option<(
-        FramedRead<BoxedReader, MqttCodec>,
-        BoxedWriter,
-        ConnectionPermit,
-    )>,
+    /// What `started` needs to take over the connection (boxed: used once).
+    setup: Option<Box<Handoff>>,
     peer: SocketAddr,
     /// A will waiting out its delay (5.0), published at the latest when the session ends.
-    pub(super) pending_will: Option<(SpawnHandle, LastWill)>,
+    pub(super) pending_will: Option<(SpawnHandle, Box<LastWill>)>,
     pub(super) expiry: Option<SpawnHandle>,
     /// A server-side close waiting for pending acknowledgements.
     pub(super) deferred_close: Option<Close>,
     /// A restored session's will and when its client went away.
-    pub(super) restored_will: Option<(LastWill, Option<u64>)>,
+    pub(super) restored_will: Option<Box<LastWill>>,
     pub(super) offline_since_ms: Option<u64>,
 }
 
@@ -107,11 +111,15 @@ impl Session {
             inbound: Inbound::new(limits.topic_alias_maximum),
             state: Box::new(state),
             accepted: setup.accepted,
-            will: setup.will,
+            will: setup.will.map(Box::new),
             link: None,
             phase: Phase::Connecting,
             last_seen: Instant::now(),
-            setup: Some((setup.reader, setup.writer, setup.permit)),
+            setup: Some(Box::new(Handoff {
+                reader: setup.reader,
+                writer: setup.writer,
+                permit: setup.permit,
+            })),
             peer: setup.peer,
             pending_will: None,
             expiry: None,
@@ -338,7 +346,12 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some((reader, writer, permit)) = self.setup.take() else {
+        let Some(Handoff {
+            reader,
+            writer,
+            permit,
+        }) = self.setup.take().map(|b| *b)
+        else {
             if self.phase == Phase::Offline {
                 self.start_restored(ctx);
             } else {

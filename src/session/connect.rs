@@ -16,11 +16,16 @@ use crate::broker::Shared;
 use crate::protocol::{encode_packet, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode};
 use crate::transport::{BoxedWriter, Connection};
 
+/// Initial read buffer of a connection.
+const READ_BUFFER_START: usize = 256;
+
 /// Serves one accepted connection until its session actor takes it over.
 pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     let limits = &shared.config.limits;
     let codec = MqttCodec::new(limits.max_packet_size as usize);
-    let mut reader = FramedRead::new(conn.reader, codec);
+    // Idle connections should cost little: start the read buffer small (tokio-util's
+    // default is 8 KiB); the codec reserves room for each packet as it arrives.
+    let mut reader = FramedRead::with_capacity(conn.reader, codec, READ_BUFFER_START);
     let mut writer = conn.writer;
     // [MQTT-3.1.0-1]: the first packet must be CONNECT, within the connect timeout.
     let first = tokio::time::timeout(limits.connect_timeout(), reader.next()).await;

@@ -33,8 +33,8 @@ impl Session {
         }
         let will = self
             .will
-            .as_ref()
-            .or(self.pending_will.as_ref().map(|(_, w)| w));
+            .as_deref()
+            .or(self.pending_will.as_ref().map(|(_, w)| &**w));
         Some(session_record(
             &self.state.client_id,
             self.accepted.protocol.level(),
@@ -120,7 +120,7 @@ impl Session {
         let will = rec.will.as_ref().and_then(will_from_record);
         let offline_since_ms = rec.disconnected_at_ms;
         let mut session = Session::offline(accepted, state, shared);
-        session.restored_will = will.map(|w| (w, offline_since_ms));
+        session.restored_will = will.map(Box::new);
         session.offline_since_ms = offline_since_ms;
         session
     }
@@ -131,7 +131,7 @@ impl Session {
         let now_ms = unix_ms_now();
         let since = self.offline_since_ms.unwrap_or(now_ms);
         let elapsed = Duration::from_millis(now_ms.saturating_sub(since));
-        if let Some((will, _)) = self.restored_will.take() {
+        if let Some(will) = self.restored_will.take() {
             let delay =
                 Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
             self.delay_will(ctx, will, delay.saturating_sub(elapsed));

@@ -48,7 +48,7 @@ impl Session {
     pub(super) fn delay_will(
         &mut self,
         ctx: &mut Context<Session>,
-        will: LastWill,
+        will: Box<LastWill>,
         after: Duration,
     ) {
         let handle = ctx.run_later(after, |act, ctx| act.fire_pending_will(ctx));
