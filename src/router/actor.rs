@@ -3,7 +3,7 @@
 //! store. It never waits on a session (sessions wait on it), so there is no cycle to
 //! deadlock on; store writes go to the persistence actor as messages.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! The router's plain state: the subscription trie, retained messages and the shared
 //! subscription cursors. No actix here; the actor in `actor.rs` is a thin shell over it.
 
-use std::collections::{HashMap, HashSet};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -195,7 +195,7 @@ impl RouterState {
     /// matching shared subscription group.
     pub fn route(&mut self, msg: &Message) -> Vec<Delivery> {
         let mut out: Vec<Delivery> = Vec::new();
-        let mut index: HashMap<ClientId, usize> = HashMap::new();
+        let mut index = DeliveryIndex::default();
         let mut shares: Vec<(&TopicFilter, &[(ClientId, SubEntry)])> = Vec::new();
         self.trie.for_each_match(&msg.topic, |m| match m {
             Match::Direct { key, value } => {
@@ -235,9 +235,45 @@ fn pick_member<'a>(
     None
 }
 
+/// Finds a client's delivery among those collected for one message: a scan while there
+/// are few (no allocation on the common path), a map once there are many.
+#[derive(Default)]
+struct DeliveryIndex(Option<HashMap<ClientId, usize>>);
+
+impl DeliveryIndex {
+    const SCAN_LIMIT: usize = 16;
+
+    fn get(&self, out: &[Delivery], client: &ClientId) -> Option<usize> {
+        match &self.0 {
+            Some(map) => map.get(client).copied(),
+            None => out.iter().position(|d| &d.client == client),
+        }
+    }
+
+    /// Records that `out`'s last delivery is `client`'s.
+    fn pushed(&mut self, out: &[Delivery]) {
+        match &mut self.0 {
+            Some(map) => {
+                if let Some(d) = out.last() {
+                    map.insert(d.client.clone(), out.len() - 1);
+                }
+            }
+            None if out.len() > Self::SCAN_LIMIT => {
+                let map = out
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (d.client.clone(), i))
+                    .collect();
+                self.0 = Some(map);
+            }
+            None => {}
+        }
+    }
+}
+
 fn add_delivery(
     out: &mut Vec<Delivery>,
-    index: &mut HashMap<ClientId, usize>,
+    index: &mut DeliveryIndex,
     msg: &Message,
     client: &ClientId,
     entry: &SubEntry,
@@ -246,21 +282,21 @@ fn add_delivery(
     // 3.1.1 and 5.0 without retain-as-published clear RETAIN on live delivery
     // [MQTT-3.3.1-9], [MQTT-3.3.1-12], [MQTT-3.3.1-13].
     let retain = msg.retain && entry.options.retain_as_published;
-    match index.get(client) {
-        Some(&i) => {
+    match index.get(out, client) {
+        Some(i) => {
             let d = &mut out[i];
             d.qos = d.qos.max(qos);
             d.retain |= retain;
             d.sub_ids.extend(entry.id);
         }
         None => {
-            index.insert(client.clone(), out.len());
             out.push(Delivery {
                 client: client.clone(),
                 qos,
                 retain,
                 sub_ids: entry.id.into_iter().collect(),
             });
+            index.pushed(out);
         }
     }
 }

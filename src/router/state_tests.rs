@@ -150,3 +150,18 @@ fn rebuilt_index_routes_like_the_original() {
     assert_eq!(before.len(), 2);
     assert_eq!(before, after);
 }
+
+#[test]
+fn many_overlapping_clients_still_get_one_delivery_each() {
+    // Past the scan limit the index switches to a map; deduplication must not change.
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    for i in 0..40 {
+        let c = id(&format!("c{i}"));
+        r.subscribe(&c, &filter("m/+"), entry(QoS::AtMostOnce), now);
+        r.subscribe(&c, &filter("m/#"), entry(QoS::AtLeastOnce), now);
+    }
+    let d = r.route(&message("m/x", QoS::AtLeastOnce, false, "p"));
+    assert_eq!(d.len(), 40);
+    assert!(d.iter().all(|d| d.qos == QoS::AtLeastOnce));
+}

@@ -1,6 +1,6 @@
 //! The topic tree: values stored by topic name (retained messages), looked up by filter.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::fmt;
 use std::mem;
 

@@ -1,6 +1,6 @@
 //! The subscription trie: finds every subscription matching a topic name by walking filter levels.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::mem;
