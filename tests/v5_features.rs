@@ -406,6 +406,22 @@ async fn disconnect_reason_string_unless_problem_information_off() {
             }
             other => panic!("expected PUBACK, got {other:?}"),
         }
+        // [MQTT-3.4.2-2]: no Reason String that would exceed the client's Maximum
+        // Packet Size.
+        let props = Properties {
+            maximum_packet_size: Some(16),
+            ..Properties::default()
+        };
+        let mut c = RawClient::connected_v5(broker.addr(), "rs3", props).await;
+        c.send(utf8_marked("t", QoS::AtLeastOnce, Some(1), b"\xff"))
+            .await;
+        match c.expect_packet("PUBACK").await {
+            Packet::PubAck(r) => {
+                assert_eq!(r.reason, ReasonCode::PAYLOAD_FORMAT_INVALID);
+                assert_eq!(r.properties.reason_string, None);
+            }
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
     })
     .await;
 }

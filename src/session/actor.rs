@@ -216,7 +216,7 @@ impl Session {
         ctx.run_interval(every, move |act, ctx| {
             if act.phase == Phase::Live && act.last_seen.elapsed() > limit {
                 debug!(client_id = %act.state.client_id, "keep alive expired");
-                act.close(ctx, Close::Server(ReasonCode::KEEP_ALIVE_TIMEOUT));
+                act.fail(ctx, ReasonCode::KEEP_ALIVE_TIMEOUT, "keep alive expired");
             }
         });
     }
@@ -434,7 +434,7 @@ impl Actor for Session {
         .into_actor(self)
         .map(|outcome, act, ctx| match outcome {
             Some(prior) => act.resume(prior, ctx),
-            None => act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE)),
+            None => act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "session not resumed"),
         });
         ctx.wait(fut);
     }

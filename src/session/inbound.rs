@@ -15,7 +15,7 @@ use super::policy::{check_payload, check_publish, Refusal};
 use super::state::AckResult;
 use crate::message::Message;
 use crate::protocol::{
-    DecodeError, Disconnect, Packet, PacketId, PubResponse, Publish, QoS, ReasonCode,
+    encoded_len, DecodeError, Disconnect, Packet, PacketId, PubResponse, Publish, QoS, ReasonCode,
 };
 use crate::router::messages::Route;
 use crate::topic::TopicName;
@@ -172,7 +172,7 @@ impl Session {
         let fut = async move { durable.wait().await }.into_actor(self);
         ctx.spawn(fut.map(move |ok, act, ctx| match ok {
             true => act.send(&Packet::PubRel(rel)),
-            false => act.close(ctx, Close::Server(ReasonCode::UNSPECIFIED_ERROR)),
+            false => act.fail(ctx, ReasonCode::UNSPECIFIED_ERROR, "state not stored"),
         }));
     }
 
@@ -248,12 +248,20 @@ impl Session {
         if self.accepted.request_problem_information {
             resp.properties.reason_string = Some(refusal.text.into());
         }
-        let packet = if qos == QoS::AtLeastOnce {
-            self.inbound.unacked_qos1 += 1; // undone as the PUBACK goes out
-            Packet::PubAck(resp)
-        } else {
-            Packet::PubRec(resp)
+        let wrap = |r| match qos {
+            QoS::AtLeastOnce => Packet::PubAck(r),
+            _ => Packet::PubRec(r),
         };
+        let mut packet = wrap(resp.clone());
+        let max = self.accepted.client_max_packet_size.unwrap_or(u32::MAX) as usize;
+        if encoded_len(&packet, self.accepted.protocol) > max {
+            // Never beyond the client's Maximum Packet Size [MQTT-3.4.2-2].
+            resp.properties = Default::default();
+            packet = wrap(resp);
+        }
+        if qos == QoS::AtLeastOnce {
+            self.inbound.unacked_qos1 += 1; // undone as the PUBACK goes out
+        }
         self.inbound.acks.push_back(Some(packet));
         self.flush_acks();
     }
@@ -345,7 +353,11 @@ impl Session {
         self.inbound.routes_in_flight -= 1;
         let Some(matched) = matched else {
             self.inbound.acks.clear();
-            self.close(ctx, Close::Server(ReasonCode::UNSPECIFIED_ERROR));
+            self.fail(
+                ctx,
+                ReasonCode::UNSPECIFIED_ERROR,
+                "publish not routed or stored",
+            );
             self.stop_if_idle(ctx);
             return;
         };
@@ -389,7 +401,8 @@ impl Session {
         if let Some(expiry) = d.properties.session_expiry_interval {
             // [MQTT-3.14.2-2]: a session that expired at close cannot be extended now.
             if self.accepted.session_expiry == 0 && expiry != 0 {
-                self.close(ctx, Close::Server(ReasonCode::PROTOCOL_ERROR));
+                let why = "session expiry set in DISCONNECT after a CONNECT with none";
+                self.fail(ctx, ReasonCode::PROTOCOL_ERROR, why);
                 return;
             }
             self.accepted.session_expiry = expiry;

@@ -110,10 +110,7 @@ impl Session {
             .into_actor(self)
             .map(move |res, act, ctx| {
                 let Ok(existed) = res else {
-                    act.close(
-                        ctx,
-                        super::actor::Close::Server(ReasonCode::SERVER_UNAVAILABLE),
-                    );
+                    act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "router unavailable");
                     return;
                 };
                 let reasons = existed
