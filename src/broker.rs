@@ -24,6 +24,7 @@ use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot
 use crate::router::messages::{Adopt, GetStats, ShutdownSessions};
 use crate::router::{Router, RouterState};
 use crate::session::Session;
+use crate::sys::{Metrics, Sys};
 use crate::transport::{ConnectionLimiter, TcpListenerTask, Workers};
 
 /// Why the broker could not start.
@@ -43,6 +44,8 @@ pub struct Shared {
     pub config: Config,
     pub router: Addr<Router>,
     pub persistence: Addr<Persistence>,
+    /// Counters for `$SYS`, updated by every session.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A broker to be started.
@@ -97,7 +100,15 @@ impl Broker {
             config: self.config.clone(),
             router: router.clone(),
             persistence: persistence.clone(),
+            metrics: Arc::new(Metrics::default()),
         });
+        let sys_interval = self.config.server.sys_interval_secs;
+        if sys_interval > 0 {
+            let (r, m) = (router.clone(), Arc::clone(&shared.metrics));
+            let every = Duration::from_secs(sys_interval);
+            // On the router's arbiter: it stops with it.
+            Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
+        }
         restore_sessions(snapshot, &shared, &workers).await;
         let listeners = self.start_listeners(&shared, &workers).await?;
         let local_addrs = listeners.iter().map(|(a, _)| *a).collect::<Vec<_>>();

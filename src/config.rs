@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::protocol::QoS;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -30,6 +32,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub storage: StorageConfig,
     pub limits: Limits,
+    pub server: ServerConfig,
+    pub capabilities: Capabilities,
 }
 
 /// What kind of socket a listener accepts.
@@ -90,6 +94,64 @@ pub struct Limits {
     pub max_keepalive_secs: u16,
     pub max_client_id_len: usize,
     pub topic_alias_maximum: u16,
+    /// Check that a PUBLISH whose Payload Format Indicator is 1 carries UTF-8 (5.0).
+    pub validate_utf8_payloads: bool,
+}
+
+/// What the server tells clients about itself.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Returned in CONNACK to 5.0 clients that ask for Response Information.
+    pub response_information: Option<String>,
+    /// When set, every CONNECT is refused and 5.0 clients are sent here.
+    pub server_reference: Option<String>,
+    /// With `server_reference`: moved for good (0x9D) rather than "use another" (0x9C).
+    pub server_moved: bool,
+    /// Seconds between `$SYS` updates; 0 disables them.
+    pub sys_interval_secs: u64,
+}
+
+/// Optional MQTT features the server offers (advertised to 5.0 clients in CONNACK).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Capabilities {
+    /// Highest QoS accepted from clients and granted to subscriptions (0, 1 or 2).
+    pub maximum_qos: u8,
+    pub retain_available: bool,
+    pub wildcard_subscriptions: bool,
+    pub subscription_identifiers: bool,
+    pub shared_subscriptions: bool,
+}
+
+impl Capabilities {
+    /// The highest QoS offered.
+    pub fn max_qos(&self) -> QoS {
+        QoS::from_u8(self.maximum_qos).unwrap_or(QoS::ExactlyOnce)
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Capabilities {
+        Capabilities {
+            maximum_qos: 2,
+            retain_available: true,
+            wildcard_subscriptions: true,
+            subscription_identifiers: true,
+            shared_subscriptions: true,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            response_information: None,
+            server_reference: None,
+            server_moved: false,
+            sys_interval_secs: 10,
+        }
+    }
 }
 
 impl Default for Config {
@@ -101,6 +163,8 @@ impl Default for Config {
             }],
             storage: StorageConfig::default(),
             limits: Limits::default(),
+            server: ServerConfig::default(),
+            capabilities: Capabilities::default(),
         }
     }
 }
@@ -128,6 +192,7 @@ impl Default for Limits {
             max_keepalive_secs: 0,
             max_client_id_len: 256,
             topic_alias_maximum: 64,
+            validate_utf8_payloads: true,
         }
     }
 }
@@ -171,6 +236,11 @@ impl Config {
                 "limits.connect_timeout_secs must be at least 1".into(),
             ));
         }
+        if self.capabilities.maximum_qos > 2 {
+            return Err(ConfigError::Invalid(
+                "capabilities.maximum_qos must be 0, 1 or 2".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -190,5 +260,19 @@ mod tests {
         assert!(toml::from_str::<Config>("[limits]\nmax_pakcet_size = 5").is_err());
         let c: Config = toml::from_str("[limits]\nmax_inflight = 0").unwrap();
         assert!(c.validate().is_err());
+        let c: Config = toml::from_str("[capabilities]\nmaximum_qos = 3").unwrap();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn server_and_capabilities_sections_parse() {
+        let text = "[server]\nserver_reference = \"other:1883\"\nserver_moved = true\n\
+                    [capabilities]\nmaximum_qos = 1\nretain_available = false\n";
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c.server.server_reference.as_deref(), Some("other:1883"));
+        assert!(c.server.server_moved);
+        assert_eq!(c.capabilities.max_qos(), QoS::AtLeastOnce);
+        assert!(!c.capabilities.retain_available);
+        assert!(c.capabilities.wildcard_subscriptions);
     }
 }

@@ -5,6 +5,7 @@
 //! - [`session`] — one actor per client session.
 //! - [`router`] — the actor owning subscriptions and retained messages.
 //! - [`transport`] — listeners.
+//! - [`sys`] — broker counters and the `$SYS` topics.
 //! - [`broker`] — puts them together; start a [`Broker`] inside an actix `System`.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod persistence;
 pub mod protocol;
 pub mod router;
 pub mod session;
+pub mod sys;
 pub mod topic;
 pub mod transport;
 

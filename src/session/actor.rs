@@ -9,15 +9,19 @@ use actix::prelude::*;
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
+use super::aliases::OutboundAliases;
 use super::handshake::{connack, Accepted, NEVER_EXPIRES};
 use super::inbound::Inbound;
 use super::messages::{Handover, Shutdown, Takeover};
 use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
 use crate::broker::Shared;
-use crate::protocol::{Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
+use crate::protocol::{
+    encoded_len, Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode,
+};
 use crate::router::messages::{ForgetClient, Register, SessionEnded, WentOffline};
 use crate::router::Router;
+use crate::sys::ConnectedGuard;
 use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
 
 /// A longest wait for the previous session actor to hand its state over.
@@ -71,6 +75,7 @@ pub(super) struct Link {
     pub writer: Writer,
     read: Option<SpawnHandle>,
     _permit: ConnectionPermit,
+    _connected: ConnectedGuard,
 }
 
 /// The session actor.
@@ -97,11 +102,16 @@ pub struct Session {
     /// A restored session's will and when its client went away.
     pub(super) restored_will: Option<Box<LastWill>>,
     pub(super) offline_since_ms: Option<u64>,
+    /// The Reason String of the DISCONNECT the server is about to send (5.0).
+    pub(super) close_text: Option<String>,
+    /// Topic aliases towards the client (5.0), per connection.
+    pub(super) out_aliases: OutboundAliases,
 }
 
 impl Session {
     pub fn new(setup: SessionSetup) -> Session {
         let limits = &setup.shared.config.limits;
+        let client_aliases = setup.accepted.client_topic_alias_maximum;
         let state = SessionState::new(
             setup.accepted.client_id.clone(),
             setup.accepted.protocol,
@@ -126,6 +136,8 @@ impl Session {
             deferred_close: None,
             restored_will: None,
             offline_since_ms: None,
+            close_text: None,
+            out_aliases: OutboundAliases::new(client_aliases),
             router: setup.shared.router.clone(),
             shared: setup.shared,
         }
@@ -148,6 +160,8 @@ impl Session {
             deferred_close: None,
             restored_will: None,
             offline_since_ms: None,
+            close_text: None,
+            out_aliases: OutboundAliases::new(0),
             router: shared.router.clone(),
             shared,
         }
@@ -180,7 +194,7 @@ impl Session {
             }
             _ => false,
         };
-        let ack = connack(&self.accepted, session_present, &self.shared.config.limits);
+        let ack = connack(&self.accepted, session_present, &self.shared.config);
         self.send(&Packet::ConnAck(ack));
         let resend: Vec<Packet> = self
             .state
@@ -190,8 +204,9 @@ impl Session {
                 Stage::Released => Packet::PubRel(PubResponse::new(i.packet_id)),
             })
             .collect();
-        for p in &resend {
-            self.send(p);
+        for mut p in resend {
+            let alias = self.apply_alias(&mut p);
+            self.send_publish(&p, alias);
         }
         self.phase = Phase::Live;
         self.start_keep_alive(ctx);
@@ -209,7 +224,7 @@ impl Session {
         ctx.run_interval(every, move |act, ctx| {
             if act.phase == Phase::Live && act.last_seen.elapsed() > limit {
                 debug!(client_id = %act.state.client_id, "keep alive expired");
-                act.close(ctx, Close::Server(ReasonCode::KEEP_ALIVE_TIMEOUT));
+                act.fail(ctx, ReasonCode::KEEP_ALIVE_TIMEOUT, "keep alive expired");
             }
         });
     }
@@ -234,10 +249,15 @@ impl Session {
         }
         if let Close::Server(reason) = how {
             if self.accepted.protocol.is_v5() {
-                link.writer
-                    .send(&Packet::Disconnect(Disconnect::new(reason)));
+                let disconnect = self.disconnect_packet(reason);
+                if let Some(link) = self.link.as_mut() {
+                    link.writer.send(&disconnect);
+                }
             }
         }
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
         link.writer.close();
         if let Some(read) = link.read.take() {
             ctx.cancel_future(read);
@@ -265,6 +285,31 @@ impl Session {
             let after = Duration::from_secs(u64::from(expiry));
             self.expiry = Some(ctx.run_later(after, |act, ctx| act.end(ctx)));
         }
+    }
+
+    /// Closes the connection for a client's error; a 5.0 client's DISCONNECT carries
+    /// `why` as its Reason String (see [`Session::disconnect_packet`]).
+    pub(super) fn fail(&mut self, ctx: &mut Context<Self>, reason: ReasonCode, why: &str) {
+        debug!(client_id = %self.state.client_id, %reason, why, "closing the connection");
+        self.close_text.get_or_insert_with(|| why.to_owned());
+        self.close(ctx, Close::Server(reason));
+    }
+
+    /// The server's DISCONNECT: with the Reason String of [`Session::fail`], unless the
+    /// client asked for no problem information (the spec allows it on DISCONNECT
+    /// [MQTT-3.1.2-29]; Starling honours the wish) or it would make the packet larger
+    /// than the client accepts [MQTT-3.14.2-3].
+    fn disconnect_packet(&mut self, reason: ReasonCode) -> Packet {
+        let mut disconnect = Disconnect::new(reason);
+        if self.accepted.request_problem_information {
+            disconnect.properties.reason_string = self.close_text.take().map(Into::into);
+        }
+        let packet = Packet::Disconnect(disconnect);
+        let max = self.accepted.client_max_packet_size.unwrap_or(u32::MAX) as usize;
+        if encoded_len(&packet, self.accepted.protocol) > max {
+            return Packet::Disconnect(Disconnect::new(reason));
+        }
+        packet
     }
 
     /// A handler failed: the state may be inconsistent, so this actor goes. Only this
@@ -364,6 +409,7 @@ impl Actor for Session {
             writer: Writer::new(writer, self.accepted.protocol),
             read: Some(read),
             _permit: permit,
+            _connected: self.shared.metrics.connection(),
         });
         ctx.spawn(WriteLoop);
         let register = Register {
@@ -401,7 +447,7 @@ impl Actor for Session {
         .into_actor(self)
         .map(|outcome, act, ctx| match outcome {
             Some(prior) => act.resume(prior, ctx),
-            None => act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE)),
+            None => act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "session not resumed"),
         });
         ctx.wait(fut);
     }

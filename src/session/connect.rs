@@ -11,7 +11,7 @@ use tokio_util::codec::FramedRead;
 use tracing::debug;
 
 use super::actor::{Session, SessionSetup};
-use super::handshake::{negotiate, refusal};
+use super::handshake::{admit, refusal};
 use crate::broker::Shared;
 use crate::protocol::{encode_packet, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode};
 use crate::transport::{BoxedWriter, Connection};
@@ -59,11 +59,11 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
     };
-    let accepted = match negotiate(&connect, limits, fresh_client_id) {
+    let accepted = match admit(&connect, &shared.config, fresh_client_id) {
         Ok(a) => a,
-        Err(reason) => {
-            debug!(peer = %conn.peer, %reason, "CONNECT refused");
-            refuse(&mut writer, Packet::ConnAck(refusal(reason)), version).await;
+        Err(ack) => {
+            debug!(peer = %conn.peer, reason = %ack.reason, "CONNECT refused");
+            refuse(&mut writer, Packet::ConnAck(*ack), version).await;
             return;
         }
     };

@@ -1,7 +1,7 @@
 //! CONNECT negotiation (section 3.1 and 3.2): what the broker accepts and what it
-//! answers. Pure functions over the packet and the limits.
+//! answers. Pure functions over the packet and the configuration.
 
-use crate::config::Limits;
+use crate::config::{Capabilities, Config, Limits, ServerConfig};
 use crate::message::ClientId;
 use crate::protocol::{ConnAck, Connect, Properties, ProtocolVersion, ReasonCode};
 
@@ -28,6 +28,59 @@ pub struct Accepted {
     pub client_max_packet_size: Option<u32>,
     /// The client asked for Reason Strings and User Properties on errors (5.0).
     pub request_problem_information: bool,
+    /// The client asked for Response Information in CONNACK (5.0).
+    pub request_response_information: bool,
+    /// Topic aliases the client accepts from the server (5.0; 0 = none).
+    pub client_topic_alias_maximum: u16,
+}
+
+/// Everything that decides whether a CONNECT is accepted: redirection, the will against
+/// the capabilities, then [`negotiate`]. The error is the refusing CONNACK.
+pub fn admit(
+    connect: &Connect,
+    config: &Config,
+    fresh_id: impl FnOnce() -> String,
+) -> Result<Accepted, Box<ConnAck>> {
+    let refuse = |reason| Box::new(refusal(reason));
+    if let Some(ack) = redirect(&config.server, connect.protocol) {
+        return Err(Box::new(ack));
+    }
+    check_will(connect, &config.capabilities).map_err(refuse)?;
+    negotiate(connect, &config.limits, fresh_id).map_err(refuse)
+}
+
+/// With a server reference configured, every CONNECT is refused: 5.0 clients are told
+/// where to go (0x9D moved / 0x9C use another server, section 4.11), older clients get
+/// "server unavailable".
+pub fn redirect(server: &ServerConfig, protocol: ProtocolVersion) -> Option<ConnAck> {
+    let reference = server.server_reference.as_ref()?;
+    if !protocol.is_v5() {
+        return Some(refusal(ReasonCode::SERVER_UNAVAILABLE));
+    }
+    let reason = if server.server_moved {
+        ReasonCode::SERVER_MOVED
+    } else {
+        ReasonCode::USE_ANOTHER_SERVER
+    };
+    let mut ack = refusal(reason);
+    ack.properties.server_reference = Some(reference.as_str().into());
+    Some(ack)
+}
+
+/// A will the server could not publish refuses the connection: QoS above the maximum
+/// [MQTT-3.2.2-12] (0x9B), retain when retained messages are not available
+/// [MQTT-3.2.2-13] (0x9A).
+pub fn check_will(connect: &Connect, caps: &Capabilities) -> Result<(), ReasonCode> {
+    let Some(will) = &connect.will else {
+        return Ok(());
+    };
+    if will.qos > caps.max_qos() {
+        return Err(ReasonCode::QOS_NOT_SUPPORTED);
+    }
+    if will.retain && !caps.retain_available {
+        return Err(ReasonCode::RETAIN_NOT_SUPPORTED);
+    }
+    Ok(())
 }
 
 /// Accepts or refuses a CONNECT; the error is the CONNACK reason code to send.
@@ -83,13 +136,39 @@ pub fn negotiate(
         outbound_window: client_receive_max.min(limits.max_inflight),
         client_max_packet_size: props.maximum_packet_size,
         request_problem_information: props.request_problem_information != Some(0),
+        request_response_information: props.request_response_information == Some(1),
+        client_topic_alias_maximum: if v5 {
+            props.topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        },
     })
 }
 
-/// The CONNACK for an accepted connection, advertising the server's limits (5.0).
-pub fn connack(accepted: &Accepted, session_present: bool, limits: &Limits) -> ConnAck {
+/// The CONNACK for an accepted connection, advertising the server's limits and the
+/// features it lacks (5.0; an absent property means "available" / QoS 2).
+pub fn connack(accepted: &Accepted, session_present: bool, config: &Config) -> ConnAck {
+    let limits = &config.limits;
+    let caps = &config.capabilities;
     let mut properties = Properties::default();
     if accepted.protocol.is_v5() {
+        // [MQTT-3.2.2-9]: a server without QoS 1 or 2 says so.
+        if caps.maximum_qos < 2 {
+            properties.maximum_qos = Some(caps.maximum_qos);
+        }
+        let unavailable = |on: bool| (!on).then_some(0);
+        properties.retain_available = unavailable(caps.retain_available);
+        properties.wildcard_subscription_available = unavailable(caps.wildcard_subscriptions);
+        properties.subscription_identifier_available = unavailable(caps.subscription_identifiers);
+        properties.shared_subscription_available = unavailable(caps.shared_subscriptions);
+        // [MQTT-3.1.2-28]: only to a client that asked for it.
+        if accepted.request_response_information {
+            properties.response_information = config
+                .server
+                .response_information
+                .as_deref()
+                .map(Into::into);
+        }
         properties.receive_maximum = Some(limits.receive_maximum);
         properties.maximum_packet_size = Some(limits.max_packet_size);
         properties.topic_alias_maximum = Some(limits.topic_alias_maximum);
@@ -150,7 +229,7 @@ mod tests {
         let c = connect(ProtocolVersion::V5, "", false);
         let a = negotiate(&c, &l, id).unwrap();
         assert_eq!(a.client_id.as_str(), "gen");
-        let ack = connack(&a, false, &l);
+        let ack = connack(&a, false, &Config::default());
         assert_eq!(
             ack.properties.assigned_client_identifier.as_deref(),
             Some("gen")
@@ -178,8 +257,12 @@ mod tests {
         };
         let a = negotiate(&connect(ProtocolVersion::V5, "a", true), &l, String::new).unwrap();
         assert_eq!((a.keep_alive, a.keep_alive_changed), (10, true));
+        let config = Config {
+            limits: l,
+            ..Config::default()
+        };
         assert_eq!(
-            connack(&a, false, &l).properties.server_keep_alive,
+            connack(&a, false, &config).properties.server_keep_alive,
             Some(10)
         );
     }
@@ -198,5 +281,80 @@ mod tests {
             negotiate(&c, &l, String::new),
             Err(ReasonCode::BAD_AUTHENTICATION_METHOD)
         );
+    }
+
+    #[test]
+    fn connack_advertises_only_missing_features() {
+        let mut config = Config::default();
+        let c = connect(ProtocolVersion::V5, "a", true);
+        let a = negotiate(&c, &config.limits, String::new).unwrap();
+        let p = connack(&a, false, &config).properties;
+        assert_eq!(p.maximum_qos, None);
+        assert_eq!(p.retain_available, None);
+        assert_eq!(p.wildcard_subscription_available, None);
+        config.capabilities = Capabilities {
+            maximum_qos: 1,
+            retain_available: false,
+            wildcard_subscriptions: false,
+            subscription_identifiers: false,
+            shared_subscriptions: false,
+        };
+        let p = connack(&a, false, &config).properties;
+        assert_eq!(p.maximum_qos, Some(1));
+        assert_eq!(p.retain_available, Some(0));
+        assert_eq!(p.wildcard_subscription_available, Some(0));
+        assert_eq!(p.subscription_identifier_available, Some(0));
+        assert_eq!(p.shared_subscription_available, Some(0));
+    }
+
+    #[test]
+    fn response_information_only_when_requested() {
+        let mut config = Config::default();
+        config.server.response_information = Some("replies/".into());
+        let mut c = connect(ProtocolVersion::V5, "a", true);
+        let a = negotiate(&c, &config.limits, String::new).unwrap();
+        assert_eq!(
+            connack(&a, false, &config).properties.response_information,
+            None
+        );
+        c.properties.request_response_information = Some(1);
+        let a = negotiate(&c, &config.limits, String::new).unwrap();
+        let info = connack(&a, false, &config).properties.response_information;
+        assert_eq!(info.as_deref(), Some("replies/"));
+    }
+
+    #[test]
+    fn redirection_and_will_checks() {
+        let mut config = Config::default();
+        config.server.server_reference = Some("b:1883".into());
+        let c5 = connect(ProtocolVersion::V5, "a", true);
+        let ack = admit(&c5, &config, String::new).unwrap_err();
+        assert_eq!(ack.reason, ReasonCode::USE_ANOTHER_SERVER);
+        assert_eq!(ack.properties.server_reference.as_deref(), Some("b:1883"));
+        config.server.server_moved = true;
+        let ack = admit(&c5, &config, String::new).unwrap_err();
+        assert_eq!(ack.reason, ReasonCode::SERVER_MOVED);
+        let c3 = connect(ProtocolVersion::V311, "a", true);
+        let ack = admit(&c3, &config, String::new).unwrap_err();
+        assert_eq!(ack.reason.to_v3_connack(), 3);
+
+        let mut caps = Capabilities {
+            maximum_qos: 1,
+            ..Capabilities::default()
+        };
+        let mut c = connect(ProtocolVersion::V5, "a", true);
+        c.will = Some(crate::protocol::LastWill {
+            topic: crate::topic::TopicName::new("w").unwrap(),
+            payload: Default::default(),
+            qos: crate::protocol::QoS::ExactlyOnce,
+            retain: true,
+            properties: Properties::default(),
+        });
+        // [MQTT-3.2.2-12]
+        assert_eq!(check_will(&c, &caps), Err(ReasonCode::QOS_NOT_SUPPORTED));
+        caps.maximum_qos = 2;
+        caps.retain_available = false;
+        // [MQTT-3.2.2-13]
+        assert_eq!(check_will(&c, &caps), Err(ReasonCode::RETAIN_NOT_SUPPORTED));
     }
 }

@@ -11,16 +11,13 @@ use actix::prelude::*;
 use tracing::debug;
 
 use super::actor::{Close, Phase, Session};
-use super::state::{AckResult, Outgoing};
+use super::policy::{check_payload, check_publish, Refusal};
+use super::state::AckResult;
 use crate::message::Message;
 use crate::protocol::{
-    DecodeError, Disconnect, Packet, PacketId, PubResponse, Publish, QoS, ReasonCode, SubAck,
-    Subscribe, UnsubAck, Unsubscribe,
+    encoded_len, DecodeError, Disconnect, Packet, PacketId, PubResponse, Publish, QoS, ReasonCode,
 };
-use crate::router::messages::{
-    Route, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
-};
-use crate::router::SubEntry;
+use crate::router::messages::Route;
 use crate::topic::TopicName;
 
 /// Inbound publishes routed but not yet answered by the router before reading pauses.
@@ -84,7 +81,7 @@ impl StreamHandler<Result<Packet, DecodeError>> for Session {
             }
             Err(error) => {
                 debug!(client_id = %self.state.client_id, %error, "bad packet; closing");
-                self.close(ctx, Close::Server(error.reason_code()));
+                self.fail(ctx, error.reason_code(), &error.to_string());
             }
         }
     }
@@ -137,7 +134,10 @@ impl Session {
             | Packet::ConnAck(_)
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)
-            | Packet::PingResp => self.close(ctx, Close::Server(ReasonCode::PROTOCOL_ERROR)),
+            | Packet::PingResp => {
+                let why = "unexpected packet type from a client";
+                self.fail(ctx, ReasonCode::PROTOCOL_ERROR, why);
+            }
         }
     }
 
@@ -172,7 +172,7 @@ impl Session {
         let fut = async move { durable.wait().await }.into_actor(self);
         ctx.spawn(fut.map(move |ok, act, ctx| match ok {
             true => act.send(&Packet::PubRel(rel)),
-            false => act.close(ctx, Close::Server(ReasonCode::UNSPECIFIED_ERROR)),
+            false => act.fail(ctx, ReasonCode::UNSPECIFIED_ERROR, "state not stored"),
         }));
     }
 
@@ -182,24 +182,42 @@ impl Session {
             panic!("injected session fault");
         }
         tracing::trace!(topic = %p.topic, qos = ?p.qos, retain = p.retain, "publish in");
-        if let Err(reason) = self.resolve_alias(&mut p) {
-            self.close(ctx, Close::Server(reason));
+        self.shared.metrics.add_received();
+        if let Err(refusal) = check_publish(&self.shared.config.capabilities, p.qos, p.retain) {
+            // 3.1.1 has no DISCONNECT from the server: the connection just closes.
+            self.fail(ctx, refusal.reason, refusal.text);
+            return;
+        }
+        if let Err((reason, why)) = self.resolve_alias(&mut p) {
+            self.fail(ctx, reason, why);
             return;
         }
         let ack = match (p.qos, p.packet_id) {
             (QoS::AtMostOnce, _) => None,
             (_, None) => {
-                self.close(ctx, Close::Server(ReasonCode::PROTOCOL_ERROR));
+                self.fail(
+                    ctx,
+                    ReasonCode::PROTOCOL_ERROR,
+                    "QoS 1/2 PUBLISH without packet id",
+                );
                 return;
             }
             (qos, Some(id)) => Some((qos, id)),
         };
+        let validate = self.shared.config.limits.validate_utf8_payloads;
+        let payload_ok = check_payload(validate, &p.properties, &p.payload);
         if let Some((qos, id)) = ack {
             let unacked = self.inbound.unacked_qos1 + self.state.awaiting_rel_len();
             let max = usize::from(self.shared.config.limits.receive_maximum);
             if self.is_v5() && unacked >= max {
                 // [MQTT-3.3.4-8]: more unacknowledged QoS 1/2 publishes than allowed.
-                self.close(ctx, Close::Server(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
+                let why = "more unacknowledged QoS 1/2 publishes than Receive Maximum";
+                self.fail(ctx, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, why);
+                return;
+            }
+            if let Err(refusal) = payload_ok {
+                // Not routed; the flow ends with the error code (section 4.13.2).
+                self.refuse_publish(qos, id, refusal);
                 return;
             }
             if qos == QoS::ExactlyOnce && !self.state.begin_inbound_qos2(id) {
@@ -213,30 +231,62 @@ impl Session {
             if qos == QoS::AtLeastOnce {
                 self.inbound.unacked_qos1 += 1;
             }
+        } else if let Err(refusal) = payload_ok {
+            self.fail(ctx, refusal.reason, refusal.text);
+            return;
         }
         let msg = Arc::new(self.message_from(p));
         self.route(msg, ack, ctx);
     }
 
+    /// Acknowledges a QoS 1/2 publish that is not routed with an error code, in its
+    /// turn among the acknowledgements; the Reason String only when the client accepts
+    /// problem information [MQTT-3.1.2-29].
+    fn refuse_publish(&mut self, qos: QoS, id: PacketId, refusal: Refusal) {
+        let mut resp = PubResponse::new(id);
+        resp.reason = refusal.reason;
+        if self.accepted.request_problem_information {
+            resp.properties.reason_string = Some(refusal.text.into());
+        }
+        let wrap = |r| match qos {
+            QoS::AtLeastOnce => Packet::PubAck(r),
+            _ => Packet::PubRec(r),
+        };
+        let mut packet = wrap(resp.clone());
+        let max = self.accepted.client_max_packet_size.unwrap_or(u32::MAX) as usize;
+        if encoded_len(&packet, self.accepted.protocol) > max {
+            // Never beyond the client's Maximum Packet Size [MQTT-3.4.2-2].
+            resp.properties = Default::default();
+            packet = wrap(resp);
+        }
+        if qos == QoS::AtLeastOnce {
+            self.inbound.unacked_qos1 += 1; // undone as the PUBACK goes out
+        }
+        self.inbound.acks.push_back(Some(packet));
+        self.flush_acks();
+    }
+
     /// Applies a 5.0 topic alias: sets it when a name comes with it, looks it up when not.
-    fn resolve_alias(&mut self, p: &mut Publish) -> Result<(), ReasonCode> {
+    fn resolve_alias(&mut self, p: &mut Publish) -> Result<(), (ReasonCode, &'static str)> {
         let Some(alias) = p.properties.topic_alias.take() else {
             return if p.topic.is_empty() {
-                Err(ReasonCode::PROTOCOL_ERROR)
+                Err((
+                    ReasonCode::PROTOCOL_ERROR,
+                    "empty topic name without topic alias",
+                ))
             } else {
                 Ok(())
             };
         };
         if alias == 0 || alias > self.inbound.alias_max {
-            return Err(ReasonCode::TOPIC_ALIAS_INVALID); // [MQTT-3.3.2-9]
+            // [MQTT-3.3.2-9]
+            return Err((ReasonCode::TOPIC_ALIAS_INVALID, "topic alias out of range"));
         }
         if p.topic.is_empty() {
-            p.topic = self
-                .inbound
-                .aliases
-                .get(&alias)
-                .cloned()
-                .ok_or(ReasonCode::PROTOCOL_ERROR)?;
+            p.topic = self.inbound.aliases.get(&alias).cloned().ok_or((
+                ReasonCode::PROTOCOL_ERROR,
+                "topic alias not set on this connection",
+            ))?;
         } else {
             self.inbound.aliases.insert(alias, p.topic.clone());
         }
@@ -303,7 +353,11 @@ impl Session {
         self.inbound.routes_in_flight -= 1;
         let Some(matched) = matched else {
             self.inbound.acks.clear();
-            self.close(ctx, Close::Server(ReasonCode::UNSPECIFIED_ERROR));
+            self.fail(
+                ctx,
+                ReasonCode::UNSPECIFIED_ERROR,
+                "publish not routed or stored",
+            );
             self.stop_if_idle(ctx);
             return;
         };
@@ -343,96 +397,12 @@ impl Session {
         }
     }
 
-    fn on_subscribe(&mut self, s: Subscribe, ctx: &mut Context<Self>) {
-        let id = s.properties.subscription_identifiers.first().copied();
-        let filters: Vec<_> = s
-            .filters
-            .into_iter()
-            .map(|(filter, options)| (filter, SubEntry { options, id }))
-            .collect();
-        let granted: Vec<QoS> = filters.iter().map(|(_, e)| e.options.qos).collect();
-        let request = self.router.send(RouterSubscribe {
-            client_id: self.state.client_id.clone(),
-            filters,
-        });
-        let fut = async move {
-            let reply = request.await.ok()?;
-            let durable = match reply.durable {
-                Some(d) => d.wait().await,
-                None => true,
-            };
-            durable.then_some(reply.outcomes)
-        };
-        let packet_id = s.packet_id;
-        let fut = fut.into_actor(self).map(move |outcomes, act, ctx| {
-            let Some(outcomes) = outcomes else {
-                act.close(ctx, Close::Server(ReasonCode::UNSPECIFIED_ERROR));
-                return;
-            };
-            let reasons = granted.iter().map(|q| ReasonCode::granted(*q)).collect();
-            act.send(&Packet::SubAck(SubAck {
-                packet_id,
-                properties: Default::default(),
-                reasons,
-            }));
-            // Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained.
-            for (outcome, qos) in outcomes.into_iter().zip(granted) {
-                for msg in outcome.retained {
-                    let qos = msg.qos.min(qos);
-                    let sub_ids = id.into_iter().collect();
-                    act.state.enqueue(Outgoing {
-                        msg,
-                        qos,
-                        retain: true,
-                        sub_ids,
-                        seq: None,
-                    });
-                }
-            }
-            act.pump(ctx);
-        });
-        ctx.wait(fut);
-    }
-
-    fn on_unsubscribe(&mut self, u: Unsubscribe, ctx: &mut Context<Self>) {
-        let request = RouterUnsubscribe {
-            client_id: self.state.client_id.clone(),
-            filters: u.filters,
-        };
-        let packet_id = u.packet_id;
-        let fut = self
-            .router
-            .send(request)
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                let Ok(existed) = res else {
-                    act.close(ctx, Close::Server(ReasonCode::SERVER_UNAVAILABLE));
-                    return;
-                };
-                let reasons = existed
-                    .into_iter()
-                    .map(|e| {
-                        if e {
-                            ReasonCode::SUCCESS
-                        } else {
-                            ReasonCode::NO_SUBSCRIPTION_EXISTED
-                        }
-                    })
-                    .collect();
-                act.send(&Packet::UnsubAck(UnsubAck {
-                    packet_id,
-                    properties: Default::default(),
-                    reasons,
-                }));
-            });
-        ctx.wait(fut);
-    }
-
     fn on_disconnect(&mut self, d: Disconnect, ctx: &mut Context<Self>) {
         if let Some(expiry) = d.properties.session_expiry_interval {
             // [MQTT-3.14.2-2]: a session that expired at close cannot be extended now.
             if self.accepted.session_expiry == 0 && expiry != 0 {
-                self.close(ctx, Close::Server(ReasonCode::PROTOCOL_ERROR));
+                let why = "session expiry set in DISCONNECT after a CONNECT with none";
+                self.fail(ctx, ReasonCode::PROTOCOL_ERROR, why);
                 return;
             }
             self.accepted.session_expiry = expiry;

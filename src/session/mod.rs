@@ -2,13 +2,16 @@
 //! the session state (queue, in-flight messages, QoS 2 ids) for as long as it lasts.
 
 mod actor;
+mod aliases;
 mod connect;
 pub mod handshake;
 mod inbound;
 mod messages;
 mod outbound;
 mod persist;
+mod policy;
 pub mod state;
+mod subscribe;
 mod will;
 mod writer;
 

@@ -8,10 +8,12 @@ use actix::prelude::*;
 use tracing::trace;
 
 use super::actor::{Phase, Session};
+use super::aliases::AliasUse;
 use super::messages::Deliver;
 use super::state::Outgoing;
 use super::writer::HIGH_WATER;
 use crate::protocol::{encoded_len, Packet, PacketId, Properties, Publish, QoS};
+use crate::topic::TopicName;
 
 impl Handler<Deliver> for Session {
     type Result = ();
@@ -55,7 +57,8 @@ impl Session {
             let Some((out, packet_id)) = self.state.next_to_send(window, now) else {
                 return;
             };
-            let packet = self.publish_packet(&out, packet_id, false);
+            let mut packet = self.publish_packet(&out, packet_id, false);
+            let alias = self.apply_alias(&mut packet);
             if let Some(max) = self.accepted.client_max_packet_size {
                 if encoded_len(&packet, self.accepted.protocol) > max as usize {
                     // [MQTT-3.1.2-25]: too large for this client; discarded as if sent.
@@ -67,8 +70,36 @@ impl Session {
                     continue;
                 }
             }
-            self.send(&packet);
+            self.send_publish(&packet, alias);
         }
+    }
+
+    /// Sends a PUBLISH whose alias use was decided by [`Session::apply_alias`], and
+    /// remembers a newly assigned alias.
+    pub(super) fn send_publish(&mut self, packet: &Packet, alias: AliasUse) {
+        if let Packet::Publish(p) = packet {
+            self.out_aliases.commit(&p.topic, alias);
+            self.shared.metrics.add_sent();
+        }
+        self.send(packet);
+    }
+
+    /// Replaces a PUBLISH's topic by an alias where one is (or can be) assigned
+    /// [MQTT-3.3.2-11]: the full name with a new alias, an empty name with a known one.
+    pub(super) fn apply_alias(&self, packet: &mut Packet) -> AliasUse {
+        let Packet::Publish(p) = packet else {
+            return AliasUse::None;
+        };
+        let alias = self.out_aliases.lookup(&p.topic);
+        match alias {
+            AliasUse::None => {}
+            AliasUse::Assign(a) => p.properties.topic_alias = Some(a),
+            AliasUse::Known(a) => {
+                p.properties.topic_alias = Some(a);
+                p.topic = TopicName::empty();
+            }
+        }
+        alias
     }
 
     /// The PUBLISH for one delivery; 5.0 gets subscription identifiers and the remaining

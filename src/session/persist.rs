@@ -116,6 +116,8 @@ impl Session {
             outbound_window: shared.config.limits.max_inflight,
             client_max_packet_size: None,
             request_problem_information: true,
+            request_response_information: false,
+            client_topic_alias_maximum: 0,
         };
         let will = rec.will.as_ref().and_then(will_from_record);
         let offline_since_ms = rec.disconnected_at_ms;

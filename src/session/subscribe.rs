@@ -1,0 +1,134 @@
+//! SUBSCRIBE and UNSUBSCRIBE from the client: checked against the server's capabilities
+//! (see `policy`), handed to the router, answered with SUBACK/UNSUBACK; retained
+//! messages follow the SUBACK.
+
+use actix::prelude::*;
+
+use super::actor::Session;
+use super::policy::{check_subscription_ids, grant};
+use super::state::Outgoing;
+use crate::protocol::Packet;
+use crate::protocol::{QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
+use crate::router::messages::{Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe};
+use crate::router::SubEntry;
+
+impl Session {
+    pub(super) fn on_subscribe(&mut self, s: Subscribe, ctx: &mut Context<Self>) {
+        let caps = &self.shared.config.capabilities;
+        let ids = &s.properties.subscription_identifiers;
+        if let Err(refusal) = check_subscription_ids(caps, ids) {
+            self.fail(ctx, refusal.reason, refusal.text);
+            return;
+        }
+        let id = ids.first().copied();
+        // One verdict per filter, in order: the granted QoS or the refusing code.
+        let verdicts: Vec<Result<QoS, ReasonCode>> = s
+            .filters
+            .iter()
+            .map(|(filter, options)| grant(caps, filter, options.qos))
+            .collect();
+        let filters: Vec<_> = s
+            .filters
+            .into_iter()
+            .zip(&verdicts)
+            .filter_map(|((filter, mut options), verdict)| {
+                options.qos = *verdict.as_ref().ok()?;
+                Some((filter, SubEntry { options, id }))
+            })
+            .collect();
+        let granted: Vec<QoS> = verdicts.iter().filter_map(|v| v.ok()).collect();
+        let reasons: Vec<ReasonCode> = verdicts
+            .iter()
+            .map(|v| match v {
+                Ok(qos) => ReasonCode::granted(*qos),
+                Err(code) => *code,
+            })
+            .collect();
+        let packet_id = s.packet_id;
+        if filters.is_empty() {
+            self.send(&Packet::SubAck(SubAck {
+                packet_id,
+                properties: Default::default(),
+                reasons,
+            }));
+            return;
+        }
+        let request = self.router.send(RouterSubscribe {
+            client_id: self.state.client_id.clone(),
+            filters,
+        });
+        let fut = async move {
+            let reply = request.await.ok()?;
+            let durable = match reply.durable {
+                Some(d) => d.wait().await,
+                None => true,
+            };
+            durable.then_some(reply.outcomes)
+        };
+        let fut = fut.into_actor(self).map(move |outcomes, act, ctx| {
+            let Some(outcomes) = outcomes else {
+                act.fail(
+                    ctx,
+                    ReasonCode::UNSPECIFIED_ERROR,
+                    "subscription not stored",
+                );
+                return;
+            };
+            act.send(&Packet::SubAck(SubAck {
+                packet_id,
+                properties: Default::default(),
+                reasons,
+            }));
+            // Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained.
+            for (outcome, qos) in outcomes.into_iter().zip(granted) {
+                for msg in outcome.retained {
+                    let qos = msg.qos.min(qos);
+                    let sub_ids = id.into_iter().collect();
+                    act.state.enqueue(Outgoing {
+                        msg,
+                        qos,
+                        retain: true,
+                        sub_ids,
+                        seq: None,
+                    });
+                }
+            }
+            act.pump(ctx);
+        });
+        ctx.wait(fut);
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe, ctx: &mut Context<Self>) {
+        let request = RouterUnsubscribe {
+            client_id: self.state.client_id.clone(),
+            filters: u.filters,
+        };
+        let packet_id = u.packet_id;
+        let fut = self
+            .router
+            .send(request)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let Ok(existed) = res else {
+                    act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "router unavailable");
+                    return;
+                };
+                let reasons = existed
+                    .into_iter()
+                    .map(|e| {
+                        if e {
+                            ReasonCode::SUCCESS
+                        } else {
+                            ReasonCode::NO_SUBSCRIPTION_EXISTED
+                        }
+                    })
+                    .collect();
+                act.send(&Packet::UnsubAck(UnsubAck {
+                    packet_id,
+                    properties: Default::default(),
+                    reasons,
+                }));
+            });
+        ctx.wait(fut);
+    }
+}

@@ -1,0 +1,239 @@
+//! `$SYS` topics in Mosquitto's style: the broker's counters ([`Metrics`], shared by
+//! every session) and the [`Sys`] actor that publishes them, retained at QoS 0, every
+//! `[server] sys_interval_secs`. Only values that changed are published again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tracing::debug;
+
+use crate::message::Message;
+use crate::protocol::{Properties, QoS};
+use crate::router::messages::{GetStats, Route, RouterStats};
+use crate::router::Router;
+use crate::topic::TopicName;
+
+/// Broker-wide counters, updated by sessions with relaxed atomics (cheap, and `$SYS`
+/// needs no ordering with anything else).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    received: AtomicU64,
+    sent: AtomicU64,
+    connected: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub received: u64,
+    pub sent: u64,
+    pub connected: u64,
+}
+
+impl Metrics {
+    /// One PUBLISH received from a client.
+    pub fn add_received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One PUBLISH sent to a client.
+    pub fn add_sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection became live; the guard counts it until dropped.
+    pub fn connection(self: &Arc<Self>) -> ConnectedGuard {
+        self.connected.fetch_add(1, Ordering::Relaxed);
+        ConnectedGuard(Arc::clone(self))
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            received: self.received.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counts one live connection in [`Metrics`] while it exists.
+#[derive(Debug)]
+pub struct ConnectedGuard(Arc<Metrics>);
+
+impl Drop for ConnectedGuard {
+    fn drop(&mut self) {
+        self.0.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The `$SYS` topics and their payloads for one update.
+pub fn sys_values(
+    stats: &RouterStats,
+    metrics: MetricsSnapshot,
+    uptime: Duration,
+) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "$SYS/broker/version",
+            format!("starling {}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "$SYS/broker/uptime",
+            format!("{} seconds", uptime.as_secs()),
+        ),
+        (
+            "$SYS/broker/clients/connected",
+            metrics.connected.to_string(),
+        ),
+        (
+            "$SYS/broker/messages/received",
+            metrics.received.to_string(),
+        ),
+        ("$SYS/broker/messages/sent", metrics.sent.to_string()),
+        (
+            "$SYS/broker/subscriptions/count",
+            stats.subscriptions.to_string(),
+        ),
+        (
+            "$SYS/broker/retained messages/count",
+            stats.retained.to_string(),
+        ),
+    ]
+}
+
+/// What was last published per topic, so unchanged values are not published again.
+#[derive(Debug, Default)]
+pub struct LastValues(HashMap<&'static str, String>);
+
+impl LastValues {
+    /// The values that differ from the last ones published; remembers them.
+    pub fn changed(&mut self, values: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+        values
+            .into_iter()
+            .filter(|(topic, value)| {
+                let same = self.0.get(topic) == Some(value);
+                if !same {
+                    self.0.insert(topic, value.clone());
+                }
+                !same
+            })
+            .collect()
+    }
+}
+
+/// The actor publishing `$SYS` topics through the router.
+pub struct Sys {
+    router: Addr<Router>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    started: Instant,
+    last: LastValues,
+}
+
+impl Sys {
+    pub fn new(router: Addr<Router>, metrics: Arc<Metrics>, interval: Duration) -> Sys {
+        Sys {
+            router,
+            metrics,
+            interval,
+            started: Instant::now(),
+            last: LastValues::default(),
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let stats = self.router.send(GetStats).into_actor(self);
+        ctx.wait(stats.map(|stats, act, _| {
+            let Ok(stats) = stats else {
+                return;
+            };
+            let values = sys_values(&stats, act.metrics.snapshot(), act.started.elapsed());
+            for (topic, value) in act.last.changed(values) {
+                act.publish(topic, value);
+            }
+        }));
+    }
+
+    fn publish(&self, topic: &str, value: String) {
+        let Ok(topic) = TopicName::new(topic) else {
+            debug!(topic, "invalid $SYS topic");
+            return;
+        };
+        let msg = Message {
+            topic,
+            payload: Bytes::from(value),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            properties: Properties::default(),
+            expires_at: None,
+            publisher: None,
+        };
+        self.router.do_send(Route {
+            msg: Arc::new(msg),
+            inbound_qos2: None,
+        });
+    }
+}
+
+impl Actor for Sys {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.tick(ctx);
+        ctx.run_interval(self.interval, |act, ctx| act.tick(ctx));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_guard() {
+        let m = Arc::new(Metrics::default());
+        m.add_received();
+        m.add_sent();
+        m.add_sent();
+        let g = m.connection();
+        assert_eq!(
+            m.snapshot(),
+            MetricsSnapshot {
+                received: 1,
+                sent: 2,
+                connected: 1
+            }
+        );
+        drop(g);
+        assert_eq!(m.snapshot().connected, 0);
+    }
+
+    #[test]
+    fn values_and_changes() {
+        let stats = RouterStats {
+            subscriptions: 3,
+            retained: 4,
+            ..RouterStats::default()
+        };
+        let v = sys_values(&stats, MetricsSnapshot::default(), Duration::from_secs(7));
+        let get = |t: &str| v.iter().find(|(k, _)| *k == t).map(|(_, v)| v.as_str());
+        assert_eq!(get("$SYS/broker/uptime"), Some("7 seconds"));
+        assert_eq!(get("$SYS/broker/subscriptions/count"), Some("3"));
+        assert_eq!(get("$SYS/broker/retained messages/count"), Some("4"));
+        assert!(get("$SYS/broker/version").unwrap().starts_with("starling "));
+        for (topic, _) in &v {
+            assert!(TopicName::new(*topic).is_ok(), "{topic}");
+        }
+        let mut last = LastValues::default();
+        assert_eq!(last.changed(v.clone()).len(), v.len());
+        assert!(last.changed(v).is_empty());
+        let v = sys_values(&stats, MetricsSnapshot::default(), Duration::from_secs(8));
+        assert_eq!(
+            last.changed(v),
+            vec![("$SYS/broker/uptime", "8 seconds".into())]
+        );
+    }
+}
