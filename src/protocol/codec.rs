@@ -9,6 +9,11 @@ use super::error::{DecodeError, EncodeError};
 use super::packet::Packet;
 use super::types::ProtocolVersion;
 
+/// A read buffer grows up to this size while reads keep filling it.
+const MAX_READ_BUFFER: usize = 64 * 1024;
+/// The least a full read buffer grows by.
+const MIN_GROWTH: usize = 256;
+
 /// Frames MQTT packets. Before CONNECT the protocol level is unknown and only CONNECT
 /// decodes [MQTT-3.1.0-1]; decoding a CONNECT fixes the level for the rest of the
 /// connection.
@@ -47,6 +52,13 @@ impl Decoder for MqttCodec {
     type Error = DecodeError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        // Connections start with a small buffer (idle ones stay cheap). A read that filled
+        // it means more is coming: double it, so busy connections read in large chunks.
+        // (Frames are split off as shared `Bytes`, so without this every reallocation
+        // would keep the small original size.)
+        if src.len() == src.capacity() && src.capacity() < MAX_READ_BUFFER {
+            src.reserve(src.capacity().max(MIN_GROWTH));
+        }
         let packet = decode_packet(src, self.version, self.max_packet_size)?;
         if let Some(Packet::Connect(connect)) = &packet {
             if self.version.is_none() {

@@ -110,37 +110,23 @@ pub struct Session {
 
 impl Session {
     pub fn new(setup: SessionSetup) -> Session {
-        let limits = &setup.shared.config.limits;
-        let client_aliases = setup.accepted.client_topic_alias_maximum;
         let state = SessionState::new(
             setup.accepted.client_id.clone(),
             setup.accepted.protocol,
             queue_limits(&setup.shared),
         );
-        Session {
-            inbound: Inbound::new(limits.topic_alias_maximum),
-            state: Box::new(state),
-            accepted: setup.accepted,
-            will: setup.will.map(Box::new),
-            link: None,
-            phase: Phase::Connecting,
-            last_seen: Instant::now(),
-            setup: Some(Box::new(Handoff {
-                reader: setup.reader,
-                writer: setup.writer,
-                permit: setup.permit,
-            })),
-            peer: setup.peer,
-            pending_will: None,
-            expiry: None,
-            deferred_close: None,
-            restored_will: None,
-            offline_since_ms: None,
-            close_text: None,
-            out_aliases: OutboundAliases::new(client_aliases),
-            router: setup.shared.router.clone(),
-            shared: setup.shared,
-        }
+        let client_aliases = setup.accepted.client_topic_alias_maximum;
+        let mut session = Session::offline(setup.accepted, state, setup.shared);
+        session.phase = Phase::Connecting;
+        session.will = setup.will.map(Box::new);
+        session.peer = setup.peer;
+        session.out_aliases = OutboundAliases::new(client_aliases);
+        session.setup = Some(Box::new(Handoff {
+            reader: setup.reader,
+            writer: setup.writer,
+            permit: setup.permit,
+        }));
+        session
     }
 
     /// A session with no connection (restored from the store).
