@@ -87,7 +87,8 @@ impl Broker {
         let persistence = Supervisor::start_in_arbiter(&persistence_arbiter, move |_| {
             Persistence::new(store, &storage)
         });
-        let router_state = RouterState::restore(&snapshot);
+        let mut router_state = RouterState::restore(&snapshot);
+        router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
         let (p, durability) = (persistence.clone(), self.config.storage.durability);
         let router_arbiter = Arbiter::new().handle();
         let router = Supervisor::start_in_arbiter(&router_arbiter, move |ctx| {

@@ -110,6 +110,21 @@ pub struct ServerConfig {
     pub server_moved: bool,
     /// Seconds between `$SYS` updates; 0 disables them.
     pub sys_interval_secs: u64,
+    /// How a shared subscription picks the member that gets each message.
+    pub shared_subscription_strategy: ShareStrategy,
+}
+
+/// How a shared subscription (`$share/{group}/{filter}`) picks one online member.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareStrategy {
+    /// Each online member in turn.
+    #[default]
+    RoundRobin,
+    /// A random online member for each message.
+    Random,
+    /// The same member while it stays online, then the next one.
+    Sticky,
 }
 
 /// Optional MQTT features the server offers (advertised to 5.0 clients in CONNACK).
@@ -150,6 +165,7 @@ impl Default for ServerConfig {
             server_reference: None,
             server_moved: false,
             sys_interval_secs: 10,
+            shared_subscription_strategy: ShareStrategy::RoundRobin,
         }
     }
 }

@@ -14,6 +14,7 @@ impl RouterState {
     /// The subscriptions, persistent sessions and retained messages of a snapshot.
     pub fn restore(snapshot: &Snapshot) -> RouterState {
         let mut state = RouterState::new();
+        // (The share strategy is set by the broker from its config.)
         let now = Instant::now();
         for session in &snapshot.sessions {
             let client = ClientId::new(session.record.client_id.clone());

@@ -5,6 +5,7 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::config::ShareStrategy;
 use crate::message::{ClientId, Message};
 use crate::protocol::{QoS, RetainHandling, SubscriptionOptions};
 use crate::topic::{Match, SubscriptionTrie, TopicFilter, TopicTree};
@@ -52,11 +53,23 @@ pub struct RouterState {
     share_cursor: HashMap<TopicFilter, usize>,
     /// Persistent sessions: the next sequence number of their stored queue.
     persistent: HashMap<ClientId, u64>,
+    /// How shared subscriptions pick a member.
+    strategy: ShareStrategy,
+    /// State of the `random` strategy's generator (xorshift; seeded, so tests repeat).
+    rng: u64,
 }
 
 impl RouterState {
     pub fn new() -> RouterState {
-        RouterState::default()
+        RouterState {
+            rng: 0x9E37_79B9_7F4A_7C15,
+            ..RouterState::default()
+        }
+    }
+
+    /// Sets how shared subscriptions pick a member.
+    pub fn set_share_strategy(&mut self, strategy: ShareStrategy) {
+        self.strategy = strategy;
     }
 
     /// Number of subscriptions.
@@ -210,7 +223,11 @@ impl RouterState {
         });
         for (filter, members) in shares {
             let cursor = self.share_cursor.entry(filter.clone()).or_insert(0);
-            if let Some((client, entry)) = pick_member(cursor, members, &self.online) {
+            if self.strategy == ShareStrategy::Random {
+                *cursor = next_random(&mut self.rng) as usize % members.len().max(1);
+            }
+            let advance = self.strategy == ShareStrategy::RoundRobin;
+            if let Some((client, entry)) = pick_member(cursor, members, &self.online, advance) {
                 add_delivery(&mut out, &mut index, msg, client, entry);
             }
         }
@@ -218,21 +235,38 @@ impl RouterState {
     }
 }
 
-/// Round robin over the online members of one shared subscription.
+/// The first online member at or after `cursor`. With `advance` (round robin) the cursor
+/// moves past it; otherwise (sticky, random) it stays on it.
 fn pick_member<'a>(
     cursor: &mut usize,
     members: &'a [(ClientId, SubEntry)],
     online: &HashSet<ClientId>,
+    advance: bool,
 ) -> Option<&'a (ClientId, SubEntry)> {
     let n = members.len();
     for step in 0..n {
-        let member = &members[(*cursor + step) % n];
+        let i = (*cursor + step) % n;
+        let member = &members[i];
         if online.contains(&member.0) {
-            *cursor = (*cursor + step + 1) % n;
+            *cursor = if advance { (i + 1) % n } else { i };
             return Some(member);
         }
     }
     None
+}
+
+/// xorshift64: cheap, and good enough to spread messages over group members.
+fn next_random(state: &mut u64) -> u64 {
+    let mut x = if *state == 0 {
+        0x9E37_79B9_7F4A_7C15
+    } else {
+        *state
+    };
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
 }
 
 /// Finds a client's delivery among those collected for one message: a scan while there

@@ -4,6 +4,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::*;
+use crate::config::ShareStrategy;
 use crate::protocol::Properties;
 use crate::topic::TopicName;
 
@@ -164,4 +165,45 @@ fn many_overlapping_clients_still_get_one_delivery_each() {
     let d = r.route(&message("m/x", QoS::AtLeastOnce, false, "p"));
     assert_eq!(d.len(), 40);
     assert!(d.iter().all(|d| d.qos == QoS::AtLeastOnce));
+}
+
+fn group_picks(strategy: ShareStrategy, offline_after: Option<(usize, &str)>) -> Vec<String> {
+    let mut r = RouterState::new();
+    r.set_share_strategy(strategy);
+    let now = Instant::now();
+    for c in ["a", "b", "c"] {
+        r.subscribe(&id(c), &filter("$share/g/t"), entry(QoS::AtMostOnce), now);
+        r.set_online(&id(c), true);
+    }
+    (0..60)
+        .map(|i| {
+            if let Some((at, who)) = offline_after {
+                if i == at {
+                    r.set_online(&id(who), false);
+                }
+            }
+            let d = r.route(&message("t", QoS::AtMostOnce, false, "p"));
+            assert_eq!(d.len(), 1, "exactly one member per message");
+            d[0].client.as_str().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn sticky_strategy_keeps_one_member_until_it_goes_offline() {
+    let picks = group_picks(ShareStrategy::Sticky, Some((30, "a")));
+    assert!(picks[..30].iter().all(|p| p == "a"));
+    assert!(picks[30..].iter().all(|p| p == "b"));
+}
+
+#[test]
+fn random_strategy_spreads_over_online_members_only() {
+    let picks = group_picks(ShareStrategy::Random, Some((0, "c")));
+    assert!(picks.iter().all(|p| p == "a" || p == "b"));
+    assert!(picks.iter().any(|p| p == "a") && picks.iter().any(|p| p == "b"));
+    // Not a fixed alternation: random, not round robin.
+    assert_ne!(
+        picks,
+        group_picks(ShareStrategy::RoundRobin, Some((0, "c")))
+    );
 }
