@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::Inspect { data_dir }) = &args.command {
         let dir = starling::persistence::store_dir(data_dir);
         let report = starling::persistence::inspect(&dir)?;
-        print!("{report}");
+        println!("{report}");
         return Ok(());
     }
     let mut config = match &args.config {
