@@ -85,3 +85,12 @@ fn paho_persistent_session_v311() {
 fn paho_persistent_session_v5() {
     run_script("persistent_session.py", "5");
 }
+
+// 5.0 features with paho: [MQTT-3.3.2-15], [MQTT-3.3.2-16] request/response properties
+// forwarded; section 4.8.2 a shared subscription delivers each message to exactly one
+// member; [MQTT-3.3.2-11], [MQTT-3.1.2-27] outbound topic aliases within the client's
+// maximum, and inbound aliases (topic + alias, then alias only) resolved by the broker.
+#[test]
+fn paho_v5_request_response_shared_and_aliases() {
+    run_script("v5_interop.py", "5");
+}
