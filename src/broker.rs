@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::{Config, ListenerKind};
@@ -62,7 +63,8 @@ pub struct BrokerHandle {
     router_arbiter: ArbiterHandle,
     persistence: Addr<Persistence>,
     persistence_arbiter: ArbiterHandle,
-    listeners: Vec<tokio::task::JoinHandle<()>>,
+    /// Cancelled to stop every accept loop.
+    accepting: CancellationToken,
 }
 
 impl Broker {
@@ -111,8 +113,8 @@ impl Broker {
             Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
         }
         restore_sessions(snapshot, &shared, &workers).await;
-        let listeners = self.start_listeners(&shared, &workers).await?;
-        let local_addrs = listeners.iter().map(|(a, _)| *a).collect::<Vec<_>>();
+        let accepting = CancellationToken::new();
+        let local_addrs = self.start_listeners(&shared, &workers, &accepting).await?;
         info!(addrs = ?local_addrs, workers = self.workers, "broker started");
         Ok(BrokerHandle {
             local_addrs,
@@ -121,7 +123,7 @@ impl Broker {
             router_arbiter,
             persistence,
             persistence_arbiter,
-            listeners: listeners.into_iter().map(|(_, h)| h).collect(),
+            accepting,
         })
     }
 
@@ -129,7 +131,8 @@ impl Broker {
         &self,
         shared: &Arc<Shared>,
         workers: &Workers,
-    ) -> Result<Vec<(SocketAddr, tokio::task::JoinHandle<()>)>, BrokerError> {
+        stop: &CancellationToken,
+    ) -> Result<Vec<SocketAddr>, BrokerError> {
         let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
         let mut listeners = Vec::new();
         for l in &self.config.listeners {
@@ -139,14 +142,16 @@ impl Broker {
                         addr: l.bind,
                         source,
                     };
-                    let task = TcpListenerTask::bind(l.bind).await.map_err(bind_err)?;
+                    let task = TcpListenerTask::bind(l.bind, workers.len())
+                        .await
+                        .map_err(bind_err)?;
                     let addr = task.local_addr().map_err(bind_err)?;
                     let shared = Arc::clone(shared);
                     let serve: crate::transport::ServeFn = Arc::new(move |conn| {
                         Box::pin(crate::session::serve(conn, Arc::clone(&shared)))
                     });
-                    let run = task.run(workers.clone(), limiter.clone(), serve);
-                    listeners.push((addr, actix_rt::spawn(run)));
+                    task.run(workers, limiter.clone(), serve, stop.clone());
+                    listeners.push(addr);
                 }
             }
         }
@@ -188,9 +193,7 @@ impl BrokerHandle {
     /// Stops accepting, closes every connection (5.0 clients get DISCONNECT 0x8B), and
     /// stops the broker's arbiters.
     pub async fn stop(self) {
-        for l in &self.listeners {
-            l.abort();
-        }
+        self.accepting.cancel();
         let _ = self.router.send(ShutdownSessions).await;
         // Give sessions a moment to flush their DISCONNECTs and last store writes.
         tokio::time::sleep(Duration::from_millis(100)).await;

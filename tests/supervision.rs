@@ -12,6 +12,18 @@ use std::time::Duration;
 use common::{bounded, session_expiry, BrokerProcess, Event, RawClient, Witness};
 use starling::protocol::{Packet, QoS, ReasonCode};
 
+/// Waits (up to 5 s) for the broker's log to show `text`: restarts are logged by the
+/// restarted actor's thread, after the event the test saw.
+async fn log_shows(broker: &BrokerProcess, text: &str) -> bool {
+    for _ in 0..50 {
+        if broker.log_text().contains(text) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// Receives PUBLISHes (acking them) until none arrives for a second.
 async fn drain(c: &mut RawClient) -> Vec<String> {
     let mut got = Vec::new();
@@ -109,7 +121,7 @@ async fn router_failure_restarts_and_routing_resumes_without_reconnect() {
             .await;
         poison.expect_closed().await;
         assert!(
-            broker.log_text().contains("router restarted"),
+            log_shows(&broker, "router restarted").await,
             "router restart logged"
         );
         // Same connections, no reconnect: wildcard and shared subscriptions still route.
@@ -159,7 +171,7 @@ async fn persistence_failure_restarts_and_loses_nothing_acknowledged() {
         publish_all(addr, "pub2", "sup/p", 20..40).await;
     })
     .await;
-    assert!(broker.log_text().contains("persistence actor restarted"));
+    assert!(log_shows(&broker, "persistence actor restarted").await);
     broker.kill9();
     broker.restart();
     let addr = broker.addr();

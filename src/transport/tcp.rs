@@ -1,74 +1,109 @@
-//! The plain TCP listener.
+//! The plain TCP listener: one SO_REUSEPORT socket per worker arbiter, each accepting and
+//! serving its own connections, so a new connection never crosses threads (the kernel
+//! spreads connections over the sockets).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use super::{Connection, ConnectionLimiter, Workers};
-
-/// A bound TCP listener, ready to accept.
-pub struct TcpListenerTask {
-    listener: TcpListener,
-}
 
 /// What a listener does with each accepted connection (runs on a worker arbiter).
 pub type ServeFn =
     std::sync::Arc<dyn Fn(Connection) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
 
+/// A TCP listener spread over the worker arbiters.
+pub struct TcpListenerTask {
+    sockets: Vec<std::net::TcpListener>,
+    local_addr: SocketAddr,
+}
+
+/// A listening socket with SO_REUSEPORT, detached from any reactor.
+fn reuseport_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
+}
+
 impl TcpListenerTask {
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListenerTask> {
-        let listener = TcpListener::bind(addr).await?;
-        Ok(TcpListenerTask { listener })
+    /// Binds `addr` once per worker (port 0 is resolved by the first bind).
+    pub async fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<TcpListenerTask> {
+        let first = reuseport_socket(addr)?;
+        let local_addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..workers.max(1) {
+            sockets.push(reuseport_socket(local_addr)?);
+        }
+        Ok(TcpListenerTask {
+            sockets,
+            local_addr,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.local_addr)
     }
 
-    /// Accepts until the task is dropped, moving each socket to a worker arbiter (as a
-    /// std socket, so it registers with that arbiter's reactor).
-    pub async fn run(self, workers: Workers, limiter: ConnectionLimiter, serve: ServeFn) {
-        info!(addr = ?self.listener.local_addr().ok(), "listening");
-        loop {
-            let (stream, peer) = match self.listener.accept().await {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+    /// Starts one accept loop per worker arbiter; they stop when `stop` is cancelled.
+    pub fn run(
+        self,
+        workers: &Workers,
+        limiter: ConnectionLimiter,
+        serve: ServeFn,
+        stop: CancellationToken,
+    ) {
+        info!(addr = %self.local_addr, sockets = self.sockets.len(), "listening");
+        for (i, socket) in self.sockets.into_iter().enumerate() {
+            let (limiter, serve, stop) = (limiter.clone(), serve.clone(), stop.clone());
+            workers.spawn_on(i, move || async move {
+                match TcpListener::from_std(socket) {
+                    Ok(listener) => accept_loop(listener, limiter, serve, stop).await,
+                    Err(error) => warn!(%error, "cannot register listening socket"),
                 }
-            };
-            let permit = limiter.try_acquire();
-            let std_stream = match stream.into_std() {
-                Ok(s) => s,
-                Err(error) => {
-                    debug!(%error, "cannot detach socket");
-                    continue;
-                }
-            };
-            let serve = serve.clone();
-            workers.spawn(move || async move {
-                let stream = match TcpStream::from_std(std_stream) {
-                    Ok(s) => s,
-                    Err(error) => {
-                        debug!(%error, "cannot register socket");
-                        return;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let (reader, writer) = stream.into_split();
-                let conn = Connection {
-                    reader: Box::new(reader),
-                    writer: Box::new(writer),
-                    peer,
-                    permit,
-                };
-                serve(conn).await;
             });
         }
+    }
+}
+
+/// Accepts until `stop`, serving each connection on this arbiter.
+async fn accept_loop(
+    listener: TcpListener,
+    limiter: ConnectionLimiter,
+    serve: ServeFn,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let permit = limiter.try_acquire();
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let conn = Connection {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+            peer,
+            permit,
+        };
+        actix_rt::spawn(serve(conn));
     }
 }

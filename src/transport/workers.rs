@@ -36,6 +36,27 @@ impl Workers {
         });
     }
 
+    /// Runs the future `make` returns on arbiter `i` (modulo their number).
+    pub fn spawn_on<F, Fut>(&self, i: usize, make: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.arbiters[i % self.arbiters.len()].spawn_fn(move || {
+            actix_rt::spawn(make());
+        });
+    }
+
+    /// How many arbiters there are.
+    pub fn len(&self) -> usize {
+        self.arbiters.len()
+    }
+
+    /// Never true: there is at least one arbiter.
+    pub fn is_empty(&self) -> bool {
+        self.arbiters.is_empty()
+    }
+
     /// The next arbiter, round robin.
     pub fn next_arbiter(&self) -> &ArbiterHandle {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
