@@ -136,10 +136,16 @@ impl Authenticator for PasswordAuthenticator {
             (Some(_), None) if self.allow_anonymous => Ok(()),
             (Some(_), None) => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
             (Some(user), Some(users)) => {
-                let ok = users
-                    .get(user)
-                    .zip(password)
-                    .is_some_and(|(h, p)| h.verify(p));
+                let given = password.unwrap_or_default();
+                // An unknown user costs the same hashing time as a known one, so that
+                // response times do not tell which names exist.
+                let ok = match users.get(user) {
+                    Some(hash) => hash.verify(given) && password.is_some(),
+                    None => {
+                        let _ = dummy_hash().verify(given);
+                        false
+                    }
+                };
                 if ok {
                     Ok(())
                 } else {
@@ -159,6 +165,12 @@ impl Authenticator for PasswordAuthenticator {
         (method == scram::METHOD)
             .then(|| Box::new(scram::ScramServer::new(Arc::clone(users))) as Box<dyn AuthExchange>)
     }
+}
+
+/// A hash to verify against when the user is unknown.
+fn dummy_hash() -> &'static PasswordHash {
+    static DUMMY: std::sync::OnceLock<PasswordHash> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| PasswordHash::new(b"", password::DEFAULT_ITERATIONS))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! packets back and forth until the [`Authenticator`] succeeds or fails, all within the
 //! connect timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -33,19 +34,27 @@ pub async fn authenticate<R>(
     accepted: &mut Accepted,
     reader: &mut R,
     writer: &mut BoxedWriter,
-    auth: &dyn Authenticator,
+    auth: &Arc<dyn Authenticator>,
     timeout: Duration,
 ) -> Result<(), Refused>
 where
     R: Stream<Item = Result<Packet, DecodeError>> + Unpin,
 {
-    let username = connect.username.as_deref();
     let Some(method) = connect.properties.authentication_method.clone() else {
-        let password = connect.password.as_deref();
-        return auth
-            .check_plain(username, password)
-            .map_err(Refused::Connack);
+        // Password hashing is slow on purpose: keep it off the arbiter's thread.
+        let auth = Arc::clone(auth);
+        let username = connect.username.clone();
+        let password = connect.password.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            auth.check_plain(username.as_deref(), password.as_deref())
+        })
+        .await;
+        return match checked {
+            Ok(result) => result.map_err(Refused::Connack),
+            Err(_) => Err(Refused::Connack(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR)),
+        };
     };
+    let username = connect.username.as_deref();
     let deadline = tokio::time::Instant::now() + timeout;
     let data = connect.properties.authentication_data.as_deref();
     let (mut step, exchange) = auth.start(&method, accepted.client_id.as_str(), username, data);

@@ -69,7 +69,7 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         }
     };
     let timeout = limits.connect_timeout();
-    let auth = shared.auth.as_ref();
+    let auth = &shared.auth;
     let authenticated = authenticate(
         &connect,
         &mut accepted,
