@@ -249,9 +249,11 @@ async fn scram_sha256_exchange_succeeds() {
 async fn scram_wrong_password_refused() {
     let f = start(false);
     bounded(async {
-        let (mut c, ack, _) = scram(&f, "bob", "wonderland").await;
-        assert_eq!(ack.reason, ReasonCode::BAD_USER_NAME_OR_PASSWORD);
-        c.expect_closed().await;
+        for (user, password) in [("bob", "wonderland"), ("carol", "builder")] {
+            let (mut c, ack, _) = scram(&f, user, password).await;
+            assert_eq!(ack.reason, ReasonCode::BAD_USER_NAME_OR_PASSWORD, "{user}");
+            c.expect_closed().await;
+        }
     })
     .await;
 }

@@ -95,6 +95,24 @@ pub fn fresh_nonce() -> String {
     B64.encode(bytes)
 }
 
+/// A stand-in entry for an unknown user: the same salt for the same name every time
+/// (keyed by a per-process secret), the usual iteration count, a random key.
+fn unknown_user(name: &str) -> PasswordHash {
+    static SECRET: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let secret = SECRET.get_or_init(|| {
+        let mut s = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut s);
+        s
+    });
+    let mut salted = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut salted);
+    PasswordHash {
+        iterations: super::password::DEFAULT_ITERATIONS,
+        salt: hmac(secret, name.as_bytes())[..16].to_vec(),
+        salted,
+    }
+}
+
 enum Stage {
     /// Waiting for client-first.
     Start,
@@ -145,9 +163,14 @@ impl ScramServer {
         if bare.starts_with("m=") {
             return Err(ReasonCode::NOT_AUTHORIZED);
         }
-        let Some(hash) = self.users.get(&name).cloned() else {
-            debug!(user = %name, "SCRAM: unknown user");
-            return Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+        let hash = match self.users.get(&name) {
+            Some(hash) => hash.clone(),
+            None => {
+                // Carry on with a made-up entry, so that an unknown user looks like a
+                // wrong password (RFC 5802 section 9): the proof will not match.
+                debug!(user = %name, "SCRAM: unknown user");
+                unknown_user(&name)
+            }
         };
         let nonce = format!("{client_nonce}{}", self.server_nonce);
         let server_first = format!(
@@ -291,8 +314,17 @@ mod tests {
             AuthStep::Failure(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
         );
         let fail = |first: &[u8]| server(b"pencil").step(first);
+        // An unknown user gets a (stable) made-up salt, then fails like a bad password.
+        let mut s = server(b"pencil");
+        let first = s.step(b"n,,n=nobody,r=abc");
+        assert_eq!(first, server(b"pencil").step(b"n,,n=nobody,r=abc"));
+        let AuthStep::Continue { server_data } = first else {
+            panic!("{first:?}")
+        };
+        let nonce = attribute(std::str::from_utf8(&server_data).unwrap(), 'r').unwrap();
+        let client_final = format!("c=biws,r={nonce},p={}", B64.encode([7u8; 32]));
         assert_eq!(
-            fail(b"n,,n=nobody,r=abc"),
+            s.step(client_final.as_bytes()),
             AuthStep::Failure(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
         );
         assert_eq!(
