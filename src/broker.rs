@@ -19,6 +19,7 @@ use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, ListenerKind};
 use crate::message::ClientId;
 use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot};
@@ -38,6 +39,8 @@ pub enum BrokerError {
     },
     #[error(transparent)]
     Persistence(#[from] PersistenceError),
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
 }
 
 /// What every connection's tasks and actors share.
@@ -47,12 +50,15 @@ pub struct Shared {
     pub persistence: Addr<Persistence>,
     /// Counters for `$SYS`, updated by every session.
     pub metrics: Arc<Metrics>,
+    /// Who may connect (`[auth]`, or the one given to [`Broker::authenticator`]).
+    pub auth: Arc<dyn Authenticator>,
 }
 
 /// A broker to be started.
 pub struct Broker {
     config: Config,
     workers: usize,
+    authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 /// A running broker.
@@ -70,7 +76,17 @@ pub struct BrokerHandle {
 impl Broker {
     pub fn new(config: Config) -> Broker {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Broker { config, workers }
+        Broker {
+            config,
+            workers,
+            authenticator: None,
+        }
+    }
+
+    /// Replaces the `[auth]`-configured authenticator with this one.
+    pub fn authenticator(mut self, auth: Arc<dyn Authenticator>) -> Broker {
+        self.authenticator = Some(auth);
+        self
     }
 
     /// How many arbiters run session actors (default: one per core).
@@ -83,6 +99,10 @@ impl Broker {
     /// starts the listeners: nothing is accepted before the stored state is back. Must
     /// run inside an actix `System`; returns once the listeners are bound.
     pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
+        let auth: Arc<dyn Authenticator> = match &self.authenticator {
+            Some(a) => Arc::clone(a),
+            None => Arc::new(PasswordAuthenticator::from_config(&self.config.auth)?),
+        };
         let (store, snapshot) = persistence::open_store(&self.config.storage)?;
         let storage = self.config.storage.clone();
         let persistence_arbiter = Arbiter::new().handle();
@@ -104,6 +124,7 @@ impl Broker {
             router: router.clone(),
             persistence: persistence.clone(),
             metrics: Arc::new(Metrics::default()),
+            auth,
         });
         let sys_interval = self.config.server.sys_interval_secs;
         if sys_interval > 0 {

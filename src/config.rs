@@ -34,6 +34,26 @@ pub struct Config {
     pub limits: Limits,
     pub server: ServerConfig,
     pub capabilities: Capabilities,
+    pub auth: AuthConfig,
+}
+
+/// Who may connect (`[auth]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accept CONNECTs without a username.
+    pub allow_anonymous: bool,
+    /// `username:pbkdf2-sha256$...` lines; also the users of SCRAM-SHA-256.
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            allow_anonymous: true,
+            password_file: None,
+        }
+    }
 }
 
 /// What kind of socket a listener accepts.
@@ -181,6 +201,7 @@ impl Default for Config {
             limits: Limits::default(),
             server: ServerConfig::default(),
             capabilities: Capabilities::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -290,5 +311,14 @@ mod tests {
         assert_eq!(c.capabilities.max_qos(), QoS::AtLeastOnce);
         assert!(!c.capabilities.retain_available);
         assert!(c.capabilities.wildcard_subscriptions);
+    }
+
+    #[test]
+    fn auth_section_parses() {
+        let c: Config =
+            toml::from_str("[auth]\nallow_anonymous = false\npassword_file = \"pw\"\n").unwrap();
+        assert!(!c.auth.allow_anonymous);
+        assert_eq!(c.auth.password_file.as_deref(), Some(Path::new("pw")));
+        assert!(Config::default().auth.allow_anonymous);
     }
 }

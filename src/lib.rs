@@ -2,6 +2,7 @@
 //!
 //! - [`protocol`] — the wire format (pure).
 //! - [`topic`] — topic names, filters, the subscription trie (pure).
+//! - [`auth`] — password file, SCRAM-SHA-256, the `Authenticator` trait (pure).
 //! - [`session`] — one actor per client session.
 //! - [`router`] — the actor owning subscriptions and retained messages.
 //! - [`transport`] — listeners.
@@ -9,6 +10,7 @@
 //! - [`broker`] — puts them together; start a [`Broker`] inside an actix `System`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod message;

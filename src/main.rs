@@ -34,6 +34,17 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Add USER to a password file (or replace its hash), reading the password from
+    /// the first line of standard input. Creates the file if missing.
+    Passwd {
+        /// The password file (`[auth] password_file`).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// PBKDF2 iterations (also SCRAM-SHA-256's iteration count; at least 4096).
+        #[arg(long, default_value_t = starling::auth::password::DEFAULT_ITERATIONS)]
+        iterations: u32,
+        user: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +61,14 @@ fn main() -> anyhow::Result<()> {
         let report = starling::persistence::inspect(&dir)?;
         println!("{report}");
         return Ok(());
+    }
+    if let Some(Command::Passwd {
+        file,
+        iterations,
+        user,
+    }) = &args.command
+    {
+        return passwd(file, user, *iterations);
     }
     let mut config = match &args.config {
         Some(path) => starling::Config::from_file(path)?,
@@ -77,6 +96,33 @@ fn main() -> anyhow::Result<()> {
         broker.stop().await;
         anyhow::Ok(())
     })
+}
+
+/// `starling passwd`: hashes the password read from stdin into `file`.
+fn passwd(file: &std::path::Path, user: &str, iterations: u32) -> anyhow::Result<()> {
+    use starling::auth::password::{set_user, PasswordHash, MIN_ITERATIONS};
+    anyhow::ensure!(
+        !user.is_empty() && !user.contains([':', '\n']),
+        "bad user name"
+    );
+    anyhow::ensure!(
+        iterations >= MIN_ITERATIONS,
+        "at least {MIN_ITERATIONS} iterations"
+    );
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "empty password (give it on stdin)");
+    let old = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let hash = PasswordHash::new(password.as_bytes(), iterations);
+    std::fs::write(file, set_user(&old, user, &hash))
+        .with_context(|| format!("writing {}", file.display()))?;
+    info!(user, file = %file.display(), "password set");
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

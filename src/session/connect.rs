@@ -1,5 +1,5 @@
-//! The first moments of a connection: read CONNECT within the connect timeout, refuse it
-//! with the right CONNACK, or start the session actor that owns the connection.
+//! The first moments of a connection: read CONNECT within the connect timeout,
+//! authenticate it (`auth_flow.rs`), refuse it with the right CONNACK, or start the session actor that owns the connection.
 
 use std::sync::Arc;
 
@@ -8,9 +8,10 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::actor::{Session, SessionSetup};
+use super::auth_flow::{authenticate, Refused};
 use super::handshake::{admit, refusal};
 use crate::broker::Shared;
 use crate::protocol::{encode_packet, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode};
@@ -59,7 +60,7 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
     };
-    let accepted = match admit(&connect, &shared.config, fresh_client_id) {
+    let mut accepted = match admit(&connect, &shared.config, fresh_client_id) {
         Ok(a) => a,
         Err(ack) => {
             debug!(peer = %conn.peer, reason = %ack.reason, "CONNECT refused");
@@ -67,6 +68,29 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
             return;
         }
     };
+    let timeout = limits.connect_timeout();
+    let auth = &shared.auth;
+    let authenticated = authenticate(
+        &connect,
+        &mut accepted,
+        &mut reader,
+        &mut writer,
+        auth,
+        timeout,
+    )
+    .await;
+    match authenticated {
+        Ok(()) => {}
+        Err(Refused::Connack(reason)) => {
+            info!(peer = %conn.peer, client_id = %accepted.client_id, %reason, "authentication failed");
+            refuse(&mut writer, Packet::ConnAck(refusal(reason)), version).await;
+            return;
+        }
+        Err(Refused::Close) => {
+            debug!(peer = %conn.peer, "connection closed during authentication");
+            return;
+        }
+    }
     debug!(peer = %conn.peer, client_id = %accepted.client_id, ?version, "connected");
     let setup = SessionSetup {
         accepted,

@@ -1,6 +1,9 @@
 //! CONNECT negotiation (section 3.1 and 3.2): what the broker accepts and what it
 //! answers. Pure functions over the packet and the configuration.
 
+use bytes::Bytes;
+use bytestring::ByteString;
+
 use crate::config::{Capabilities, Config, Limits, ServerConfig};
 use crate::message::ClientId;
 use crate::protocol::{ConnAck, Connect, Properties, ProtocolVersion, ReasonCode};
@@ -32,6 +35,10 @@ pub struct Accepted {
     pub request_response_information: bool,
     /// Topic aliases the client accepts from the server (5.0; 0 = none).
     pub client_topic_alias_maximum: u16,
+    /// Enhanced authentication (5.0): the method, echoed in CONNACK.
+    pub auth_method: Option<ByteString>,
+    /// The method's final data for CONNACK (SCRAM: server-final).
+    pub auth_data: Option<Bytes>,
 }
 
 /// Everything that decides whether a CONNECT is accepted: redirection, the will against
@@ -91,10 +98,6 @@ pub fn negotiate(
 ) -> Result<Accepted, ReasonCode> {
     let v5 = connect.protocol.is_v5();
     let props = &connect.properties;
-    if props.authentication_method.is_some() {
-        // Enhanced authentication is not offered yet [MQTT-4.12.0-1].
-        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
-    }
     let mut assigned_id = false;
     let client_id = if connect.client_id.is_empty() {
         // 3.1.1 allows an empty id only with a clean session [MQTT-3.1.3-8]; 3.1 never.
@@ -142,6 +145,8 @@ pub fn negotiate(
         } else {
             0
         },
+        auth_method: None,
+        auth_data: None,
     })
 }
 
@@ -176,6 +181,8 @@ pub fn connack(accepted: &Accepted, session_present: bool, config: &Config) -> C
             properties.assigned_client_identifier =
                 Some(accepted.client_id.as_bytestring().clone());
         }
+        properties.authentication_method = accepted.auth_method.clone();
+        properties.authentication_data = accepted.auth_data.clone();
         if accepted.keep_alive_changed {
             properties.server_keep_alive = Some(accepted.keep_alive);
         }
@@ -199,7 +206,6 @@ pub fn refusal(reason: ReasonCode) -> ConnAck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytestring::ByteString;
 
     fn connect(protocol: ProtocolVersion, id: &str, clean: bool) -> Connect {
         Connect {
@@ -268,18 +274,12 @@ mod tests {
     }
 
     #[test]
-    fn long_ids_and_auth_methods_are_refused() {
+    fn long_ids_are_refused() {
         let l = Limits::default();
         let c = connect(ProtocolVersion::V31, "abcdefghijklmnopqrstuvwxyz", true);
         assert_eq!(
             negotiate(&c, &l, String::new),
             Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
-        );
-        let mut c = connect(ProtocolVersion::V5, "a", true);
-        c.properties.authentication_method = Some("SCRAM-SHA-256".into());
-        assert_eq!(
-            negotiate(&c, &l, String::new),
-            Err(ReasonCode::BAD_AUTHENTICATION_METHOD)
         );
     }
 

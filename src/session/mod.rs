@@ -3,6 +3,7 @@
 
 mod actor;
 mod aliases;
+mod auth_flow;
 mod connect;
 pub mod handshake;
 mod inbound;

@@ -118,6 +118,8 @@ impl Session {
             request_problem_information: true,
             request_response_information: false,
             client_topic_alias_maximum: 0,
+            auth_method: None,
+            auth_data: None,
         };
         let will = rec.will.as_ref().and_then(will_from_record);
         let offline_since_ms = rec.disconnected_at_ms;

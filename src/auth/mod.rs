@@ -1,0 +1,226 @@
+//! Authentication: plain username/password checks and enhanced authentication (MQTT
+//! 5.0 section 4.12) behind the [`Authenticator`] trait. Pure code; the CONNECT task
+//! (`session/auth_flow.rs`) drives it over the wire before the session actor starts.
+
+pub mod password;
+pub mod scram;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::AuthConfig;
+use crate::protocol::ReasonCode;
+use password::{PasswordError, PasswordHash};
+
+/// One step of an authentication exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Authenticated; the data goes into CONNACK's Authentication Data.
+    Success { server_data: Option<Bytes> },
+    /// Another round: send AUTH 0x18 with this data and wait for the client's AUTH.
+    Continue { server_data: Bytes },
+    /// Refused with this CONNACK reason.
+    Failure(ReasonCode),
+}
+
+/// The per-connection state of one enhanced authentication exchange.
+pub trait AuthExchange: Send {
+    /// Feeds the client's Authentication Data (from CONNECT, then from each AUTH).
+    fn step(&mut self, data: &[u8]) -> AuthStep;
+}
+
+/// Decides who may connect.
+pub trait Authenticator: Send + Sync {
+    /// A CONNECT without an Authentication Method: the username and password.
+    fn check_plain(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<(), ReasonCode>;
+
+    /// Begins enhanced authentication with `method`; `None` when the method is not
+    /// offered (CONNACK 0x8C). The returned exchange is fed CONNECT's data first.
+    fn exchange(
+        &self,
+        method: &str,
+        client_id: &str,
+        username: Option<&str>,
+    ) -> Option<Box<dyn AuthExchange>>;
+
+    /// Begins `method` and feeds it CONNECT's Authentication Data (empty when absent).
+    fn start(
+        &self,
+        method: &str,
+        client_id: &str,
+        username: Option<&str>,
+        data: Option<&[u8]>,
+    ) -> (AuthStep, Option<Box<dyn AuthExchange>>) {
+        match self.exchange(method, client_id, username) {
+            None => (
+                AuthStep::Failure(ReasonCode::BAD_AUTHENTICATION_METHOD),
+                None,
+            ),
+            Some(mut exchange) => {
+                let step = exchange.step(data.unwrap_or_default());
+                (step, Some(exchange))
+            }
+        }
+    }
+}
+
+/// The built-in authenticator: `[auth] allow_anonymous` and the password file, which
+/// also backs SCRAM-SHA-256.
+#[derive(Debug, Clone, Default)]
+pub struct PasswordAuthenticator {
+    allow_anonymous: bool,
+    /// `None`: no password file configured.
+    users: Option<Arc<HashMap<String, PasswordHash>>>,
+}
+
+/// Why the authenticator could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("cannot read password file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("password file {path}: {source}")]
+    Parse { path: String, source: PasswordError },
+}
+
+impl PasswordAuthenticator {
+    pub fn new(allow_anonymous: bool, users: Option<HashMap<String, PasswordHash>>) -> Self {
+        PasswordAuthenticator {
+            allow_anonymous,
+            users: users.map(Arc::new),
+        }
+    }
+
+    /// Builds it from the configuration, reading the password file if one is set.
+    pub fn from_config(config: &AuthConfig) -> Result<Self, AuthSetupError> {
+        let users = match &config.password_file {
+            None => None,
+            Some(path) => Some(read_password_file(path)?),
+        };
+        Ok(PasswordAuthenticator::new(config.allow_anonymous, users))
+    }
+}
+
+/// Reads and parses a password file.
+pub fn read_password_file(path: &Path) -> Result<HashMap<String, PasswordHash>, AuthSetupError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| AuthSetupError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    password::parse_file(&text).map_err(|source| AuthSetupError::Parse {
+        path: shown,
+        source,
+    })
+}
+
+impl Authenticator for PasswordAuthenticator {
+    fn check_plain(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<(), ReasonCode> {
+        match (username, &self.users) {
+            (None, _) if self.allow_anonymous => Ok(()),
+            (None, _) => Err(ReasonCode::NOT_AUTHORIZED),
+            // Without a password file, names are not checked (if anonymous is allowed).
+            (Some(_), None) if self.allow_anonymous => Ok(()),
+            (Some(_), None) => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
+            (Some(user), Some(users)) => {
+                let given = password.unwrap_or_default();
+                // An unknown user costs the same hashing time as a known one, so that
+                // response times do not tell which names exist.
+                let ok = match users.get(user) {
+                    Some(hash) => hash.verify(given) && password.is_some(),
+                    None => {
+                        let _ = dummy_hash().verify(given);
+                        false
+                    }
+                };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+                }
+            }
+        }
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        _client_id: &str,
+        _username: Option<&str>,
+    ) -> Option<Box<dyn AuthExchange>> {
+        let users = self.users.as_ref()?;
+        (method == scram::METHOD)
+            .then(|| Box::new(scram::ScramServer::new(Arc::clone(users))) as Box<dyn AuthExchange>)
+    }
+}
+
+/// A hash to verify against when the user is unknown.
+fn dummy_hash() -> &'static PasswordHash {
+    static DUMMY: std::sync::OnceLock<PasswordHash> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| PasswordHash::new(b"", password::DEFAULT_ITERATIONS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_alice(anonymous: bool) -> PasswordAuthenticator {
+        let h = PasswordHash::with_salt(b"wonder", b"salt".to_vec(), 1000);
+        PasswordAuthenticator::new(anonymous, Some(HashMap::from([("alice".into(), h)])))
+    }
+
+    #[test]
+    fn plain_rules() {
+        let open = PasswordAuthenticator::new(true, None);
+        assert_eq!(open.check_plain(None, None), Ok(()));
+        assert_eq!(open.check_plain(Some("x"), Some(b"y")), Ok(()));
+        let closed = PasswordAuthenticator::new(false, None);
+        assert_eq!(
+            closed.check_plain(None, None),
+            Err(ReasonCode::NOT_AUTHORIZED)
+        );
+        let bad = Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+        assert_eq!(closed.check_plain(Some("x"), Some(b"y")), bad);
+        for anonymous in [true, false] {
+            let a = with_alice(anonymous);
+            assert_eq!(a.check_plain(Some("alice"), Some(b"wonder")), Ok(()));
+            assert_eq!(a.check_plain(Some("alice"), Some(b"land")), bad);
+            assert_eq!(a.check_plain(Some("alice"), None), bad);
+            assert_eq!(a.check_plain(Some("bob"), Some(b"wonder")), bad);
+        }
+        assert_eq!(with_alice(true).check_plain(None, None), Ok(()));
+        assert_eq!(
+            with_alice(false).check_plain(None, None),
+            Err(ReasonCode::NOT_AUTHORIZED)
+        );
+    }
+
+    #[test]
+    fn methods() {
+        let (step, ex) = with_alice(false).start("PLAIN", "c", None, None);
+        assert_eq!(
+            step,
+            AuthStep::Failure(ReasonCode::BAD_AUTHENTICATION_METHOD)
+        );
+        assert!(ex.is_none());
+        // SCRAM needs a password file.
+        let open = PasswordAuthenticator::new(true, None);
+        assert!(open.exchange(scram::METHOD, "c", None).is_none());
+        let (step, ex) = with_alice(false).start(scram::METHOD, "c", None, Some(b"n,,n=alice,r=x"));
+        assert!(matches!(step, AuthStep::Continue { .. }));
+        assert!(ex.is_some());
+    }
+}
