@@ -41,6 +41,12 @@ pub trait Authenticator: Send + Sync {
         password: Option<&[u8]>,
     ) -> Result<(), ReasonCode>;
 
+    /// Whether `check_plain` for this username does slow work (password hashing) and so
+    /// belongs off the event loop. The default says yes.
+    fn plain_check_is_slow(&self, _username: Option<&str>) -> bool {
+        true
+    }
+
     /// Begins enhanced authentication with `method`; `None` when the method is not
     /// offered (CONNACK 0x8C). The returned exchange is fed CONNECT's data first.
     fn exchange(
@@ -124,6 +130,10 @@ pub fn read_password_file(path: &Path) -> Result<HashMap<String, PasswordHash>, 
 }
 
 impl Authenticator for PasswordAuthenticator {
+    fn plain_check_is_slow(&self, username: Option<&str>) -> bool {
+        username.is_some() && self.users.is_some()
+    }
+
     fn check_plain(
         &self,
         username: Option<&str>,

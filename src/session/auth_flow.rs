@@ -41,6 +41,13 @@ where
     R: Stream<Item = Result<Packet, DecodeError>> + Unpin,
 {
     let Some(method) = connect.properties.authentication_method.clone() else {
+        let username = connect.username.as_deref();
+        if !auth.plain_check_is_slow(username) {
+            // Nothing to hash (anonymous, or no password file): no thread hop.
+            return auth
+                .check_plain(username, connect.password.as_deref())
+                .map_err(Refused::Connack);
+        }
         // Password hashing is slow on purpose: keep it off the arbiter's thread.
         let auth = Arc::clone(auth);
         let username = connect.username.clone();
