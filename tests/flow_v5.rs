@@ -12,7 +12,7 @@ use common::{
 };
 use starling::protocol::{
     Disconnect, LastWill, Packet, Properties, ProtocolVersion, QoS, ReasonCode, RetainHandling,
-    SubAck, Subscribe, SubscriptionOptions,
+    SubAck, SubscriptionOptions,
 };
 
 /// Connects `id` with 5.0, clean start 0, session expiry 60 and a will on `will/{id}`
@@ -155,25 +155,10 @@ async fn disconnect_cannot_raise_zero_expiry_v5() {
 }
 
 async fn subscribe_rh(c: &mut RawClient, f: &str, rh: RetainHandling) -> SubAck {
-    let packet_id = c.next_packet_id();
     let mut options = SubscriptionOptions::with_qos(QoS::AtLeastOnce);
     options.retain_handling = rh;
-    c.send(Packet::Subscribe(Subscribe {
-        packet_id,
-        properties: Properties::default(),
-        filters: vec![(filter(f), options)],
-    }))
-    .await;
-    match c
-        .wait_for(
-            "SUBACK",
-            |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
-        )
+    c.subscribe_with(Properties::default(), vec![(filter(f), options)])
         .await
-    {
-        Packet::SubAck(a) => a,
-        _ => unreachable!(),
-    }
 }
 
 /// Subscribes with `rh` and asserts whether the retained message of `rh/t` arrives.

@@ -11,8 +11,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use common::{bounded, filter, publish_packet, session_expiry, BrokerProcess, RawClient};
 use starling::protocol::{
-    Packet, Properties, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions,
-    UserProperty,
+    Packet, Properties, Publish, QoS, ReasonCode, SubAck, SubscriptionOptions, UserProperty,
 };
 
 fn user(key: &str, value: &str) -> UserProperty {
@@ -44,26 +43,15 @@ async fn publish_with(c: &mut RawClient, mut p: Publish) {
 
 /// One SUBSCRIBE of one filter carrying a Subscription Identifier; returns its SUBACK.
 async fn subscribe_with_id(c: &mut RawClient, f: &str, qos: QoS, id: u32) -> SubAck {
-    let packet_id = c.next_packet_id();
-    c.send(Packet::Subscribe(Subscribe {
-        packet_id,
-        properties: Properties {
-            subscription_identifiers: vec![id],
-            ..Properties::default()
-        },
-        filters: vec![(filter(f), SubscriptionOptions::with_qos(qos))],
-    }))
-    .await;
-    match c
-        .wait_for(
-            "SUBACK",
-            |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
-        )
-        .await
-    {
-        Packet::SubAck(a) => a,
-        _ => unreachable!(),
-    }
+    let properties = Properties {
+        subscription_identifiers: vec![id],
+        ..Properties::default()
+    };
+    c.subscribe_with(
+        properties,
+        vec![(filter(f), SubscriptionOptions::with_qos(qos))],
+    )
+    .await
 }
 
 // [MQTT-3.3.2-17] the server forwards all User Properties unaltered, keeping their order;

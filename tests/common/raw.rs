@@ -267,14 +267,23 @@ impl RawClient {
 
     /// SUBSCRIBE and wait for its SUBACK; PUBLISHes arriving meanwhile stay queued.
     pub async fn subscribe(&mut self, filters: &[(&str, QoS)]) -> SubAck {
-        let packet_id = self.next_packet_id();
         let filters = filters
             .iter()
             .map(|(f, q)| (filter(f), SubscriptionOptions::with_qos(*q)))
             .collect();
+        self.subscribe_with(Properties::default(), filters).await
+    }
+
+    /// SUBSCRIBE with properties and full options, and wait for its SUBACK.
+    pub async fn subscribe_with(
+        &mut self,
+        properties: Properties,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+    ) -> SubAck {
+        let packet_id = self.next_packet_id();
         self.send(Packet::Subscribe(Subscribe {
             packet_id,
-            properties: Properties::default(),
+            properties,
             filters,
         }))
         .await;
