@@ -26,10 +26,10 @@ pub const MAILBOX_CAPACITY: usize = 4096;
 
 /// The router actor.
 pub struct Router {
-    state: RouterState,
-    sessions: HashMap<ClientId, Addr<Session>>,
-    persistence: Addr<Persistence>,
-    durability: Durability,
+    pub(super) state: RouterState,
+    pub(super) sessions: HashMap<ClientId, Addr<Session>>,
+    pub(super) persistence: Addr<Persistence>,
+    pub(super) durability: Durability,
     routed: u64,
 }
 
@@ -45,7 +45,7 @@ impl Router {
         }
     }
 
-    fn persist(&self, ops: Vec<Op>) {
+    pub(super) fn persist(&self, ops: Vec<Op>) {
         if !ops.is_empty() {
             self.persistence.do_send(Persist { ops, done: None });
         }
@@ -84,7 +84,11 @@ impl Supervised for Router {
 
 impl Router {
     /// Runs a handler body; a panic stops the actor so the supervisor restarts it.
-    fn guarded<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self) -> R) -> Option<R> {
+    pub(super) fn guarded<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> Option<R> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(r) => Some(r),
             Err(_) => {
@@ -296,6 +300,7 @@ impl Router {
                 retain: d.retain,
                 sub_ids: d.sub_ids,
                 seq,
+                share: d.share,
             });
         }
         if targets.is_empty() && extra.is_empty() {

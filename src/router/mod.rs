@@ -3,6 +3,7 @@
 
 mod actor;
 pub mod messages;
+mod reshare;
 mod restore;
 mod state;
 

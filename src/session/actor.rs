@@ -266,6 +266,7 @@ impl Session {
             client_id: self.state.client_id.clone(),
             addr: ctx.address(),
         });
+        self.hand_over_shared(ctx);
         if expiry == 0 {
             self.end(ctx);
             return;

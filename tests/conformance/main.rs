@@ -1,0 +1,11 @@
+//! Conformance tests organised by specification section: one module per (spec,
+//! section), `v3_*` for MQTT 3.1.1 and `v5_*` for MQTT 5.0. Each test names the
+//! normative statements (`[MQTT-x.y.z-n]`) it checks in its doc comment. Every test
+//! runs the broker binary and talks MQTT over loopback with the raw client of
+//! `tests/common`. CONFORMANCE.md maps each statement to its tests, here and in the
+//! feature suites (tests/*.rs, unit tests in src/).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod v5_4_8_shared;
