@@ -8,4 +8,5 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod v5_3_15_auth;
 mod v5_4_8_shared;
