@@ -230,3 +230,37 @@ async fn error_puback_discards_the_message() {
     })
     .await;
 }
+
+/// Section 4.8.2 leaves the choice of member to the server; Starling's
+/// `shared_subscription_strategy` picks it: round robin takes turns, sticky keeps one
+/// member while it stays online, random spreads messages over both (40 messages all
+/// to one member would happen once in 5.5e11 runs). Each message still goes to exactly
+/// one member.
+#[tokio::test]
+async fn share_strategies_pick_members_as_configured() {
+    for (strategy, n) in [("round_robin", 10), ("sticky", 10), ("random", 40)] {
+        let toml = format!("[server]\nshared_subscription_strategy = \"{strategy}\"\n");
+        let broker = BrokerProcess::start_with_config(Some(&toml));
+        bounded(async {
+            let plain = Properties::default();
+            let mut a = member(&broker, "strat-a", QoS::AtLeastOnce, plain.clone()).await;
+            let mut b = member(&broker, "strat-b", QoS::AtLeastOnce, plain).await;
+            let sent = publish_n(&broker, QoS::AtLeastOnce, n).await;
+            let quiet = Duration::from_millis(500);
+            let to_a = collect(&mut a, true, quiet).await;
+            let to_b = collect(&mut b, true, quiet).await;
+            let all: BTreeSet<String> = to_a.iter().chain(&to_b).map(|m| m.0.clone()).collect();
+            assert_eq!(all, sent, "{strategy}");
+            assert_eq!(to_a.len() + to_b.len(), n, "{strategy}: each message once");
+            match strategy {
+                "round_robin" => assert_eq!((to_a.len(), to_b.len()), (n / 2, n / 2)),
+                "sticky" => assert!(to_a.is_empty() || to_b.is_empty(), "sticky split"),
+                _ => assert!(
+                    !to_a.is_empty() && !to_b.is_empty(),
+                    "random: one member only"
+                ),
+            }
+        })
+        .await;
+    }
+}
