@@ -71,6 +71,7 @@ pub struct BrokerHandle {
     persistence_arbiter: ArbiterHandle,
     /// Cancelled to stop every accept loop.
     accepting: CancellationToken,
+    auth: Arc<dyn Authenticator>,
 }
 
 impl Broker {
@@ -124,7 +125,7 @@ impl Broker {
             router: router.clone(),
             persistence: persistence.clone(),
             metrics: Arc::new(Metrics::default()),
-            auth,
+            auth: Arc::clone(&auth),
         });
         let sys_interval = self.config.server.sys_interval_secs;
         if sys_interval > 0 {
@@ -145,6 +146,7 @@ impl Broker {
             persistence,
             persistence_arbiter,
             accepting,
+            auth,
         })
     }
 
@@ -204,6 +206,12 @@ impl BrokerHandle {
     /// The bound listener addresses (useful with port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Re-reads the password file (the `starling` binary does it on SIGHUP): new
+    /// CONNECTs and re-authentications see the new users; connected clients stay.
+    pub fn reload_auth(&self) -> Result<usize, AuthSetupError> {
+        self.auth.reload()
     }
 
     /// The router actor, for embedding applications that publish or inspect.

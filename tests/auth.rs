@@ -28,13 +28,15 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// A password file line for `user` with `pw`.
+fn line(user: &str, pw: &str) -> String {
+    let (s, h) = (B64.encode(SALT), B64.encode(salted(pw)));
+    format!("{user}:pbkdf2-sha256${ITERATIONS}${s}${h}\n")
+}
+
 fn start(allow_anonymous: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let path: PathBuf = dir.path().join("passwd");
-    let line = |user: &str, pw: &str| {
-        let (s, h) = (B64.encode(SALT), B64.encode(salted(pw)));
-        format!("{user}:pbkdf2-sha256${ITERATIONS}${s}${h}\n")
-    };
     let text = format!(
         "# test users\n{}{}",
         line("alice", "wonderland"),
@@ -426,6 +428,53 @@ async fn misplaced_auth_is_a_protocol_error() {
             .await;
         let d = c.expect_closed().await.expect("DISCONNECT");
         assert_eq!(d.reason, ReasonCode::PROTOCOL_ERROR);
+    })
+    .await;
+}
+
+/// SIGHUP re-reads the password file: a changed password works at once for new
+/// connections and the old one is refused; a broken file leaves the users in force.
+#[tokio::test]
+async fn sighup_reloads_the_password_file() {
+    let f = start(false);
+    bounded(async {
+        let path = f._dir.path().join("passwd");
+        let v = ProtocolVersion::V5;
+        let (_, ack) = connect(&f, v, Some("bob"), Some("builder")).await;
+        assert_eq!(ack.reason, ReasonCode::SUCCESS);
+        std::fs::write(&path, line("bob", "rebuilt")).expect("rewrite password file");
+        let hup = |pid: u32| {
+            // SAFETY: kill(2) on our own child's pid with a valid signal number.
+            assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+        };
+        hup(f.broker.pid());
+        let mut reloaded = false;
+        for _ in 0..50 {
+            let (_, ack) = connect(&f, v, Some("bob"), Some("rebuilt")).await;
+            if ack.reason == ReasonCode::SUCCESS {
+                reloaded = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(reloaded, "the new password never worked after SIGHUP");
+        assert_refused(
+            &f,
+            v,
+            Some("bob"),
+            Some("builder"),
+            ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+        )
+        .await;
+        std::fs::write(&path, "garbage without a colon\n").expect("break password file");
+        hup(f.broker.pid());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let (_, ack) = connect(&f, v, Some("bob"), Some("rebuilt")).await;
+        assert_eq!(
+            ack.reason,
+            ReasonCode::SUCCESS,
+            "a broken file must not lock users out"
+        );
     })
     .await;
 }
