@@ -8,4 +8,5 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod v3_3_1_connect;
 mod v5_4_8_shared;
