@@ -9,4 +9,5 @@
 mod common;
 
 mod v3_3_1_connect;
+mod v3_3_1_will;
 mod v5_4_8_shared;
