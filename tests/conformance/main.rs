@@ -10,4 +10,5 @@ mod common;
 
 mod v3_3_1_connect;
 mod v3_3_1_will;
+mod v3_3_2_connack;
 mod v5_4_8_shared;
