@@ -11,4 +11,5 @@ mod common;
 mod v3_3_1_connect;
 mod v3_3_1_will;
 mod v3_3_2_connack;
+mod v3_3_3_publish;
 mod v5_4_8_shared;
