@@ -12,4 +12,6 @@ mod v3_3_1_connect;
 mod v3_3_1_will;
 mod v3_3_2_connack;
 mod v3_3_3_publish;
+mod v3_3_6_pubrel;
+mod v3_3_8_subscribe;
 mod v5_4_8_shared;
