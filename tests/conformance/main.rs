@@ -14,4 +14,5 @@ mod v3_3_2_connack;
 mod v3_3_3_publish;
 mod v3_3_6_pubrel;
 mod v3_3_8_subscribe;
+mod v3_3_9_suback;
 mod v5_4_8_shared;
