@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod v3_3_10_unsubscribe;
 mod v3_3_1_connect;
 mod v3_3_1_will;
 mod v3_3_2_connack;
