@@ -9,6 +9,7 @@
 mod common;
 
 mod v3_3_10_unsubscribe;
+mod v3_3_14_disconnect;
 mod v3_3_1_connect;
 mod v3_3_1_will;
 mod v3_3_2_connack;
