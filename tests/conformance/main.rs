@@ -17,4 +17,7 @@ mod v3_3_3_publish;
 mod v3_3_6_pubrel;
 mod v3_3_8_subscribe;
 mod v3_3_9_suback;
+mod v3_4_1_session;
+mod v3_4_3_qos;
+mod v3_4_4_redelivery;
 mod v5_4_8_shared;
