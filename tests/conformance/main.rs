@@ -20,4 +20,7 @@ mod v3_3_9_suback;
 mod v3_4_1_session;
 mod v3_4_3_qos;
 mod v3_4_4_redelivery;
+mod v3_4_7_topics;
+#[cfg(feature = "fault-injection")]
+mod v3_4_8_errors;
 mod v5_4_8_shared;
