@@ -122,7 +122,7 @@ async fn retained_messages_outlive_the_publishing_session() {
         ender.disconnect().await;
         let mut sub = RawClient::connected_v311(broker.addr(), "keep-sub", true).await;
         sub.subscribe(&[("keep/#", QoS::AtLeastOnce)]).await;
-        let mut got = vec![
+        let mut got = [
             sub.recv_publish_acked().await,
             sub.recv_publish_acked().await,
         ];
