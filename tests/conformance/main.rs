@@ -8,5 +8,20 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod v3_3_10_unsubscribe;
+mod v3_3_14_disconnect;
+mod v3_3_1_connect;
+mod v3_3_1_will;
+mod v3_3_2_connack;
+mod v3_3_3_publish;
+mod v3_3_6_pubrel;
+mod v3_3_8_subscribe;
+mod v3_3_9_suback;
+mod v3_4_1_session;
+mod v3_4_3_qos;
+mod v3_4_4_redelivery;
+mod v3_4_7_topics;
+#[cfg(feature = "fault-injection")]
+mod v3_4_8_errors;
 mod v5_3_15_auth;
 mod v5_4_8_shared;
