@@ -8,4 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth_fixture;
+mod v5_3_1_connect;
+mod v5_3_1_connect_refused;
 mod v5_4_8_shared;
