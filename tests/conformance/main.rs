@@ -9,6 +9,9 @@
 mod common;
 
 mod auth_fixture;
+mod v5_3_12_pingreq;
+mod v5_3_14_disconnect;
 mod v5_3_1_connect;
 mod v5_3_1_connect_refused;
+mod v5_3_2_connack;
 mod v5_4_8_shared;
