@@ -14,4 +14,6 @@ mod v5_3_14_disconnect;
 mod v5_3_1_connect;
 mod v5_3_1_connect_refused;
 mod v5_3_2_connack;
+mod v5_4_4_redelivery;
 mod v5_4_8_shared;
+mod v5_4_9_flow;
