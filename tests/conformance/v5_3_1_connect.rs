@@ -129,8 +129,9 @@ async fn twenty_three_alphanumeric_bytes_are_a_valid_client_identifier() {
 /// [MQTT-3.1.2-22], [MQTT-3.2.2-22]: with no Server Keep Alive in CONNACK the server
 /// uses the client's Keep Alive (1 s here): a client that sends PINGREQs stays
 /// connected well past 1.5 s; one that goes quiet is closed after 1.5 s (Starling
-/// checks every half period, so by 2 s) as if the network had failed: its will is
-/// published. Starling tells a 5.0 client why (DISCONNECT 0x8D, allowed by 4.13).
+/// checks every half period, so by 2 s; the test allows 3.5 s on a loaded machine)
+/// as if the network had failed: its will is published. Starling tells a 5.0 client
+/// why (DISCONNECT 0x8D, allowed by 4.13).
 #[tokio::test]
 async fn keep_alive_of_the_client_closes_a_silent_connection() {
     let broker = BrokerProcess::start();
@@ -164,14 +165,14 @@ async fn keep_alive_of_the_client_closes_a_silent_connection() {
         let ack = idle.connect(*connect).await;
         assert_eq!(ack.properties.server_keep_alive, None);
         let start = Instant::now();
-        let disconnect = idle.expect_closed_within(Duration::from_secs(4)).await;
+        let disconnect = idle.expect_closed_within(Duration::from_secs(5)).await;
         let after = start.elapsed();
         assert!(
             after >= Duration::from_millis(1400),
             "closed after {after:?}"
         );
         assert!(
-            after <= Duration::from_millis(2600),
+            after <= Duration::from_millis(3500),
             "closed after {after:?}"
         );
         if let Some(d) = disconnect {
@@ -194,7 +195,7 @@ async fn server_keep_alive_is_the_one_enforced() {
         let ack = c.connect_v5("ska", true, 60, Properties::default()).await;
         assert_eq!(ack.properties.server_keep_alive, Some(1));
         let start = Instant::now();
-        let disconnect = c.expect_closed_within(Duration::from_secs(4)).await;
+        let disconnect = c.expect_closed_within(Duration::from_secs(5)).await;
         assert!(start.elapsed() >= Duration::from_millis(1400));
         assert_eq!(
             disconnect.map(|d| d.reason),
