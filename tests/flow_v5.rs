@@ -136,7 +136,7 @@ async fn v5_session_expiry_elapses() {
     .await;
 }
 
-// 5.0 [MQTT-3.14.2-2]: session expiry 0 in CONNECT and non-zero in the client's DISCONNECT
+// 5.0 section 3.14.2.2.2: session expiry 0 in CONNECT and non-zero in the client's DISCONNECT
 // is a protocol error; the server sends DISCONNECT 0x82 [MQTT-4.13.2-1] and closes.
 #[tokio::test]
 async fn disconnect_cannot_raise_zero_expiry_v5() {

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth_fixture;
 mod v3_3_10_unsubscribe;
 mod v3_3_14_disconnect;
 mod v3_3_1_connect;
@@ -23,5 +24,12 @@ mod v3_4_4_redelivery;
 mod v3_4_7_topics;
 #[cfg(feature = "fault-injection")]
 mod v3_4_8_errors;
+mod v5_3_12_pingreq;
+mod v5_3_14_disconnect;
 mod v5_3_15_auth;
+mod v5_3_1_connect;
+mod v5_3_1_connect_refused;
+mod v5_3_2_connack;
+mod v5_4_4_redelivery;
 mod v5_4_8_shared;
+mod v5_4_9_flow;
