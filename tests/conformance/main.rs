@@ -8,4 +8,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod v5_3_10_unsubscribe;
+mod v5_3_11_unsuback;
+mod v5_3_8_subscribe;
+mod v5_3_9_suback;
 mod v5_4_8_shared;
