@@ -10,6 +10,10 @@ mod common;
 
 mod v5_3_10_unsubscribe;
 mod v5_3_11_unsuback;
+mod v5_3_4_puback;
+mod v5_3_5_pubrec;
+mod v5_3_6_pubrel;
+mod v5_3_7_pubcomp;
 mod v5_3_8_subscribe;
 mod v5_3_9_suback;
 mod v5_4_8_shared;
