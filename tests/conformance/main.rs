@@ -10,6 +10,8 @@ mod common;
 
 mod v5_3_10_unsubscribe;
 mod v5_3_11_unsuback;
+mod v5_3_3_publish;
+mod v5_3_3_publish_props;
 mod v5_3_4_puback;
 mod v5_3_5_pubrec;
 mod v5_3_6_pubrel;
