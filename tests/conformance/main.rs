@@ -19,4 +19,5 @@ mod v5_3_7_pubcomp;
 mod v5_3_8_subscribe;
 mod v5_3_9_suback;
 mod v5_4_3_qos;
+mod v5_4_7_topics;
 mod v5_4_8_shared;
