@@ -146,7 +146,10 @@ impl Session {
         if items.is_empty() {
             return;
         }
-        let msgs: Vec<_> = items.iter().map(|o| std::sync::Arc::clone(&o.msg)).collect();
+        let msgs: Vec<_> = items
+            .iter()
+            .map(|o| std::sync::Arc::clone(&o.msg))
+            .collect();
         let ask = self.router.send(Reshare {
             from: self.state.client_id.clone(),
             items,
