@@ -99,6 +99,34 @@ async fn retain_0_neither_stores_nor_replaces_the_retained_message() {
     .await;
 }
 
+/// [MQTT-3.3.1-12], [MQTT-3.3.1-13]: on a live delivery RETAIN is 0 under Retain As
+/// Published 0 and equals the publisher's flag under Retain As Published 1.
+#[tokio::test]
+async fn retain_as_published_decides_the_forwarded_retain_flag() {
+    let broker = BrokerProcess::start();
+    bounded(async {
+        let mut c = RawClient::connected_v5(broker.addr(), "p-rap", Properties::default()).await;
+        for (f, rap) in [("rap/0", false), ("rap/1", true)] {
+            let mut opts = SubscriptionOptions::with_qos(QoS::AtLeastOnce);
+            opts.retain_as_published = rap;
+            c.subscribe_with(Properties::default(), vec![(filter(f), opts)])
+                .await;
+        }
+        let mut p =
+            RawClient::connected_v5(broker.addr(), "p-rap-pub", Properties::default()).await;
+        let mut seen = Vec::new();
+        for (t, retain) in [("rap/0", true), ("rap/1", true), ("rap/1", false)] {
+            p.publish(t, QoS::AtLeastOnce, retain, b"x").await;
+            let got = c.recv_publish_acked().await;
+            seen.push((got.topic.as_str().to_string(), got.retain));
+        }
+        let want = [("rap/0", false), ("rap/1", true), ("rap/1", false)];
+        let want: Vec<_> = want.iter().map(|(t, r)| (t.to_string(), *r)).collect();
+        assert_eq!(seen, want);
+    })
+    .await;
+}
+
 /// [MQTT-3.3.4-5] (if the server sends several copies, each carries its own
 /// subscription's identifier): Starling never sends several; a message matching a
 /// client's shared and non-shared subscriptions arrives as one copy carrying both
