@@ -348,7 +348,7 @@ async fn unacked_qos1_delivery_resent_with_dup_after_reconnect() {
         publ.publish("redo/t", QoS::AtLeastOnce, false, b"m1").await;
         let first = sub.expect_publish().await;
         assert_eq!(first.payload.as_ref(), b"m1");
-        assert!(!first.dup, "first delivery has DUP = 0 [MQTT-3.3.1-3]");
+        assert!(!first.dup, "first delivery has DUP = 0 [MQTT-4.3.2-1]");
         drop(sub); // no PUBACK, no DISCONNECT
 
         let mut sub = RawClient::open(addr).await;
