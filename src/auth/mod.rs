@@ -175,7 +175,7 @@ impl Authenticator for PasswordAuthenticator {
                 let given = password.unwrap_or_default();
                 // An unknown user costs the same hashing time as a known one, so that
                 // response times do not tell which names exist.
-                let ok = match users.get(user) {
+                let ok = match users.get(&*password::prepare_name(user)) {
                     Some(hash) => hash.verify(given) && password.is_some(),
                     None => {
                         let _ = dummy_hash().verify(given);
