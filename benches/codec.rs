@@ -1,0 +1,157 @@
+//! Codec micro-benchmarks: decode and encode time per packet for the packets on the hot
+//! path (PUBLISH QoS 0/1 with a 64-byte payload, 3.1.1 and 5.0 with a few properties)
+//! and for CONNECT and SUBSCRIBE. Run with `cargo bench --bench codec`.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use starling::protocol::{
+    decode_packet, encode_packet, Connect, Packet, PacketId, Properties, ProtocolVersion, Publish,
+    QoS, Subscribe, SubscriptionOptions, UserProperty,
+};
+use starling::topic::{TopicFilter, TopicName};
+
+fn pid(v: u16) -> PacketId {
+    PacketId::new(v).expect("non-zero packet id")
+}
+
+/// 5.0 properties a real publisher might send: expiry, content type, one user property.
+fn v5_properties() -> Properties {
+    Properties {
+        message_expiry_interval: Some(60),
+        content_type: Some("application/octet-stream".into()),
+        user_properties: vec![UserProperty {
+            key: "source".into(),
+            value: "sensor-17".into(),
+        }],
+        ..Properties::default()
+    }
+}
+
+fn publish(qos: QoS, v5: bool) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: TopicName::new("site/42/device/1337/temperature").expect("valid topic"),
+        packet_id: (qos != QoS::AtMostOnce).then(|| pid(17)),
+        properties: if v5 {
+            v5_properties()
+        } else {
+            Properties::default()
+        },
+        payload: Bytes::from(vec![0xA5; 64]),
+    })
+}
+
+fn connect(protocol: ProtocolVersion) -> Packet {
+    Packet::Connect(Box::new(Connect {
+        protocol,
+        clean_start: true,
+        keep_alive: 60,
+        properties: if protocol.is_v5() {
+            Properties {
+                session_expiry_interval: Some(3600),
+                receive_maximum: Some(100),
+                ..Properties::default()
+            }
+        } else {
+            Properties::default()
+        },
+        client_id: "bench-client-0001".into(),
+        will: None,
+        username: Some("user".into()),
+        password: Some(Bytes::from_static(b"secret")),
+    }))
+}
+
+fn subscribe(v5: bool) -> Packet {
+    let filters = ["site/+/device/+/temperature", "site/42/#", "alerts/critical"]
+        .iter()
+        .map(|f| {
+            (
+                TopicFilter::new(*f).expect("valid filter"),
+                SubscriptionOptions::with_qos(QoS::AtLeastOnce),
+            )
+        })
+        .collect();
+    Packet::Subscribe(Subscribe {
+        packet_id: pid(3),
+        properties: if v5 {
+            Properties {
+                subscription_identifiers: vec![12],
+                ..Properties::default()
+            }
+        } else {
+            Properties::default()
+        },
+        filters,
+    })
+}
+
+fn cases() -> Vec<(&'static str, ProtocolVersion, Packet)> {
+    use ProtocolVersion::{V311, V5};
+    vec![
+        ("publish_qos0_v311", V311, publish(QoS::AtMostOnce, false)),
+        ("publish_qos1_v311", V311, publish(QoS::AtLeastOnce, false)),
+        ("publish_qos0_v5_props", V5, publish(QoS::AtMostOnce, true)),
+        ("publish_qos1_v5_props", V5, publish(QoS::AtLeastOnce, true)),
+        ("connect_v311", V311, connect(V311)),
+        ("connect_v5", V5, connect(V5)),
+        ("subscribe_v311", V311, subscribe(false)),
+        ("subscribe_v5", V5, subscribe(true)),
+    ]
+}
+
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode");
+    let mut buf = BytesMut::with_capacity(4096);
+    for (name, version, packet) in cases() {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                buf.clear();
+                encode_packet(std::hint::black_box(&packet), version, &mut buf)
+                    .expect("encodable");
+                buf.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    for (name, version, packet) in cases() {
+        let mut wire = BytesMut::new();
+        encode_packet(&packet, version, &mut wire).expect("encodable");
+        let wire = wire.freeze();
+        // The session decodes with its negotiated level; CONNECT arrives before there is one.
+        let level = match packet {
+            Packet::Connect(_) => None,
+            _ => Some(version),
+        };
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || BytesMut::from(&wire[..]),
+                |src| decode_packet(src, level, usize::MAX).expect("decodes"),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = encode, decode
+}
+criterion_main!(benches);
