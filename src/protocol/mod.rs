@@ -14,7 +14,7 @@ mod tests;
 
 pub use codec::MqttCodec;
 pub use decode::decode_packet;
-pub use encode::{encode_packet, encoded_len};
+pub use encode::{encode_packet, encoded_len, EncodedPublish};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PubResponse, Publish, RetainHandling,

@@ -207,7 +207,15 @@ impl RouterState {
     /// granted QoS of its matching subscriptions [MQTT-3.3.5-1], plus one member of each
     /// matching shared subscription group.
     pub fn route(&mut self, msg: &Message) -> Vec<Delivery> {
-        let mut out: Vec<Delivery> = Vec::new();
+        let mut out = Vec::new();
+        self.route_into(msg, &mut out);
+        out
+    }
+
+    /// [`RouterState::route`] into a caller's vector, so that the router reuses one
+    /// allocation for every message (`out` is cleared first).
+    pub fn route_into(&mut self, msg: &Message, out: &mut Vec<Delivery>) {
+        out.clear();
         let mut index = DeliveryIndex::default();
         let mut shares: Vec<(&TopicFilter, &[(ClientId, SubEntry)])> = Vec::new();
         self.trie.for_each_match(&msg.topic, |m| match m {
@@ -215,7 +223,7 @@ impl RouterState {
                 if value.options.no_local && msg.publisher.as_ref() == Some(key) {
                     return;
                 }
-                add_delivery(&mut out, &mut index, msg, key, value);
+                add_delivery(out, &mut index, msg, key, value);
             }
             Match::Shared {
                 filter, members, ..
@@ -228,10 +236,9 @@ impl RouterState {
             }
             let advance = self.strategy == ShareStrategy::RoundRobin;
             if let Some((client, entry)) = pick_member(cursor, members, &self.online, advance) {
-                add_delivery(&mut out, &mut index, msg, client, entry);
+                add_delivery(out, &mut index, msg, client, entry);
             }
         }
-        out
     }
 }
 

@@ -32,6 +32,7 @@ fn message(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Arc<Me
         properties: Properties::default(),
         expires_at: None,
         publisher: Some(id("pub")),
+        encoded: Default::default(),
     })
 }
 

@@ -307,6 +307,7 @@ impl Session {
             properties,
             expires_at,
             publisher: Some(self.state.client_id.clone()),
+            encoded: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ fn msg(payload: &'static str, qos: QoS) -> Arc<Message> {
         properties: Properties::default(),
         expires_at: None,
         publisher: None,
+        encoded: Default::default(),
     })
 }
 

@@ -26,6 +26,7 @@ pub fn will_message(will: &LastWill, client: &ClientId) -> Message {
         properties,
         expires_at,
         publisher: Some(client.clone()),
+        encoded: Default::default(),
     }
 }
 
