@@ -67,15 +67,19 @@ fn connect(protocol: ProtocolVersion) -> Packet {
 }
 
 fn subscribe(v5: bool) -> Packet {
-    let filters = ["site/+/device/+/temperature", "site/42/#", "alerts/critical"]
-        .iter()
-        .map(|f| {
-            (
-                TopicFilter::new(*f).expect("valid filter"),
-                SubscriptionOptions::with_qos(QoS::AtLeastOnce),
-            )
-        })
-        .collect();
+    let filters = [
+        "site/+/device/+/temperature",
+        "site/42/#",
+        "alerts/critical",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            TopicFilter::new(*f).expect("valid filter"),
+            SubscriptionOptions::with_qos(QoS::AtLeastOnce),
+        )
+    })
+    .collect();
     Packet::Subscribe(Subscribe {
         packet_id: pid(3),
         properties: if v5 {
@@ -111,8 +115,7 @@ fn encode(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 buf.clear();
-                encode_packet(std::hint::black_box(&packet), version, &mut buf)
-                    .expect("encodable");
+                encode_packet(std::hint::black_box(&packet), version, &mut buf).expect("encodable");
                 buf.len()
             })
         });

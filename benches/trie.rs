@@ -30,7 +30,13 @@ fn filter(i: u32) -> String {
 /// exactly and one `$` topic that wildcards must skip.
 fn topics() -> Vec<TopicName> {
     let mut names: Vec<String> = (0..62)
-        .map(|k| format!("site/{}/device/{}/temp", (k * 37) % SITES, (k * 211) % DEVICES))
+        .map(|k| {
+            format!(
+                "site/{}/device/{}/temp",
+                (k * 37) % SITES,
+                (k * 211) % DEVICES
+            )
+        })
         .collect();
     names.push("site/7/device/999999/humidity".to_string());
     names.push("$SYS/broker/load".to_string());

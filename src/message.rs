@@ -208,7 +208,10 @@ mod tests {
             v5: false,
             variant: Variant::Qos0 { retain: false },
         };
-        assert!(msg.encoded(kind).is_none(), "the first receiver encodes itself");
+        assert!(
+            msg.encoded(kind).is_none(),
+            "the first receiver encodes itself"
+        );
         let enc = msg.encoded(kind).expect("cached for the second");
         let mut direct = BytesMut::new();
         let publish = Publish {

@@ -11,8 +11,8 @@ use super::actor::{Phase, Session};
 use super::aliases::AliasUse;
 use super::messages::Deliver;
 use super::state::Outgoing;
-use crate::message::{Encoding, Variant};
 use super::writer::HIGH_WATER;
+use crate::message::{Encoding, Variant};
 use crate::protocol::{encoded_len, Packet, PacketId, Properties, Publish, QoS};
 use crate::topic::TopicName;
 

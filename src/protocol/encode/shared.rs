@@ -59,14 +59,7 @@ impl EncodedPublish {
 
     /// Appends a copy with these flags and this packet identifier. Only for an encoding
     /// built for QoS 1/2, and only `qos` 1 or 2: the layout must not change.
-    pub fn put_with_id(
-        &self,
-        dst: &mut BytesMut,
-        dup: bool,
-        qos: QoS,
-        retain: bool,
-        id: PacketId,
-    ) {
+    pub fn put_with_id(&self, dst: &mut BytesMut, dup: bool, qos: QoS, retain: bool, id: PacketId) {
         debug_assert!(qos != QoS::AtMostOnce, "a QoS 0 PUBLISH has no packet id");
         let Some(at) = self.id_at else {
             debug_assert!(false, "put_with_id on an encoding without a packet id");
