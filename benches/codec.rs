@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use starling::protocol::{
-    decode_packet, encode_packet, Connect, Packet, PacketId, Properties, ProtocolVersion, Publish,
-    QoS, Subscribe, SubscriptionOptions, UserProperty,
+    decode_packet, encode_packet, Connect, Packet, PacketId, Properties, PropertyFields,
+    ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions, UserProperty,
 };
 use starling::topic::{TopicFilter, TopicName};
 
@@ -18,15 +18,15 @@ fn pid(v: u16) -> PacketId {
 
 /// 5.0 properties a real publisher might send: expiry, content type, one user property.
 fn v5_properties() -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         message_expiry_interval: Some(60),
         content_type: Some("application/octet-stream".into()),
         user_properties: vec![UserProperty {
             key: "source".into(),
             value: "sensor-17".into(),
         }],
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 fn publish(qos: QoS, v5: bool) -> Packet {
@@ -51,11 +51,11 @@ fn connect(protocol: ProtocolVersion) -> Packet {
         clean_start: true,
         keep_alive: 60,
         properties: if protocol.is_v5() {
-            Properties {
+            Properties::from(PropertyFields {
                 session_expiry_interval: Some(3600),
                 receive_maximum: Some(100),
-                ..Properties::default()
-            }
+                ..PropertyFields::default()
+            })
         } else {
             Properties::default()
         },
@@ -83,10 +83,10 @@ fn subscribe(v5: bool) -> Packet {
     Packet::Subscribe(Subscribe {
         packet_id: pid(3),
         properties: if v5 {
-            Properties {
+            Properties::from(PropertyFields {
                 subscription_identifiers: vec![12],
-                ..Properties::default()
-            }
+                ..PropertyFields::default()
+            })
         } else {
             Properties::default()
         },

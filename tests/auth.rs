@@ -13,7 +13,9 @@ use bytes::Bytes;
 use common::{bounded, connect_packet, BrokerProcess, Event, RawClient, RECV_TIMEOUT};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use starling::protocol::{Auth, ConnAck, Packet, Properties, ProtocolVersion, ReasonCode};
+use starling::protocol::{
+    Auth, ConnAck, Packet, Properties, PropertyFields, ProtocolVersion, ReasonCode,
+};
 
 const SALT: &[u8] = b"0123456789abcdef";
 const ITERATIONS: u32 = 4096;
@@ -159,11 +161,11 @@ fn attr<'a>(msg: &'a str, key: &str) -> &'a str {
 }
 
 fn scram_props(data: &[u8]) -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         authentication_method: Some("SCRAM-SHA-256".into()),
         authentication_data: Some(Bytes::copy_from_slice(data)),
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 /// Runs the exchange as `user` with `password`; returns the CONNACK and the expected
@@ -185,8 +187,14 @@ async fn scram(f: &Fixture, user: &str, password: &str) -> (RawClient, ConnAck, 
         auth.properties.authentication_method.as_deref(),
         Some("SCRAM-SHA-256")
     );
-    let server_first =
-        String::from_utf8(auth.properties.authentication_data.unwrap().to_vec()).unwrap();
+    let server_first = String::from_utf8(
+        auth.properties
+            .authentication_data
+            .clone()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
     let nonce = attr(&server_first, "r=");
     assert!(nonce.starts_with(client_nonce) && nonce.len() > client_nonce.len());
     let salt = B64.decode(attr(&server_first, "s=")).unwrap();
@@ -226,7 +234,11 @@ async fn scram_sha256_exchange_succeeds() {
             ack.properties.authentication_method.as_deref(),
             Some("SCRAM-SHA-256")
         );
-        let data = ack.properties.authentication_data.expect("server-final");
+        let data = ack
+            .properties
+            .authentication_data
+            .clone()
+            .expect("server-final");
         assert_eq!(&data[..], verifier.as_bytes());
         c.send(Packet::PingReq).await;
         assert!(matches!(

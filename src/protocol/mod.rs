@@ -20,5 +20,5 @@ pub use packet::{
     Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PubResponse, Publish, RetainHandling,
     SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
-pub use properties::{Properties, UserProperty};
+pub use properties::{Properties, PropertyFields, UserProperty};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};

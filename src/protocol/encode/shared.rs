@@ -76,7 +76,7 @@ impl EncodedPublish {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Properties, UserProperty};
+    use crate::protocol::{Properties, PropertyFields, UserProperty};
     use crate::topic::TopicName;
 
     fn publish(qos: QoS, dup: bool, retain: bool, id: Option<u16>, topic: &str) -> Publish {
@@ -86,14 +86,14 @@ mod tests {
             retain,
             topic: TopicName::new(topic).unwrap(),
             packet_id: id.and_then(PacketId::new),
-            properties: Properties {
+            properties: Properties::from(PropertyFields {
                 content_type: Some("text/plain".into()),
                 user_properties: vec![UserProperty {
                     key: "k".into(),
                     value: "v".into(),
                 }],
-                ..Properties::default()
-            },
+                ..PropertyFields::default()
+            }),
             payload: Bytes::from(vec![7u8; 300]),
         }
     }
