@@ -32,10 +32,17 @@ RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out.callgrind" \
     "$STARLING" --config "$dir/starling.toml" --listen "127.0.0.1:$PORT" \
     --data-dir "$dir/data" 2>"$dir/broker.log" &
 vg=$!
-for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+# Valgrind takes a while to start the broker, longer on a busy machine.
+up=0
+for _ in $(seq 1 900); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
     sleep 0.2
 done
+if [[ $up != 1 ]]; then
+    echo "broker did not start listening on $PORT; see $dir/broker.log" >&2
+    kill "$vg" 2>/dev/null || true
+    exit 1
+fi
 "$BENCH" "$@" --port "$PORT" --duration-secs 120 --drain-ms 3000 >"$out.json"
 kill -INT "$vg"
 wait "$vg" || true
