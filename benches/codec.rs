@@ -1,14 +1,16 @@
 //! Codec micro-benchmarks: decode and encode time per packet for the packets on the hot
 //! path (PUBLISH QoS 0/1 with a 64-byte payload, 3.1.1 and 5.0 with a few properties)
-//! and for CONNECT and SUBSCRIBE. Run with `cargo bench --bench codec`.
+//! and for CONNECT and SUBSCRIBE, and the per-receiver cost of a shared encoding. Run
+//! with `cargo bench --bench codec`.
 
+use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use starling::protocol::{
-    decode_packet, encode_packet, Connect, Packet, PacketId, Properties, PropertyFields,
-    ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions, UserProperty,
+    decode_packet, encode_packet, Connect, EncodedPublish, Packet, PacketId, Properties,
+    PropertyFields, ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions, UserProperty,
 };
 use starling::topic::{TopicFilter, TopicName};
 
@@ -115,7 +117,41 @@ fn encode(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 buf.clear();
-                encode_packet(std::hint::black_box(&packet), version, &mut buf).expect("encodable");
+                encode_packet(black_box(&packet), version, &mut buf).expect("encodable");
+                buf.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The per-receiver cost of a PUBLISH encoded once for many (what a session does for
+/// the second and later receivers of a message): a copy, with the packet id patched in
+/// for QoS 1.
+fn encode_shared(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode_shared");
+    let mut buf = BytesMut::with_capacity(4096);
+    for (name, version, qos) in [
+        ("publish_qos0_v311", ProtocolVersion::V311, QoS::AtMostOnce),
+        ("publish_qos1_v311", ProtocolVersion::V311, QoS::AtLeastOnce),
+        (
+            "publish_qos1_v5_props",
+            ProtocolVersion::V5,
+            QoS::AtLeastOnce,
+        ),
+    ] {
+        let Packet::Publish(p) = publish(qos, version.is_v5()) else {
+            unreachable!("publish() builds a PUBLISH")
+        };
+        let enc = EncodedPublish::new(p, version).expect("encodable");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                buf.clear();
+                if qos == QoS::AtMostOnce {
+                    buf.extend_from_slice(black_box(&enc).bytes());
+                } else {
+                    black_box(&enc).put_with_id(&mut buf, false, qos, false, pid(42));
+                }
                 buf.len()
             })
         });
@@ -155,6 +191,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = encode, decode
+    targets = encode, encode_shared, decode
 }
 criterion_main!(benches);
