@@ -49,13 +49,16 @@ impl Session {
             return;
         }
         let window = usize::from(self.accepted.outbound_window);
-        let now = Instant::now();
+        let mut now = None;
         loop {
             match self.writer_mut() {
                 Some(w) if !w.is_closing() && w.buffered() < HIGH_WATER => {}
                 _ => return,
             }
-            let Some((out, packet_id)) = self.state.next_to_send(window, now) else {
+            let Some((out, packet_id)) = self
+                .state
+                .next_to_send(window, || *now.get_or_insert_with(Instant::now))
+            else {
                 return;
             };
             if self.send_shared(&out, packet_id) {
