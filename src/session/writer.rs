@@ -152,9 +152,7 @@ impl Writer {
         }
         Poll::Ready(Ok(false))
     }
-}
 
-impl Writer {
     /// Drops `n` written bytes from the front: whole chunks first, then the buffer.
     fn consume(&mut self, mut n: usize) {
         while let Some(front) = self.chunks.front_mut() {
@@ -210,6 +208,133 @@ impl ActorFuture<Session> for WriteLoop {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use futures::task::noop_waker_ref;
+
+    use super::*;
+    use crate::protocol::Publish;
+    use crate::topic::TopicName;
+
+    /// A socket that takes at most `limit` bytes per call, from several slices when
+    /// `vectored`, and records what it was given.
+    struct Trickle {
+        got: Arc<Mutex<Vec<u8>>>,
+        limit: usize,
+        vectored: bool,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut TaskContext<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.limit);
+            self.got.lock().unwrap().extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _: &mut TaskContext<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut left = if self.vectored { self.limit } else { 0 };
+            let mut got = self.got.lock().unwrap();
+            let mut n = 0;
+            for b in bufs {
+                if left == 0 {
+                    break;
+                }
+                let take = b.len().min(left);
+                got.extend_from_slice(&b[..take]);
+                n += take;
+                left -= take;
+            }
+            if !self.vectored {
+                // Like the default implementation: the first non-empty slice only.
+                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+                let take = first.len().min(self.limit);
+                got.extend_from_slice(&first[..take]);
+                n = take;
+            }
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: Pin<&mut Self>,
+            _: &mut TaskContext<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn encoded(size: usize, qos: QoS) -> EncodedPublish {
+        let p = Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: TopicName::new("w/t").unwrap(),
+            packet_id: (qos != QoS::AtMostOnce).then(|| PacketId::new(1).unwrap()),
+            properties: Default::default(),
+            payload: Bytes::from(vec![size as u8; size]),
+        };
+        EncodedPublish::new(p, ProtocolVersion::V311).unwrap()
+    }
+
+    #[test]
+    fn shared_chunks_and_copies_go_out_in_order() {
+        for (limit, vectored) in [(7, true), (7, false), (100_000, true)] {
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let io = Trickle {
+                got: Arc::clone(&got),
+                limit,
+                vectored,
+            };
+            let mut w = Writer::new(Box::new(io), ProtocolVersion::V311);
+            let small = encoded(10, QoS::AtMostOnce);
+            let large = encoded(3_000, QoS::AtMostOnce);
+            let with_id = encoded(2_000, QoS::AtLeastOnce);
+            let id = PacketId::new(9).unwrap();
+            let mut want = Vec::new();
+            w.send_encoded(&small, QoS::AtMostOnce, false, None);
+            want.extend_from_slice(small.bytes());
+            w.send_encoded(&large, QoS::AtMostOnce, false, None);
+            want.extend_from_slice(large.bytes());
+            w.send_encoded(&large, QoS::AtMostOnce, false, None);
+            want.extend_from_slice(large.bytes());
+            w.send_encoded(&with_id, QoS::AtLeastOnce, false, Some(id));
+            let mut patched = BytesMut::new();
+            with_id.put_with_id(&mut patched, false, QoS::AtLeastOnce, false, id);
+            want.extend_from_slice(&patched);
+            w.send(&Packet::PingResp);
+            want.extend_from_slice(&[0xD0, 0x00]);
+            assert_eq!(w.buffered(), want.len());
+            let mut cx = TaskContext::from_waker(noop_waker_ref());
+            assert!(matches!(w.poll_drive(&mut cx), Poll::Ready(Ok(false))));
+            assert_eq!(w.buffered(), 0);
+            assert!(w.is_drained());
+            assert_eq!(
+                *got.lock().unwrap(),
+                want,
+                "limit {limit}, vectored {vectored}"
+            );
         }
     }
 }
