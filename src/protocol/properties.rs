@@ -117,12 +117,13 @@ static NO_PROPERTIES: PropertyFields = PropertyFields {
 impl Properties {
     /// True when no property is set.
     pub fn is_empty(&self) -> bool {
-        self.fields().is_none()
+        self.0.as_deref().is_none_or(|f| *f == NO_PROPERTIES)
     }
 
-    /// The fields, or `None` when no property is set.
+    /// The fields, or `None` when none was ever written (without comparing them all, so
+    /// `Some` may still hold only absent fields).
     pub fn fields(&self) -> Option<&PropertyFields> {
-        self.0.as_deref().filter(|f| **f != NO_PROPERTIES)
+        self.0.as_deref()
     }
 }
 
