@@ -1,12 +1,14 @@
 //! Values that travel between sessions and the router: client ids and routed messages.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use crate::protocol::{Properties, QoS};
+use crate::protocol::{EncodedPublish, PacketId, Properties, ProtocolVersion, Publish, QoS};
 use crate::topic::TopicName;
 
 /// A client identifier as sent in CONNECT (or assigned by the broker).
@@ -57,6 +59,8 @@ pub struct Message {
     /// The publishing client (for the no-local option); `None` for messages the broker
     /// itself publishes.
     pub publisher: Option<ClientId>,
+    /// Its PUBLISH as encoded for the first receiver of each kind, reused for the others.
+    pub encoded: EncodedCache,
 }
 
 impl Message {
@@ -77,5 +81,158 @@ impl Message {
     /// Payload bytes, for queue accounting.
     pub fn size(&self) -> usize {
         self.payload.len() + self.topic.as_str().len()
+    }
+
+    /// The PUBLISH of this message as every receiver of `kind` gets it (no subscription
+    /// identifier, no topic alias, no expiry to count down), encoded once and reused.
+    ///
+    /// `None` for the first receiver of a kind: it encodes straight into its own buffer,
+    /// so a message with one receiver (fan-in) costs no extra copy; the second one fills
+    /// the cache. Also `None` when the message cannot be encoded at that level; the
+    /// caller then takes the ordinary path, which reports why.
+    pub fn encoded(&self, kind: Encoding) -> Option<&EncodedPublish> {
+        let index = kind.index();
+        let slot = &self.encoded.slots[index];
+        if let Some(enc) = slot.get() {
+            return enc.as_ref();
+        }
+        let bit = 1u8 << index;
+        if self.encoded.asked.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            return None;
+        }
+        slot.get_or_init(|| {
+            let (qos, retain, packet_id) = match kind.variant {
+                Variant::Qos0 { retain } => (QoS::AtMostOnce, retain, None),
+                // Flags and id are patched per receiver; 1 is a placeholder.
+                Variant::WithPacketId => (QoS::AtLeastOnce, false, PacketId::new(1)),
+            };
+            let publish = Publish {
+                dup: false,
+                qos,
+                retain,
+                topic: self.topic.clone(),
+                packet_id,
+                properties: if kind.v5 {
+                    self.properties.clone()
+                } else {
+                    Properties::default()
+                },
+                payload: self.payload.clone(),
+            };
+            let version = if kind.v5 {
+                ProtocolVersion::V5
+            } else {
+                ProtocolVersion::V311
+            };
+            EncodedPublish::new(publish, version).ok()
+        })
+        .as_ref()
+    }
+}
+
+/// Which shared encoding of a message a delivery can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    /// MQTT 5.0 (with the message's properties), or 3.1/3.1.1 (the same bytes).
+    pub v5: bool,
+    pub variant: Variant,
+}
+
+/// The part of a PUBLISH's shape that differs between deliveries of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// QoS 0: the bytes go out unchanged, so the RETAIN flag is part of the key.
+    Qos0 { retain: bool },
+    /// QoS 1/2: a template whose flags and packet identifier each receiver patches.
+    WithPacketId,
+}
+
+impl Encoding {
+    fn index(self) -> usize {
+        let variant = match self.variant {
+            Variant::Qos0 { retain: false } => 0,
+            Variant::Qos0 { retain: true } => 1,
+            Variant::WithPacketId => 2,
+        };
+        usize::from(self.v5) * 3 + variant
+    }
+}
+
+/// The lazily filled shared encodings of one message, one slot per [`Encoding`].
+/// Derived data: a clone starts empty and equality ignores it.
+#[derive(Default)]
+pub struct EncodedCache {
+    slots: [OnceLock<Option<EncodedPublish>>; 6],
+    /// One bit per slot: a receiver of that kind has already been served.
+    asked: AtomicU8,
+}
+
+impl Clone for EncodedCache {
+    fn clone(&self) -> Self {
+        EncodedCache::default()
+    }
+}
+
+impl PartialEq for EncodedCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for EncodedCache {}
+
+impl fmt::Debug for EncodedCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncodedCache")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+
+    #[test]
+    fn second_receiver_of_a_kind_gets_the_shared_encoding() {
+        let msg = Message {
+            topic: TopicName::new("a/b").unwrap(),
+            payload: Bytes::from_static(b"hello"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Properties::default(),
+            expires_at: None,
+            publisher: None,
+            encoded: EncodedCache::default(),
+        };
+        let kind = Encoding {
+            v5: false,
+            variant: Variant::Qos0 { retain: false },
+        };
+        assert!(
+            msg.encoded(kind).is_none(),
+            "the first receiver encodes itself"
+        );
+        let enc = msg.encoded(kind).expect("cached for the second");
+        let mut direct = BytesMut::new();
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: msg.topic.clone(),
+            packet_id: None,
+            properties: Properties::default(),
+            payload: msg.payload.clone(),
+        };
+        crate::protocol::encode_packet(
+            &crate::protocol::Packet::Publish(publish),
+            ProtocolVersion::V311,
+            &mut direct,
+        )
+        .unwrap();
+        assert_eq!(&enc.bytes()[..], &direct[..]);
+        // Other kinds are separate.
+        let v5 = Encoding { v5: true, ..kind };
+        assert!(msg.encoded(v5).is_none());
+        assert_eq!(msg.clone().encoded(kind), None, "a clone starts empty");
     }
 }

@@ -171,6 +171,7 @@ impl Sys {
             properties: Properties::default(),
             expires_at: None,
             publisher: None,
+            encoded: Default::default(),
         };
         self.router.do_send(Route {
             msg: Arc::new(msg),

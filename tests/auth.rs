@@ -13,7 +13,9 @@ use bytes::Bytes;
 use common::{bounded, connect_packet, BrokerProcess, Event, RawClient, RECV_TIMEOUT};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use starling::protocol::{Auth, ConnAck, Packet, Properties, ProtocolVersion, QoS, ReasonCode};
+use starling::protocol::{
+    Auth, ConnAck, Packet, Properties, PropertyFields, ProtocolVersion, QoS, ReasonCode,
+};
 
 const SALT: &[u8] = b"0123456789abcdef";
 const ITERATIONS: u32 = 4096;
@@ -161,11 +163,11 @@ fn attr<'a>(msg: &'a str, key: &str) -> &'a str {
 }
 
 fn scram_props(data: &[u8]) -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         authentication_method: Some("SCRAM-SHA-256".into()),
         authentication_data: Some(Bytes::copy_from_slice(data)),
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 /// The client side of one SCRAM-SHA-256 exchange (RFC 5802, no channel binding).
@@ -197,7 +199,11 @@ impl ScramClient {
             auth.properties.authentication_method.as_deref(),
             Some("SCRAM-SHA-256")
         );
-        let data = auth.properties.authentication_data.expect("server-first");
+        let data = auth
+            .properties
+            .authentication_data
+            .clone()
+            .expect("server-first");
         let server_first = String::from_utf8(data.to_vec()).unwrap();
         let nonce = attr(&server_first, "r=");
         assert!(nonce.starts_with(self.client_nonce) && nonce.len() > self.client_nonce.len());
@@ -270,7 +276,11 @@ async fn scram_sha256_exchange_succeeds() {
             ack.properties.authentication_method.as_deref(),
             Some("SCRAM-SHA-256")
         );
-        let data = ack.properties.authentication_data.expect("server-final");
+        let data = ack
+            .properties
+            .authentication_data
+            .clone()
+            .expect("server-final");
         assert_eq!(&data[..], verifier.as_bytes());
         c.send(Packet::PingReq).await;
         assert!(matches!(
@@ -362,7 +372,11 @@ async fn reauthentication_succeeds_and_the_session_goes_on() {
                 done.properties.authentication_method.as_deref(),
                 Some("SCRAM-SHA-256")
             );
-            let data = done.properties.authentication_data.expect("server-final");
+            let data = done
+                .properties
+                .authentication_data
+                .clone()
+                .expect("server-final");
             assert_eq!(&data[..], verifier.as_bytes(), "round {round}");
         }
         c.publish("re/auth", QoS::AtMostOnce, false, b"still here")

@@ -12,7 +12,8 @@ use common::{
     BrokerProcess, Event, RawClient,
 };
 use starling::protocol::{
-    LastWill, Packet, PacketId, Properties, ProtocolVersion, PubResponse, QoS, ReasonCode,
+    LastWill, Packet, PacketId, Properties, PropertyFields, ProtocolVersion, PubResponse, QoS,
+    ReasonCode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -217,10 +218,10 @@ async fn outbound_window_respects_client_receive_maximum() {
     let broker = BrokerProcess::start();
     bounded(async {
         let addr = broker.addr();
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             receive_maximum: Some(2),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut sub = RawClient::connected_v5(addr, "window", props).await;
         sub.subscribe(&[("win/t", QoS::AtLeastOnce)]).await;
         let mut publ = RawClient::connected_v311(addr, "window-pub", true).await;

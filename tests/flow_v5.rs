@@ -11,8 +11,8 @@ use common::{
     bounded, connect_packet, filter, session_expiry, topic, BrokerProcess, Event, RawClient,
 };
 use starling::protocol::{
-    Disconnect, LastWill, Packet, Properties, ProtocolVersion, QoS, ReasonCode, RetainHandling,
-    SubAck, SubscriptionOptions,
+    Disconnect, LastWill, Packet, Properties, PropertyFields, ProtocolVersion, QoS, ReasonCode,
+    RetainHandling, SubAck, SubscriptionOptions,
 };
 
 /// Connects `id` with 5.0, clean start 0, session expiry 60 and a will on `will/{id}`
@@ -26,10 +26,10 @@ async fn delayed_will_client(addr: SocketAddr, id: &str) -> RawClient {
         payload: Bytes::from(format!("{id} gone")),
         qos: QoS::AtLeastOnce,
         retain: false,
-        properties: Properties {
+        properties: Properties::from(PropertyFields {
             will_delay_interval: Some(2),
-            ..Properties::default()
-        },
+            ..PropertyFields::default()
+        }),
     });
     assert_eq!(c.connect(connect).await.reason, ReasonCode::SUCCESS);
     c
@@ -242,10 +242,10 @@ async fn will_sent_when_the_session_ends_before_its_delay() {
             payload: Bytes::from_static(b"wse gone"),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Properties {
+            properties: Properties::from(PropertyFields {
                 will_delay_interval: Some(30),
-                ..Properties::default()
-            },
+                ..PropertyFields::default()
+            }),
         });
         assert_eq!(c.connect(connect).await.reason, ReasonCode::SUCCESS);
         let dropped = Instant::now();

@@ -11,8 +11,8 @@ use common::{
     bounded, connect_packet, filter, publish_packet, topic, BrokerProcess, Event, RawClient,
 };
 use starling::protocol::{
-    LastWill, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, Subscribe,
-    SubscriptionOptions,
+    LastWill, Packet, Properties, PropertyFields, ProtocolVersion, Publish, QoS, ReasonCode,
+    Subscribe, SubscriptionOptions,
 };
 
 const LIMITED: &str = "[capabilities]\nmaximum_qos = 1\nretain_available = false\n\
@@ -20,10 +20,10 @@ const LIMITED: &str = "[capabilities]\nmaximum_qos = 1\nretain_available = false
                        shared_subscriptions = false\n";
 
 fn alias_max(n: u16) -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         topic_alias_maximum: Some(n),
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 fn utf8_marked(t: &str, qos: QoS, id: Option<u16>, payload: &'static [u8]) -> Packet {
@@ -149,10 +149,10 @@ async fn subscription_identifier_when_unavailable_gets_disconnect_0xa1() {
         let packet_id = c.next_packet_id();
         c.send(Packet::Subscribe(Subscribe {
             packet_id,
-            properties: Properties {
+            properties: Properties::from(PropertyFields {
                 subscription_identifiers: vec![7],
-                ..Properties::default()
-            },
+                ..PropertyFields::default()
+            }),
             filters: vec![(filter("a"), SubscriptionOptions::with_qos(QoS::AtMostOnce))],
         }))
         .await;
@@ -322,10 +322,10 @@ async fn response_information_when_requested() {
         BrokerProcess::start_with_config(Some("[server]\nresponse_information = \"replies/\"\n"));
     bounded(async {
         let mut c = RawClient::open(broker.addr()).await;
-        let asked = Properties {
+        let asked = Properties::from(PropertyFields {
             request_response_information: Some(1),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let ack = c.connect_v5("ri1", true, 60, asked).await;
         assert_eq!(
             ack.properties.response_information.as_deref(),
@@ -374,10 +374,10 @@ async fn disconnect_reason_string_unless_problem_information_off() {
     let broker = BrokerProcess::start();
     bounded(async {
         for (request, expect_text) in [(None, true), (Some(0), false)] {
-            let props = Properties {
+            let props = Properties::from(PropertyFields {
                 request_problem_information: request,
-                ..Properties::default()
-            };
+                ..PropertyFields::default()
+            });
             let mut c = RawClient::connected_v5(broker.addr(), "rs", props).await;
             let mut p = publish_packet("t", QoS::AtMostOnce, b"x", None);
             p.properties.topic_alias = Some(1000); // above the broker's 64 [MQTT-3.3.2-9]
@@ -392,10 +392,10 @@ async fn disconnect_reason_string_unless_problem_information_off() {
         }
         // [MQTT-3.1.2-29]: with Request Problem Information = 0, no Reason String on a
         // PUBACK.
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             request_problem_information: Some(0),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = RawClient::connected_v5(broker.addr(), "rs2", props).await;
         c.send(utf8_marked("t", QoS::AtLeastOnce, Some(1), b"\xff"))
             .await;
@@ -408,10 +408,10 @@ async fn disconnect_reason_string_unless_problem_information_off() {
         }
         // [MQTT-3.4.2-2]: no Reason String that would exceed the client's Maximum
         // Packet Size.
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             maximum_packet_size: Some(16),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = RawClient::connected_v5(broker.addr(), "rs3", props).await;
         c.send(utf8_marked("t", QoS::AtLeastOnce, Some(1), b"\xff"))
             .await;

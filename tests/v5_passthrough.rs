@@ -11,7 +11,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use common::{bounded, filter, publish_packet, session_expiry, BrokerProcess, RawClient};
 use starling::protocol::{
-    Packet, Properties, Publish, QoS, ReasonCode, SubAck, SubscriptionOptions, UserProperty,
+    Packet, Properties, PropertyFields, Publish, QoS, ReasonCode, SubAck, SubscriptionOptions,
+    UserProperty,
 };
 
 fn user(key: &str, value: &str) -> UserProperty {
@@ -43,10 +44,10 @@ async fn publish_with(c: &mut RawClient, mut p: Publish) {
 
 /// One SUBSCRIBE of one filter carrying a Subscription Identifier; returns its SUBACK.
 async fn subscribe_with_id(c: &mut RawClient, f: &str, qos: QoS, id: u32) -> SubAck {
-    let properties = Properties {
+    let properties = Properties::from(PropertyFields {
         subscription_identifiers: vec![id],
-        ..Properties::default()
-    };
+        ..PropertyFields::default()
+    });
     c.subscribe_with(
         properties,
         vec![(filter(f), SubscriptionOptions::with_qos(qos))],
@@ -241,10 +242,10 @@ async fn oversized_message_dropped_for_small_client() {
     let broker = BrokerProcess::start();
     bounded(async {
         let addr = broker.addr();
-        let small_props = Properties {
+        let small_props = Properties::from(PropertyFields {
             maximum_packet_size: Some(100),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut small = RawClient::connected_v5(addr, "mps-small", small_props).await;
         small.subscribe(&[("big/t", QoS::AtMostOnce)]).await;
         let mut large = RawClient::connected_v5(addr, "mps-large", Properties::default()).await;

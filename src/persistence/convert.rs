@@ -69,6 +69,7 @@ pub fn message_from_record(rec: &MessageRecord) -> Option<Message> {
         properties: Properties::from(&rec.properties),
         expires_at: rec.expires_at_ms.map(unix_ms_to_instant),
         publisher: rec.publisher.clone().map(ClientId::new),
+        encoded: Default::default(),
     })
 }
 

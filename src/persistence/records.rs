@@ -4,7 +4,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Properties, UserProperty};
+use crate::protocol::{Properties, PropertyFields, UserProperty};
 
 /// A session's durable state (its subscriptions, queue and inbound QoS 2 ids are stored
 /// separately under the same client id).
@@ -137,7 +137,7 @@ impl From<&PropertiesRecord> for Properties {
     /// Builds PUBLISH properties with only the forwardable fields set; the caller adds
     /// the remaining message expiry and subscription identifiers.
     fn from(r: &PropertiesRecord) -> Self {
-        Properties {
+        Properties::from(PropertyFields {
             payload_format_indicator: r.payload_format_indicator,
             content_type: r.content_type.clone().map(ByteString::from),
             response_topic: r.response_topic.clone().map(ByteString::from),
@@ -150,8 +150,8 @@ impl From<&PropertiesRecord> for Properties {
                     value: ByteString::from(v.clone()),
                 })
                 .collect(),
-            ..Properties::default()
-        }
+            ..PropertyFields::default()
+        })
     }
 }
 
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn properties_round_trip() {
-        let p = Properties {
+        let p = Properties::from(PropertyFields {
             payload_format_indicator: Some(1),
             message_expiry_interval: Some(30),
             content_type: Some("text/plain".into()),
@@ -188,17 +188,17 @@ mod tests {
                 key: "k".into(),
                 value: "v".into(),
             }],
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let rec = PropertiesRecord::from(&p);
         let back = Properties::from(&rec);
         assert_eq!(back.message_expiry_interval, None);
         assert_eq!(
             back,
-            Properties {
+            Properties::from(PropertyFields {
                 message_expiry_interval: None,
-                ..p
-            }
+                ..(*p).clone()
+            })
         );
     }
 

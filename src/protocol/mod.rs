@@ -14,11 +14,11 @@ mod tests;
 
 pub use codec::MqttCodec;
 pub use decode::decode_packet;
-pub use encode::{encode_packet, encoded_len};
+pub use encode::{encode_packet, encoded_len, EncodedPublish};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PubResponse, Publish, RetainHandling,
     SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
-pub use properties::{Properties, UserProperty};
+pub use properties::{Properties, PropertyFields, UserProperty};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};

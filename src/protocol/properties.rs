@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use bytestring::ByteString;
+use std::fmt;
 
 /// A user property: a UTF-8 string pair that may repeat and keeps its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,10 +12,21 @@ pub struct UserProperty {
     pub value: ByteString,
 }
 
-/// All MQTT 5.0 properties. `None`/empty means absent; absent and default are not merged,
-/// so a decoded packet re-encodes to the same bytes.
+/// All MQTT 5.0 properties of a packet, read and written as the fields of
+/// [`PropertyFields`] (`props.topic_alias`, `props.user_properties.push(..)`).
+///
+/// Most packets carry none (every 3.1.1 packet, most 5.0 acknowledgements), so the fields
+/// live behind one box that is allocated on the first write: an empty `Properties` is one
+/// pointer, which keeps every [`Packet`](super::Packet) small and cheap to move. Reading
+/// an empty one sees all fields absent. Build a full set with
+/// `Properties::from(PropertyFields { .., ..PropertyFields::default() })`.
+#[derive(Clone, Default)]
+pub struct Properties(Option<Box<PropertyFields>>);
+
+/// The fields of [`Properties`]. `None`/empty means absent; absent and default are not
+/// merged, so a decoded packet re-encodes to the same bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Properties {
+pub struct PropertyFields {
     /// 0x01, PUBLISH and will.
     pub payload_format_indicator: Option<u8>,
     /// 0x02, PUBLISH and will, seconds.
@@ -71,9 +83,81 @@ pub struct Properties {
     pub shared_subscription_available: Option<u8>,
 }
 
+/// What an empty [`Properties`] reads as.
+static NO_PROPERTIES: PropertyFields = PropertyFields {
+    payload_format_indicator: None,
+    message_expiry_interval: None,
+    content_type: None,
+    response_topic: None,
+    correlation_data: None,
+    subscription_identifiers: Vec::new(),
+    session_expiry_interval: None,
+    assigned_client_identifier: None,
+    server_keep_alive: None,
+    authentication_method: None,
+    authentication_data: None,
+    request_problem_information: None,
+    will_delay_interval: None,
+    request_response_information: None,
+    response_information: None,
+    server_reference: None,
+    reason_string: None,
+    receive_maximum: None,
+    topic_alias_maximum: None,
+    topic_alias: None,
+    maximum_qos: None,
+    retain_available: None,
+    user_properties: Vec::new(),
+    maximum_packet_size: None,
+    wildcard_subscription_available: None,
+    subscription_identifier_available: None,
+    shared_subscription_available: None,
+};
+
 impl Properties {
     /// True when no property is set.
     pub fn is_empty(&self) -> bool {
-        *self == Properties::default()
+        self.0.as_deref().is_none_or(|f| *f == NO_PROPERTIES)
+    }
+
+    /// The fields, or `None` when none was ever written (without comparing them all, so
+    /// `Some` may still hold only absent fields).
+    pub fn fields(&self) -> Option<&PropertyFields> {
+        self.0.as_deref()
+    }
+}
+
+impl From<PropertyFields> for Properties {
+    fn from(fields: PropertyFields) -> Properties {
+        Properties(Some(Box::new(fields)))
+    }
+}
+
+impl std::ops::Deref for Properties {
+    type Target = PropertyFields;
+
+    fn deref(&self) -> &PropertyFields {
+        self.0.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+}
+
+impl std::ops::DerefMut for Properties {
+    /// Allocates the fields on the first write.
+    fn deref_mut(&mut self) -> &mut PropertyFields {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Properties) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Properties {}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
     }
 }

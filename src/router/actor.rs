@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::messages::*;
-use super::state::RouterState;
+use super::state::{Delivery, RouterState};
 use crate::config::Durability;
 use crate::message::ClientId;
 use crate::persistence::convert::{message_record, subscription_record};
@@ -31,6 +31,8 @@ pub struct Router {
     pub(super) persistence: Addr<Persistence>,
     pub(super) durability: Durability,
     routed: u64,
+    /// The deliveries of the message being routed; kept to reuse its allocation.
+    scratch: Vec<Delivery>,
 }
 
 impl Router {
@@ -42,6 +44,7 @@ impl Router {
             persistence,
             durability,
             routed: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -273,10 +276,11 @@ impl Router {
                 });
             }
         }
-        let deliveries = self.state.route(&msg.msg);
+        let mut deliveries = std::mem::take(&mut self.scratch);
+        self.state.route_into(&msg.msg, &mut deliveries);
         let mut matched = 0;
         let mut targets = Vec::new();
-        for d in deliveries {
+        for d in deliveries.drain(..) {
             let Some(addr) = self.sessions.get(&d.client) else {
                 continue;
             };
@@ -303,6 +307,7 @@ impl Router {
                 share: d.share,
             });
         }
+        self.scratch = deliveries;
         if targets.is_empty() && extra.is_empty() {
             return Routed {
                 matched,

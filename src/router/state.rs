@@ -210,20 +210,32 @@ impl RouterState {
     /// granted QoS of its matching subscriptions [MQTT-3.3.5-1], plus one member of each
     /// matching shared subscription group.
     pub fn route(&mut self, msg: &Message) -> Vec<Delivery> {
-        let mut out: Vec<Delivery> = Vec::new();
+        let mut out = Vec::new();
+        self.route_into(msg, &mut out);
+        out
+    }
+
+    /// [`RouterState::route`] into a caller's vector, so that the router reuses one
+    /// allocation for every message (`out` is cleared first).
+    pub fn route_into(&mut self, msg: &Message, out: &mut Vec<Delivery>) {
+        out.clear();
         let mut index = DeliveryIndex::default();
         let mut shares: Vec<(&TopicFilter, &[(ClientId, SubEntry)])> = Vec::new();
-        self.trie.for_each_match(&msg.topic, |m| match m {
-            Match::Direct { key, value } => {
-                if value.options.no_local && msg.publisher.as_ref() == Some(key) {
-                    return;
+        // The first node's subscribers are distinct: only later ones may repeat a client.
+        let mut first_node = None;
+        self.trie
+            .for_each_match_by_node(&msg.topic, |node, m| match m {
+                Match::Direct { key, value } => {
+                    if value.options.no_local && msg.publisher.as_ref() == Some(key) {
+                        return;
+                    }
+                    let repeats = *first_node.get_or_insert(node) != node;
+                    add_delivery(out, &mut index, repeats, msg, key, value, None);
                 }
-                add_delivery(&mut out, &mut index, msg, key, value, None);
-            }
-            Match::Shared {
-                filter, members, ..
-            } => shares.push((filter, members)),
-        });
+                Match::Shared {
+                    filter, members, ..
+                } => shares.push((filter, members)),
+            });
         for (filter, members) in shares {
             let cursor = self.share_cursor.entry(filter.clone()).or_insert(0);
             if self.strategy == ShareStrategy::Random {
@@ -232,10 +244,9 @@ impl RouterState {
             let advance = self.strategy == ShareStrategy::RoundRobin;
             if let Some((client, entry)) = pick_member(cursor, members, &self.online, None, advance)
             {
-                add_delivery(&mut out, &mut index, msg, client, entry, Some(filter));
+                add_delivery(out, &mut index, true, msg, client, entry, Some(filter));
             }
         }
-        out
     }
 
     /// Another online member than `leaving` of the shared subscription `share` to take
@@ -268,6 +279,7 @@ impl RouterState {
         add_delivery(
             &mut out,
             &mut DeliveryIndex::default(),
+            false,
             msg,
             client,
             entry,
@@ -314,44 +326,44 @@ fn next_random(state: &mut u64) -> u64 {
 }
 
 /// Finds a client's delivery among those collected for one message: a scan while there
-/// are few (no allocation on the common path), a map once there are many.
+/// are few (no allocation on the common path), a map once there are many. The map is
+/// built on the first lookup that needs it, so a message whose deliveries all come from
+/// one trie node (nothing to deduplicate) never builds it.
 #[derive(Default)]
 struct DeliveryIndex(Option<HashMap<ClientId, usize>>);
 
 impl DeliveryIndex {
     const SCAN_LIMIT: usize = 16;
 
-    fn get(&self, out: &[Delivery], client: &ClientId) -> Option<usize> {
+    fn get(&mut self, out: &[Delivery], client: &ClientId) -> Option<usize> {
+        if self.0.is_none() && out.len() > Self::SCAN_LIMIT {
+            let map = out
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.client.clone(), i))
+                .collect();
+            self.0 = Some(map);
+        }
         match &self.0 {
             Some(map) => map.get(client).copied(),
             None => out.iter().position(|d| &d.client == client),
         }
     }
 
-    /// Records that `out`'s last delivery is `client`'s.
+    /// Records that `out`'s last delivery is `client`'s (once there is a map).
     fn pushed(&mut self, out: &[Delivery]) {
-        match &mut self.0 {
-            Some(map) => {
-                if let Some(d) = out.last() {
-                    map.insert(d.client.clone(), out.len() - 1);
-                }
-            }
-            None if out.len() > Self::SCAN_LIMIT => {
-                let map = out
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| (d.client.clone(), i))
-                    .collect();
-                self.0 = Some(map);
-            }
-            None => {}
+        if let (Some(map), Some(d)) = (&mut self.0, out.last()) {
+            map.insert(d.client.clone(), out.len() - 1);
         }
     }
 }
 
+/// Adds `client`'s delivery or merges it into the one it has. `may_repeat`: false when
+/// `client` cannot have one yet (the first trie node's subscribers), which skips the look-up.
 fn add_delivery(
     out: &mut Vec<Delivery>,
     index: &mut DeliveryIndex,
+    may_repeat: bool,
     msg: &Message,
     client: &ClientId,
     entry: &SubEntry,
@@ -361,7 +373,12 @@ fn add_delivery(
     // 3.1.1 and 5.0 without retain-as-published clear RETAIN on live delivery
     // [MQTT-3.3.1-9], [MQTT-3.3.1-12], [MQTT-3.3.1-13].
     let retain = msg.retain && entry.options.retain_as_published;
-    match index.get(out, client) {
+    let existing = if may_repeat {
+        index.get(out, client)
+    } else {
+        None
+    };
+    match existing {
         Some(i) => {
             let d = &mut out[i];
             d.qos = d.qos.max(qos);

@@ -32,6 +32,7 @@ fn message(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Arc<Me
         properties: Properties::default(),
         expires_at: None,
         publisher: Some(id("pub")),
+        encoded: Default::default(),
     })
 }
 
@@ -165,6 +166,40 @@ fn many_overlapping_clients_still_get_one_delivery_each() {
     let d = r.route(&message("m/x", QoS::AtLeastOnce, false, "p"));
     assert_eq!(d.len(), 40);
     assert!(d.iter().all(|d| d.qos == QoS::AtLeastOnce));
+}
+
+#[test]
+fn a_large_first_node_is_still_deduplicated_against_later_ones() {
+    // 30 clients on one filter (no look-ups needed), then three of them again through
+    // `#` and a shared group: the index is built late and must still find them.
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    for i in 0..30 {
+        r.subscribe(
+            &id(&format!("c{i}")),
+            &filter("m/x"),
+            entry(QoS::AtMostOnce),
+            now,
+        );
+    }
+    for c in ["c0", "c29", "late"] {
+        r.subscribe(&id(c), &filter("m/#"), entry(QoS::AtLeastOnce), now);
+    }
+    r.set_online(&id("c5"), true);
+    r.subscribe(
+        &id("c5"),
+        &filter("$share/g/m/x"),
+        entry(QoS::ExactlyOnce),
+        now,
+    );
+    let d = r.route(&message("m/x", QoS::ExactlyOnce, false, "p"));
+    assert_eq!(d.len(), 31);
+    let qos_of = |c: &str| d.iter().find(|d| d.client.as_str() == c).map(|d| d.qos);
+    assert_eq!(qos_of("c0"), Some(QoS::AtLeastOnce));
+    assert_eq!(qos_of("c29"), Some(QoS::AtLeastOnce));
+    assert_eq!(qos_of("c5"), Some(QoS::ExactlyOnce));
+    assert_eq!(qos_of("c1"), Some(QoS::AtMostOnce));
+    assert_eq!(qos_of("late"), Some(QoS::AtLeastOnce));
 }
 
 fn group_picks(strategy: ShareStrategy, offline_after: Option<(usize, &str)>) -> Vec<String> {

@@ -14,7 +14,8 @@ use tracing::debug;
 use super::handshake::Accepted;
 use crate::auth::{AuthStep, Authenticator};
 use crate::protocol::{
-    encode_packet, Auth, Connect, DecodeError, Packet, Properties, ProtocolVersion, ReasonCode,
+    encode_packet, Auth, Connect, DecodeError, Packet, Properties, PropertyFields, ProtocolVersion,
+    ReasonCode,
 };
 use crate::transport::BoxedWriter;
 
@@ -77,11 +78,11 @@ where
             }
             AuthStep::Failure(reason) => return Err(Refused::Connack(reason)),
             AuthStep::Continue { server_data } => {
-                let properties = Properties {
+                let properties = Properties::from(PropertyFields {
                     authentication_method: Some(method.clone()),
                     authentication_data: Some(server_data),
-                    ..Properties::default()
-                };
+                    ..PropertyFields::default()
+                });
                 let packet = Packet::Auth(Auth {
                     reason: ReasonCode::CONTINUE_AUTHENTICATION,
                     properties,
@@ -117,7 +118,7 @@ fn client_auth_data(a: Auth, method: &str) -> Result<bytes::Bytes, Refused> {
     {
         return Err(Refused::Connack(ReasonCode::PROTOCOL_ERROR));
     }
-    Ok(a.properties.authentication_data.unwrap_or_default())
+    Ok(a.properties.authentication_data.clone().unwrap_or_default())
 }
 
 fn to_refusal(step: AuthStep) -> Refused {
@@ -134,11 +135,11 @@ mod tests {
     fn auth(reason: ReasonCode, method: Option<&str>, data: &'static [u8]) -> Auth {
         Auth {
             reason,
-            properties: Properties {
+            properties: Properties::from(PropertyFields {
                 authentication_method: method.map(Into::into),
                 authentication_data: Some(bytes::Bytes::from_static(data)),
-                ..Properties::default()
-            },
+                ..PropertyFields::default()
+            }),
         }
     }
 

@@ -322,7 +322,10 @@ mod tests {
         );
         c.properties.request_response_information = Some(1);
         let a = negotiate(&c, &config.limits, String::new).unwrap();
-        let info = connack(&a, false, &config).properties.response_information;
+        let info = connack(&a, false, &config)
+            .properties
+            .response_information
+            .clone();
         assert_eq!(info.as_deref(), Some("replies/"));
     }
 

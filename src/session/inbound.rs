@@ -267,7 +267,12 @@ impl Session {
 
     /// Applies a 5.0 topic alias: sets it when a name comes with it, looks it up when not.
     fn resolve_alias(&mut self, p: &mut Publish) -> Result<(), (ReasonCode, &'static str)> {
-        let Some(alias) = p.properties.topic_alias.take() else {
+        // Taken only when set: writing to empty properties would allocate them.
+        let alias = match p.properties.topic_alias {
+            Some(_) => p.properties.topic_alias.take(),
+            None => None,
+        };
+        let Some(alias) = alias else {
             return if p.topic.is_empty() {
                 Err((
                     ReasonCode::PROTOCOL_ERROR,
@@ -294,7 +299,9 @@ impl Session {
 
     fn message_from(&self, p: Publish) -> Message {
         let mut properties = p.properties;
-        properties.subscription_identifiers.clear();
+        if !properties.subscription_identifiers.is_empty() {
+            properties.subscription_identifiers.clear();
+        }
         let expires_at = properties
             .message_expiry_interval
             .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
@@ -306,6 +313,7 @@ impl Session {
             properties,
             expires_at,
             publisher: Some(self.state.client_id.clone()),
+            encoded: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use super::aliases::AliasUse;
 use super::messages::Deliver;
 use super::state::Outgoing;
 use super::writer::HIGH_WATER;
+use crate::message::{Encoding, Variant};
 use crate::protocol::{encoded_len, Packet, PacketId, Properties, Publish, QoS};
 use crate::topic::TopicName;
 
@@ -49,15 +50,21 @@ impl Session {
             return;
         }
         let window = usize::from(self.accepted.outbound_window);
-        let now = Instant::now();
+        let mut now = None;
         loop {
             match self.writer_mut() {
                 Some(w) if !w.is_closing() && w.buffered() < HIGH_WATER => {}
                 _ => return,
             }
-            let Some((out, packet_id)) = self.state.next_to_send(window, now) else {
+            let Some((out, packet_id)) = self
+                .state
+                .next_to_send(window, || *now.get_or_insert_with(Instant::now))
+            else {
                 return;
             };
+            if self.send_shared(&out, packet_id) {
+                continue;
+            }
             let mut packet = self.publish_packet(&out, packet_id, false);
             let alias = self.apply_alias(&mut packet);
             if let Some(max) = self.accepted.client_max_packet_size {
@@ -73,6 +80,42 @@ impl Session {
             }
             self.send_publish(&packet, alias);
         }
+    }
+
+    /// Sends the delivery from the message's shared encoding when every receiver of its
+    /// kind gets the same bytes: no subscription identifiers, no expiry to count down,
+    /// no topic alias. False when it must be encoded for this receiver alone.
+    fn send_shared(&mut self, out: &Outgoing, packet_id: Option<PacketId>) -> bool {
+        let v5 = self.is_v5();
+        if !out.sub_ids.is_empty() || out.msg.expires_at.is_some() {
+            return false;
+        }
+        if v5 && self.out_aliases.lookup(&out.msg.topic) != AliasUse::None {
+            return false;
+        }
+        let variant = match packet_id {
+            None => Variant::Qos0 { retain: out.retain },
+            Some(_) => Variant::WithPacketId,
+        };
+        let Some(enc) = out.msg.encoded(Encoding { v5, variant }) else {
+            return false;
+        };
+        if let Some(max) = self.accepted.client_max_packet_size {
+            if enc.len() > max as usize {
+                // [MQTT-3.1.2-25]: too large for this client; discarded as if sent.
+                trace!(client_id = %self.state.client_id, "message over client's maximum packet size");
+                if let Some(id) = packet_id {
+                    self.state.discard_inflight(id);
+                }
+                self.state.dropped += 1;
+                return true;
+            }
+        }
+        if let Some(w) = self.writer_mut() {
+            w.send_encoded(enc, out.qos, out.retain, packet_id);
+            self.shared.metrics.add_sent();
+        }
+        true
     }
 
     /// Sends a PUBLISH whose alias use was decided by [`Session::apply_alias`], and

@@ -9,7 +9,7 @@ use tracing::debug;
 
 use super::actor::Session;
 use crate::auth::AuthStep;
-use crate::protocol::{Auth, Packet, Properties, ReasonCode};
+use crate::protocol::{Auth, Packet, Properties, PropertyFields, ReasonCode};
 
 /// What a client's AUTH packet means for the session.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,7 +67,11 @@ impl Session {
             }
         };
         let Some(method) = method else { return };
-        let data = auth.properties.authentication_data.unwrap_or_default();
+        let data = auth
+            .properties
+            .authentication_data
+            .clone()
+            .unwrap_or_default();
         let step = match request {
             AuthRequest::Start => {
                 let (step, exchange) = self.shared.auth.start(
@@ -98,11 +102,11 @@ impl Session {
                 return self.fail(ctx, failure_reason(reason), "re-authentication failed");
             }
         };
-        let properties = Properties {
+        let properties = Properties::from(PropertyFields {
             authentication_method: Some(method),
             authentication_data: server_data,
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         self.send(&Packet::Auth(Auth { reason, properties }));
     }
 }
@@ -114,10 +118,10 @@ mod tests {
     fn auth(reason: ReasonCode, method: Option<&str>) -> Auth {
         Auth {
             reason,
-            properties: Properties {
+            properties: Properties::from(PropertyFields {
                 authentication_method: method.map(Into::into),
-                ..Properties::default()
-            },
+                ..PropertyFields::default()
+            }),
         }
     }
 

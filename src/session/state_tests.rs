@@ -16,6 +16,7 @@ fn msg(payload: &'static str, qos: QoS) -> Arc<Message> {
         properties: Properties::default(),
         expires_at: None,
         publisher: None,
+        encoded: Default::default(),
     })
 }
 
@@ -49,17 +50,17 @@ fn window_limits_inflight_and_keeps_order() {
         assert_eq!(s.enqueue(out(p, QoS::AtLeastOnce)), Enqueued::Queued);
     }
     let now = Instant::now();
-    let (first, id1) = s.next_to_send(2, now).unwrap();
-    let (second, id2) = s.next_to_send(2, now).unwrap();
+    let (first, id1) = s.next_to_send(2, || now).unwrap();
+    let (second, id2) = s.next_to_send(2, || now).unwrap();
     assert_eq!(
         (&first.msg.payload[..], &second.msg.payload[..]),
         (&b"a"[..], &b"b"[..])
     );
     assert_eq!((id1, id2), (Some(pid(1)), Some(pid(2))));
-    assert!(s.next_to_send(2, now).is_none(), "window of 2 is full");
+    assert!(s.next_to_send(2, || now).is_none(), "window of 2 is full");
     assert_eq!(s.on_puback(pid(1)), AckResult::Matched { seq: None });
     assert_eq!(s.on_puback(pid(1)), AckResult::Unknown);
-    let (third, id3) = s.next_to_send(2, now).unwrap();
+    let (third, id3) = s.next_to_send(2, || now).unwrap();
     assert_eq!((&third.msg.payload[..], id3), (&b"c"[..], Some(pid(3))));
 }
 
@@ -67,7 +68,7 @@ fn window_limits_inflight_and_keeps_order() {
 fn qos2_flow_needs_pubrec_then_pubcomp() {
     let mut s = state(10);
     s.enqueue(out("x", QoS::ExactlyOnce));
-    let (_, id) = s.next_to_send(10, Instant::now()).unwrap();
+    let (_, id) = s.next_to_send(10, Instant::now).unwrap();
     let id = id.unwrap();
     assert_eq!(
         s.on_pubcomp(id),
@@ -98,8 +99,8 @@ fn full_queue_drops_qos0_first() {
     assert_eq!(s.enqueue(out("new2", QoS::AtLeastOnce)), Enqueued::Dropped);
     assert_eq!(s.dropped, 3);
     let now = Instant::now();
-    let a = s.next_to_send(10, now).unwrap().0;
-    let b = s.next_to_send(10, now).unwrap().0;
+    let a = s.next_to_send(10, || now).unwrap().0;
+    let b = s.next_to_send(10, || now).unwrap().0;
     assert_eq!(
         (&a.msg.payload[..], &b.msg.payload[..]),
         (&b"q1"[..], &b"new1"[..])
@@ -121,7 +122,7 @@ fn expired_messages_are_skipped() {
         share: None,
     });
     s.enqueue(out("fresh", QoS::AtLeastOnce));
-    let (o, _) = s.next_to_send(10, now + Duration::from_secs(1)).unwrap();
+    let (o, _) = s.next_to_send(10, || now + Duration::from_secs(1)).unwrap();
     assert_eq!(&o.msg.payload[..], b"fresh");
     assert_eq!(s.dropped, 1);
 }
@@ -132,15 +133,15 @@ fn packet_ids_skip_ids_in_flight_and_wrap() {
     let now = Instant::now();
     // Keep id 1 in flight, then cycle through every other id.
     s.enqueue(out("held", QoS::AtLeastOnce));
-    let (_, held) = s.next_to_send(usize::MAX, now).unwrap();
+    let (_, held) = s.next_to_send(usize::MAX, || now).unwrap();
     assert_eq!(held, Some(pid(1)));
     for _ in 2..=u16::MAX {
         s.enqueue(out("m", QoS::AtLeastOnce));
-        let (_, id) = s.next_to_send(usize::MAX, now).unwrap();
+        let (_, id) = s.next_to_send(usize::MAX, || now).unwrap();
         s.on_puback(id.unwrap());
     }
     s.enqueue(out("after wrap", QoS::AtLeastOnce));
-    let (_, id) = s.next_to_send(usize::MAX, now).unwrap();
+    let (_, id) = s.next_to_send(usize::MAX, || now).unwrap();
     assert_eq!(
         id,
         Some(pid(2)),
@@ -184,14 +185,14 @@ fn stored_messages_take_packet_ids_from_their_seq_and_wait_on_collision() {
     };
     s.enqueue(stored(7));
     s.enqueue(stored(7 + 65_535));
-    let (_, id) = s.next_to_send(10, now).unwrap();
+    let (_, id) = s.next_to_send(10, || now).unwrap();
     assert_eq!(id, Some(pid(7)));
     assert!(
-        s.next_to_send(10, now).is_none(),
+        s.next_to_send(10, || now).is_none(),
         "same id still in flight: wait"
     );
     assert_eq!(s.on_puback(pid(7)), AckResult::Matched { seq: Some(7) });
-    assert_eq!(s.next_to_send(10, now).unwrap().1, Some(pid(7)));
+    assert_eq!(s.next_to_send(10, || now).unwrap().1, Some(pid(7)));
     assert_eq!(packet_id_for_seq(65_535), pid(65_535));
     assert_eq!(packet_id_for_seq(65_536), pid(1));
 }
@@ -240,7 +241,7 @@ fn shared_handover_offers_only_unacknowledged_shared_messages() {
     s.enqueue(shared("queued-1", QoS::AtLeastOnce));
     let mut ids = Vec::new();
     for _ in 0..4 {
-        let (_, id) = s.next_to_send(4, now).unwrap();
+        let (_, id) = s.next_to_send(4, || now).unwrap();
         ids.push(id.unwrap());
     }
     assert!(matches!(s.on_pubrec(ids[1]), AckResult::Matched { .. }));

@@ -14,7 +14,9 @@ use crate::router::messages::Route;
 /// the will delay interval, which only concerns the broker.
 pub fn will_message(will: &LastWill, client: &ClientId) -> Message {
     let mut properties = will.properties.clone();
-    properties.will_delay_interval = None;
+    if properties.will_delay_interval.is_some() {
+        properties.will_delay_interval = None;
+    }
     let expires_at = properties
         .message_expiry_interval
         .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
@@ -26,6 +28,7 @@ pub fn will_message(will: &LastWill, client: &ClientId) -> Message {
         properties,
         expires_at,
         publisher: Some(client.clone()),
+        encoded: Default::default(),
     }
 }
 

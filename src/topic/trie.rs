@@ -268,6 +268,23 @@ impl<K, V> SubscriptionTrie<K, V> {
     /// It builds no strings and allocates nothing per level: only when the walk branches
     /// (a `+` child next to an exact child) does it grow one small stack for the call.
     pub fn for_each_match<'a>(&'a self, topic: &TopicName, mut f: impl FnMut(Match<'a, K, V>)) {
+        self.for_each_match_by_node(topic, |_, m| f(m));
+    }
+
+    /// [`SubscriptionTrie::for_each_match`], also passing the number of the trie node
+    /// each match comes from (1, 2, ... in visiting order). The direct matches of one
+    /// node have distinct keys, so a caller that deduplicates by key needs to compare
+    /// only matches of different nodes.
+    pub fn for_each_match_by_node<'a>(
+        &'a self,
+        topic: &TopicName,
+        mut f: impl FnMut(usize, Match<'a, K, V>),
+    ) {
+        let mut visited = 0;
+        let mut emit = |node: &'a Node<K, V>| {
+            visited += 1;
+            node.emit(&mut |m| f(visited, m));
+        };
         let mut stack: Vec<(&'a Node<K, V>, std::str::Split<'_, char>)> = Vec::new();
         // At the root, wildcards do not match a `$` topic.
         let mut wildcards = !topic.is_dollar();
@@ -276,11 +293,11 @@ impl<K, V> SubscriptionTrie<K, V> {
             loop {
                 if wildcards {
                     if let Some(hash) = node.hash.as_deref() {
-                        hash.emit(&mut f);
+                        emit(hash);
                     }
                 }
                 let Some(level) = levels.next() else {
-                    node.emit(&mut f);
+                    emit(node);
                     break;
                 };
                 let plus = if wildcards {

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use starling::protocol::{
     ConnAck, Connect, DecodeError, Disconnect, MqttCodec, Packet, PacketId, Properties,
-    ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions,
+    PropertyFields, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe,
+    SubscriptionOptions,
 };
 use starling::topic::{TopicFilter, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -397,10 +398,10 @@ pub fn publish_packet(t: &str, qos: QoS, payload: &[u8], packet_id: Option<Packe
 
 /// Properties with a session expiry interval (5.0 persistent sessions).
 pub fn session_expiry(secs: u32) -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         session_expiry_interval: Some(secs),
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 /// One connection that subscribes to its own topic and publishes to it: proves that the

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use starling::protocol::{
-    Packet, PacketId, Properties, PubResponse, QoS, ReasonCode, SubscriptionOptions, UnsubAck,
-    Unsubscribe,
+    Packet, PacketId, Properties, PropertyFields, PubResponse, QoS, ReasonCode,
+    SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
 use crate::common::{
@@ -130,10 +130,10 @@ async fn only_an_exactly_equal_filter_is_removed() {
     bounded(async {
         let mut c = RawClient::connected_v5(broker.addr(), "u-cmp", Properties::default()).await;
         for (f, sub_id) in [("cmp/+", 1), ("cmp/b", 2)] {
-            let props = Properties {
+            let props = Properties::from(PropertyFields {
                 subscription_identifiers: vec![sub_id],
-                ..Properties::default()
-            };
+                ..PropertyFields::default()
+            });
             let opts = SubscriptionOptions::with_qos(QoS::AtLeastOnce);
             let ack = c.subscribe_with(props, vec![(filter(f), opts)]).await;
             assert_eq!(ack.reasons, vec![ReasonCode::GRANTED_QOS_1]);

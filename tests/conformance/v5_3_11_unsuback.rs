@@ -2,8 +2,8 @@
 //! Maximum Packet Size, and only Unsubscribe Reason Codes.
 
 use starling::protocol::{
-    encoded_len, Packet, PacketId, Properties, ProtocolVersion, QoS, ReasonCode, Unsubscribe,
-    UserProperty,
+    encoded_len, Packet, PacketId, Properties, PropertyFields, ProtocolVersion, QoS, ReasonCode,
+    Unsubscribe, UserProperty,
 };
 
 use crate::common::{bounded, filter, BrokerProcess, RawClient};
@@ -21,10 +21,10 @@ const UNSUBACK_CODES: [u8; 7] = [0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
 async fn unsuback_properties_never_exceed_the_clients_maximum_packet_size() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             maximum_packet_size: Some(16),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = RawClient::connected_v5(broker.addr(), "ua-small", props).await;
         let names: Vec<String> = (0..10).map(|i| format!("ua/{i}")).collect();
         let subscribed: Vec<(&str, QoS)> = names
@@ -36,13 +36,13 @@ async fn unsuback_properties_never_exceed_the_clients_maximum_packet_size() {
         let packet_id = PacketId::new(77).expect("id");
         c.send(Packet::Unsubscribe(Unsubscribe {
             packet_id,
-            properties: Properties {
+            properties: Properties::from(PropertyFields {
                 user_properties: vec![UserProperty {
                     key: "why".into(),
                     value: "testing".into(),
                 }],
-                ..Properties::default()
-            },
+                ..PropertyFields::default()
+            }),
             filters: names.iter().map(|n| filter(n)).collect(),
         }))
         .await;

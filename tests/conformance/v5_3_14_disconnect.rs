@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use starling::protocol::{
-    decode_packet, Disconnect, LastWill, Packet, Properties, ProtocolVersion, QoS, ReasonCode,
+    decode_packet, Disconnect, LastWill, Packet, Properties, PropertyFields, ProtocolVersion, QoS,
+    ReasonCode,
 };
 
 use crate::common::{
@@ -156,10 +157,10 @@ async fn disconnect_reason_string_only_within_maximum_packet_size() {
             "the control case has one"
         );
 
-        let small = Properties {
+        let small = Properties::from(PropertyFields {
             maximum_packet_size: Some(16),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut tight = RawClient::connected_v5(broker.addr(), "ds-tight", small).await;
         tight.send_raw(&again).await;
         let reply = tight.read_raw_until_closed(Duration::from_secs(5)).await;
@@ -232,10 +233,10 @@ async fn will_client(broker: &BrokerProcess, id: &str, props: Properties, delay:
         payload: Bytes::from_static(b"gone"),
         qos: QoS::AtLeastOnce,
         retain: false,
-        properties: Properties {
+        properties: Properties::from(PropertyFields {
             will_delay_interval: Some(delay),
-            ..Properties::default()
-        },
+            ..PropertyFields::default()
+        }),
     });
     assert_eq!(c.connect(connect).await.reason, ReasonCode::SUCCESS);
     c

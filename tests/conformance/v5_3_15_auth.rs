@@ -3,7 +3,7 @@
 //! which runs a broker with a password file.
 
 use bytes::Bytes;
-use starling::protocol::{Packet, Properties, ProtocolVersion, ReasonCode};
+use starling::protocol::{Packet, Properties, PropertyFields, ProtocolVersion, ReasonCode};
 
 use crate::auth_fixture::PasswordBroker;
 use crate::common::{
@@ -80,12 +80,12 @@ async fn server_auth_carries_no_optional_properties_and_fits() {
     bounded(async {
         let mut c = RawClient::open(f.broker.addr()).await;
         let mut p = connect_packet(ProtocolVersion::V5, "auth-size", true, 30);
-        p.properties = Properties {
+        p.properties = Properties::from(PropertyFields {
             authentication_method: Some("SCRAM-SHA-256".into()),
             authentication_data: Some(Bytes::from_static(b"n,,n=alice,r=abcdefgh")),
             maximum_packet_size: Some(100),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         c.set_version(ProtocolVersion::V5);
         c.send(Packet::Connect(Box::new(p))).await;
         let auth = match c.next_event(RECV_TIMEOUT).await {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use bytestring::ByteString;
 use starling::protocol::{
-    LastWill, Packet, Properties, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions,
-    UserProperty,
+    LastWill, Packet, Properties, PropertyFields, ProtocolVersion, QoS, ReasonCode,
+    SubscriptionOptions, UserProperty,
 };
 
 use crate::common::{
@@ -250,7 +250,7 @@ async fn will_user_properties_keep_their_order() {
     bounded(async {
         let mut obs = will_observer(&broker, "wu-obs").await;
         let pairs = [("k", "1"), ("a", "2"), ("k", "3"), ("b", "4")];
-        let will_props = Properties {
+        let will_props = Properties::from(PropertyFields {
             user_properties: pairs
                 .iter()
                 .map(|(k, v)| UserProperty {
@@ -258,8 +258,8 @@ async fn will_user_properties_keep_their_order() {
                     value: ByteString::from(*v),
                 })
                 .collect(),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let c = connect_with_will(
             &broker,
             with_will("wu", true, Properties::default(), will_props, false),

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use starling::protocol::{
-    Packet, Properties, PubResponse, QoS, ReasonCode, SubscriptionOptions, Unsubscribe,
+    Packet, Properties, PropertyFields, PubResponse, QoS, ReasonCode, SubscriptionOptions,
+    Unsubscribe,
 };
 
 use crate::common::{bounded, filter, mqtt_str, raw_packet, BrokerProcess, Event, RawClient};
@@ -13,10 +14,10 @@ use crate::common::{bounded, filter, mqtt_str, raw_packet, BrokerProcess, Event,
 const QUIET: Duration = Duration::from_millis(300);
 
 fn sub_id(id: u32) -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         subscription_identifiers: vec![id],
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 /// [MQTT-3.3.1-1]: a re-delivered PUBLISH has DUP 1: a QoS 1 message first sent with
@@ -26,10 +27,10 @@ fn sub_id(id: u32) -> Properties {
 async fn redelivery_sets_dup() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let expiry = Properties {
+        let expiry = Properties::from(PropertyFields {
             session_expiry_interval: Some(300),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = RawClient::open(broker.addr()).await;
         c.connect_v5("p-dup", true, 60, expiry.clone()).await;
         c.subscribe(&[("dup/t", QoS::AtLeastOnce)]).await;
@@ -159,10 +160,10 @@ async fn shared_and_plain_overlap_arrives_once_with_both_identifiers() {
 async fn full_receive_window_holds_back_only_publishes() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let window = Properties {
+        let window = Properties::from(PropertyFields {
             receive_maximum: Some(1),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = RawClient::connected_v5(broker.addr(), "p-win", window).await;
         c.subscribe(&[("win/t", QoS::AtLeastOnce)]).await;
         let mut p = RawClient::connected_v5(broker.addr(), "p-win-pub", Properties::default()).await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use starling::protocol::{Packet, PacketId, Properties, QoS, ReasonCode};
+use starling::protocol::{Packet, PacketId, Properties, PropertyFields, QoS, ReasonCode};
 use starling::topic::TopicName;
 
 use crate::common::{
@@ -14,10 +14,10 @@ use crate::common::{
 const QUIET: Duration = Duration::from_millis(300);
 
 fn expiry() -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         session_expiry_interval: Some(300),
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 /// A QoS 1 PUBLISH using topic alias `alias`, with the topic name or (empty) without.
@@ -78,10 +78,10 @@ async fn inbound_topic_alias_does_not_outlive_the_connection() {
 async fn outbound_topic_alias_does_not_outlive_the_connection() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             topic_alias_maximum: Some(5),
-            ..expiry()
-        };
+            ..(*expiry()).clone()
+        });
         let mut c = RawClient::open(broker.addr()).await;
         c.connect_v5("al-out", true, 60, props.clone()).await;
         c.subscribe(&[("oa/t", QoS::AtLeastOnce)]).await;

@@ -2,7 +2,8 @@
 //! optional properties only within the client's Maximum Packet Size.
 
 use starling::protocol::{
-    encoded_len, Packet, Properties, ProtocolVersion, PubResponse, QoS, ReasonCode, UserProperty,
+    encoded_len, Packet, Properties, PropertyFields, ProtocolVersion, PubResponse, QoS, ReasonCode,
+    UserProperty,
 };
 
 use crate::common::{bounded, publish_packet, BrokerProcess, RawClient};
@@ -82,10 +83,10 @@ async fn puback_properties_never_exceed_the_clients_maximum_packet_size() {
         assert_eq!(r.reason, ReasonCode::PAYLOAD_FORMAT_INVALID);
         assert!(r.properties.reason_string.is_some(), "{r:?}");
         assert!(r.properties.user_properties.is_empty(), "{r:?}");
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             maximum_packet_size: Some(16),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut small = RawClient::connected_v5(broker.addr(), "pa-small", props).await;
         let (r, size) = puback_for(&mut small, "pa/t", true, b"\xff").await;
         assert_eq!(r.reason, ReasonCode::PAYLOAD_FORMAT_INVALID);

@@ -3,7 +3,8 @@
 //! Maximum Packet Size).
 
 use starling::protocol::{
-    encoded_len, Packet, PacketId, Properties, ProtocolVersion, PubResponse, QoS, ReasonCode,
+    encoded_len, Packet, PacketId, Properties, PropertyFields, ProtocolVersion, PubResponse, QoS,
+    ReasonCode,
 };
 
 use crate::common::{bounded, publish_packet, raw_packet, BrokerProcess, RawClient};
@@ -75,10 +76,10 @@ async fn expect_pubrel(c: &mut RawClient) -> (PubResponse, usize) {
 async fn server_pubrel_uses_pubrel_codes_within_maximum_packet_size() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             maximum_packet_size: Some(16),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut sub = RawClient::connected_v5(broker.addr(), "rel-sub", props).await;
         sub.subscribe(&[("rel/t", QoS::ExactlyOnce)]).await;
         let mut p = publish_qos2(&broker, "rel-pub").await;

@@ -2,7 +2,8 @@
 //! properties beyond the client's Maximum Packet Size.
 
 use starling::protocol::{
-    encoded_len, Packet, PacketId, Properties, ProtocolVersion, PubResponse, QoS, ReasonCode,
+    encoded_len, Packet, PacketId, Properties, PropertyFields, ProtocolVersion, PubResponse, QoS,
+    ReasonCode,
 };
 
 use crate::common::{bounded, publish_packet, BrokerProcess, RawClient};
@@ -33,10 +34,10 @@ async fn release(c: &mut RawClient, id: PacketId) -> (PubResponse, usize) {
 async fn server_pubcomp_uses_pubcomp_codes_within_maximum_packet_size() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             maximum_packet_size: Some(16),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = RawClient::connected_v5(broker.addr(), "comp", props).await;
         let id = PacketId::new(9).expect("id");
         c.send(Packet::Publish(publish_packet(

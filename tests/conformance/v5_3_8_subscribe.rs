@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use starling::protocol::{
-    Packet, Properties, PubResponse, QoS, ReasonCode, RetainHandling, Subscribe,
+    Packet, Properties, PropertyFields, PubResponse, QoS, ReasonCode, RetainHandling, Subscribe,
     SubscriptionOptions,
 };
 
@@ -30,10 +30,10 @@ fn subscribe_body(topic_filter: &[u8], options: u8) -> Vec<u8> {
 }
 
 fn sub_id(id: u32) -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         subscription_identifiers: vec![id],
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 /// [MQTT-3.8.1-1]: fixed-header flags other than 0010 make the SUBSCRIBE malformed:

@@ -2,8 +2,8 @@
 //! Packet Size, and only Subscribe Reason Codes.
 
 use starling::protocol::{
-    encoded_len, Packet, PacketId, Properties, ProtocolVersion, QoS, ReasonCode, Subscribe,
-    SubscriptionOptions, UserProperty,
+    encoded_len, Packet, PacketId, Properties, PropertyFields, ProtocolVersion, QoS, ReasonCode,
+    Subscribe, SubscriptionOptions, UserProperty,
 };
 
 use crate::common::{bounded, filter, BrokerProcess, RawClient};
@@ -26,10 +26,10 @@ const LIMITED: &str = "[capabilities]\nmaximum_qos = 1\nwildcard_subscriptions =
 async fn suback_properties_never_exceed_the_clients_maximum_packet_size() {
     let broker = BrokerProcess::start_with_config(Some(LIMITED));
     bounded(async {
-        let props = Properties {
+        let props = Properties::from(PropertyFields {
             maximum_packet_size: Some(16),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = RawClient::connected_v5(broker.addr(), "sa-small", props).await;
         let wanted = [
             (
@@ -74,13 +74,13 @@ async fn suback_properties_never_exceed_the_clients_maximum_packet_size() {
         let packet_id = PacketId::new(300).expect("id");
         c.send(Packet::Subscribe(Subscribe {
             packet_id,
-            properties: Properties {
+            properties: Properties::from(PropertyFields {
                 user_properties: vec![UserProperty {
                     key: "why".into(),
                     value: "testing".into(),
                 }],
-                ..Properties::default()
-            },
+                ..PropertyFields::default()
+            }),
             filters: wanted
                 .iter()
                 .map(|(f, q, _)| (filter(f), SubscriptionOptions::with_qos(*q)))

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use starling::protocol::{Packet, PacketId, Properties, PubResponse, Publish, QoS, ReasonCode};
+use starling::protocol::{
+    Packet, PacketId, Properties, PropertyFields, PubResponse, Publish, QoS, ReasonCode,
+};
 
 use crate::common::{bounded, publish_packet, BrokerProcess, RawClient};
 
@@ -47,10 +49,10 @@ async fn expect_ack(c: &mut RawClient, kind: u8, id: PacketId) -> ReasonCode {
 /// A 5.0 client with a session that outlives the connection.
 async fn persistent(broker: &BrokerProcess, id: &str, clean: bool, props: Properties) -> RawClient {
     let mut c = RawClient::open(broker.addr()).await;
-    let props = Properties {
+    let props = Properties::from(PropertyFields {
         session_expiry_interval: Some(300),
-        ..props
-    };
+        ..(*props).clone()
+    });
     let connack = c.connect_v5(id, clean, 60, props).await;
     assert_eq!(connack.reason, ReasonCode::SUCCESS);
     assert_eq!(connack.session_present, !clean);
@@ -290,10 +292,10 @@ async fn qos2_sender_resends_pubrel_not_publish() {
 async fn error_acknowledgements_end_the_exchange() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let window = Properties {
+        let window = Properties::from(PropertyFields {
             receive_maximum: Some(1),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut sub = persistent(&broker, "qe-sub", true, window.clone()).await;
         sub.subscribe(&[("qe/#", QoS::ExactlyOnce)]).await;
         let mut p = RawClient::connected_v5(broker.addr(), "qe-pub", Properties::default()).await;

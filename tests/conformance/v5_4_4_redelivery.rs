@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use starling::protocol::{Packet, PacketId, Properties, PubResponse, Publish, QoS, ReasonCode};
+use starling::protocol::{
+    Packet, PacketId, Properties, PropertyFields, PubResponse, Publish, QoS, ReasonCode,
+};
 
 use crate::common::{bounded, session_expiry, BrokerProcess, RawClient};
 
@@ -13,10 +15,10 @@ use crate::common::{bounded, session_expiry, BrokerProcess, RawClient};
 /// asserting whether a session was present.
 async fn resume(broker: &BrokerProcess, id: &str, extra: Properties, present: bool) -> RawClient {
     let mut c = RawClient::open(broker.addr()).await;
-    let props = Properties {
+    let props = Properties::from(PropertyFields {
         session_expiry_interval: Some(300),
-        ..extra
-    };
+        ..(*extra).clone()
+    });
     let ack = c.connect_v5(id, false, 60, props).await;
     assert_eq!(ack.reason, ReasonCode::SUCCESS);
     assert_eq!(ack.session_present, present, "Session Present of {id}");
@@ -111,10 +113,10 @@ async fn unacknowledged_pubrel_is_resent_on_resume() {
 async fn error_puback_acknowledges_the_publish() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let window = Properties {
+        let window = Properties::from(PropertyFields {
             receive_maximum: Some(1),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = resume(&broker, "rd-nack1", window.clone(), false).await;
         c.subscribe(&[("nack1/t", QoS::AtLeastOnce)]).await;
         let mut p = publisher(&broker, "rd-nack1-src").await;
@@ -146,10 +148,10 @@ async fn error_puback_acknowledges_the_publish() {
 async fn error_pubrec_acknowledges_the_publish() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let window = Properties {
+        let window = Properties::from(PropertyFields {
             receive_maximum: Some(1),
-            ..session_expiry(300)
-        };
+            ..(*session_expiry(300)).clone()
+        });
         let mut c = resume(&broker, "rd-nack2", window.clone(), false).await;
         c.subscribe(&[("nack2/t", QoS::ExactlyOnce)]).await;
         let mut p = publisher(&broker, "rd-nack2-src").await;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use starling::protocol::{Packet, Properties, PubResponse, QoS, ReasonCode};
+use starling::protocol::{Packet, Properties, PropertyFields, PubResponse, QoS, ReasonCode};
 
 use crate::common::{bounded, session_expiry, BrokerProcess, Event, RawClient};
 
@@ -89,10 +89,10 @@ async fn unacknowledged_qos1_moves_to_another_member_when_a_member_leaves() {
     let broker = BrokerProcess::start();
     bounded(async {
         // A small Receive Maximum keeps some of A's share queued behind its window.
-        let window = Properties {
+        let window = Properties::from(PropertyFields {
             receive_maximum: Some(2),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut a = member(&broker, "share-a", QoS::AtLeastOnce, window).await;
         let mut b = member(&broker, "share-b", QoS::AtLeastOnce, Properties::default()).await;
         let sent = publish_n(&broker, QoS::AtLeastOnce, 10).await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use starling::protocol::{Packet, Properties, QoS, ReasonCode, Unsubscribe};
+use starling::protocol::{Packet, Properties, PropertyFields, QoS, ReasonCode, Unsubscribe};
 
 use crate::common::{bounded, filter, BrokerProcess, RawClient};
 
@@ -18,10 +18,10 @@ use crate::common::{bounded, filter, BrokerProcess, RawClient};
 async fn other_packets_are_answered_at_zero_quota() {
     let broker = BrokerProcess::start();
     bounded(async {
-        let window = Properties {
+        let window = Properties::from(PropertyFields {
             receive_maximum: Some(1),
-            ..Properties::default()
-        };
+            ..PropertyFields::default()
+        });
         let mut c = RawClient::connected_v5(broker.addr(), "fq", window).await;
         c.subscribe(&[("fq/q1", QoS::AtLeastOnce), ("fq/q0", QoS::AtMostOnce)])
             .await;

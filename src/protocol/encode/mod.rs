@@ -6,6 +6,7 @@
 
 mod packets;
 mod properties;
+mod shared;
 
 use bytes::{BufMut, BytesMut};
 
@@ -13,6 +14,8 @@ use super::decode::MAX_REMAINING_LENGTH;
 use super::error::EncodeError;
 use super::packet::Packet;
 use super::types::ProtocolVersion;
+
+pub use shared::EncodedPublish;
 
 /// The computed lengths of a packet: its remaining length and the lengths of its
 /// property blocks (without their own length prefix).

@@ -6,10 +6,13 @@ use bytes::{BufMut, BytesMut};
 use super::{bin_len, put_bin, put_str, put_varint, str_len, varint_len};
 use crate::protocol::decode::MAX_REMAINING_LENGTH;
 use crate::protocol::error::EncodeError;
-use crate::protocol::properties::Properties;
+use crate::protocol::properties::{Properties, PropertyFields};
 
 /// The length of the properties, without their own length prefix.
 pub(super) fn properties_len(p: &Properties) -> Result<usize, EncodeError> {
+    let Some(p) = p.fields() else {
+        return Ok(0);
+    };
     let mut n = 0;
     n += p.payload_format_indicator.map_or(0, |_| 2);
     n += p.message_expiry_interval.map_or(0, |_| 5);
@@ -74,6 +77,7 @@ pub(super) fn put_properties(p: &Properties, len: usize, dst: &mut BytesMut) {
     if len == 0 {
         return;
     }
+    let p: &PropertyFields = p;
     if let Some(v) = p.payload_format_indicator {
         dst.put_u8(0x01);
         dst.put_u8(v);

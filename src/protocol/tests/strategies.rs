@@ -9,9 +9,9 @@ use proptest::prelude::*;
 
 use crate::protocol::decode::valid_reason;
 use crate::protocol::{
-    Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PacketId, Properties, ProtocolVersion,
-    PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
-    UnsubAck, Unsubscribe, UserProperty,
+    Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PacketId, Properties, PropertyFields,
+    ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe, UserProperty,
 };
 use crate::topic::{TopicFilter, TopicName};
 
@@ -125,34 +125,36 @@ fn all_properties() -> impl Strategy<Value = Properties> {
         flag(),
         flag(),
     );
-    (a, b, c).prop_map(|(a, b, c)| Properties {
-        payload_format_indicator: a.0,
-        message_expiry_interval: a.1,
-        content_type: a.2,
-        response_topic: a.3,
-        correlation_data: a.4,
-        subscription_identifiers: a.5,
-        session_expiry_interval: a.6,
-        assigned_client_identifier: a.7,
-        server_keep_alive: a.8,
-        authentication_method: a.9,
-        authentication_data: b.0,
-        request_problem_information: b.1,
-        will_delay_interval: b.2,
-        request_response_information: b.3,
-        response_information: b.4,
-        server_reference: b.5,
-        reason_string: b.6,
-        receive_maximum: b.7,
-        topic_alias_maximum: b.8,
-        topic_alias: b.9,
-        maximum_qos: c.0,
-        retain_available: c.1,
-        user_properties: c.2,
-        maximum_packet_size: c.3,
-        wildcard_subscription_available: c.4,
-        subscription_identifier_available: c.5,
-        shared_subscription_available: c.6,
+    (a, b, c).prop_map(|(a, b, c)| {
+        Properties::from(PropertyFields {
+            payload_format_indicator: a.0,
+            message_expiry_interval: a.1,
+            content_type: a.2,
+            response_topic: a.3,
+            correlation_data: a.4,
+            subscription_identifiers: a.5,
+            session_expiry_interval: a.6,
+            assigned_client_identifier: a.7,
+            server_keep_alive: a.8,
+            authentication_method: a.9,
+            authentication_data: b.0,
+            request_problem_information: b.1,
+            will_delay_interval: b.2,
+            request_response_information: b.3,
+            response_information: b.4,
+            server_reference: b.5,
+            reason_string: b.6,
+            receive_maximum: b.7,
+            topic_alias_maximum: b.8,
+            topic_alias: b.9,
+            maximum_qos: c.0,
+            retain_available: c.1,
+            user_properties: c.2,
+            maximum_packet_size: c.3,
+            wildcard_subscription_available: c.4,
+            subscription_identifier_available: c.5,
+            shared_subscription_available: c.6,
+        })
     })
 }
 

@@ -5,9 +5,9 @@ use bytes::Bytes;
 use super::check_row;
 use super::tables::{connect, filter, pid, publish, topic};
 use crate::protocol::{
-    Auth, ConnAck, Connect, Disconnect, LastWill, Packet, Properties, ProtocolVersion, PubResponse,
-    Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
-    Unsubscribe, UserProperty,
+    Auth, ConnAck, Connect, Disconnect, LastWill, Packet, Properties, PropertyFields,
+    ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe, UserProperty,
 };
 
 fn user(k: &str, v: &str) -> UserProperty {
@@ -19,22 +19,22 @@ fn user(k: &str, v: &str) -> UserProperty {
 
 fn connect_with_props() -> Connect {
     Connect {
-        properties: Properties {
+        properties: Properties::from(PropertyFields {
             session_expiry_interval: Some(3600),
             receive_maximum: Some(20),
             user_properties: vec![user("k", "v")],
-            ..Properties::default()
-        },
+            ..PropertyFields::default()
+        }),
         will: Some(LastWill {
             topic: topic("w"),
             payload: Bytes::from_static(b"bye"),
             qos: QoS::AtMostOnce,
             retain: false,
-            properties: Properties {
+            properties: Properties::from(PropertyFields {
                 payload_format_indicator: Some(1),
                 will_delay_interval: Some(5),
-                ..Properties::default()
-            },
+                ..PropertyFields::default()
+            }),
         }),
         username: Some("u".into()),
         password: Some(Bytes::from_static(b"p")),
@@ -44,39 +44,39 @@ fn connect_with_props() -> Connect {
 
 fn publish_with_props() -> Publish {
     Publish {
-        properties: Properties {
+        properties: Properties::from(PropertyFields {
             message_expiry_interval: Some(60),
             content_type: Some("t".into()),
             subscription_identifiers: vec![1, 200],
             topic_alias: Some(5),
             user_properties: vec![user("k", "v")],
-            ..Properties::default()
-        },
+            ..PropertyFields::default()
+        }),
         ..publish(QoS::AtLeastOnce, Some(7), "a", b"x")
     }
 }
 
 fn reason_string(s: &str) -> Properties {
-    Properties {
+    Properties::from(PropertyFields {
         reason_string: Some(s.into()),
-        ..Properties::default()
-    }
+        ..PropertyFields::default()
+    })
 }
 
 fn rows() -> Vec<(&'static str, Packet)> {
     let alias_only = Publish {
-        properties: Properties {
+        properties: Properties::from(PropertyFields {
             topic_alias: Some(1),
-            ..Properties::default()
-        },
+            ..PropertyFields::default()
+        }),
         ..publish(QoS::AtMostOnce, None, "", b"")
     };
     let sub = Subscribe {
         packet_id: pid(1),
-        properties: Properties {
+        properties: Properties::from(PropertyFields {
             subscription_identifiers: vec![7],
-            ..Properties::default()
-        },
+            ..PropertyFields::default()
+        }),
         filters: vec![
             (
                 filter("a/+"),
@@ -93,12 +93,12 @@ fn rows() -> Vec<(&'static str, Packet)> {
             ),
         ],
     };
-    let connack_props = Properties {
+    let connack_props = Properties::from(PropertyFields {
         receive_maximum: Some(10),
         maximum_qos: Some(1),
         shared_subscription_available: Some(0),
-        ..Properties::default()
-    };
+        ..PropertyFields::default()
+    });
     vec![
         (
             "10 0F 00 04 4D 51 54 54 05 02 00 3C 00 00 02 63 31",
@@ -209,10 +209,10 @@ fn rows() -> Vec<(&'static str, Packet)> {
             "E0 07 8B 05 11 00 00 00 00",
             Packet::Disconnect(Disconnect {
                 reason: ReasonCode::SERVER_SHUTTING_DOWN,
-                properties: Properties {
+                properties: Properties::from(PropertyFields {
                     session_expiry_interval: Some(0),
-                    ..Properties::default()
-                },
+                    ..PropertyFields::default()
+                }),
             }),
         ),
         (
@@ -226,10 +226,10 @@ fn rows() -> Vec<(&'static str, Packet)> {
             "F0 09 18 07 15 00 04 53 43 52 4D",
             Packet::Auth(Auth {
                 reason: ReasonCode::CONTINUE_AUTHENTICATION,
-                properties: Properties {
+                properties: Properties::from(PropertyFields {
                     authentication_method: Some("SCRM".into()),
-                    ..Properties::default()
-                },
+                    ..PropertyFields::default()
+                }),
             }),
         ),
     ]
@@ -265,10 +265,10 @@ fn user_properties_repeat_in_order() {
     let expected = Packet::PubAck(PubResponse {
         packet_id: pid(1),
         reason: ReasonCode::SUCCESS,
-        properties: Properties {
+        properties: Properties::from(PropertyFields {
             user_properties: vec![user("b", "2"), user("a", "1"), user("b", "3")],
-            ..Properties::default()
-        },
+            ..PropertyFields::default()
+        }),
     });
     check_row(ProtocolVersion::V5, bytes, &expected);
 }
