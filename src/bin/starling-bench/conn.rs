@@ -74,7 +74,9 @@ impl Conn {
         let connect = Connect {
             protocol: version,
             clean_start: !persistent,
-            keep_alive: 0,
+            // rumqttd refuses keep alive 0; 600 s outlasts any run (capped at 300 s), so
+            // the generator never needs a PINGREQ.
+            keep_alive: 600,
             properties,
             client_id: client_id.into(),
             will: None,
