@@ -5,9 +5,12 @@
 //! - [`envelope`] — the wire format between nodes and the duplicate filter (pure).
 //! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
 //!   feeds what arrives to the router; [`retained`] keeps retained messages in JetStream.
+pub mod bridge;
 pub mod envelope;
 pub mod interest;
+pub mod retained;
 pub mod subject;
 
+pub use bridge::{start, ClusterError, ClusterHandle};
 pub use envelope::{Dedup, Envelope};
 pub use interest::InterestChange;

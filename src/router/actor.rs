@@ -12,25 +12,32 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::messages::*;
-use super::state::RouterState;
+use super::state::{Delivery, RouterState, Shares};
+use crate::cluster::{ClusterHandle, Dedup};
 use crate::config::Durability;
 use crate::message::ClientId;
+use crate::message::Message;
 use crate::persistence::convert::{message_record, subscription_record};
 use crate::persistence::{
-    ticket, LoadSession, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery,
+    ticket, Durable, LoadSession, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery,
 };
 use crate::session::{Deliver, Session, Shutdown, Takeover};
 
 /// Mailbox size: sessions awaiting `send` park once it is full (backpressure).
 pub const MAILBOX_CAPACITY: usize = 4096;
+/// Cluster mode: how many recent (origin, seq) pairs are remembered to drop duplicates.
+const DEDUP_WINDOW: usize = 16_384;
 
 /// The router actor.
 pub struct Router {
-    state: RouterState,
-    sessions: HashMap<ClientId, Addr<Session>>,
+    pub(super) state: RouterState,
+    pub(super) sessions: HashMap<ClientId, Addr<Session>>,
     persistence: Addr<Persistence>,
     durability: Durability,
-    routed: u64,
+    pub(super) routed: u64,
+    /// Cluster mode: the bridge to NATS, and the filter of duplicate copies from it.
+    pub(super) cluster: Option<ClusterHandle>,
+    pub(super) dedup: Dedup,
 }
 
 impl Router {
@@ -42,6 +49,16 @@ impl Router {
             persistence,
             durability,
             routed: 0,
+            cluster: None,
+            dedup: Dedup::new(DEDUP_WINDOW),
+        }
+    }
+
+    /// Sends the bridge the filters that gained their first or lost their last local
+    /// subscriber (cluster mode; nothing otherwise).
+    pub(super) fn sync_interest(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.interest(self.state.take_interest_changes());
         }
     }
 
@@ -75,6 +92,7 @@ impl Supervised for Router {
     /// value); the trie is an index over them and may be half-updated, so it is rebuilt.
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.state.rebuild_index();
+        self.sync_interest();
         tracing::warn!(
             sessions = self.sessions.len(),
             "router restarted; index rebuilt"
@@ -84,7 +102,11 @@ impl Supervised for Router {
 
 impl Router {
     /// Runs a handler body; a panic stops the actor so the supervisor restarts it.
-    fn guarded<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self) -> R) -> Option<R> {
+    pub(super) fn guarded<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> Option<R> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(r) => Some(r),
             Err(_) => {
@@ -147,6 +169,7 @@ impl Handler<Register> for Router {
             }
             None => {}
         }
+        self.sync_interest();
         RegisterReply { handover }
     }
 }
@@ -199,6 +222,7 @@ impl Handler<SessionEnded> for Router {
         if self.sessions.get(&msg.client_id) == Some(&msg.addr) {
             self.sessions.remove(&msg.client_id);
             self.drop_client(&msg.client_id);
+            self.sync_interest();
         }
     }
 }
@@ -224,6 +248,7 @@ impl Handler<ForgetClient> for Router {
         for (f, _) in subs {
             self.state.unsubscribe(&msg.client_id, &f);
         }
+        self.sync_interest();
     }
 }
 
@@ -269,7 +294,33 @@ impl Router {
                 });
             }
         }
-        let deliveries = self.state.route(&msg.msg);
+        let shares = match self.cluster {
+            Some(_) => Shares::Skip,
+            None => Shares::All,
+        };
+        let deliveries = self.state.route_with(&msg.msg, shares);
+        let (mut matched, durable) = self.deliver(&msg.msg, deliveries, extra);
+        let ack = msg.msg.qos != crate::protocol::QoS::AtMostOnce;
+        if let Some(cluster) = &mut self.cluster {
+            let forwarded = cluster.publish(&msg.msg, ack);
+            // Remote subscribers are unknown here: never claim "no matching subscribers".
+            matched = matched.max(1);
+            return Routed {
+                matched,
+                durable: Durable::join_opt(durable, forwarded),
+            };
+        }
+        Routed { matched, durable }
+    }
+
+    /// Hands `deliveries` of `msg` to their sessions and queues the stored copies (and
+    /// `extra` ops) for persistent ones; the ticket covers that batch.
+    pub(super) fn deliver(
+        &mut self,
+        msg: &Arc<Message>,
+        deliveries: Vec<Delivery>,
+        extra: Vec<Op>,
+    ) -> (usize, Option<Durable>) {
         let mut matched = 0;
         let mut targets = Vec::new();
         for d in deliveries {
@@ -291,7 +342,7 @@ impl Router {
                 });
             }
             addr.do_send(Deliver {
-                msg: Arc::clone(&msg.msg),
+                msg: Arc::clone(msg),
                 qos: d.qos,
                 retain: d.retain,
                 sub_ids: d.sub_ids,
@@ -299,19 +350,16 @@ impl Router {
             });
         }
         if targets.is_empty() && extra.is_empty() {
-            return Routed {
-                matched,
-                durable: None,
-            };
+            return (matched, None);
         }
         let (durable, done) = ticket(self.durability);
         self.persistence.do_send(PersistDeliveries {
-            msg: msg.msg,
+            msg: Arc::clone(msg),
             targets,
             extra,
             done,
         });
-        Routed { matched, durable }
+        (matched, durable)
     }
 }
 
@@ -319,11 +367,14 @@ impl Handler<Subscribe> for Router {
     type Result = SubscribeReply;
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> SubscribeReply {
-        self.guarded(ctx, |act| act.subscribe(msg))
+        let reply = self
+            .guarded(ctx, |act| act.subscribe(msg))
             .unwrap_or_else(|| SubscribeReply {
                 outcomes: Vec::new(),
                 durable: Some(crate::persistence::failed_ticket()),
-            })
+            });
+        self.sync_interest();
+        reply
     }
 }
 
@@ -372,10 +423,13 @@ impl Handler<Unsubscribe> for Router {
                 .collect();
             self.persist(ops);
         }
-        msg.filters
+        let existed = msg
+            .filters
             .iter()
             .map(|f| self.state.unsubscribe(&msg.client_id, f))
-            .collect()
+            .collect();
+        self.sync_interest();
+        existed
     }
 }
 

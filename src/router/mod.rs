@@ -2,6 +2,7 @@
 //! session actors; routes each published message to the sessions that subscribed.
 
 mod actor;
+mod cluster;
 pub mod messages;
 mod restore;
 mod state;
