@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    await_routes, connect_packet, drain, nats_server_or_skip, recv_payload, text, RawClient,
-    StarlingCluster,
+    await_routes, connect_packet, drain, nats_server_or_skip, publish_qos1_within, recv_payload,
+    text, RawClient, StarlingCluster,
 };
 use starling::protocol::{LastWill, Properties, ProtocolVersion, QoS, ReasonCode};
 use tokio::sync::{Mutex, MutexGuard};
@@ -157,9 +157,10 @@ async fn retained_from_every_node(cluster: &StarlingCluster) {
 
 /// The retained payloads a fresh subscription to `filter` on `node` gets. The PUBACK
 /// came after JetStream stored the message; other nodes mirror the stream within
-/// moments, so an empty answer is retried (bounded).
+/// moments (seconds after losing a NATS server), so an empty answer is retried
+/// (bounded).
 async fn retained_on(cluster: &StarlingCluster, node: usize, filter: &str) -> Vec<String> {
-    for attempt in 0..10 {
+    for attempt in 0..20 {
         let got = retained_once(cluster, node, filter, attempt).await;
         if !got.is_empty() {
             return got;
@@ -287,8 +288,16 @@ async fn survives_losing_a_node_and_a_nats_server() {
                 "no cross-node delivery within 30 s of losing a NATS server"
             );
         }
-        p.publish("k/r", QoS::AtLeastOnce, true, b"still-retained")
-            .await;
+        // Acknowledged once JetStream has a stream leader again (a few seconds).
+        let took = publish_qos1_within(
+            &mut p,
+            "k/r",
+            true,
+            b"still-retained",
+            Duration::from_secs(30),
+        )
+        .await;
+        eprintln!("retained PUBACK after losing a NATS server took {took:?}");
         assert_eq!(retained_on(&cluster, 2, "k/r").await, ["still-retained"]);
     })
     .await

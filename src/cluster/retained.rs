@@ -27,6 +27,8 @@ pub const STREAM: &str = "STARLING_RETAINED";
 const STORE_ATTEMPTS: u32 = 8;
 /// Expiry of the follower's pull requests (see `follow_once`).
 const FOLLOW_EXPIRES: Duration = Duration::from_secs(2);
+/// How often the follower checks that it is not behind the stream.
+const WATCHDOG: Duration = Duration::from_secs(2);
 /// Pause between attempts, times the attempt number.
 const RETRY_STEP: Duration = Duration::from_millis(500);
 
@@ -125,6 +127,10 @@ pub(super) async fn follow(
     }
 }
 
+/// Follows the stream until it fails or stalls: a watchdog compares the stream's last
+/// sequence with the last one received, and gives up on a consumer that fell behind
+/// without delivering (its server was lost; the caller recreates it, which replays the
+/// last message of every topic, harmlessly).
 async fn follow_once(
     stream: &stream::Stream,
     router: &Addr<Router>,
@@ -134,17 +140,41 @@ async fn follow_once(
         .create_consumer(consumer::pull::OrderedConfig {
             deliver_policy: consumer::DeliverPolicy::LastPerSubject,
             filter_subject: format!("{RETAINED_PREFIX}.>"),
-            // Pull requests expire (and the server heartbeats) this often: two missed
-            // heartbeats make the consumer recreate itself, so losing the server that
-            // hosts it costs about this long (the default is 30 s).
+            // Pull requests expire (and the server heartbeats) this often, so that the
+            // consumer notices a lost server soon (the default is 30 s).
             max_expires: FOLLOW_EXPIRES,
             ..Default::default()
         })
         .await?;
     let mut messages = consumer.messages().await?;
     info!("following the retained stream");
-    while let Some(m) = messages.next().await {
+    let mut last_seen = 0;
+    let mut stalled = false;
+    let mut watchdog = tokio::time::interval(WATCHDOG);
+    watchdog.tick().await;
+    loop {
+        let m = tokio::select! {
+            m = messages.next() => m,
+            _ = watchdog.tick() => {
+                let behind = stream
+                    .get_info()
+                    .await
+                    .is_ok_and(|i| i.state.last_sequence > last_seen);
+                // Behind at two checks in a row with nothing received between them.
+                if behind && stalled {
+                    return Err("the retained stream's consumer stalled".into());
+                }
+                stalled = behind;
+                continue;
+            }
+        };
+        let Some(m) = m else { return Ok(()) };
         let m = m?;
+        stalled = false;
+        let info = m.info().ok().map(|i| (i.stream_sequence, i.pending));
+        if let Some((seq, _)) = info {
+            last_seen = last_seen.max(seq);
+        }
         match Envelope::decode(&m.payload).map(|e| e.to_message()) {
             Ok(Ok(msg)) => {
                 if router
@@ -157,9 +187,8 @@ async fn follow_once(
             }
             _ => warn!(subject = %m.subject, "undecodable retained message skipped"),
         }
-        if ready.is_some() && m.info().is_ok_and(|i| i.pending == 0) {
+        if ready.is_some() && info.is_some_and(|(_, pending)| pending == 0) {
             ready.take().map(|r| r.send(()));
         }
     }
-    Ok(())
 }

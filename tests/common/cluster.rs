@@ -139,3 +139,28 @@ pub async fn await_routes(
         assert!(stray.is_empty(), "unexpected messages: {stray:?}");
     }
 }
+
+/// Publishes at QoS 1 and waits up to `within` for the PUBACK (the default wait is
+/// shorter than a JetStream leader election); returns how long it took.
+pub async fn publish_qos1_within(
+    c: &mut RawClient,
+    topic: &str,
+    retain: bool,
+    payload: &[u8],
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    let id = c.next_packet_id();
+    let mut p = super::publish_packet(topic, QoS::AtLeastOnce, payload, Some(id));
+    p.retain = retain;
+    c.send(Packet::Publish(p)).await;
+    loop {
+        let left = (start + within).saturating_duration_since(Instant::now());
+        match c.next_event(left).await {
+            Event::Packet(Packet::PubAck(a)) if a.packet_id == id => return start.elapsed(),
+            Event::Packet(Packet::Publish(p)) => c.ack(&p).await,
+            Event::Packet(_) => {}
+            other => panic!("no PUBACK for {topic} within {within:?}: {other:?}"),
+        }
+    }
+}

