@@ -45,6 +45,7 @@ async fn one_broker_across_nodes() {
         retained_from_every_node(&cluster).await;
         shared_exactly_once_per_group(&cluster).await;
         will_crosses_nodes(&cluster).await;
+        takeover_across_nodes(&cluster).await;
     })
     .await
     .expect("cluster test body exceeded its bound");
@@ -246,6 +247,29 @@ async fn will_crosses_nodes(cluster: &StarlingCluster) {
     drop(dying);
     let will = recv_payload(&mut watcher[0], "gone", WAIT).await;
     assert_eq!(will.qos, QoS::AtLeastOnce);
+}
+
+/// The same client id connecting on another node takes the session over: the old
+/// connection gets DISCONNECT 0x8E and closes; the new one works.
+async fn takeover_across_nodes(cluster: &StarlingCluster) {
+    let mut old = client(cluster, 0, "t-same").await;
+    old.subscribe(&[("t/old", QoS::AtLeastOnce)]).await;
+    // The first claim is in the key-value bucket before the second connect.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut new = client(cluster, 1, "t-same").await;
+    let disconnect = old
+        .expect_closed_within(WAIT)
+        .await
+        .expect("DISCONNECT before the close");
+    assert_eq!(disconnect.reason, ReasonCode::SESSION_TAKEN_OVER);
+    new.subscribe(&[("t/new", QoS::AtLeastOnce)]).await;
+    new.publish("t/new", QoS::AtLeastOnce, false, b"mine").await;
+    recv_payload(&mut new, "mine", WAIT).await;
+    // And back: the node that lost it can win it again.
+    let mut again = client(cluster, 0, "t-same").await;
+    let disconnect = new.expect_closed_within(WAIT).await.expect("DISCONNECT");
+    assert_eq!(disconnect.reason, ReasonCode::SESSION_TAKEN_OVER);
+    again.publish("t/x", QoS::AtLeastOnce, false, b"ok").await;
 }
 
 /// kill -9 of a node: clients of the others keep talking. Kill one NATS server: nodes

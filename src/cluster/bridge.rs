@@ -20,10 +20,11 @@ use tracing::{debug, info, warn};
 
 use super::envelope::Envelope;
 use super::interest::{is_node_local_topic, InterestChange};
+use super::ownership::{self, Owner, OwnershipCmd};
 use super::retained;
 use super::subject::{filter_to_subjects, queue_group, topic_to_subject};
 use crate::config::ClusterConfig;
-use crate::message::Message;
+use crate::message::{ClientId, Message};
 use crate::persistence::{failed_ticket, Durable};
 use crate::router::messages::RouteRemote;
 use crate::router::Router;
@@ -72,6 +73,7 @@ pub struct ClusterHandle {
     seq: u64,
     publish: mpsc::Sender<Outbound>,
     interest: mpsc::UnboundedSender<InterestChange>,
+    ownership: mpsc::UnboundedSender<OwnershipCmd>,
     dropped: u64,
 }
 
@@ -123,6 +125,17 @@ impl ClusterHandle {
         ack.then(failed_ticket)
     }
 
+    /// A session with this client id connected here: claim it cluster-wide (the node
+    /// that held it closes its connection).
+    pub fn claim(&self, client: &ClientId) {
+        let _ = self.ownership.send(OwnershipCmd::Claim(client.clone()));
+    }
+
+    /// The local session of this client id ended.
+    pub fn release(&self, client: &ClientId) {
+        let _ = self.ownership.send(OwnershipCmd::Release(client.clone()));
+    }
+
     /// Passes interest changes on to the interest task.
     pub fn interest(&self, changes: Vec<InterestChange>) {
         for change in changes {
@@ -163,6 +176,7 @@ pub async fn start(
         .collect::<Result<Vec<_>, _>>()?;
     let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
     let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+    let (ownership_tx, ownership_rx) = mpsc::unbounded_channel();
     let (started_tx, started_rx) = oneshot::channel();
     let (node_id, replicas) = (config.node_id.clone(), config.replicas);
     arbiter.spawn(async move {
@@ -172,8 +186,11 @@ pub async fn start(
             replicas,
             origin,
             router,
-            publish_rx,
-            interest_rx,
+            Channels {
+                publish: publish_rx,
+                interest: interest_rx,
+                ownership: ownership_rx,
+            },
         )
         .await;
         let _ = started_tx.send(result);
@@ -184,8 +201,16 @@ pub async fn start(
         seq: 0,
         publish: publish_tx,
         interest: interest_tx,
+        ownership: ownership_tx,
         dropped: 0,
     })
+}
+
+/// The receiving ends of the handle's channels.
+struct Channels {
+    publish: mpsc::Receiver<Outbound>,
+    interest: mpsc::UnboundedReceiver<InterestChange>,
+    ownership: mpsc::UnboundedReceiver<OwnershipCmd>,
 }
 
 /// Runs on the cluster arbiter: connects, starts the tasks, and reports.
@@ -195,8 +220,7 @@ async fn run(
     replicas: usize,
     origin: u64,
     router: Addr<Router>,
-    publish_rx: mpsc::Receiver<Outbound>,
-    interest_rx: mpsc::UnboundedReceiver<InterestChange>,
+    channels: Channels,
 ) -> Result<(), ClusterError> {
     let client = async_nats::ConnectOptions::new()
         .name(format!("starling-{node_id}"))
@@ -210,10 +234,26 @@ async fn run(
     let stream = tokio::time::timeout(START_TIMEOUT, retained::ensure_stream(&js, replicas))
         .await
         .map_err(|_| ClusterError::JetStream("timed out creating the retained stream".into()))??;
+    let sessions = tokio::time::timeout(START_TIMEOUT, ownership::ensure_bucket(&js, replicas))
+        .await
+        .map_err(|_| ClusterError::JetStream("timed out creating the sessions bucket".into()))?
+        .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    let me = Owner {
+        node: node_id,
+        origin,
+        epoch: 0,
+    };
     let (ready_tx, ready_rx) = oneshot::channel();
     tokio::spawn(retained::follow(stream, router.clone(), ready_tx));
-    tokio::spawn(publish_loop(client.clone(), js, origin, publish_rx));
-    tokio::spawn(interest_loop(client, origin, router, interest_rx));
+    tokio::spawn(ownership::run(
+        client.clone(),
+        sessions,
+        me,
+        router.clone(),
+        channels.ownership,
+    ));
+    tokio::spawn(publish_loop(client.clone(), js, origin, channels.publish));
+    tokio::spawn(interest_loop(client, origin, router, channels.interest));
     match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(ClusterError::JetStream(

@@ -69,7 +69,7 @@ impl Router {
     }
 
     /// Forgets a client's subscriptions and stored session.
-    fn drop_client(&mut self, client: &ClientId) {
+    pub(super) fn drop_client(&mut self, client: &ClientId) {
         if self.state.is_persistent(client) {
             self.persist(vec![Op::DeleteSession {
                 client_id: client.as_str().to_owned(),
@@ -170,6 +170,9 @@ impl Handler<Register> for Router {
             None => {}
         }
         self.sync_interest();
+        if let Some(cluster) = &self.cluster {
+            cluster.claim(&client);
+        }
         RegisterReply { handover }
     }
 }
@@ -223,6 +226,9 @@ impl Handler<SessionEnded> for Router {
             self.sessions.remove(&msg.client_id);
             self.drop_client(&msg.client_id);
             self.sync_interest();
+            if let Some(cluster) = &self.cluster {
+                cluster.release(&msg.client_id);
+            }
         }
     }
 }

@@ -5,9 +5,10 @@ use actix::prelude::*;
 use tracing::info;
 
 use super::actor::Router;
-use super::messages::{AttachCluster, RetainRemote, RouteRemote};
+use super::messages::{AttachCluster, RemoteTakeover, RetainRemote, RouteRemote};
 use super::state::Shares;
 use crate::cluster::interest::is_node_local_topic;
+use crate::session::Takeover;
 
 impl Handler<AttachCluster> for Router {
     type Result = ();
@@ -55,5 +56,19 @@ impl Handler<RetainRemote> for Router {
         if !is_node_local_topic(msg.msg.topic.as_str()) {
             self.state.retain(&msg.msg);
         }
+    }
+}
+
+impl Handler<RemoteTakeover> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteTakeover, _: &mut Self::Context) {
+        let Some(addr) = self.sessions.remove(&msg.client_id) else {
+            return;
+        };
+        info!(client_id = %msg.client_id, "session taken over by another node");
+        addr.do_send(Takeover { handover: None });
+        self.drop_client(&msg.client_id);
+        self.sync_interest();
     }
 }

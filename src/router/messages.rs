@@ -166,3 +166,11 @@ pub struct RouteRemote {
 pub struct RetainRemote {
     pub msg: Arc<Message>,
 }
+
+/// Cluster mode: another node claimed this client id after the local session did; the
+/// local session closes (5.0: DISCONNECT 0x8E) and is forgotten here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteTakeover {
+    pub client_id: ClientId,
+}
