@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    await_routes, connect_packet, drain, nats_server_or_skip, publish_qos1_within, recv_payload,
-    text, RawClient, StarlingCluster,
+    await_routes, connect_packet, connect_persistent, drain, nats_server_or_skip,
+    publish_qos1_within, recv_payload, subscribe_offline, text, RawClient, StarlingCluster,
 };
 use starling::protocol::{LastWill, Properties, ProtocolVersion, QoS, ReasonCode};
 use tokio::sync::{Mutex, MutexGuard};
@@ -272,7 +272,8 @@ async fn takeover_across_nodes(cluster: &StarlingCluster) {
     again.publish("t/x", QoS::AtLeastOnce, false, b"ok").await;
 }
 
-/// kill -9 of a node: clients of the others keep talking. Kill one NATS server: nodes
+/// kill -9 of a node: clients of the others keep talking, and the node restarted on its
+/// data serves its persistent session again. Kill one NATS server: nodes
 /// fail over to the others and keep routing; a retained publish is acknowledged once
 /// JetStream has a leader again (bounded).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,6 +283,8 @@ async fn survives_losing_a_node_and_a_nats_server() {
         return;
     };
     tokio::time::timeout(BODY, async {
+        // A persistent session (3.1.1, clean session 0) on node 1, offline.
+        subscribe_offline(&cluster.nodes[1], "k-persist", "k/#", QoS::AtLeastOnce).await;
         let mut sub = vec![client(&cluster, 2, "k-sub").await];
         sub[0].subscribe(&[("k/#", QoS::AtLeastOnce)]).await;
         let mut gone = client(&cluster, 1, "k-gone").await;
@@ -293,6 +296,17 @@ async fn survives_losing_a_node_and_a_nats_server() {
         p.publish("k/a", QoS::AtLeastOnce, false, b"after-node-kill")
             .await;
         recv_payload(&mut sub[0], "after-node-kill", WAIT).await;
+
+        // Restarted on its data directory, node 1 restores the persistent session and
+        // subscribes on NATS for it again.
+        cluster.nodes[1].restart();
+        let (mut persist, present) = connect_persistent(&cluster.nodes[1], "k-persist").await;
+        assert!(present, "the session survives kill -9 of its node");
+        await_routes(&mut p, "k/probe", std::slice::from_mut(&mut persist), &[0]).await;
+        p.publish("k/c", QoS::AtLeastOnce, false, b"after-restart")
+            .await;
+        recv_payload(&mut persist, "after-restart", WAIT).await;
+        recv_payload(&mut sub[0], "after-restart", WAIT).await;
 
         cluster.nats.servers[0].kill9();
         // Node 0 preferred server 0: it reconnects elsewhere. Publish until it is back.
