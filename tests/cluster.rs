@@ -130,6 +130,18 @@ async fn awkward_topics_and_dollar_rule(cluster: &StarlingCluster) {
         .map(text)
         .collect();
     assert_eq!(all, ["exact", "shorter"], "# must not match $app/x");
+    // A topic too long for a NATS subject stays on its node (and is acknowledged); the
+    // node's NATS connection survives it.
+    let long = format!("w/{}", "x".repeat(4000));
+    p.publish(&long, QoS::AtLeastOnce, false, b"long").await;
+    p.publish("w/after", QoS::AtLeastOnce, false, b"after-long")
+        .await;
+    let all: Vec<String> = drain(&mut subs[1], QUIET, WAIT)
+        .await
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(all, ["after-long"]);
 }
 
 /// A retained message published on node 0 reaches new subscribers on every node; an

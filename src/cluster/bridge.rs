@@ -33,6 +33,9 @@ use crate::topic::TopicFilter;
 /// Local messages waiting for the publish task; when full, QoS 0 messages are not sent
 /// to the cluster (counted in a warning) and QoS 1/2 publishes are not acknowledged.
 pub const PUBLISH_QUEUE: usize = 65_536;
+/// Longest subject (plus queue name) sent: NATS closes a connection whose protocol line
+/// exceeds its `max_control_line` (4 KiB by default).
+pub const MAX_SUBJECT_LEN: usize = 3072;
 /// How long a flush (QoS 1/2 acknowledgement) may wait for the connection.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long start-up waits for NATS and JetStream.
@@ -281,6 +284,12 @@ async fn publish_loop(
                         continue;
                     };
                     let subject = topic_to_subject(&msg.topic);
+                    if subject.len() > MAX_SUBJECT_LEN {
+                        // Delivered locally; NATS would drop the whole connection for it.
+                        warn!(topic = %msg.topic, "topic too long for a NATS subject; not sent to the cluster");
+                        waiters.extend(done);
+                        continue;
+                    }
                     match client.publish(subject, payload.into()).await {
                         Ok(()) => waiters.extend(done),
                         Err(e) => warn!(error = %e, "cluster publish failed"),
@@ -350,6 +359,10 @@ async fn subscribe(
     let share = queue.as_ref().map(|_| filter.clone());
     let mut tasks = Vec::new();
     for subject in filter_to_subjects(filter) {
+        if subject.len() + queue.as_ref().map_or(0, String::len) > MAX_SUBJECT_LEN {
+            warn!(%filter, "filter too long for a NATS subject; no cross-node messages for it");
+            continue;
+        }
         debug!(%filter, subject, queue = ?queue, "cluster subscribe");
         let sub = match &queue {
             Some(q) => client.queue_subscribe(subject, q.clone()).await,

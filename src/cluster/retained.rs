@@ -71,6 +71,13 @@ pub(super) async fn store(
         return;
     };
     let subject = retained_subject(&msg.topic);
+    if subject.len() > super::bridge::MAX_SUBJECT_LEN {
+        warn!(topic = %msg.topic, "topic too long for a NATS subject; retained on this node only");
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+        return;
+    }
     let first = js.publish(subject.clone(), payload.clone().into()).await;
     let js = js.clone();
     tokio::spawn(async move {
