@@ -134,6 +134,11 @@ impl ClusterHandle {
         let _ = self.ownership.send(OwnershipCmd::Claim(client.clone()));
     }
 
+    /// A persistent session of this client id was restored from the store at start.
+    pub fn adopted(&self, client: &ClientId) {
+        let _ = self.ownership.send(OwnershipCmd::Adopted(client.clone()));
+    }
+
     /// The local session of this client id ended.
     pub fn release(&self, client: &ClientId) {
         let _ = self.ownership.send(OwnershipCmd::Release(client.clone()));

@@ -33,7 +33,7 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     pub node: String,
-    /// The owning node's incarnation (its control subject).
+    /// The owning node's incarnation (which start of the node claimed it).
     pub origin: u64,
     /// Claims of this client id so far.
     pub epoch: u64,
@@ -52,21 +52,30 @@ pub enum OwnershipCmd {
     Claim(ClientId),
     /// The local session ended.
     Release(ClientId),
+    /// A persistent session restored from the store at start: kept if the bucket still
+    /// names this node, else (the client moved on while the node was down) dropped.
+    Adopted(ClientId),
 }
 
-/// The KV key of a client id: hex, since ids may hold any character.
-pub fn key(client: &ClientId) -> String {
-    let mut k = String::with_capacity(1 + client.as_str().len() * 2);
-    k.push('c');
-    for b in client.as_str().bytes() {
+/// `prefix` + the bytes of `s` in hex: a valid KV key or subject token for any string.
+fn hex(prefix: char, s: &str) -> String {
+    let mut k = String::with_capacity(1 + s.len() * 2);
+    k.push(prefix);
+    for b in s.bytes() {
         k.push_str(&format!("{b:02x}"));
     }
     k
 }
 
-/// The control subject of a node incarnation.
-pub fn control_subject(origin: u64) -> String {
-    format!("starling.ctl.{origin:016x}")
+/// The KV key of a client id: hex, since ids may hold any character.
+pub fn key(client: &ClientId) -> String {
+    hex('c', client.as_str())
+}
+
+/// The control subject of a node: by name, so a restarted node still gets the notices
+/// about the sessions it restored.
+pub fn control_subject(node: &str) -> String {
+    format!("starling.ctl.{}", hex('n', node))
 }
 
 /// The local claims: the KV revision each got (`None` while pending), and the highest
@@ -132,7 +141,7 @@ pub(super) async fn run(
     router: Addr<Router>,
     mut cmds: mpsc::UnboundedReceiver<OwnershipCmd>,
 ) {
-    let mut notices = match client.subscribe(control_subject(me.origin)).await {
+    let mut notices = match client.subscribe(control_subject(&me.node)).await {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "cannot subscribe to the control subject; no cross-node takeover");
@@ -156,6 +165,23 @@ pub(super) async fn run(
                 Some(OwnershipCmd::Release(id)) => {
                     claims.0.remove(&id);
                 }
+                Some(OwnershipCmd::Adopted(id)) => {
+                    match store.entry(key(&id)).await {
+                        Ok(Some(e)) => match serde_json::from_slice::<Owner>(&e.value) {
+                            Ok(owner) if owner.node != me.node => {
+                                debug!(client_id = %id, owner = owner.node, "restored session is owned elsewhere now");
+                                router.do_send(RemoteTakeover { client_id: id });
+                            }
+                            _ => {
+                                claims.0.insert(id, (Some(e.revision), 0));
+                            }
+                        },
+                        // Never claimed, or the bucket is unreachable: keep it.
+                        _ => {
+                            claims.0.insert(id, (Some(0), 0));
+                        }
+                    }
+                }
             },
             Some((id, result)) = done_rx.recv() => {
                 let Some((revision, previous)) = result else {
@@ -165,10 +191,10 @@ pub(super) async fn run(
                 if claims.claimed(&id, revision) {
                     router.do_send(RemoteTakeover { client_id: id.clone() });
                 }
-                if let Some(prev) = previous.filter(|p| p.origin != me.origin) {
+                if let Some(prev) = previous.filter(|p| p.node != me.node) {
                     let notice = Notice { client_id: id.as_str().to_owned(), revision };
                     if let Ok(bytes) = serde_json::to_vec(&notice) {
-                        let _ = client.publish(control_subject(prev.origin), bytes.into()).await;
+                        let _ = client.publish(control_subject(&prev.node), bytes.into()).await;
                     }
                 }
             }
@@ -234,6 +260,7 @@ mod tests {
         let k = key(&ClientId::new("a b/é.*"));
         assert!(k.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(key(&ClientId::new("ab")), key(&ClientId::new("a")));
+        assert_eq!(control_subject("n1"), "starling.ctl.n6e31");
     }
 
     #[test]

@@ -181,6 +181,9 @@ impl Handler<Adopt> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Adopt, _: &mut Self::Context) {
+        if let Some(cluster) = &self.cluster {
+            cluster.adopted(&msg.client_id);
+        }
         self.sessions.insert(msg.client_id, msg.addr);
     }
 }
