@@ -75,9 +75,18 @@ pub struct ClusterHandle {
     origin: u64,
     seq: u64,
     publish: mpsc::Sender<Outbound>,
-    interest: mpsc::UnboundedSender<InterestChange>,
+    interest: mpsc::UnboundedSender<InterestCmd>,
     ownership: mpsc::UnboundedSender<OwnershipCmd>,
     dropped: u64,
+}
+
+/// What the router sends the interest task.
+pub(super) enum InterestCmd {
+    Change(InterestChange),
+    /// Fires once the NATS subscriptions of the changes before it were flushed to the
+    /// server (or after `FLUSH_TIMEOUT`: the subscription works locally regardless, and
+    /// the client re-subscribes on reconnect).
+    Barrier(oneshot::Sender<()>),
 }
 
 impl ClusterHandle {
@@ -144,13 +153,22 @@ impl ClusterHandle {
         let _ = self.ownership.send(OwnershipCmd::Release(client.clone()));
     }
 
-    /// Passes interest changes on to the interest task.
-    pub fn interest(&self, changes: Vec<InterestChange>) {
+    /// Passes interest changes on to the interest task. With `barrier`, and when a
+    /// filter is new, the ticket resolves once its NATS subscription reached the server
+    /// (the SUBACK waits for it, so that a publish right after it is routed here).
+    pub fn interest(&self, changes: Vec<InterestChange>, barrier: bool) -> Option<Durable> {
+        let new_filter = changes.iter().any(|c| matches!(c, InterestChange::Add(_)));
         for change in changes {
-            if self.interest.send(change).is_err() {
+            if self.interest.send(InterestCmd::Change(change)).is_err() {
                 warn!("cluster bridge is gone; interest change lost");
             }
         }
+        if !(barrier && new_filter) {
+            return None;
+        }
+        let (ticket, tx) = ticket(true);
+        let _ = self.interest.send(InterestCmd::Barrier(tx?));
+        ticket
     }
 }
 
@@ -217,7 +235,7 @@ pub async fn start(
 /// The receiving ends of the handle's channels.
 struct Channels {
     publish: mpsc::Receiver<Outbound>,
-    interest: mpsc::UnboundedReceiver<InterestChange>,
+    interest: mpsc::UnboundedReceiver<InterestCmd>,
     ownership: mpsc::UnboundedReceiver<OwnershipCmd>,
 }
 
@@ -332,10 +350,21 @@ async fn interest_loop(
     client: async_nats::Client,
     origin: u64,
     router: Addr<Router>,
-    mut rx: mpsc::UnboundedReceiver<InterestChange>,
+    mut rx: mpsc::UnboundedReceiver<InterestCmd>,
 ) {
     let mut subs: HashMap<TopicFilter, Vec<JoinHandle<()>>> = HashMap::new();
-    while let Some(change) = rx.recv().await {
+    while let Some(cmd) = rx.recv().await {
+        let change = match cmd {
+            InterestCmd::Change(change) => change,
+            InterestCmd::Barrier(done) => {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await;
+                    let _ = done.send(());
+                });
+                continue;
+            }
+        };
         match change {
             InterestChange::Add(filter) => {
                 let tasks = subscribe(&client, &filter, origin, &router).await;

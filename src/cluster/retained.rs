@@ -163,15 +163,15 @@ async fn follow_once(
         let m = tokio::select! {
             m = messages.next() => m,
             _ = watchdog.tick() => {
-                let behind = stream
-                    .get_info()
-                    .await
-                    .is_ok_and(|i| i.state.last_sequence > last_seen);
-                // Behind at two checks in a row with nothing received between them.
-                if behind && stalled {
-                    return Err("the retained stream's consumer stalled".into());
+                // Unknown while the stream has no leader: keep the last verdict.
+                if let Ok(info) = stream.get_info().await {
+                    let behind = info.state.last_sequence > last_seen;
+                    // Behind at two checks in a row with nothing received between them.
+                    if behind && stalled {
+                        return Err("the retained stream's consumer stalled".into());
+                    }
+                    stalled = behind;
                 }
-                stalled = behind;
                 continue;
             }
         };

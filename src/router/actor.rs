@@ -58,7 +58,7 @@ impl Router {
     /// subscriber (cluster mode; nothing otherwise).
     pub(super) fn sync_interest(&mut self) {
         if let Some(cluster) = &self.cluster {
-            cluster.interest(self.state.take_interest_changes());
+            cluster.interest(self.state.take_interest_changes(), false);
         }
     }
 
@@ -376,13 +376,16 @@ impl Handler<Subscribe> for Router {
     type Result = SubscribeReply;
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> SubscribeReply {
-        let reply = self
+        let mut reply = self
             .guarded(ctx, |act| act.subscribe(msg))
             .unwrap_or_else(|| SubscribeReply {
                 outcomes: Vec::new(),
                 durable: Some(crate::persistence::failed_ticket()),
             });
-        self.sync_interest();
+        if let Some(cluster) = &self.cluster {
+            let subscribed = cluster.interest(self.state.take_interest_changes(), true);
+            reply.durable = Durable::join_opt(reply.durable.take(), subscribed);
+        }
         reply
     }
 }
