@@ -75,6 +75,7 @@ pub struct BrokerHandle {
     cluster_arbiter: Option<ArbiterHandle>,
     /// Cancelled to stop every accept loop.
     accepting: CancellationToken,
+    auth: Arc<dyn Authenticator>,
 }
 
 impl Broker {
@@ -128,7 +129,7 @@ impl Broker {
             router: router.clone(),
             persistence: persistence.clone(),
             metrics: Arc::new(Metrics::default()),
-            auth,
+            auth: Arc::clone(&auth),
         });
         let sys_interval = self.config.server.sys_interval_secs;
         if sys_interval > 0 {
@@ -151,6 +152,7 @@ impl Broker {
             persistence_arbiter,
             cluster_arbiter,
             accepting,
+            auth,
         })
     }
 
@@ -234,6 +236,12 @@ impl BrokerHandle {
     /// The bound listener addresses (useful with port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Re-reads the password file (the `starling` binary does it on SIGHUP): new
+    /// CONNECTs and re-authentications see the new users; connected clients stay.
+    pub fn reload_auth(&self) -> Result<usize, AuthSetupError> {
+        self.auth.reload()
     }
 
     /// The router actor, for embedding applications that publish or inspect.

@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
             .start()
             .await
             .context("starting the broker")?;
-        wait_for_signal().await?;
+        wait_for_signal(&broker).await?;
         info!("shutting down");
         broker.stop().await;
         anyhow::Ok(())
@@ -125,14 +125,20 @@ fn passwd(file: &std::path::Path, user: &str, iterations: u32) -> anyhow::Result
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Resolves on SIGINT or SIGTERM; on SIGHUP re-reads the password file.
+async fn wait_for_signal(broker: &starling::BrokerHandle) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => match broker.reload_auth() {
+                Ok(users) => info!(users, "password file reloaded"),
+                Err(error) => tracing::error!(%error, "password file not reloaded; the old users stay"),
+            },
+        }
     }
-    Ok(())
 }

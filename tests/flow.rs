@@ -179,8 +179,9 @@ async fn slow_subscriber_does_not_block_fanout() {
     .await;
 }
 
-// 3.1.1 [MQTT-4.3.3-2] / 5.0 [MQTT-4.3.3-9]: until it has received the PUBREL, the
-// receiver MUST NOT cause a re-sent PUBLISH with the same packet id to be delivered again.
+// 3.1.1 [MQTT-4.3.3-2] (5.0 numbers it [MQTT-4.3.3-10]; this test runs over 3.1.1):
+// until it has received the PUBREL, the receiver MUST NOT cause a re-sent PUBLISH with
+// the same packet id to be delivered again.
 #[tokio::test]
 async fn qos2_resent_publish_with_dup_is_delivered_once() {
     let broker = BrokerProcess::start();

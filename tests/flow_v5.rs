@@ -136,7 +136,7 @@ async fn v5_session_expiry_elapses() {
     .await;
 }
 
-// 5.0 [MQTT-3.14.2-2]: session expiry 0 in CONNECT and non-zero in the client's DISCONNECT
+// 5.0 section 3.14.2.2.2: session expiry 0 in CONNECT and non-zero in the client's DISCONNECT
 // is a protocol error; the server sends DISCONNECT 0x82 [MQTT-4.13.2-1] and closes.
 #[tokio::test]
 async fn disconnect_cannot_raise_zero_expiry_v5() {
@@ -196,6 +196,105 @@ async fn retained_delivered_with_retain_handling() {
         let mut c0 = RawClient::connected_v5(addr, "rh0", Properties::default()).await;
         subscribe_expect_retained(&mut c0, RetainHandling::SendAtSubscribe, true).await;
         subscribe_expect_retained(&mut c0, RetainHandling::SendAtSubscribe, true).await;
+    })
+    .await;
+}
+
+// 5.0 section 3.14.2.2.2: a client that connected with a non-zero Session Expiry may
+// lower it to 0 in DISCONNECT; the session then ends with the connection.
+#[tokio::test]
+async fn disconnect_can_lower_expiry_to_zero() {
+    let broker = BrokerProcess::start();
+    bounded(async {
+        let addr = broker.addr();
+        let mut c = RawClient::open(addr).await;
+        let ack = c.connect_v5("lower", false, 60, session_expiry(60)).await;
+        assert_eq!(ack.reason, ReasonCode::SUCCESS);
+        c.subscribe(&[("lower/t", QoS::AtLeastOnce)]).await;
+        c.send(Packet::Disconnect(Disconnect {
+            reason: ReasonCode::NORMAL_DISCONNECTION,
+            properties: session_expiry(0),
+        }))
+        .await;
+        assert!(c.expect_closed().await.is_none(), "no DISCONNECT back");
+        let mut publ = RawClient::connected_v311(addr, "lower-pub", true).await;
+        publ.publish("lower/t", QoS::AtLeastOnce, false, b"while away")
+            .await;
+        assert_session_gone(addr, "lower").await;
+    })
+    .await;
+}
+
+// 5.0 section 3.1.3.2.2: the will is published when the will delay passes or the
+// session ends, whichever comes first; here the session (expiry 1 s) ends long before
+// the 30 s delay.
+#[tokio::test]
+async fn will_sent_when_the_session_ends_before_its_delay() {
+    let broker = BrokerProcess::start();
+    bounded(async {
+        let addr = broker.addr();
+        let mut obs = will_observer(addr, "wse-obs").await;
+        let mut c = RawClient::open(addr).await;
+        let mut connect = connect_packet(ProtocolVersion::V5, "wse", false, 60);
+        connect.properties = session_expiry(1);
+        connect.will = Some(LastWill {
+            topic: topic("will/wse"),
+            payload: Bytes::from_static(b"wse gone"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Properties {
+                will_delay_interval: Some(30),
+                ..Properties::default()
+            },
+        });
+        assert_eq!(c.connect(connect).await.reason, ReasonCode::SUCCESS);
+        let dropped = Instant::now();
+        drop(c);
+        let p = match obs.next_event(Duration::from_secs(6)).await {
+            Event::Packet(Packet::Publish(p)) => p,
+            other => panic!("expected the will when the session ended, got {other:?}"),
+        };
+        obs.ack(&p).await;
+        assert_eq!(p.topic.as_str(), "will/wse");
+        let took = dropped.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+            "will after {took:?}; the session expiry is 1 s"
+        );
+    })
+    .await;
+}
+
+// 5.0 section 3.2.2.3.14 (Server Keep Alive): with `max_keepalive_secs` set, a client
+// asking for more (or for none) is told the server's value in CONNACK and held to it;
+// a client within the limit keeps its own and gets no property.
+#[tokio::test]
+async fn server_keep_alive_caps_the_clients() {
+    let broker = BrokerProcess::start_with_config(Some("[limits]\nmax_keepalive_secs = 1\n"));
+    bounded(async {
+        let addr = broker.addr();
+        for asked in [60, 0] {
+            let mut c = RawClient::open(addr).await;
+            let ack = c
+                .connect_v5("ska", true, asked, Properties::default())
+                .await;
+            assert_eq!(ack.properties.server_keep_alive, Some(1), "asked {asked}");
+        }
+        let mut c = RawClient::open(addr).await;
+        let ack = c.connect_v5("ska-ok", true, 1, Properties::default()).await;
+        assert_eq!(ack.properties.server_keep_alive, None);
+        // Held to 1 s: silence past 1.5 s closes with Keep Alive timeout.
+        let mut c = RawClient::open(addr).await;
+        c.connect_v5("ska-idle", true, 60, Properties::default())
+            .await;
+        let started = Instant::now();
+        let d = c.expect_closed().await.expect("DISCONNECT");
+        assert_eq!(d.reason, ReasonCode::KEEP_ALIVE_TIMEOUT);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
     })
     .await;
 }

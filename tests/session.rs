@@ -63,7 +63,7 @@ async fn persistent_session_v311_receives_queued_messages_in_order() {
     bounded(offline_queue(&broker, false, "persist4", 10)).await;
 }
 
-// 5.0 [MQTT-3.1.2-4], [MQTT-3.1.2-5], [MQTT-3.2.2-3]: clean start 0 + session expiry 60.
+// 5.0 [MQTT-3.1.2-5], [MQTT-3.1.2-6], [MQTT-3.2.2-3]: clean start 0 + session expiry 60.
 #[tokio::test]
 async fn persistent_session_v5_receives_queued_messages_in_order() {
     let broker = BrokerProcess::start();
@@ -348,7 +348,7 @@ async fn unacked_qos1_delivery_resent_with_dup_after_reconnect() {
         publ.publish("redo/t", QoS::AtLeastOnce, false, b"m1").await;
         let first = sub.expect_publish().await;
         assert_eq!(first.payload.as_ref(), b"m1");
-        assert!(!first.dup, "first delivery has DUP = 0 [MQTT-3.3.1-2]");
+        assert!(!first.dup, "first delivery has DUP = 0 [MQTT-4.3.2-1]");
         drop(sub); // no PUBACK, no DISCONNECT
 
         let mut sub = RawClient::open(addr).await;

@@ -233,9 +233,9 @@ async fn message_expiry_is_decremented_and_expired_not_delivered() {
     .await;
 }
 
-// [MQTT-3.1.2-25] the server does not send a packet larger than the client's Maximum
-// Packet Size; it discards such a message as if delivered, and goes on serving the
-// client.
+// [MQTT-3.1.2-24] the server does not send a packet larger than the client's Maximum
+// Packet Size; [MQTT-3.1.2-25] it discards such a message as if delivered, and goes on
+// serving the client.
 #[tokio::test]
 async fn oversized_message_dropped_for_small_client() {
     let broker = BrokerProcess::start();

@@ -6,8 +6,8 @@ pub mod password;
 pub mod scram;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
@@ -56,6 +56,12 @@ pub trait Authenticator: Send + Sync {
         username: Option<&str>,
     ) -> Option<Box<dyn AuthExchange>>;
 
+    /// Re-reads whatever the authenticator reads at start (the broker calls it on
+    /// SIGHUP); returns how many users it now knows. The default does nothing.
+    fn reload(&self) -> Result<usize, AuthSetupError> {
+        Ok(0)
+    }
+
     /// Begins `method` and feeds it CONNECT's Authentication Data (empty when absent).
     fn start(
         &self,
@@ -78,12 +84,14 @@ pub trait Authenticator: Send + Sync {
 }
 
 /// The built-in authenticator: `[auth] allow_anonymous` and the password file, which
-/// also backs SCRAM-SHA-256.
-#[derive(Debug, Clone, Default)]
+/// also backs SCRAM-SHA-256. [`Authenticator::reload`] re-reads the file (SIGHUP).
+#[derive(Debug, Default)]
 pub struct PasswordAuthenticator {
     allow_anonymous: bool,
-    /// `None`: no password file configured.
-    users: Option<Arc<HashMap<String, PasswordHash>>>,
+    /// `None`: no password file configured. Swapped whole on reload; exchanges in
+    /// progress keep the table they started with.
+    users: RwLock<Option<Arc<HashMap<String, PasswordHash>>>>,
+    path: Option<PathBuf>,
 }
 
 /// Why the authenticator could not be built.
@@ -102,7 +110,8 @@ impl PasswordAuthenticator {
     pub fn new(allow_anonymous: bool, users: Option<HashMap<String, PasswordHash>>) -> Self {
         PasswordAuthenticator {
             allow_anonymous,
-            users: users.map(Arc::new),
+            users: RwLock::new(users.map(Arc::new)),
+            path: None,
         }
     }
 
@@ -112,7 +121,13 @@ impl PasswordAuthenticator {
             None => None,
             Some(path) => Some(read_password_file(path)?),
         };
-        Ok(PasswordAuthenticator::new(config.allow_anonymous, users))
+        let mut auth = PasswordAuthenticator::new(config.allow_anonymous, users);
+        auth.path = config.password_file.clone();
+        Ok(auth)
+    }
+
+    fn users(&self) -> Option<Arc<HashMap<String, PasswordHash>>> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -131,7 +146,18 @@ pub fn read_password_file(path: &Path) -> Result<HashMap<String, PasswordHash>, 
 
 impl Authenticator for PasswordAuthenticator {
     fn plain_check_is_slow(&self, username: Option<&str>) -> bool {
-        username.is_some() && self.users.is_some()
+        username.is_some() && self.users().is_some()
+    }
+
+    /// Re-reads the password file. On error the users in force stay.
+    fn reload(&self) -> Result<usize, AuthSetupError> {
+        let Some(path) = &self.path else {
+            return Ok(0);
+        };
+        let users = read_password_file(path)?;
+        let n = users.len();
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(users));
+        Ok(n)
     }
 
     fn check_plain(
@@ -139,7 +165,7 @@ impl Authenticator for PasswordAuthenticator {
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Result<(), ReasonCode> {
-        match (username, &self.users) {
+        match (username, &self.users()) {
             (None, _) if self.allow_anonymous => Ok(()),
             (None, _) => Err(ReasonCode::NOT_AUTHORIZED),
             // Without a password file, names are not checked (if anonymous is allowed).
@@ -149,7 +175,7 @@ impl Authenticator for PasswordAuthenticator {
                 let given = password.unwrap_or_default();
                 // An unknown user costs the same hashing time as a known one, so that
                 // response times do not tell which names exist.
-                let ok = match users.get(user) {
+                let ok = match users.get(&*password::prepare_name(user)) {
                     Some(hash) => hash.verify(given) && password.is_some(),
                     None => {
                         let _ = dummy_hash().verify(given);
@@ -171,9 +197,9 @@ impl Authenticator for PasswordAuthenticator {
         _client_id: &str,
         _username: Option<&str>,
     ) -> Option<Box<dyn AuthExchange>> {
-        let users = self.users.as_ref()?;
+        let users = self.users()?;
         (method == scram::METHOD)
-            .then(|| Box::new(scram::ScramServer::new(Arc::clone(users))) as Box<dyn AuthExchange>)
+            .then(|| Box::new(scram::ScramServer::new(users)) as Box<dyn AuthExchange>)
     }
 }
 
@@ -216,6 +242,28 @@ mod tests {
             with_alice(false).check_plain(None, None),
             Err(ReasonCode::NOT_AUTHORIZED)
         );
+    }
+
+    #[test]
+    fn reload_rereads_the_file_and_keeps_the_old_users_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        let hash = |pw: &[u8]| PasswordHash::with_salt(pw, b"salt".to_vec(), 1000);
+        std::fs::write(&path, password::set_user("", "alice", &hash(b"one"))).unwrap();
+        let config = AuthConfig {
+            allow_anonymous: false,
+            password_file: Some(path.clone()),
+        };
+        let auth = PasswordAuthenticator::from_config(&config).unwrap();
+        assert_eq!(auth.check_plain(Some("alice"), Some(b"one")), Ok(()));
+        std::fs::write(&path, password::set_user("", "alice", &hash(b"two"))).unwrap();
+        assert_eq!(auth.reload().unwrap(), 1);
+        let bad = Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+        assert_eq!(auth.check_plain(Some("alice"), Some(b"one")), bad);
+        assert_eq!(auth.check_plain(Some("alice"), Some(b"two")), Ok(()));
+        std::fs::write(&path, "not a password line\n").unwrap();
+        assert!(auth.reload().is_err());
+        assert_eq!(auth.check_plain(Some("alice"), Some(b"two")), Ok(()));
     }
 
     #[test]

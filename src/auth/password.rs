@@ -5,6 +5,7 @@
 //! The PBKDF2-HMAC-SHA256 output is exactly SCRAM-SHA-256's SaltedPassword (RFC 5802
 //! `Hi()`), so the same file serves plain passwords and SCRAM.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -20,7 +21,24 @@ pub const DEFAULT_ITERATIONS: u32 = 10_000;
 /// Fewer iterations are refused when parsing (SCRAM clients may refuse them too).
 pub const MIN_ITERATIONS: u32 = 1_000;
 
-/// One stored password: PBKDF2-HMAC-SHA256(password, salt, iterations).
+/// SASLprep (RFC 4013) of a password, as SCRAM (RFC 5802 section 2.2) asks: a client
+/// computes SaltedPassword from the prepared string, so the stored hash must be of it
+/// too. MQTT passwords are binary: bytes that are not UTF-8, or that SASLprep refuses,
+/// are used as they are (on both sides, so plain checks still match).
+pub fn prepare(password: &[u8]) -> Cow<'_, [u8]> {
+    match std::str::from_utf8(password).map(stringprep::saslprep) {
+        Ok(Ok(Cow::Owned(prepared))) => Cow::Owned(prepared.into_bytes()),
+        _ => Cow::Borrowed(password),
+    }
+}
+
+/// SASLprep of a user name (as stored, looked up and sent in SCRAM's `n=`); a name
+/// SASLprep refuses is used as it is.
+pub fn prepare_name(name: &str) -> Cow<'_, str> {
+    stringprep::saslprep(name).unwrap_or(Cow::Borrowed(name))
+}
+
+/// One stored password: PBKDF2-HMAC-SHA256(SASLprep(password), salt, iterations).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash {
     pub iterations: u32,
@@ -60,7 +78,8 @@ impl PasswordHash {
 
     /// Hashes `password` with this salt.
     pub fn with_salt(password: &[u8], salt: Vec<u8>, iterations: u32) -> PasswordHash {
-        let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, &salt, iterations);
+        let password = prepare(password);
+        let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(&password, &salt, iterations);
         PasswordHash {
             iterations,
             salt,
@@ -103,7 +122,8 @@ impl PasswordHash {
 
     /// True when `password` hashes to this (constant-time comparison).
     pub fn verify(&self, password: &[u8]) -> bool {
-        let h = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, &self.salt, self.iterations);
+        let password = prepare(password);
+        let h = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(&password, &self.salt, self.iterations);
         ct_eq(&h, &self.salted)
     }
 }
@@ -141,7 +161,10 @@ pub fn parse_file(text: &str) -> Result<HashMap<String, PasswordHash>, PasswordE
             return Err(PasswordError::EmptyUser { line });
         }
         let hash = PasswordHash::parse(hash).map_err(|why| PasswordError::BadHash { line, why })?;
-        if users.insert(user.to_string(), hash).is_some() {
+        if users
+            .insert(prepare_name(user).into_owned(), hash)
+            .is_some()
+        {
             let user = user.to_string();
             return Err(PasswordError::Duplicate { line, user });
         }
@@ -151,11 +174,15 @@ pub fn parse_file(text: &str) -> Result<HashMap<String, PasswordHash>, PasswordE
 
 /// The password file `text` with `user`'s line replaced by (or appended as) `hash`.
 pub fn set_user(text: &str, user: &str, hash: &PasswordHash) -> String {
+    let user = &*prepare_name(user);
     let entry = format!("{user}:{hash}");
     let mut out = String::with_capacity(text.len() + entry.len() + 1);
     let mut replaced = false;
     for line in text.lines() {
-        let is_user = line.trim().split_once(':').is_some_and(|(u, _)| u == user);
+        let is_user = line
+            .trim()
+            .split_once(':')
+            .is_some_and(|(u, _)| prepare_name(u) == user);
         if is_user && !replaced {
             out.push_str(&entry);
             replaced = true;
@@ -176,6 +203,27 @@ pub fn set_user(text: &str, user: &str, hash: &PasswordHash) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 4013 section 3's examples: soft hyphen mapped to nothing, ª and Ⅸ
+    /// normalised (NFKC); a prohibited character leaves the bytes as they are.
+    #[test]
+    fn saslprep_of_passwords_and_names() {
+        assert_eq!(&*prepare("I\u{00AD}X".as_bytes()), b"IX");
+        assert_eq!(&*prepare("\u{00AA}".as_bytes()), b"a");
+        assert_eq!(&*prepare("\u{2168}".as_bytes()), b"IX");
+        assert_eq!(&*prepare(b"user"), b"user");
+        assert_eq!(&*prepare(b"a\x07b"), b"a\x07b");
+        assert_eq!(&*prepare(&[0xFF, 0x00]), &[0xFF, 0x00]);
+        let h = PasswordHash::new("I\u{00AD}X".as_bytes(), 1000);
+        assert!(h.verify(b"IX"));
+        assert_eq!(h, PasswordHash::with_salt(b"IX", h.salt.clone(), 1000));
+        assert_eq!(prepare_name("\u{2168}"), "IX");
+        let file = set_user("", "\u{2168}", &h);
+        assert!(file.starts_with("IX:"));
+        let users = parse_file(&file).unwrap();
+        assert!(users.contains_key("IX"));
+        assert_eq!(set_user(&file, "IX", &h).lines().count(), 1, "same user");
+    }
 
     #[test]
     fn hash_round_trips_and_verifies() {

@@ -163,7 +163,7 @@ impl ScramServer {
         if bare.starts_with("m=") {
             return Err(ReasonCode::NOT_AUTHORIZED);
         }
-        let hash = match self.users.get(&name) {
+        let hash = match self.users.get(&*super::password::prepare_name(&name)) {
             Some(hash) => hash.clone(),
             None => {
                 // Carry on with a made-up entry, so that an unknown user looks like a

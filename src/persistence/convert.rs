@@ -92,6 +92,8 @@ pub fn outgoing_from_record(seq: u64, rec: &QueuedRecord) -> Option<Outgoing> {
         retain: rec.retain,
         sub_ids: rec.sub_ids.clone(),
         seq: Some(seq),
+        // Not stored: after a restart the message stays with this member.
+        share: None,
     })
 }
 

@@ -32,8 +32,8 @@ const DEDUP_WINDOW: usize = 16_384;
 pub struct Router {
     pub(super) state: RouterState,
     pub(super) sessions: HashMap<ClientId, Addr<Session>>,
-    persistence: Addr<Persistence>,
-    durability: Durability,
+    pub(super) persistence: Addr<Persistence>,
+    pub(super) durability: Durability,
     pub(super) routed: u64,
     /// Cluster mode: the bridge to NATS, and the filter of duplicate copies from it.
     pub(super) cluster: Option<ClusterHandle>,
@@ -62,7 +62,7 @@ impl Router {
         }
     }
 
-    fn persist(&self, ops: Vec<Op>) {
+    pub(super) fn persist(&self, ops: Vec<Op>) {
         if !ops.is_empty() {
             self.persistence.do_send(Persist { ops, done: None });
         }
@@ -356,6 +356,7 @@ impl Router {
                 retain: d.retain,
                 sub_ids: d.sub_ids,
                 seq,
+                share: d.share,
             });
         }
         if targets.is_empty() && extra.is_empty() {

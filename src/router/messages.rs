@@ -9,6 +9,7 @@ use super::state::{SubEntry, SubscribeOutcome};
 use crate::message::{ClientId, Message};
 use crate::persistence::{Durable, SessionRecord};
 use crate::protocol::PacketId;
+use crate::session::state::Outgoing;
 use crate::session::{Handover, Session};
 use crate::topic::TopicFilter;
 
@@ -93,6 +94,17 @@ pub struct Routed {
     pub matched: usize,
     /// Resolves once the persistent sessions' copies are on disk (`sync` durability).
     pub durable: Option<Durable>,
+}
+
+/// A member of shared subscriptions lost its connection: the messages it may give up
+/// (see `SessionState::shared_handover`) go to another online member of the same
+/// group (section 4.8.2). The answer says, per item, whether one took it; the others
+/// stay with `from`.
+#[derive(Message)]
+#[rtype(result = "Vec<bool>")]
+pub struct Reshare {
+    pub from: ClientId,
+    pub items: Vec<Outgoing>,
 }
 
 /// Add or replace subscriptions of one client.

@@ -29,6 +29,9 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription identifiers of every matching subscription (5.0).
     pub sub_ids: Vec<u32>,
+    /// The shared subscription it goes through, when no non-shared subscription of the
+    /// client matched: the message may move to another member (section 4.8.2).
+    pub share: Option<TopicFilter>,
 }
 
 /// The result of subscribing to one filter.
@@ -266,7 +269,7 @@ impl RouterState {
                 if value.options.no_local && msg.publisher.as_ref() == Some(key) {
                     return;
                 }
-                add_delivery(&mut out, &mut index, msg, key, value);
+                add_delivery(&mut out, &mut index, msg, key, value, None);
             }
             Match::Shared {
                 filter, members, ..
@@ -282,27 +285,68 @@ impl RouterState {
                 *cursor = next_random(&mut self.rng) as usize % members.len().max(1);
             }
             let advance = self.strategy == ShareStrategy::RoundRobin;
-            if let Some((client, entry)) = pick_member(cursor, members, &self.online, advance) {
-                add_delivery(&mut out, &mut index, msg, client, entry);
+            if let Some((client, entry)) = pick_member(cursor, members, &self.online, None, advance)
+            {
+                add_delivery(&mut out, &mut index, msg, client, entry, Some(filter));
             }
         }
         out
     }
+
+    /// Another online member than `leaving` of the shared subscription `share` to take
+    /// over `msg`, picked by the share strategy; `None` when there is none.
+    pub fn reshare(
+        &mut self,
+        msg: &Message,
+        share: &TopicFilter,
+        leaving: &ClientId,
+    ) -> Option<Delivery> {
+        let mut found = None;
+        self.trie.for_each_match(&msg.topic, |m| {
+            if let Match::Shared {
+                filter, members, ..
+            } = m
+            {
+                if filter == share {
+                    found = Some(members);
+                }
+            }
+        });
+        let members = found?;
+        let cursor = self.share_cursor.entry(share.clone()).or_insert(0);
+        if self.strategy == ShareStrategy::Random {
+            *cursor = next_random(&mut self.rng) as usize % members.len().max(1);
+        }
+        let advance = self.strategy == ShareStrategy::RoundRobin;
+        let (client, entry) = pick_member(cursor, members, &self.online, Some(leaving), advance)?;
+        let mut out = Vec::new();
+        add_delivery(
+            &mut out,
+            &mut DeliveryIndex::default(),
+            msg,
+            client,
+            entry,
+            Some(share),
+        );
+        out.pop()
+    }
 }
 
-/// The first online member at or after `cursor`. With `advance` (round robin) the cursor
+/// The first online member (other than `except`) at or after `cursor`. With `advance`
+/// (round robin) the cursor
 /// moves past it; otherwise (sticky, random) it stays on it.
 fn pick_member<'a>(
     cursor: &mut usize,
     members: &'a [(ClientId, SubEntry)],
     online: &HashSet<ClientId>,
+    except: Option<&ClientId>,
     advance: bool,
 ) -> Option<&'a (ClientId, SubEntry)> {
     let n = members.len();
     for step in 0..n {
         let i = (*cursor + step) % n;
         let member = &members[i];
-        if online.contains(&member.0) {
+        if online.contains(&member.0) && except != Some(&member.0) {
             *cursor = if advance { (i + 1) % n } else { i };
             return Some(member);
         }
@@ -366,6 +410,7 @@ fn add_delivery(
     msg: &Message,
     client: &ClientId,
     entry: &SubEntry,
+    share: Option<&TopicFilter>,
 ) {
     let qos = msg.qos.min(entry.options.qos);
     // 3.1.1 and 5.0 without retain-as-published clear RETAIN on live delivery
@@ -384,6 +429,7 @@ fn add_delivery(
                 qos,
                 retain,
                 sub_ids: entry.id.into_iter().collect(),
+                share: share.cloned(),
             });
             index.pushed(out);
         }

@@ -15,6 +15,7 @@ use super::inbound::Inbound;
 use super::messages::{Handover, Shutdown, Takeover};
 use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
+use crate::auth::AuthExchange;
 use crate::broker::Shared;
 use crate::protocol::{
     encoded_len, Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode,
@@ -106,6 +107,8 @@ pub struct Session {
     pub(super) close_text: Option<String>,
     /// Topic aliases towards the client (5.0), per connection.
     pub(super) out_aliases: OutboundAliases,
+    /// A re-authentication in progress (5.0, section 4.12.1).
+    pub(super) reauth: Option<Box<dyn AuthExchange>>,
 }
 
 impl Session {
@@ -148,6 +151,7 @@ impl Session {
             offline_since_ms: None,
             close_text: None,
             out_aliases: OutboundAliases::new(0),
+            reauth: None,
             router: shared.router.clone(),
             shared,
         }
@@ -262,6 +266,7 @@ impl Session {
             client_id: self.state.client_id.clone(),
             addr: ctx.address(),
         });
+        self.hand_over_shared(ctx);
         if expiry == 0 {
             self.end(ctx);
             return;

@@ -39,10 +39,15 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         Ok(Some(Err(error))) => {
             debug!(peer = %conn.peer, %error, "bad CONNECT; closing");
             let level = connect_level(reader.read_buffer());
-            if let DecodeError::UnsupportedProtocolVersion { .. } = error {
-                // [MQTT-3.1.2-2]: CONNACK return code 1 (0x84 in 5.0 terms), 3.1.1 format.
+            if let DecodeError::UnsupportedProtocolVersion { level, .. } = error {
+                // [MQTT-3.1.2-2]: CONNACK return code 1 (0x84 in 5.0 terms), 3.1.1 format;
+                // a wrong protocol name at level 5 gets 0x84 in 5.0 form [MQTT-3.1.2-1].
+                let form = match level {
+                    5 => ProtocolVersion::V5,
+                    _ => ProtocolVersion::V311,
+                };
                 let ack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
-                refuse(&mut writer, Packet::ConnAck(ack), ProtocolVersion::V311).await;
+                refuse(&mut writer, Packet::ConnAck(ack), form).await;
             } else if level == Some(5) {
                 // [MQTT-3.1.4-1]: a 5.0 client may be told why before the close (4.13).
                 let ack = refusal(error.reason_code());

@@ -39,6 +39,8 @@ pub struct Accepted {
     pub auth_method: Option<ByteString>,
     /// The method's final data for CONNACK (SCRAM: server-final).
     pub auth_data: Option<Bytes>,
+    /// The CONNECT's User Name, for re-authentication (5.0, section 4.12.1).
+    pub username: Option<ByteString>,
 }
 
 /// Everything that decides whether a CONNECT is accepted: redirection, the will against
@@ -147,6 +149,7 @@ pub fn negotiate(
         },
         auth_method: None,
         auth_data: None,
+        username: connect.username.clone(),
     })
 }
 

@@ -127,10 +127,9 @@ impl Session {
             Packet::Unsubscribe(u) => self.on_unsubscribe(u, ctx),
             Packet::PingReq => self.send(&Packet::PingResp),
             Packet::Disconnect(d) => self.on_disconnect(d, ctx),
-            // [MQTT-3.1.0-2] a second CONNECT; AUTH without an authentication method
-            // [MQTT-4.12.0-1]; and packets only a server sends.
+            Packet::Auth(a) => self.on_auth(a, ctx),
+            // [MQTT-3.1.0-2] a second CONNECT, and packets only a server sends.
             Packet::Connect(_)
-            | Packet::Auth(_)
             | Packet::ConnAck(_)
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)

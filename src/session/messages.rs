@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use super::state::SessionState;
 use crate::message::Message;
 use crate::protocol::QoS;
+use crate::topic::TopicFilter;
 
 /// One routed message for this session's client.
 #[derive(Message)]
@@ -19,6 +20,8 @@ pub struct Deliver {
     pub sub_ids: Vec<u32>,
     /// Its number in the session's stored queue, when the router stored it.
     pub seq: Option<u64>,
+    /// The shared subscription it came through, if only that one matched.
+    pub share: Option<TopicFilter>,
 }
 
 /// Another connection claimed this client id: close this one (5.0: DISCONNECT 0x8E) and

@@ -11,6 +11,7 @@ mod messages;
 mod outbound;
 mod persist;
 mod policy;
+mod reauth;
 pub mod state;
 mod subscribe;
 mod will;

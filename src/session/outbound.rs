@@ -33,6 +33,7 @@ impl Handler<Deliver> for Session {
             retain: d.retain,
             sub_ids: d.sub_ids,
             seq: d.seq,
+            share: d.share,
         });
         let run = std::panic::AssertUnwindSafe(|| self.pump(ctx));
         if std::panic::catch_unwind(run).is_err() {

@@ -120,6 +120,7 @@ impl Session {
             client_topic_alias_maximum: 0,
             auth_method: None,
             auth_data: None,
+            username: None,
         };
         let will = rec.will.as_ref().and_then(will_from_record);
         let offline_since_ms = rec.disconnected_at_ms;

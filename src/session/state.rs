@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::message::{ClientId, Message};
 use crate::protocol::{PacketId, ProtocolVersion, QoS};
+use crate::topic::TopicFilter;
 
 /// Bounds on a session's queue (configurable in `[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub struct Outgoing {
     pub sub_ids: Vec<u32>,
     /// Its number in the session's stored queue (persistent sessions, QoS 1/2).
     pub seq: Option<u64>,
+    /// The shared subscription (`$share/{group}/{filter}`) it came through, when only a
+    /// shared subscription matched: another member may take it over (section 4.8.2).
+    pub share: Option<TopicFilter>,
 }
 
 /// Where an outbound QoS 1/2 message stands in its acknowledgement flow.
@@ -138,6 +142,37 @@ impl SessionState {
     fn push(&mut self, out: Outgoing) {
         self.queued_bytes += out.msg.size();
         self.queue.push_back(out);
+    }
+
+    /// Copies of the messages that came through a shared subscription and that another
+    /// member of the group may take over (section 4.8.2): QoS 1 messages in flight
+    /// without PUBACK, and QoS 1/2 messages still queued (never sent). A QoS 2 message
+    /// already sent stays: its delivery must be completed with this client when it
+    /// reconnects and never go to another [MQTT-4.8.2-4] [MQTT-4.8.2-5]. Queued QoS 0
+    /// messages stay too (they go on the offline rule).
+    pub fn shared_handover(&self) -> Vec<Outgoing> {
+        let in_flight = self
+            .inflight
+            .iter()
+            .map(|i| &i.out)
+            .filter(|o| o.qos == QoS::AtLeastOnce);
+        let queued = self.queue.iter().filter(|o| o.qos != QoS::AtMostOnce);
+        in_flight
+            .chain(queued)
+            .filter(|o| o.share.is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// Removes the messages (by identity) that another member took over.
+    pub fn remove_handed_over(&mut self, gone: &[Arc<Message>]) {
+        let is_gone = |o: &Outgoing| gone.iter().any(|g| Arc::ptr_eq(g, &o.msg));
+        self.inflight.retain(|i| !is_gone(&i.out));
+        let before = self.queue.len();
+        self.queue.retain(|o| !is_gone(o));
+        if self.queue.len() != before {
+            self.queued_bytes = self.queue.iter().map(|o| o.msg.size()).sum();
+        }
     }
 
     /// Drops queued QoS 0 messages (used when the client goes offline: QoS 0 is not kept

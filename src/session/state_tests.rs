@@ -26,6 +26,7 @@ fn out(payload: &'static str, qos: QoS) -> Outgoing {
         retain: false,
         sub_ids: vec![],
         seq: None,
+        share: None,
     }
 }
 
@@ -117,6 +118,7 @@ fn expired_messages_are_skipped() {
         retain: false,
         sub_ids: vec![],
         seq: None,
+        share: None,
     });
     s.enqueue(out("fresh", QoS::AtLeastOnce));
     let (o, _) = s.next_to_send(10, now + Duration::from_secs(1)).unwrap();
@@ -219,4 +221,43 @@ fn restore_puts_stored_inflight_back_in_order() {
     );
     assert_eq!(s.queue_len(), 1);
     assert_eq!(s.awaiting_rel_len(), 1);
+}
+
+#[test]
+fn shared_handover_offers_only_unacknowledged_shared_messages() {
+    let mut s = state(10);
+    let now = Instant::now();
+    let filter = crate::topic::TopicFilter::new("$share/g/t").unwrap();
+    let shared = |payload, qos| Outgoing {
+        share: Some(filter.clone()),
+        ..out(payload, qos)
+    };
+    s.enqueue(shared("in-flight-1", QoS::AtLeastOnce));
+    s.enqueue(shared("released-2", QoS::ExactlyOnce));
+    s.enqueue(shared("published-2", QoS::ExactlyOnce));
+    s.enqueue(out("direct", QoS::AtLeastOnce));
+    s.enqueue(shared("queued-0", QoS::AtMostOnce));
+    s.enqueue(shared("queued-1", QoS::AtLeastOnce));
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (_, id) = s.next_to_send(4, now).unwrap();
+        ids.push(id.unwrap());
+    }
+    assert!(matches!(s.on_pubrec(ids[1]), AckResult::Matched { .. }));
+    let candidates = s.shared_handover();
+    let taken: Vec<_> = candidates
+        .iter()
+        .map(|o| String::from_utf8(o.msg.payload.to_vec()).unwrap())
+        .collect();
+    assert_eq!(taken, ["in-flight-1", "queued-1"]);
+    assert_eq!((s.inflight_len(), s.queue_len()), (4, 2), "copies only");
+    let gone: Vec<_> = candidates.into_iter().map(|o| o.msg).collect();
+    s.remove_handed_over(&gone);
+    // What stays: both QoS 2 messages already sent, the direct message, queued QoS 0.
+    assert_eq!(s.inflight_len(), 3);
+    assert_eq!(s.queue_len(), 1);
+    assert!(matches!(s.on_pubcomp(ids[1]), AckResult::Matched { .. }));
+    assert!(matches!(s.on_pubrec(ids[2]), AckResult::Matched { .. }));
+    assert!(matches!(s.on_puback(ids[3]), AckResult::Matched { .. }));
+    assert!(matches!(s.on_puback(ids[0]), AckResult::Unknown));
 }

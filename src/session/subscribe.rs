@@ -9,7 +9,9 @@ use super::policy::{check_subscription_ids, grant};
 use super::state::Outgoing;
 use crate::protocol::Packet;
 use crate::protocol::{QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
-use crate::router::messages::{Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe};
+use crate::router::messages::{
+    Reshare, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
+};
 use crate::router::SubEntry;
 
 impl Session {
@@ -90,6 +92,7 @@ impl Session {
                         retain: true,
                         sub_ids,
                         seq: None,
+                        share: None,
                     });
                 }
             }
@@ -129,6 +132,37 @@ impl Session {
                     reasons,
                 }));
             });
+        ctx.wait(fut);
+    }
+}
+
+impl Session {
+    /// The connection is gone: unacknowledged messages from shared subscriptions go to
+    /// another online member of their group (section 4.8.2); those no one else takes
+    /// stay here, to be re-sent (DUP) if the client returns. Nothing else is handled
+    /// until the router has answered, so a reconnecting client cannot get them too.
+    pub(super) fn hand_over_shared(&mut self, ctx: &mut Context<Self>) {
+        let items = self.state.shared_handover();
+        if items.is_empty() {
+            return;
+        }
+        let msgs: Vec<_> = items
+            .iter()
+            .map(|o| std::sync::Arc::clone(&o.msg))
+            .collect();
+        let ask = self.router.send(Reshare {
+            from: self.state.client_id.clone(),
+            items,
+        });
+        let fut = ask.into_actor(self).map(move |placed, act, _| {
+            let Ok(placed) = placed else { return };
+            let gone: Vec<_> = msgs
+                .into_iter()
+                .zip(placed)
+                .filter_map(|(m, p)| p.then_some(m))
+                .collect();
+            act.state.remove_handed_over(&gone);
+        });
         ctx.wait(fut);
     }
 }
