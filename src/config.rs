@@ -35,6 +35,32 @@ pub struct Config {
     pub server: ServerConfig,
     pub capabilities: Capabilities,
     pub auth: AuthConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Cluster mode (`[cluster]`): several nodes over NATS with JetStream act as one
+/// broker. Off by default (single host, sled only).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    /// NATS server URLs (`nats://host:port`); the client fails over between them.
+    pub urls: Vec<String>,
+    /// This node's name, unique in the cluster.
+    pub node_id: String,
+    /// JetStream replicas of the cluster's streams (1, or 3 to survive one server).
+    pub replicas: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            enabled: false,
+            urls: vec!["nats://127.0.0.1:4222".to_owned()],
+            node_id: String::new(),
+            replicas: 3,
+        }
+    }
 }
 
 /// Who may connect (`[auth]`).
@@ -202,6 +228,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             capabilities: Capabilities::default(),
             auth: AuthConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -273,6 +300,17 @@ impl Config {
                 "limits.connect_timeout_secs must be at least 1".into(),
             ));
         }
+        let c = &self.cluster;
+        if c.enabled && (c.urls.is_empty() || c.node_id.is_empty()) {
+            return Err(ConfigError::Invalid(
+                "cluster.urls and cluster.node_id must be set when cluster.enabled".into(),
+            ));
+        }
+        if c.replicas == 0 || c.replicas > 5 {
+            return Err(ConfigError::Invalid(
+                "cluster.replicas must be between 1 and 5".into(),
+            ));
+        }
         if self.capabilities.maximum_qos > 2 {
             return Err(ConfigError::Invalid(
                 "capabilities.maximum_qos must be 0, 1 or 2".into(),
@@ -320,5 +358,19 @@ mod tests {
         assert!(!c.auth.allow_anonymous);
         assert_eq!(c.auth.password_file.as_deref(), Some(Path::new("pw")));
         assert!(Config::default().auth.allow_anonymous);
+    }
+
+    #[test]
+    fn cluster_section_parses_and_validates() {
+        let text = "[cluster]\nenabled = true\nurls = [\"nats://a:1\", \"nats://b:2\"]\n\
+                    node_id = \"n1\"\nreplicas = 1\n";
+        let c: Config = toml::from_str(text).unwrap();
+        assert!(c.cluster.enabled);
+        assert_eq!(c.cluster.urls.len(), 2);
+        assert_eq!(c.cluster.node_id, "n1");
+        assert!(c.validate().is_ok());
+        let c: Config = toml::from_str("[cluster]\nenabled = true\n").unwrap();
+        assert!(c.validate().is_err(), "node_id is required");
+        assert!(!Config::default().cluster.enabled);
     }
 }

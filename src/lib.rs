@@ -7,11 +7,13 @@
 //! - [`router`] — the actor owning subscriptions and retained messages.
 //! - [`transport`] — listeners.
 //! - [`sys`] — broker counters and the `$SYS` topics.
+//! - [`cluster`] — several nodes over NATS as one broker.
 //! - [`broker`] — puts them together; start a [`Broker`] inside an actix `System`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod message;
 pub mod persistence;

@@ -29,12 +29,39 @@ const COMPACT_MIN_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Resolves once the ops it was issued with are durable. Dropped unfulfilled when the
 /// write failed: the holder must then not acknowledge.
-pub struct Durable(oneshot::Receiver<()>);
+///
+/// In cluster mode a ticket may also wait for the cluster (the publish handed to NATS,
+/// the retained copy acknowledged by JetStream): [`Durable::join`] waits for both.
+pub struct Durable(Vec<oneshot::Receiver<()>>);
 
 impl Durable {
+    /// A ticket that resolves when `rx` receives (and fails when its sender is dropped).
+    pub fn from_receiver(rx: oneshot::Receiver<()>) -> Durable {
+        Durable(vec![rx])
+    }
+
+    /// A ticket that resolves once both have.
+    pub fn join(mut self, other: Durable) -> Durable {
+        self.0.extend(other.0);
+        self
+    }
+
+    /// `a` and `b` joined, either, or none.
+    pub fn join_opt(a: Option<Durable>, b: Option<Durable>) -> Option<Durable> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.join(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// True once durable; false if the write failed.
     pub async fn wait(self) -> bool {
-        self.0.await.is_ok()
+        for rx in self.0 {
+            if rx.await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -43,7 +70,7 @@ pub fn ticket(durability: Durability) -> (Option<Durable>, Option<oneshot::Sende
     match durability {
         Durability::Sync => {
             let (tx, rx) = oneshot::channel();
-            (Some(Durable(rx)), Some(tx))
+            (Some(Durable::from_receiver(rx)), Some(tx))
         }
         Durability::Periodic | Durability::Memory => (None, None),
     }
@@ -52,7 +79,7 @@ pub fn ticket(durability: Durability) -> (Option<Durable>, Option<oneshot::Sende
 /// A ticket that reports failure: for replies of a handler that failed.
 pub fn failed_ticket() -> Durable {
     let (_tx, rx) = oneshot::channel();
-    Durable(rx)
+    Durable::from_receiver(rx)
 }
 
 /// Apply `ops`; `done` fires once they are durable (sync mode).

@@ -12,17 +12,21 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::messages::*;
-use super::state::{Delivery, RouterState};
+use super::state::{Delivery, RouterState, Shares};
+use crate::cluster::{ClusterHandle, Dedup};
 use crate::config::Durability;
 use crate::message::ClientId;
+use crate::message::Message;
 use crate::persistence::convert::{message_record, subscription_record};
 use crate::persistence::{
-    ticket, LoadSession, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery,
+    ticket, Durable, LoadSession, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery,
 };
 use crate::session::{Deliver, Session, Shutdown, Takeover};
 
 /// Mailbox size: sessions awaiting `send` park once it is full (backpressure).
 pub const MAILBOX_CAPACITY: usize = 4096;
+/// Cluster mode: how many recent (origin, seq) pairs are remembered to drop duplicates.
+const DEDUP_WINDOW: usize = 16_384;
 
 /// The router actor.
 pub struct Router {
@@ -30,9 +34,12 @@ pub struct Router {
     pub(super) sessions: HashMap<ClientId, Addr<Session>>,
     pub(super) persistence: Addr<Persistence>,
     pub(super) durability: Durability,
-    routed: u64,
+    pub(super) routed: u64,
     /// The deliveries of the message being routed; kept to reuse its allocation.
     scratch: Vec<Delivery>,
+    /// Cluster mode: the bridge to NATS, and the filter of duplicate copies from it.
+    pub(super) cluster: Option<ClusterHandle>,
+    pub(super) dedup: Dedup,
 }
 
 impl Router {
@@ -45,6 +52,16 @@ impl Router {
             durability,
             routed: 0,
             scratch: Vec::new(),
+            cluster: None,
+            dedup: Dedup::new(DEDUP_WINDOW),
+        }
+    }
+
+    /// Sends the bridge the filters that gained their first or lost their last local
+    /// subscriber (cluster mode; nothing otherwise).
+    pub(super) fn sync_interest(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.interest(self.state.take_interest_changes(), false);
         }
     }
 
@@ -55,7 +72,7 @@ impl Router {
     }
 
     /// Forgets a client's subscriptions and stored session.
-    fn drop_client(&mut self, client: &ClientId) {
+    pub(super) fn drop_client(&mut self, client: &ClientId) {
         if self.state.is_persistent(client) {
             self.persist(vec![Op::DeleteSession {
                 client_id: client.as_str().to_owned(),
@@ -78,6 +95,7 @@ impl Supervised for Router {
     /// value); the trie is an index over them and may be half-updated, so it is rebuilt.
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.state.rebuild_index();
+        self.sync_interest();
         tracing::warn!(
             sessions = self.sessions.len(),
             "router restarted; index rebuilt"
@@ -154,6 +172,10 @@ impl Handler<Register> for Router {
             }
             None => {}
         }
+        self.sync_interest();
+        if let Some(cluster) = &self.cluster {
+            cluster.claim(&client);
+        }
         RegisterReply { handover }
     }
 }
@@ -162,6 +184,9 @@ impl Handler<Adopt> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Adopt, _: &mut Self::Context) {
+        if let Some(cluster) = &self.cluster {
+            cluster.adopted(&msg.client_id);
+        }
         self.sessions.insert(msg.client_id, msg.addr);
     }
 }
@@ -206,6 +231,10 @@ impl Handler<SessionEnded> for Router {
         if self.sessions.get(&msg.client_id) == Some(&msg.addr) {
             self.sessions.remove(&msg.client_id);
             self.drop_client(&msg.client_id);
+            self.sync_interest();
+            if let Some(cluster) = &self.cluster {
+                cluster.release(&msg.client_id);
+            }
         }
     }
 }
@@ -231,6 +260,7 @@ impl Handler<ForgetClient> for Router {
         for (f, _) in subs {
             self.state.unsubscribe(&msg.client_id, &f);
         }
+        self.sync_interest();
     }
 }
 
@@ -276,8 +306,34 @@ impl Router {
                 });
             }
         }
+        let shares = match self.cluster {
+            Some(_) => Shares::Skip,
+            None => Shares::All,
+        };
         let mut deliveries = std::mem::take(&mut self.scratch);
-        self.state.route_into(&msg.msg, &mut deliveries);
+        self.state.route_into(&msg.msg, shares, &mut deliveries);
+        let (mut matched, durable) = self.deliver(&msg.msg, deliveries, extra);
+        let ack = msg.msg.qos != crate::protocol::QoS::AtMostOnce;
+        if let Some(cluster) = &mut self.cluster {
+            let forwarded = cluster.publish(&msg.msg, ack);
+            // Remote subscribers are unknown here: never claim "no matching subscribers".
+            matched = matched.max(1);
+            return Routed {
+                matched,
+                durable: Durable::join_opt(durable, forwarded),
+            };
+        }
+        Routed { matched, durable }
+    }
+
+    /// Hands `deliveries` of `msg` to their sessions and queues the stored copies (and
+    /// `extra` ops) for persistent ones; the ticket covers that batch.
+    pub(super) fn deliver(
+        &mut self,
+        msg: &Arc<Message>,
+        mut deliveries: Vec<Delivery>,
+        extra: Vec<Op>,
+    ) -> (usize, Option<Durable>) {
         let mut matched = 0;
         let mut targets = Vec::new();
         for d in deliveries.drain(..) {
@@ -299,7 +355,7 @@ impl Router {
                 });
             }
             addr.do_send(Deliver {
-                msg: Arc::clone(&msg.msg),
+                msg: Arc::clone(msg),
                 qos: d.qos,
                 retain: d.retain,
                 sub_ids: d.sub_ids,
@@ -309,19 +365,16 @@ impl Router {
         }
         self.scratch = deliveries;
         if targets.is_empty() && extra.is_empty() {
-            return Routed {
-                matched,
-                durable: None,
-            };
+            return (matched, None);
         }
         let (durable, done) = ticket(self.durability);
         self.persistence.do_send(PersistDeliveries {
-            msg: msg.msg,
+            msg: Arc::clone(msg),
             targets,
             extra,
             done,
         });
-        Routed { matched, durable }
+        (matched, durable)
     }
 }
 
@@ -329,11 +382,17 @@ impl Handler<Subscribe> for Router {
     type Result = SubscribeReply;
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> SubscribeReply {
-        self.guarded(ctx, |act| act.subscribe(msg))
+        let mut reply = self
+            .guarded(ctx, |act| act.subscribe(msg))
             .unwrap_or_else(|| SubscribeReply {
                 outcomes: Vec::new(),
                 durable: Some(crate::persistence::failed_ticket()),
-            })
+            });
+        if let Some(cluster) = &self.cluster {
+            let subscribed = cluster.interest(self.state.take_interest_changes(), true);
+            reply.durable = Durable::join_opt(reply.durable.take(), subscribed);
+        }
+        reply
     }
 }
 
@@ -382,10 +441,13 @@ impl Handler<Unsubscribe> for Router {
                 .collect();
             self.persist(ops);
         }
-        msg.filters
+        let existed = msg
+            .filters
             .iter()
             .map(|f| self.state.unsubscribe(&msg.client_id, f))
-            .collect()
+            .collect();
+        self.sync_interest();
+        existed
     }
 }
 

@@ -149,3 +149,40 @@ pub struct RouterStats {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ShutdownSessions;
+
+/// Cluster mode: the bridge to NATS is up; local interest goes to it from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachCluster {
+    pub handle: crate::cluster::ClusterHandle,
+}
+
+/// Cluster mode: a message another node published (or, for a shared subscription, one
+/// this node's NATS queue subscription was picked for). Routed to local sessions only.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RouteRemote {
+    pub msg: Arc<Message>,
+    /// The publishing node's incarnation and its number for the message, to drop the
+    /// copies that several matching NATS subscriptions bring.
+    pub origin: u64,
+    pub seq: u64,
+    /// The `$share/{group}/{filter}` whose queue subscription received it; `None` for a
+    /// plain subscription.
+    pub share: Option<TopicFilter>,
+}
+
+/// Cluster mode: a retained message (or a deletion) from the cluster's stream.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RetainRemote {
+    pub msg: Arc<Message>,
+}
+
+/// Cluster mode: another node claimed this client id after the local session did; the
+/// local session closes (5.0: DISCONNECT 0x8E) and is forgotten here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteTakeover {
+    pub client_id: ClientId,
+}

@@ -2,6 +2,7 @@
 //! session actors; routes each published message to the sessions that subscribed.
 
 mod actor;
+mod cluster;
 pub mod messages;
 mod reshare;
 mod restore;
@@ -9,4 +10,4 @@ mod state;
 
 pub use actor::{Router, MAILBOX_CAPACITY};
 pub use messages::{Register, RegisterReply, Route, Routed, RouterStats, SessionEnded};
-pub use state::{Delivery, RouterState, SubEntry, SubscribeOutcome};
+pub use state::{Delivery, RouterState, Shares, SubEntry, SubscribeOutcome};

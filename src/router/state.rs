@@ -5,6 +5,7 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::cluster::interest::{Interest, InterestChange};
 use crate::config::ShareStrategy;
 use crate::message::{ClientId, Message};
 use crate::protocol::{QoS, RetainHandling, SubscriptionOptions};
@@ -42,6 +43,17 @@ pub struct SubscribeOutcome {
     pub retained: Vec<Arc<Message>>,
 }
 
+/// Which shared subscriptions [`RouterState::route_with`] serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shares<'a> {
+    /// Every matching group (single node).
+    All,
+    /// None: in cluster mode groups are served from NATS queue subscriptions.
+    Skip,
+    /// Only this `$share/{group}/{filter}` (a message its NATS queue subscription got).
+    Only(&'a TopicFilter),
+}
+
 /// The state the router actor owns.
 #[derive(Default)]
 pub struct RouterState {
@@ -60,6 +72,9 @@ pub struct RouterState {
     strategy: ShareStrategy,
     /// State of the `random` strategy's generator (xorshift; seeded, so tests repeat).
     rng: u64,
+    /// Local subscriptions per filter, kept in cluster mode only (the bridge subscribes
+    /// on NATS once per filter).
+    interest: Option<Interest>,
 }
 
 impl RouterState {
@@ -73,6 +88,22 @@ impl RouterState {
     /// Sets how shared subscriptions pick a member.
     pub fn set_share_strategy(&mut self, strategy: ShareStrategy) {
         self.strategy = strategy;
+    }
+
+    /// Starts counting local subscriptions per filter (cluster mode); every filter
+    /// subscribed so far is reported as a change.
+    pub fn enable_interest(&mut self) {
+        let mut interest = Interest::default();
+        interest.rebuild(self.subs.values().flat_map(|s| s.keys()));
+        self.interest = Some(interest);
+    }
+
+    /// Interest changes since the last call (none unless enabled).
+    pub fn take_interest_changes(&mut self) -> Vec<InterestChange> {
+        self.interest
+            .as_mut()
+            .map(Interest::take_changes)
+            .unwrap_or_default()
     }
 
     /// Number of subscriptions.
@@ -128,6 +159,9 @@ impl RouterState {
                 self.trie.insert(filter, client.clone(), *entry);
             }
         }
+        if let Some(interest) = &mut self.interest {
+            interest.rebuild(self.subs.values().flat_map(|s| s.keys()));
+        }
     }
 
     pub fn set_online(&mut self, client: &ClientId, online: bool) {
@@ -154,6 +188,9 @@ impl RouterState {
             .insert(filter.clone(), entry)
             .is_some();
         self.trie.insert(filter, client.clone(), entry);
+        if let (false, Some(interest)) = (existed, &mut self.interest) {
+            interest.add(filter);
+        }
         let send_retained = match entry.options.retain_handling {
             RetainHandling::SendAtSubscribe => true,
             RetainHandling::SendIfNew => !existed,
@@ -185,6 +222,9 @@ impl RouterState {
             None => false,
         };
         self.trie.remove(filter, client);
+        if let (true, Some(interest)) = (existed, &mut self.interest) {
+            interest.remove(filter);
+        }
         existed
     }
 
@@ -194,6 +234,9 @@ impl RouterState {
         self.persistent.remove(client);
         for filter in self.subs.remove(client).unwrap_or_default().into_keys() {
             self.trie.remove(&filter, client);
+            if let Some(interest) = &mut self.interest {
+                interest.remove(&filter);
+            }
         }
     }
 
@@ -211,13 +254,25 @@ impl RouterState {
     /// matching shared subscription group.
     pub fn route(&mut self, msg: &Message) -> Vec<Delivery> {
         let mut out = Vec::new();
-        self.route_into(msg, &mut out);
+        self.route_into(msg, Shares::All, &mut out);
         out
     }
 
-    /// [`RouterState::route`] into a caller's vector, so that the router reuses one
+    /// [`RouterState::route`], serving only the shared subscriptions `shares` names.
+    pub fn route_with(&mut self, msg: &Message, shares_wanted: Shares<'_>) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        self.route_into(msg, shares_wanted, &mut out);
+        out
+    }
+
+    /// [`RouterState::route_with`] into a caller's vector, so that the router reuses one
     /// allocation for every message (`out` is cleared first).
-    pub fn route_into(&mut self, msg: &Message, out: &mut Vec<Delivery>) {
+    pub fn route_into(
+        &mut self,
+        msg: &Message,
+        shares_wanted: Shares<'_>,
+        out: &mut Vec<Delivery>,
+    ) {
         out.clear();
         let mut index = DeliveryIndex::default();
         let mut shares: Vec<(&TopicFilter, &[(ClientId, SubEntry)])> = Vec::new();
@@ -226,6 +281,9 @@ impl RouterState {
         self.trie
             .for_each_match_by_node(&msg.topic, |node, m| match m {
                 Match::Direct { key, value } => {
+                    if matches!(shares_wanted, Shares::Only(_)) {
+                        return;
+                    }
                     if value.options.no_local && msg.publisher.as_ref() == Some(key) {
                         return;
                     }
@@ -234,7 +292,11 @@ impl RouterState {
                 }
                 Match::Shared {
                     filter, members, ..
-                } => shares.push((filter, members)),
+                } => match shares_wanted {
+                    Shares::All => shares.push((filter, members)),
+                    Shares::Only(only) if only == filter => shares.push((filter, members)),
+                    Shares::Only(_) | Shares::Skip => {}
+                },
             });
         for (filter, members) in shares {
             let cursor = self.share_cursor.entry(filter.clone()).or_insert(0);

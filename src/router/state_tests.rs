@@ -242,3 +242,49 @@ fn random_strategy_spreads_over_online_members_only() {
         group_picks(ShareStrategy::RoundRobin, Some((0, "c")))
     );
 }
+
+#[test]
+fn route_with_serves_only_the_named_share() {
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    r.subscribe(&id("d"), &filter("t"), entry(QoS::AtMostOnce), now);
+    r.subscribe(&id("g"), &filter("$share/g/t"), entry(QoS::AtMostOnce), now);
+    r.subscribe(&id("h"), &filter("$share/h/+"), entry(QoS::AtMostOnce), now);
+    for c in ["d", "g", "h"] {
+        r.set_online(&id(c), true);
+    }
+    let msg = message("t", QoS::AtMostOnce, false, "p");
+    let clients = |d: Vec<Delivery>| -> Vec<String> {
+        let mut v: Vec<String> = d.into_iter().map(|d| d.client.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(clients(r.route_with(&msg, Shares::All)), ["d", "g", "h"]);
+    assert_eq!(clients(r.route_with(&msg, Shares::Skip)), ["d"]);
+    let share = filter("$share/h/+");
+    assert_eq!(clients(r.route_with(&msg, Shares::Only(&share))), ["h"]);
+}
+
+#[test]
+fn interest_counts_filters_once_enabled() {
+    use crate::cluster::interest::InterestChange;
+    let mut r = RouterState::new();
+    let now = Instant::now();
+    r.subscribe(&id("a"), &filter("x/#"), entry(QoS::AtMostOnce), now);
+    assert!(r.take_interest_changes().is_empty(), "off until enabled");
+    r.enable_interest();
+    assert_eq!(
+        r.take_interest_changes(),
+        [InterestChange::Add(filter("x/#"))]
+    );
+    r.subscribe(&id("b"), &filter("x/#"), entry(QoS::AtMostOnce), now);
+    r.subscribe(&id("b"), &filter("x/#"), entry(QoS::AtLeastOnce), now);
+    assert!(r.take_interest_changes().is_empty());
+    r.unsubscribe(&id("a"), &filter("x/#"));
+    assert!(r.take_interest_changes().is_empty());
+    r.remove_client(&id("b"));
+    assert_eq!(
+        r.take_interest_changes(),
+        [InterestChange::Remove(filter("x/#"))]
+    );
+}

@@ -11,10 +11,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod cluster;
 mod durable;
+mod nats;
 mod raw;
 #[allow(unused_imports)]
+pub use cluster::*;
+#[allow(unused_imports)]
 pub use durable::*;
+#[allow(unused_imports)]
+pub use nats::*;
 #[allow(unused_imports)]
 pub use raw::*;
 /// Upper bound of one whole test body.

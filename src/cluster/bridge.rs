@@ -1,0 +1,453 @@
+//! The bridge between the router and NATS. It runs as tasks on its own arbiter:
+//!
+//! - the publish task takes local messages from the router (bounded queue), publishes
+//!   each on its subject, and after each batch flushes the connection once: the QoS 1/2
+//!   publishes of the batch are acknowledged to their clients only then;
+//! - the interest task subscribes on NATS per filter as the router's interest changes
+//!   (a queue subscription per shared subscription), one forwarding task per NATS
+//!   subscription handing what arrives to the router ([`RouteRemote`]);
+//! - the retained tasks ([`super::retained`]) keep retained messages in JetStream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::envelope::Envelope;
+use super::interest::{is_node_local_topic, InterestChange};
+use super::ownership::{self, Owner, OwnershipCmd};
+use super::retained;
+use super::subject::{filter_to_subjects, queue_group, topic_to_subject};
+use crate::config::ClusterConfig;
+use crate::message::{ClientId, Message};
+use crate::persistence::{failed_ticket, Durable};
+use crate::router::messages::RouteRemote;
+use crate::router::Router;
+use crate::topic::TopicFilter;
+
+/// Local messages waiting for the publish task; when full, QoS 0 messages are not sent
+/// to the cluster (counted in a warning) and QoS 1/2 publishes are not acknowledged.
+pub const PUBLISH_QUEUE: usize = 65_536;
+/// Longest subject (plus queue name) sent: NATS closes a connection whose protocol line
+/// exceeds its `max_control_line` (4 KiB by default).
+pub const MAX_SUBJECT_LEN: usize = 3072;
+/// How long a flush (QoS 1/2 acknowledgement) may wait for the connection.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long start-up waits for NATS and JetStream.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the node could not join the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("invalid NATS url {url}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot connect to NATS: {0}")]
+    Connect(String),
+    #[error("JetStream not ready: {0}")]
+    JetStream(String),
+    #[error("the cluster arbiter stopped during start-up")]
+    Stopped,
+}
+
+/// What the router sends the publish task.
+pub(super) enum Outbound {
+    /// A local message for the other nodes; `done` fires once flushed.
+    Publish {
+        msg: Arc<Message>,
+        seq: u64,
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// A retained message (or, with an empty payload, its deletion) for the stream;
+    /// `done` fires once JetStream acknowledged it.
+    Retain {
+        msg: Arc<Message>,
+        done: Option<oneshot::Sender<()>>,
+    },
+}
+
+/// The router's end of the bridge.
+pub struct ClusterHandle {
+    origin: u64,
+    seq: u64,
+    publish: mpsc::Sender<Outbound>,
+    interest: mpsc::UnboundedSender<InterestCmd>,
+    ownership: mpsc::UnboundedSender<OwnershipCmd>,
+    dropped: u64,
+}
+
+/// What the router sends the interest task.
+pub(super) enum InterestCmd {
+    Change(InterestChange),
+    /// Fires once the NATS subscriptions of the changes before it were flushed to the
+    /// server (or after `FLUSH_TIMEOUT`: the subscription works locally regardless, and
+    /// the client re-subscribes on reconnect).
+    Barrier(oneshot::Sender<()>),
+}
+
+impl ClusterHandle {
+    /// This node's incarnation: messages carrying it came from here.
+    pub fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    /// Sends a locally published message to the cluster (and its retained copy to the
+    /// stream). With `ack`, the returned ticket resolves once the message was handed to
+    /// NATS (and the retained copy stored); without, there is no ticket.
+    pub fn publish(&mut self, msg: &Arc<Message>, ack: bool) -> Option<Durable> {
+        if is_node_local_topic(msg.topic.as_str()) {
+            return None;
+        }
+        self.seq += 1;
+        let (published, done) = ticket(ack);
+        let sent = self.publish.try_send(Outbound::Publish {
+            msg: Arc::clone(msg),
+            seq: self.seq,
+            done,
+        });
+        if sent.is_err() {
+            return self.full(ack);
+        }
+        if !msg.retain {
+            return published;
+        }
+        let (retained, done) = ticket(ack);
+        let sent = self.publish.try_send(Outbound::Retain {
+            msg: Arc::clone(msg),
+            done,
+        });
+        if sent.is_err() {
+            return self.full(ack);
+        }
+        Durable::join_opt(published, retained)
+    }
+
+    fn full(&mut self, ack: bool) -> Option<Durable> {
+        self.dropped += 1;
+        if self.dropped.is_power_of_two() {
+            warn!(
+                dropped = self.dropped,
+                "cluster publish queue full; message not sent to the cluster"
+            );
+        }
+        ack.then(failed_ticket)
+    }
+
+    /// A session with this client id connected here: claim it cluster-wide (the node
+    /// that held it closes its connection).
+    pub fn claim(&self, client: &ClientId) {
+        let _ = self.ownership.send(OwnershipCmd::Claim(client.clone()));
+    }
+
+    /// A persistent session of this client id was restored from the store at start.
+    pub fn adopted(&self, client: &ClientId) {
+        let _ = self.ownership.send(OwnershipCmd::Adopted(client.clone()));
+    }
+
+    /// The local session of this client id ended.
+    pub fn release(&self, client: &ClientId) {
+        let _ = self.ownership.send(OwnershipCmd::Release(client.clone()));
+    }
+
+    /// Passes interest changes on to the interest task. With `barrier`, and when a
+    /// filter is new, the ticket resolves once its NATS subscription reached the server
+    /// (the SUBACK waits for it, so that a publish right after it is routed here).
+    pub fn interest(&self, changes: Vec<InterestChange>, barrier: bool) -> Option<Durable> {
+        let new_filter = changes.iter().any(|c| matches!(c, InterestChange::Add(_)));
+        for change in changes {
+            if self.interest.send(InterestCmd::Change(change)).is_err() {
+                warn!("cluster bridge is gone; interest change lost");
+            }
+        }
+        if !(barrier && new_filter) {
+            return None;
+        }
+        let (ticket, tx) = ticket(true);
+        let _ = self.interest.send(InterestCmd::Barrier(tx?));
+        ticket
+    }
+}
+
+fn ticket(ack: bool) -> (Option<Durable>, Option<oneshot::Sender<()>>) {
+    if !ack {
+        return (None, None);
+    }
+    let (tx, rx) = oneshot::channel();
+    (Some(Durable::from_receiver(rx)), Some(tx))
+}
+
+/// Connects to NATS, makes sure the retained stream exists, starts the bridge's tasks
+/// on `arbiter` and waits until the retained messages already in the stream have reached
+/// the router (so a client subscribing right after start sees them).
+pub async fn start(
+    config: &ClusterConfig,
+    router: Addr<Router>,
+    arbiter: &ArbiterHandle,
+) -> Result<ClusterHandle, ClusterError> {
+    let origin: u64 = rand::random();
+    let addrs = config
+        .urls
+        .iter()
+        .map(|url| {
+            url.parse::<async_nats::ServerAddr>()
+                .map_err(|e| ClusterError::Url {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+    let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+    let (ownership_tx, ownership_rx) = mpsc::unbounded_channel();
+    let (started_tx, started_rx) = oneshot::channel();
+    let (node_id, replicas) = (config.node_id.clone(), config.replicas);
+    arbiter.spawn(async move {
+        let result = run(
+            addrs,
+            node_id,
+            replicas,
+            origin,
+            router,
+            Channels {
+                publish: publish_rx,
+                interest: interest_rx,
+                ownership: ownership_rx,
+            },
+        )
+        .await;
+        let _ = started_tx.send(result);
+    });
+    started_rx.await.map_err(|_| ClusterError::Stopped)??;
+    Ok(ClusterHandle {
+        origin,
+        seq: 0,
+        publish: publish_tx,
+        interest: interest_tx,
+        ownership: ownership_tx,
+        dropped: 0,
+    })
+}
+
+/// The receiving ends of the handle's channels.
+struct Channels {
+    publish: mpsc::Receiver<Outbound>,
+    interest: mpsc::UnboundedReceiver<InterestCmd>,
+    ownership: mpsc::UnboundedReceiver<OwnershipCmd>,
+}
+
+/// Runs on the cluster arbiter: connects, starts the tasks, and reports.
+async fn run(
+    addrs: Vec<async_nats::ServerAddr>,
+    node_id: String,
+    replicas: usize,
+    origin: u64,
+    router: Addr<Router>,
+    channels: Channels,
+) -> Result<(), ClusterError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("starling-{node_id}"))
+        .connection_timeout(Duration::from_secs(5))
+        .subscription_capacity(8192)
+        .connect(addrs)
+        .await
+        .map_err(|e| ClusterError::Connect(e.to_string()))?;
+    info!(node_id, "connected to NATS");
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = tokio::time::timeout(START_TIMEOUT, retained::ensure_stream(&js, replicas))
+        .await
+        .map_err(|_| ClusterError::JetStream("timed out creating the retained stream".into()))??;
+    let sessions = tokio::time::timeout(START_TIMEOUT, ownership::ensure_bucket(&js, replicas))
+        .await
+        .map_err(|_| ClusterError::JetStream("timed out creating the sessions bucket".into()))?
+        .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    let me = Owner {
+        node: node_id,
+        origin,
+        epoch: 0,
+    };
+    let (ready_tx, ready_rx) = oneshot::channel();
+    tokio::spawn(retained::follow(stream, router.clone(), ready_tx));
+    tokio::spawn(ownership::run(
+        client.clone(),
+        sessions,
+        me,
+        router.clone(),
+        channels.ownership,
+    ));
+    tokio::spawn(publish_loop(client.clone(), js, origin, channels.publish));
+    tokio::spawn(interest_loop(client, origin, router, channels.interest));
+    match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(ClusterError::JetStream(
+            "timed out loading retained messages".into(),
+        )),
+    }
+}
+
+/// Publishes local messages in order; one flush per batch acknowledges the batch.
+async fn publish_loop(
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    origin: u64,
+    mut rx: mpsc::Receiver<Outbound>,
+) {
+    const BATCH: usize = 512;
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(out) = next.take() {
+            match out {
+                Outbound::Publish { msg, seq, done } => {
+                    let Ok(payload) = Envelope::new(origin, seq, &msg).encode() else {
+                        continue;
+                    };
+                    let subject = topic_to_subject(&msg.topic);
+                    if subject.len() > MAX_SUBJECT_LEN {
+                        // Delivered locally; NATS would drop the whole connection for it.
+                        warn!(topic = %msg.topic, "topic too long for a NATS subject; not sent to the cluster");
+                        waiters.extend(done);
+                        continue;
+                    }
+                    match client.publish(subject, payload.into()).await {
+                        Ok(()) => waiters.extend(done),
+                        Err(e) => warn!(error = %e, "cluster publish failed"),
+                    }
+                }
+                Outbound::Retain { msg, done } => {
+                    retained::store(&js, origin, &msg, done).await;
+                }
+            }
+            n += 1;
+            if n < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !waiters.is_empty() {
+            let (client, batch) = (client.clone(), std::mem::take(&mut waiters));
+            tokio::spawn(async move {
+                match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
+                    Ok(Ok(())) => batch.into_iter().for_each(|tx| {
+                        let _ = tx.send(());
+                    }),
+                    _ => warn!(
+                        messages = batch.len(),
+                        "cluster flush failed; publishes not acknowledged"
+                    ),
+                }
+            });
+        }
+    }
+}
+
+/// Keeps one NATS subscription (two for a filter ending in `/#`) per filter with local
+/// subscribers, each with a task forwarding what arrives to the router.
+async fn interest_loop(
+    client: async_nats::Client,
+    origin: u64,
+    router: Addr<Router>,
+    mut rx: mpsc::UnboundedReceiver<InterestCmd>,
+) {
+    let mut subs: HashMap<TopicFilter, Vec<JoinHandle<()>>> = HashMap::new();
+    while let Some(cmd) = rx.recv().await {
+        let change = match cmd {
+            InterestCmd::Change(change) => change,
+            InterestCmd::Barrier(done) => {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await;
+                    let _ = done.send(());
+                });
+                continue;
+            }
+        };
+        match change {
+            InterestChange::Add(filter) => {
+                let tasks = subscribe(&client, &filter, origin, &router).await;
+                if let Some(old) = subs.insert(filter, tasks) {
+                    old.iter().for_each(JoinHandle::abort);
+                }
+            }
+            InterestChange::Remove(filter) => {
+                debug!(%filter, "cluster unsubscribe");
+                // Dropping the subscriber (with its task) unsubscribes on NATS.
+                for task in subs.remove(&filter).unwrap_or_default() {
+                    task.abort();
+                }
+            }
+        }
+    }
+}
+
+async fn subscribe(
+    client: &async_nats::Client,
+    filter: &TopicFilter,
+    origin: u64,
+    router: &Addr<Router>,
+) -> Vec<JoinHandle<()>> {
+    let queue = queue_group(filter);
+    let share = queue.as_ref().map(|_| filter.clone());
+    let mut tasks = Vec::new();
+    for subject in filter_to_subjects(filter) {
+        if subject.len() + queue.as_ref().map_or(0, String::len) > MAX_SUBJECT_LEN {
+            warn!(%filter, "filter too long for a NATS subject; no cross-node messages for it");
+            continue;
+        }
+        debug!(%filter, subject, queue = ?queue, "cluster subscribe");
+        let sub = match &queue {
+            Some(q) => client.queue_subscribe(subject, q.clone()).await,
+            None => client.subscribe(subject).await,
+        };
+        match sub {
+            Ok(sub) => tasks.push(tokio::spawn(forward(
+                sub,
+                share.clone(),
+                origin,
+                router.clone(),
+            ))),
+            Err(e) => warn!(%filter, error = %e, "cluster subscribe failed"),
+        }
+    }
+    tasks
+}
+
+/// Hands each message of one NATS subscription to the router, waiting for it (the
+/// router's mailbox is the backpressure).
+async fn forward(
+    mut sub: async_nats::Subscriber,
+    share: Option<TopicFilter>,
+    origin: u64,
+    router: Addr<Router>,
+) {
+    while let Some(m) = sub.next().await {
+        let env = match Envelope::decode(&m.payload) {
+            Ok(env) => env,
+            Err(e) => {
+                warn!(subject = %m.subject, error = %e, "undecodable cluster message");
+                continue;
+            }
+        };
+        // Plain subscriptions: this node delivered its own messages already. Shared
+        // ones: the queue group picked this node, so it delivers.
+        if share.is_none() && env.origin == origin {
+            continue;
+        }
+        let Ok(msg) = env.to_message() else {
+            warn!(subject = %m.subject, "cluster message with an invalid topic");
+            continue;
+        };
+        let route = RouteRemote {
+            msg: Arc::new(msg),
+            origin: env.origin,
+            seq: env.seq,
+            share: share.clone(),
+        };
+        if router.send(route).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Cluster mode: several Starling nodes over NATS look like one broker to clients.
+//!
+//! - [`subject`] — MQTT topics and filters as NATS subjects (pure).
+//! - [`interest`] — which filters this node subscribes to on NATS (pure).
+//! - [`envelope`] — the wire format between nodes and the duplicate filter (pure).
+//! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
+//!   feeds what arrives to the router; [`retained`] keeps retained messages in JetStream;
+//!   [`ownership`] claims client ids cluster-wide (takeover across nodes).
+pub mod bridge;
+pub mod envelope;
+pub mod interest;
+pub mod ownership;
+pub mod retained;
+pub mod subject;
+
+pub use bridge::{start, ClusterError, ClusterHandle};
+pub use envelope::{Dedup, Envelope};
+pub use interest::InterestChange;

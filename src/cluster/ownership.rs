@@ -1,0 +1,281 @@
+//! Session ownership across nodes: a JetStream key-value bucket maps each client id to
+//! the node incarnation that holds its session, with an epoch. A CONNECT claims the id
+//! with compare-and-set (read, then update at the revision read); the winner tells the
+//! previous owner over core NATS, and that node closes its connection (5.0: DISCONNECT
+//! 0x8E). A notice only takes effect against a local claim with a lower KV revision, so
+//! a slow notice never closes a newer connection.
+//!
+//! The session's state is not carried across nodes (it lives in the old node's sled): the
+//! new node starts a fresh session.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use async_nats::jetstream::kv;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::message::ClientId;
+use crate::router::messages::RemoteTakeover;
+use crate::router::Router;
+
+/// The bucket's name.
+pub const BUCKET: &str = "STARLING_SESSIONS";
+/// Compare-and-set attempts before giving up (each lost race re-reads).
+const CAS_ATTEMPTS: u32 = 5;
+/// How long a claim may take (a leader election takes seconds).
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The value stored per client id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub node: String,
+    /// The owning node's incarnation (which start of the node claimed it).
+    pub origin: u64,
+    /// Claims of this client id so far.
+    pub epoch: u64,
+}
+
+/// A takeover notice, sent to the previous owner's control subject.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Notice {
+    client_id: String,
+    revision: u64,
+}
+
+/// What the router asks of the ownership task.
+pub enum OwnershipCmd {
+    /// A session with this id connected here.
+    Claim(ClientId),
+    /// The local session ended.
+    Release(ClientId),
+    /// A persistent session restored from the store at start: kept if the bucket still
+    /// names this node, else (the client moved on while the node was down) dropped.
+    Adopted(ClientId),
+}
+
+/// `prefix` + the bytes of `s` in hex: a valid KV key or subject token for any string.
+fn hex(prefix: char, s: &str) -> String {
+    let mut k = String::with_capacity(1 + s.len() * 2);
+    k.push(prefix);
+    for b in s.bytes() {
+        k.push_str(&format!("{b:02x}"));
+    }
+    k
+}
+
+/// The KV key of a client id: hex, since ids may hold any character.
+pub fn key(client: &ClientId) -> String {
+    hex('c', client.as_str())
+}
+
+/// The control subject of a node: by name, so a restarted node still gets the notices
+/// about the sessions it restored.
+pub fn control_subject(node: &str) -> String {
+    format!("starling.ctl.{}", hex('n', node))
+}
+
+/// The local claims: the KV revision each got (`None` while pending), and the highest
+/// revision of a notice that arrived meanwhile.
+#[derive(Default)]
+struct Claims(HashMap<ClientId, (Option<u64>, u64)>);
+
+impl Claims {
+    /// Records a notice; true when the local session must go now.
+    fn notice(&mut self, client: &ClientId, revision: u64) -> bool {
+        match self.0.get_mut(client) {
+            Some((Some(mine), _)) if revision > *mine => {
+                self.0.remove(client);
+                true
+            }
+            Some((None, seen)) => {
+                *seen = (*seen).max(revision);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// A claim completed; true when a notice newer than it came meanwhile.
+    fn claimed(&mut self, client: &ClientId, revision: u64) -> bool {
+        match self.0.get_mut(client) {
+            Some((_, seen)) if *seen > revision => {
+                self.0.remove(client);
+                true
+            }
+            Some((mine, _)) => {
+                *mine = Some(revision);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// Creates the bucket unless it exists.
+pub(super) async fn ensure_bucket(
+    js: &async_nats::jetstream::Context,
+    replicas: usize,
+) -> Result<kv::Store, async_nats::Error> {
+    if let Ok(store) = js.get_key_value(BUCKET).await {
+        return Ok(store);
+    }
+    Ok(js
+        .create_key_value(kv::Config {
+            bucket: BUCKET.to_owned(),
+            history: 1,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Runs for the node's life: claims, notices in and out, kicks.
+pub(super) async fn run(
+    client: async_nats::Client,
+    store: kv::Store,
+    me: Owner,
+    router: Addr<Router>,
+    mut cmds: mpsc::UnboundedReceiver<OwnershipCmd>,
+) {
+    let mut notices = match client.subscribe(control_subject(&me.node)).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot subscribe to the control subject; no cross-node takeover");
+            return;
+        }
+    };
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut claims = Claims::default();
+    loop {
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                None => return,
+                Some(OwnershipCmd::Claim(id)) => {
+                    claims.0.insert(id.clone(), (None, 0));
+                    let (store, me, done) = (store.clone(), me.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let result = tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &id, &me)).await;
+                        let _ = done.send((id, result.ok().flatten()));
+                    });
+                }
+                Some(OwnershipCmd::Release(id)) => {
+                    claims.0.remove(&id);
+                }
+                Some(OwnershipCmd::Adopted(id)) => {
+                    match store.entry(key(&id)).await {
+                        Ok(Some(e)) => match serde_json::from_slice::<Owner>(&e.value) {
+                            Ok(owner) if owner.node != me.node => {
+                                debug!(client_id = %id, owner = owner.node, "restored session is owned elsewhere now");
+                                router.do_send(RemoteTakeover { client_id: id });
+                            }
+                            _ => {
+                                claims.0.insert(id, (Some(e.revision), 0));
+                            }
+                        },
+                        // Never claimed, or the bucket is unreachable: keep it.
+                        _ => {
+                            claims.0.insert(id, (Some(0), 0));
+                        }
+                    }
+                }
+            },
+            Some((id, result)) = done_rx.recv() => {
+                let Some((revision, previous)) = result else {
+                    warn!(client_id = %id, "session ownership not claimed; other nodes may keep a session for this id");
+                    continue;
+                };
+                if claims.claimed(&id, revision) {
+                    router.do_send(RemoteTakeover { client_id: id.clone() });
+                }
+                if let Some(prev) = previous.filter(|p| p.node != me.node) {
+                    let notice = Notice { client_id: id.as_str().to_owned(), revision };
+                    if let Ok(bytes) = serde_json::to_vec(&notice) {
+                        let _ = client.publish(control_subject(&prev.node), bytes.into()).await;
+                    }
+                }
+            }
+            Some(m) = notices.next() => {
+                let Ok(notice) = serde_json::from_slice::<Notice>(&m.payload) else { continue };
+                let id = ClientId::new(notice.client_id);
+                if claims.notice(&id, notice.revision) {
+                    debug!(client_id = %id, "session taken over by another node");
+                    router.do_send(RemoteTakeover { client_id: id });
+                }
+            }
+        }
+    }
+}
+
+/// Compare-and-set of the client id's owner; the revision written and the previous owner.
+async fn claim(store: &kv::Store, id: &ClientId, me: &Owner) -> Option<(u64, Option<Owner>)> {
+    let key = key(id);
+    for _ in 0..CAS_ATTEMPTS {
+        let entry = match store.entry(key.clone()).await {
+            Ok(e) => e.filter(|e| e.operation == kv::Operation::Put),
+            Err(e) => {
+                warn!(error = %e, "session ownership read failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let previous = entry
+            .as_ref()
+            .and_then(|e| serde_json::from_slice::<Owner>(&e.value).ok());
+        let value = Owner {
+            epoch: previous.as_ref().map_or(1, |p| p.epoch + 1),
+            ..me.clone()
+        };
+        let Ok(bytes) = serde_json::to_vec(&value) else {
+            return None;
+        };
+        let written = match &entry {
+            Some(e) => store
+                .update(&key, bytes.into(), e.revision)
+                .await
+                .map_err(|e| e.to_string()),
+            None => store
+                .create(&key, bytes.into())
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match written {
+            Ok(revision) => return Some((revision, previous)),
+            // Lost a race with another claim: read again.
+            Err(e) => debug!(client_id = %id, error = e, "ownership claim raced; retrying"),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_valid_kv_keys() {
+        let k = key(&ClientId::new("a b/é.*"));
+        assert!(k.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(key(&ClientId::new("ab")), key(&ClientId::new("a")));
+        assert_eq!(control_subject("n1"), "starling.ctl.n6e31");
+    }
+
+    #[test]
+    fn notices_only_beat_older_claims() {
+        let (a, b) = (ClientId::new("a"), ClientId::new("b"));
+        let mut c = Claims::default();
+        c.0.insert(a.clone(), (None, 0));
+        // A notice while the claim is pending waits for the claim's revision.
+        assert!(!c.notice(&a, 7));
+        assert!(c.claimed(&a, 5), "a newer claim elsewhere wins");
+        c.0.insert(b.clone(), (None, 0));
+        assert!(!c.notice(&b, 3));
+        assert!(!c.claimed(&b, 5), "our claim is newer than the notice");
+        assert!(!c.notice(&b, 4));
+        assert!(c.notice(&b, 6));
+        assert!(!c.notice(&ClientId::new("x"), 9), "no local session");
+    }
+}
