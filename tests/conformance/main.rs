@@ -9,6 +9,7 @@
 mod common;
 
 mod auth_fixture;
+mod pub_acks;
 mod v3_3_10_unsubscribe;
 mod v3_3_14_disconnect;
 mod v3_3_1_connect;
