@@ -47,6 +47,14 @@ pub struct Common {
     /// Broker port.
     #[arg(long, global = true, default_value_t = 1883)]
     pub port: u16,
+    /// Subscribers connect to this port instead (same host): publisher and subscribers
+    /// on different nodes of a cluster (`benches/cluster.sh`).
+    #[arg(long, global = true)]
+    pub sub_port: Option<u16>,
+    /// Pause between the subscribers' SUBACKs and the first publish (ms): time for a
+    /// cluster to carry the new interest to every NATS server.
+    #[arg(long, global = true, default_value_t = 0)]
+    pub settle_ms: u64,
     /// Protocol: 3 (MQTT 3.1.1) or 5.
     #[arg(long, global = true, default_value_t = 3)]
     pub mqtt: u8,
@@ -87,6 +95,11 @@ pub struct Common {
 impl Common {
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    /// Where subscribers connect: `--sub-port`, else the broker's address.
+    pub fn sub_addr(&self) -> String {
+        format!("{}:{}", self.host, self.sub_port.unwrap_or(self.port))
     }
 
     pub fn version(&self) -> Result<ProtocolVersion> {

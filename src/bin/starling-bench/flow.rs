@@ -42,8 +42,9 @@ pub async fn run(c: &Common, plan: Plan, mut rep: Report) -> Result<Report> {
     let tag = format!("sb{}-{}", std::process::id(), rep.scenario);
     let persistent = c.persistent;
 
+    let sub_addr = c.sub_addr();
     let subs = try_join_all(plan.subs.iter().enumerate().map(|(i, sp)| {
-        let (addr, id) = (addr.clone(), format!("{tag}-s{i}"));
+        let (addr, id) = (sub_addr.clone(), format!("{tag}-s{i}"));
         async move {
             let mut conn =
                 Conn::open_session(&addr, None, version, &id, persistent, deadline).await?;
@@ -54,6 +55,9 @@ pub async fn run(c: &Common, plan: Plan, mut rep: Report) -> Result<Report> {
     }))
     .await
     .map_err(|e| anyhow!("connecting subscribers: {e:#}"))?;
+    if c.settle_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(c.settle_ms)).await;
+    }
     let pubs = try_join_all((0..plan.pub_topics.len()).map(|i| {
         let (addr, id) = (addr.clone(), format!("{tag}-p{i}"));
         async move { Conn::open(&addr, None, version, &id, deadline).await }

