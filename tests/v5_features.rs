@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    bounded, connect_packet, filter, publish_packet, topic, BrokerProcess, Event, RawClient,
+    bounded, connect_packet, filter, publish_packet, subscription_id, topic, BrokerProcess, Event,
+    RawClient,
 };
 use starling::protocol::{
     LastWill, Packet, Properties, PropertyFields, ProtocolVersion, Publish, QoS, ReasonCode,
@@ -149,10 +150,7 @@ async fn subscription_identifier_when_unavailable_gets_disconnect_0xa1() {
         let packet_id = c.next_packet_id();
         c.send(Packet::Subscribe(Subscribe {
             packet_id,
-            properties: Properties::from(PropertyFields {
-                subscription_identifiers: vec![7],
-                ..PropertyFields::default()
-            }),
+            properties: subscription_id(7),
             filters: vec![(filter("a"), SubscriptionOptions::with_qos(QoS::AtMostOnce))],
         }))
         .await;

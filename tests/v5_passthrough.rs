@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use common::{bounded, filter, publish_packet, session_expiry, BrokerProcess, RawClient};
+use common::{
+    bounded, filter, publish_packet, session_expiry, subscription_id, BrokerProcess, RawClient,
+};
 use starling::protocol::{
     Packet, Properties, PropertyFields, Publish, QoS, ReasonCode, SubAck, SubscriptionOptions,
     UserProperty,
@@ -44,10 +46,7 @@ async fn publish_with(c: &mut RawClient, mut p: Publish) {
 
 /// One SUBSCRIBE of one filter carrying a Subscription Identifier; returns its SUBACK.
 async fn subscribe_with_id(c: &mut RawClient, f: &str, qos: QoS, id: u32) -> SubAck {
-    let properties = Properties::from(PropertyFields {
-        subscription_identifiers: vec![id],
-        ..PropertyFields::default()
-    });
+    let properties = subscription_id(id);
     c.subscribe_with(
         properties,
         vec![(filter(f), SubscriptionOptions::with_qos(qos))],

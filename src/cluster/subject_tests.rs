@@ -144,19 +144,7 @@ fn filter_strategy() -> impl Strategy<Value = TopicFilter> {
         any::<bool>(),
     )
         .prop_filter_map("valid filter", |(group, levels, hash)| {
-            let mut inner = levels.join("/");
-            if hash {
-                inner = if levels.is_empty() {
-                    "#".to_owned()
-                } else {
-                    inner + "/#"
-                };
-            }
-            let full = match group {
-                Some(g) => format!("$share/{g}/{inner}"),
-                None => inner,
-            };
-            TopicFilter::new(full).ok()
+            crate::topic::assemble_filter(group, &levels, hash)
         })
 }
 

@@ -36,7 +36,7 @@ pub struct Router {
     pub(super) durability: Durability,
     pub(super) routed: u64,
     /// The deliveries of the message being routed; kept to reuse its allocation.
-    scratch: Vec<Delivery>,
+    pub(super) scratch: Vec<Delivery>,
     /// Cluster mode: the bridge to NATS, and the filter of duplicate copies from it.
     pub(super) cluster: Option<ClusterHandle>,
     pub(super) dedup: Dedup,

@@ -6,6 +6,7 @@ mod cluster;
 pub mod messages;
 mod reshare;
 mod restore;
+mod share;
 mod state;
 
 pub use actor::{Router, MAILBOX_CAPACITY};

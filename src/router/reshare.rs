@@ -2,18 +2,14 @@
 //! had not acknowledged move to another online member of the same group as soon as
 //! its connection is lost. A stored copy moves in the same batch as the new one.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 use tracing::debug;
 
 use super::actor::Router;
 use super::messages::Reshare;
-use crate::config::Durability;
-use crate::persistence::{Op, PersistDeliveries, QueuedDelivery};
-use crate::protocol::QoS;
+use crate::message::ClientId;
+use crate::persistence::Op;
 use crate::session::state::Outgoing;
-use crate::session::Deliver;
 
 impl Handler<Reshare> for Router {
     type Result = Vec<bool>;
@@ -34,56 +30,28 @@ impl Router {
             .collect()
     }
 
-    /// Delivers `out` to another online member of its group; false when there is none.
-    fn hand_to_another(&mut self, from: &crate::message::ClientId, out: Outgoing) -> bool {
-        let placed = out
+    /// Delivers `out` to another online member of its group, like a routed message;
+    /// false when there is none (the message then stays with `from`, stored copy and
+    /// all).
+    fn hand_to_another(&mut self, from: &ClientId, out: Outgoing) -> bool {
+        let Some(d) = out
             .share
             .as_ref()
             .and_then(|share| self.state.reshare(&out.msg, share, from))
-            .and_then(|d| Some((self.sessions.get(&d.client)?.clone(), d)));
-        let Some((addr, d)) = placed else {
+            .filter(|d| self.sessions.contains_key(&d.client))
+        else {
             return false;
         };
-        let seq = match (d.qos, self.durability) {
-            (QoS::AtMostOnce, _) | (_, Durability::Memory) => None,
-            _ => self.state.next_seq(&d.client),
-        };
-        let targets: Vec<QueuedDelivery> = seq
-            .map(|seq| QueuedDelivery {
-                client: d.client.clone(),
-                seq,
-                qos: d.qos,
-                retain: d.retain,
-                sub_ids: d.sub_ids.clone(),
-            })
-            .into_iter()
-            .collect();
-        // The leaving member's stored copy goes in the same batch as the new one.
-        let extra: Vec<Op> = out
-            .seq
-            .map(|seq| Op::DeleteQueued {
-                client_id: from.as_str().to_owned(),
-                seq,
-            })
-            .into_iter()
-            .collect();
         debug!(%from, to = %d.client, topic = %out.msg.topic, "shared message handed to another member");
-        addr.do_send(Deliver {
-            msg: Arc::clone(&out.msg),
-            qos: d.qos,
-            retain: d.retain,
-            sub_ids: d.sub_ids,
+        // The leaving member's stored copy goes in the same batch as the new one.
+        let forget = out.seq.map(|seq| Op::DeleteQueued {
+            client_id: from.as_str().to_owned(),
             seq,
-            share: d.share,
         });
-        if !targets.is_empty() || !extra.is_empty() {
-            self.persistence.do_send(PersistDeliveries {
-                msg: out.msg,
-                targets,
-                extra,
-                done: None,
-            });
-        }
+        let mut one = std::mem::take(&mut self.scratch);
+        one.clear();
+        one.push(d);
+        self.deliver(&out.msg, one, forget.into_iter().collect());
         true
     }
 }

@@ -5,6 +5,7 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::share::SharePicker;
 use crate::cluster::interest::{Interest, InterestChange};
 use crate::config::ShareStrategy;
 use crate::message::{ClientId, Message};
@@ -64,14 +65,10 @@ pub struct RouterState {
     subs: HashMap<ClientId, HashMap<TopicFilter, SubEntry>>,
     /// Clients with a live connection; shared subscriptions deliver only to these.
     online: HashSet<ClientId>,
-    /// Round-robin position per shared subscription (`$share/{group}/{filter}`).
-    share_cursor: HashMap<TopicFilter, usize>,
+    /// Picks the member of each shared subscription (`$share/{group}/{filter}`).
+    picker: SharePicker,
     /// Persistent sessions: the next sequence number of their stored queue.
     persistent: HashMap<ClientId, u64>,
-    /// How shared subscriptions pick a member.
-    strategy: ShareStrategy,
-    /// State of the `random` strategy's generator (xorshift; seeded, so tests repeat).
-    rng: u64,
     /// Local subscriptions per filter, kept in cluster mode only (the bridge subscribes
     /// on NATS once per filter).
     interest: Option<Interest>,
@@ -79,15 +76,12 @@ pub struct RouterState {
 
 impl RouterState {
     pub fn new() -> RouterState {
-        RouterState {
-            rng: 0x9E37_79B9_7F4A_7C15,
-            ..RouterState::default()
-        }
+        RouterState::default()
     }
 
     /// Sets how shared subscriptions pick a member.
     pub fn set_share_strategy(&mut self, strategy: ShareStrategy) {
-        self.strategy = strategy;
+        self.picker.strategy = strategy;
     }
 
     /// Starts counting local subscriptions per filter (cluster mode); every filter
@@ -153,7 +147,7 @@ impl RouterState {
     /// subscriptions (after a failure that may have left the index half-updated).
     pub fn rebuild_index(&mut self) {
         self.trie = SubscriptionTrie::new();
-        self.share_cursor.clear();
+        self.picker.reset();
         for (client, subs) in &self.subs {
             for (filter, entry) in subs {
                 self.trie.insert(filter, client.clone(), *entry);
@@ -299,13 +293,7 @@ impl RouterState {
                 },
             });
         for (filter, members) in shares {
-            let cursor = self.share_cursor.entry(filter.clone()).or_insert(0);
-            if self.strategy == ShareStrategy::Random {
-                *cursor = next_random(&mut self.rng) as usize % members.len().max(1);
-            }
-            let advance = self.strategy == ShareStrategy::RoundRobin;
-            if let Some((client, entry)) = pick_member(cursor, members, &self.online, None, advance)
-            {
+            if let Some((client, entry)) = self.picker.pick(filter, members, &self.online, None) {
                 add_delivery(out, &mut index, true, msg, client, entry, Some(filter));
             }
         }
@@ -331,60 +319,11 @@ impl RouterState {
             }
         });
         let members = found?;
-        let cursor = self.share_cursor.entry(share.clone()).or_insert(0);
-        if self.strategy == ShareStrategy::Random {
-            *cursor = next_random(&mut self.rng) as usize % members.len().max(1);
-        }
-        let advance = self.strategy == ShareStrategy::RoundRobin;
-        let (client, entry) = pick_member(cursor, members, &self.online, Some(leaving), advance)?;
-        let mut out = Vec::new();
-        add_delivery(
-            &mut out,
-            &mut DeliveryIndex::default(),
-            false,
-            msg,
-            client,
-            entry,
-            Some(share),
-        );
-        out.pop()
+        let (client, entry) = self
+            .picker
+            .pick(share, members, &self.online, Some(leaving))?;
+        Some(delivery(msg, client, entry, Some(share)))
     }
-}
-
-/// The first online member (other than `except`) at or after `cursor`. With `advance`
-/// (round robin) the cursor
-/// moves past it; otherwise (sticky, random) it stays on it.
-fn pick_member<'a>(
-    cursor: &mut usize,
-    members: &'a [(ClientId, SubEntry)],
-    online: &HashSet<ClientId>,
-    except: Option<&ClientId>,
-    advance: bool,
-) -> Option<&'a (ClientId, SubEntry)> {
-    let n = members.len();
-    for step in 0..n {
-        let i = (*cursor + step) % n;
-        let member = &members[i];
-        if online.contains(&member.0) && except != Some(&member.0) {
-            *cursor = if advance { (i + 1) % n } else { i };
-            return Some(member);
-        }
-    }
-    None
-}
-
-/// xorshift64: cheap, and good enough to spread messages over group members.
-fn next_random(state: &mut u64) -> u64 {
-    let mut x = if *state == 0 {
-        0x9E37_79B9_7F4A_7C15
-    } else {
-        *state
-    };
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    x
 }
 
 /// Finds a client's delivery among those collected for one message: a scan while there
@@ -431,10 +370,6 @@ fn add_delivery(
     entry: &SubEntry,
     share: Option<&TopicFilter>,
 ) {
-    let qos = msg.qos.min(entry.options.qos);
-    // 3.1.1 and 5.0 without retain-as-published clear RETAIN on live delivery
-    // [MQTT-3.3.1-9], [MQTT-3.3.1-12], [MQTT-3.3.1-13].
-    let retain = msg.retain && entry.options.retain_as_published;
     let existing = if may_repeat {
         index.get(out, client)
     } else {
@@ -442,22 +377,44 @@ fn add_delivery(
     };
     match existing {
         Some(i) => {
+            let (qos, retain) = granted(msg, entry);
             let d = &mut out[i];
             d.qos = d.qos.max(qos);
             d.retain |= retain;
             d.sub_ids.extend(entry.id);
         }
         None => {
-            out.push(Delivery {
-                client: client.clone(),
-                qos,
-                retain,
-                sub_ids: entry.id.into_iter().collect(),
-                share: share.cloned(),
-            });
+            out.push(delivery(msg, client, entry, share));
             index.pushed(out);
         }
     }
+}
+
+/// `client`'s delivery of `msg` through the subscription `entry`.
+fn delivery(
+    msg: &Message,
+    client: &ClientId,
+    entry: &SubEntry,
+    share: Option<&TopicFilter>,
+) -> Delivery {
+    let (qos, retain) = granted(msg, entry);
+    Delivery {
+        client: client.clone(),
+        qos,
+        retain,
+        sub_ids: entry.id.into_iter().collect(),
+        share: share.cloned(),
+    }
+}
+
+/// The QoS and RETAIN flag of `msg` delivered through `entry`: the lower QoS, and
+/// RETAIN cleared on live delivery unless retain-as-published [MQTT-3.3.1-9],
+/// [MQTT-3.3.1-12], [MQTT-3.3.1-13].
+fn granted(msg: &Message, entry: &SubEntry) -> (QoS, bool) {
+    (
+        msg.qos.min(entry.options.qos),
+        msg.retain && entry.options.retain_as_published,
+    )
 }
 
 #[cfg(test)]

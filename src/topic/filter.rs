@@ -95,6 +95,30 @@ impl fmt::Display for TopicFilter {
     }
 }
 
+/// Test generators' assembly of a filter: `levels` joined by `/`, then `#` when
+/// `hash`, under `$share/{group}/` when a group is given; `None` when that is not a
+/// valid filter.
+#[cfg(test)]
+pub(crate) fn assemble_filter(
+    group: Option<&str>,
+    levels: &[&str],
+    hash: bool,
+) -> Option<TopicFilter> {
+    let mut inner = levels.join("/");
+    if hash {
+        inner = if levels.is_empty() {
+            "#".to_owned()
+        } else {
+            inner + "/#"
+        };
+    }
+    let full = match group {
+        Some(group) => format!("$share/{group}/{inner}"),
+        None => inner,
+    };
+    TopicFilter::new(full).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@ mod name;
 mod tree;
 mod trie;
 
+#[cfg(test)]
+pub(crate) use filter::assemble_filter;
 pub use filter::{Share, TopicFilter};
 pub use matching::matches;
 pub use name::TopicName;

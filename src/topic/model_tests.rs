@@ -26,19 +26,7 @@ fn filter() -> impl Strategy<Value = TopicFilter> {
         any::<bool>(),
     )
         .prop_filter_map("valid filter", |(group, levels, hash)| {
-            let mut inner = levels.join("/");
-            if hash {
-                inner = if levels.is_empty() {
-                    "#".to_owned()
-                } else {
-                    inner + "/#"
-                };
-            }
-            let full = match group {
-                Some(group) => format!("$share/{group}/{inner}"),
-                None => inner,
-            };
-            TopicFilter::new(full).ok()
+            crate::topic::assemble_filter(group, &levels, hash)
         })
 }
 

@@ -404,6 +404,14 @@ pub fn session_expiry(secs: u32) -> Properties {
     })
 }
 
+/// Properties carrying one Subscription Identifier (5.0 SUBSCRIBE).
+pub fn subscription_id(id: u32) -> Properties {
+    Properties::from(PropertyFields {
+        subscription_identifiers: vec![id],
+        ..PropertyFields::default()
+    })
+}
+
 /// One connection that subscribes to its own topic and publishes to it: proves that the
 /// broker still routes messages for well-behaved clients.
 pub struct Witness {

@@ -10,6 +10,7 @@ mod common;
 
 mod auth_fixture;
 mod pub_acks;
+mod support;
 mod v3_3_10_unsubscribe;
 mod v3_3_14_disconnect;
 mod v3_3_1_connect;

@@ -6,14 +6,15 @@
 use std::time::Duration;
 
 use starling::protocol::{
-    Packet, PacketId, Properties, PropertyFields, PubResponse, QoS, ReasonCode,
-    SubscriptionOptions, UnsubAck, Unsubscribe,
+    Packet, PacketId, Properties, PubResponse, QoS, ReasonCode, SubscriptionOptions, UnsubAck,
+    Unsubscribe,
 };
 
 use crate::common::{
-    bounded, filter, mqtt_str, publish_packet, raw_packet, session_expiry, BrokerProcess, Event,
-    RawClient,
+    bounded, filter, mqtt_str, publish_packet, raw_packet, session_expiry, subscription_id,
+    BrokerProcess, Event, RawClient,
 };
+use crate::support::{assert_refused, BAD_UTF8};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -48,14 +49,6 @@ pub async fn puback_reason(c: &mut RawClient, topic: &str, payload: &[u8]) -> Re
         Packet::PubAck(r) => r.reason,
         _ => unreachable!(),
     }
-}
-
-/// The broker answers these bytes with DISCONNECT `reason` and closes.
-async fn assert_refused(broker: &BrokerProcess, id: &str, bytes: &[u8], reason: ReasonCode) {
-    let mut c = RawClient::connected_v5(broker.addr(), id, Properties::default()).await;
-    c.send_raw(bytes).await;
-    let d = c.expect_closed().await;
-    assert_eq!(d.map(|d| d.reason), Some(reason), "reply to {bytes:02x?}");
 }
 
 /// A 5.0 UNSUBSCRIBE body: packet id 1, no properties, these filters as raw bytes.
@@ -95,12 +88,7 @@ async fn unsubscribe_with_flags_other_than_0010_is_malformed() {
 async fn unsubscribe_filter_that_is_not_utf8_is_malformed() {
     let broker = BrokerProcess::start();
     bounded(async {
-        for bad in [
-            &[b'a', 0xC3, 0x28][..],
-            &[0xED, 0xA0, 0x80],
-            &[b'a', 0, b'b'],
-            &[0xFF],
-        ] {
+        for bad in BAD_UTF8 {
             let bytes = raw_packet(0xA2, &unsubscribe_body(&[b"ok/first", bad]));
             assert_refused(&broker, "u-utf8", &bytes, ReasonCode::MALFORMED_PACKET).await;
         }
@@ -130,10 +118,7 @@ async fn only_an_exactly_equal_filter_is_removed() {
     bounded(async {
         let mut c = RawClient::connected_v5(broker.addr(), "u-cmp", Properties::default()).await;
         for (f, sub_id) in [("cmp/+", 1), ("cmp/b", 2)] {
-            let props = Properties::from(PropertyFields {
-                subscription_identifiers: vec![sub_id],
-                ..PropertyFields::default()
-            });
+            let props = subscription_id(sub_id);
             let opts = SubscriptionOptions::with_qos(QoS::AtLeastOnce);
             let ack = c.subscribe_with(props, vec![(filter(f), opts)]).await;
             assert_eq!(ack.reasons, vec![ReasonCode::GRANTED_QOS_1]);

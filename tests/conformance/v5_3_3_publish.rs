@@ -9,16 +9,11 @@ use starling::protocol::{
     Unsubscribe,
 };
 
-use crate::common::{bounded, filter, mqtt_str, raw_packet, BrokerProcess, Event, RawClient};
+use crate::common::{
+    bounded, filter, mqtt_str, raw_packet, subscription_id, BrokerProcess, Event, RawClient,
+};
 
 const QUIET: Duration = Duration::from_millis(300);
-
-fn sub_id(id: u32) -> Properties {
-    Properties::from(PropertyFields {
-        subscription_identifiers: vec![id],
-        ..PropertyFields::default()
-    })
-}
 
 /// [MQTT-3.3.1-1]: a re-delivered PUBLISH has DUP 1: a QoS 1 message first sent with
 /// DUP 0 and never acknowledged comes again with DUP 1 and the same id when the client
@@ -139,7 +134,8 @@ async fn shared_and_plain_overlap_arrives_once_with_both_identifiers() {
         let mut c = RawClient::connected_v5(broker.addr(), "p-ov", Properties::default()).await;
         for (f, id) in [("ov/t", 1), ("$share/g/ov/t", 2)] {
             let opts = SubscriptionOptions::with_qos(QoS::AtLeastOnce);
-            c.subscribe_with(sub_id(id), vec![(filter(f), opts)]).await;
+            c.subscribe_with(subscription_id(id), vec![(filter(f), opts)])
+                .await;
         }
         let mut p = RawClient::connected_v5(broker.addr(), "p-ov-pub", Properties::default()).await;
         p.publish("ov/t", QoS::AtLeastOnce, false, b"x").await;

@@ -10,6 +10,7 @@ use starling::topic::TopicName;
 use crate::common::{
     bounded, mqtt_str, publish_packet, raw_packet, varint, BrokerProcess, RawClient,
 };
+use crate::support::assert_refused;
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -170,14 +171,6 @@ fn string_property(id: u8, value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The broker answers `bytes` with DISCONNECT `reason` and closes.
-async fn assert_refused(broker: &BrokerProcess, bytes: &[u8], reason: ReasonCode) {
-    let mut c = RawClient::connected_v5(broker.addr(), "pp-bad", Properties::default()).await;
-    c.send_raw(bytes).await;
-    let d = c.expect_closed().await;
-    assert_eq!(d.map(|d| d.reason), Some(reason), "reply to {bytes:02x?}");
-}
-
 /// [MQTT-3.3.2-1] Topic Name, [MQTT-3.3.2-13] Response Topic (0x08) and
 /// [MQTT-3.3.2-19] Content Type (0x03) are UTF-8 Encoded Strings: ill-formed UTF-8, a
 /// surrogate or U+0000 in any of them make the PUBLISH malformed (DISCONNECT 0x81,
@@ -194,7 +187,7 @@ async fn utf8_string_fields_must_be_well_formed() {
                 raw_publish(b"pp/t", &string_property(0x03, b)),
             ];
             for bytes in cases {
-                assert_refused(&broker, &bytes, ReasonCode::MALFORMED_PACKET).await;
+                assert_refused(&broker, "pp-bad", &bytes, ReasonCode::MALFORMED_PACKET).await;
             }
         }
         let mut c = RawClient::connected_v5(broker.addr(), "pp-ok", Properties::default()).await;
@@ -218,7 +211,7 @@ async fn response_topic_with_wildcards_is_a_protocol_error() {
     bounded(async {
         for topic in [&b"re/+"[..], b"re/#", b"#", b"+/x"] {
             let bytes = raw_publish(b"pp/t", &string_property(0x08, topic));
-            assert_refused(&broker, &bytes, ReasonCode::PROTOCOL_ERROR).await;
+            assert_refused(&broker, "pp-bad", &bytes, ReasonCode::PROTOCOL_ERROR).await;
         }
     })
     .await;

@@ -5,21 +5,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use starling::protocol::{
-    Packet, Properties, PropertyFields, PubResponse, QoS, ReasonCode, RetainHandling, Subscribe,
+    Packet, Properties, PubResponse, QoS, ReasonCode, RetainHandling, Subscribe,
     SubscriptionOptions,
 };
 
-use crate::common::{bounded, filter, mqtt_str, raw_packet, BrokerProcess, Event, RawClient};
+use crate::common::{
+    bounded, filter, mqtt_str, raw_packet, subscription_id, BrokerProcess, Event, RawClient,
+};
+use crate::support::{assert_refused, BAD_UTF8};
 
 const QUIET: Duration = Duration::from_millis(300);
-
-/// The broker answers these bytes with DISCONNECT `reason` and closes.
-async fn assert_refused(broker: &BrokerProcess, bytes: &[u8], reason: ReasonCode) {
-    let mut c = RawClient::connected_v5(broker.addr(), "s-bad", Properties::default()).await;
-    c.send_raw(bytes).await;
-    let d = c.expect_closed().await;
-    assert_eq!(d.map(|d| d.reason), Some(reason), "reply to {bytes:02x?}");
-}
 
 /// A 5.0 SUBSCRIBE body: packet id 1, no properties, one filter with this options byte.
 fn subscribe_body(topic_filter: &[u8], options: u8) -> Vec<u8> {
@@ -27,13 +22,6 @@ fn subscribe_body(topic_filter: &[u8], options: u8) -> Vec<u8> {
     body.extend(mqtt_str(topic_filter));
     body.push(options);
     body
-}
-
-fn sub_id(id: u32) -> Properties {
-    Properties::from(PropertyFields {
-        subscription_identifiers: vec![id],
-        ..PropertyFields::default()
-    })
 }
 
 /// [MQTT-3.8.1-1]: fixed-header flags other than 0010 make the SUBSCRIBE malformed:
@@ -46,6 +34,7 @@ async fn subscribe_with_flags_other_than_0010_is_malformed() {
         for first in [0x80, 0x83, 0x8A, 0x86] {
             assert_refused(
                 &broker,
+                "s-bad",
                 &raw_packet(first, &body),
                 ReasonCode::MALFORMED_PACKET,
             )
@@ -67,14 +56,9 @@ async fn subscribe_with_flags_other_than_0010_is_malformed() {
 async fn subscribe_filter_that_is_not_utf8_is_malformed() {
     let broker = BrokerProcess::start();
     bounded(async {
-        for bad in [
-            &[b'a', 0xC3, 0x28][..],
-            &[0xED, 0xA0, 0x80],
-            &[b'a', 0, b'b'],
-            &[0xFF],
-        ] {
+        for bad in BAD_UTF8 {
             let bytes = raw_packet(0x82, &subscribe_body(bad, 0x00));
-            assert_refused(&broker, &bytes, ReasonCode::MALFORMED_PACKET).await;
+            assert_refused(&broker, "s-bad", &bytes, ReasonCode::MALFORMED_PACKET).await;
         }
     })
     .await;
@@ -87,7 +71,7 @@ async fn no_local_on_a_shared_subscription_is_a_protocol_error() {
     let broker = BrokerProcess::start();
     bounded(async {
         let bytes = raw_packet(0x82, &subscribe_body(b"$share/g/nl", 0x04 | 0x01));
-        assert_refused(&broker, &bytes, ReasonCode::PROTOCOL_ERROR).await;
+        assert_refused(&broker, "s-bad", &bytes, ReasonCode::PROTOCOL_ERROR).await;
         let mut c = RawClient::connected_v5(broker.addr(), "s-nl", Properties::default()).await;
         c.send_raw(&raw_packet(0x82, &subscribe_body(b"nl", 0x04 | 0x01)))
             .await;
@@ -108,10 +92,10 @@ async fn reserved_subscription_option_bits_are_malformed() {
     bounded(async {
         for options in [0x40, 0x80, 0xC1, 0x41] {
             let bytes = raw_packet(0x82, &subscribe_body(b"s/opt", options));
-            assert_refused(&broker, &bytes, ReasonCode::MALFORMED_PACKET).await;
+            assert_refused(&broker, "s-bad", &bytes, ReasonCode::MALFORMED_PACKET).await;
         }
         let bytes = raw_packet(0x82, &subscribe_body(b"s/opt", 0x30));
-        assert_refused(&broker, &bytes, ReasonCode::PROTOCOL_ERROR).await;
+        assert_refused(&broker, "s-bad", &bytes, ReasonCode::PROTOCOL_ERROR).await;
     })
     .await;
 }
@@ -154,7 +138,7 @@ async fn identical_filter_replaces_the_subscription() {
         for (qos, id) in [(QoS::AtMostOnce, 1), (QoS::ExactlyOnce, 2)] {
             let opts = SubscriptionOptions::with_qos(qos);
             let ack = c
-                .subscribe_with(sub_id(id), vec![(filter("rep/t"), opts)])
+                .subscribe_with(subscription_id(id), vec![(filter("rep/t"), opts)])
                 .await;
             assert_eq!(ack.reasons, vec![ReasonCode::granted(qos)]);
         }
