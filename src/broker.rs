@@ -68,7 +68,8 @@ pub struct BrokerHandle {
     local_addrs: Vec<SocketAddr>,
     router: Addr<Router>,
     workers: Workers,
-    router_arbiter: ArbiterHandle,
+    /// `None` when the router runs on the first worker's thread.
+    router_arbiter: Option<ArbiterHandle>,
     persistence: Addr<Persistence>,
     persistence_arbiter: ArbiterHandle,
     /// Cluster mode: where the NATS bridge runs.
@@ -80,7 +81,10 @@ pub struct BrokerHandle {
 
 impl Broker {
     pub fn new(config: Config) -> Broker {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = match config.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         Broker {
             config,
             workers,
@@ -94,7 +98,8 @@ impl Broker {
         self
     }
 
-    /// How many arbiters run session actors (default: one per core).
+    /// How many arbiters run session actors (default: `[server] workers`, where 0 means
+    /// one per core).
     pub fn workers(mut self, n: usize) -> Broker {
         self.workers = n.max(1);
         self
@@ -117,13 +122,19 @@ impl Broker {
         let mut router_state = RouterState::restore(&snapshot);
         router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
         let (p, durability) = (persistence.clone(), self.config.storage.durability);
-        let router_arbiter = Arbiter::new().handle();
+        let workers = Workers::start(self.workers);
+        // Sharing a worker's thread saves a cross-thread wake-up (an eventfd write and a
+        // context switch) per message each way when there is one core to run on.
+        let shared_thread = self.config.server.router_thread.shares_worker(self.workers);
+        let own_arbiter = (!shared_thread).then(|| Arbiter::new().handle());
+        let router_arbiter = own_arbiter
+            .clone()
+            .unwrap_or_else(|| workers.first().clone());
         let router = Supervisor::start_in_arbiter(&router_arbiter, move |ctx| {
             // Must be set before the actor starts: `started` is too late for the mailbox.
             ctx.set_mailbox_capacity(crate::router::MAILBOX_CAPACITY);
             Router::new(router_state, p, durability)
         });
-        let workers = Workers::start(self.workers);
         let shared = Arc::new(Shared {
             config: self.config.clone(),
             router: router.clone(),
@@ -142,12 +153,12 @@ impl Broker {
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let local_addrs = self.start_listeners(&shared, &workers, &accepting).await?;
-        info!(addrs = ?local_addrs, workers = self.workers, "broker started");
+        info!(addrs = ?local_addrs, workers = self.workers, router_shares_worker = shared_thread, "broker started");
         Ok(BrokerHandle {
             local_addrs,
             router,
             workers,
-            router_arbiter,
+            router_arbiter: own_arbiter,
             persistence,
             persistence_arbiter,
             cluster_arbiter,
@@ -260,7 +271,9 @@ impl BrokerHandle {
             tracing::error!("final store flush failed");
         }
         self.workers.stop();
-        self.router_arbiter.stop();
+        if let Some(arbiter) = self.router_arbiter {
+            arbiter.stop();
+        }
         self.persistence_arbiter.stop();
         if let Some(arbiter) = self.cluster_arbiter {
             arbiter.stop();

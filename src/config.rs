@@ -158,6 +158,35 @@ pub struct ServerConfig {
     pub sys_interval_secs: u64,
     /// How a shared subscription picks the member that gets each message.
     pub shared_subscription_strategy: ShareStrategy,
+    /// Threads running session actors; 0: one per core the process may use.
+    pub workers: usize,
+    /// Where the router actor runs.
+    pub router_thread: RouterThread,
+}
+
+/// Where the router actor runs.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RouterThread {
+    /// `shared` with one worker (one core: no cross-thread wake-up per message),
+    /// `dedicated` with more.
+    #[default]
+    Auto,
+    /// A thread of its own.
+    Dedicated,
+    /// The first worker's thread, beside sessions.
+    Shared,
+}
+
+impl RouterThread {
+    /// Whether the router shares the first worker's thread when there are `workers`.
+    pub fn shares_worker(self, workers: usize) -> bool {
+        match self {
+            RouterThread::Auto => workers <= 1,
+            RouterThread::Dedicated => false,
+            RouterThread::Shared => true,
+        }
+    }
 }
 
 /// How a shared subscription (`$share/{group}/{filter}`) picks one online member.
@@ -212,6 +241,8 @@ impl Default for ServerConfig {
             server_moved: false,
             sys_interval_secs: 10,
             shared_subscription_strategy: ShareStrategy::RoundRobin,
+            workers: 0,
+            router_thread: RouterThread::Auto,
         }
     }
 }

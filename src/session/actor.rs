@@ -10,6 +10,7 @@ use tokio_util::codec::FramedRead;
 use tracing::debug;
 
 use super::aliases::OutboundAliases;
+use super::gate::Gated;
 use super::handshake::{connack, Accepted, NEVER_EXPIRES};
 use super::inbound::Inbound;
 use super::messages::{Handover, Shutdown, Takeover};
@@ -395,7 +396,7 @@ impl Actor for Session {
             }
             return;
         };
-        let read = ctx.add_stream(reader);
+        let read = ctx.add_stream(Gated::new(reader, self.inbound.gate.clone()));
         self.link = Some(Link {
             writer: Writer::new(writer, self.accepted.protocol),
             read: Some(read),

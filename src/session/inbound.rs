@@ -11,6 +11,7 @@ use actix::prelude::*;
 use tracing::debug;
 
 use super::actor::{Close, Phase, Session};
+use super::gate::Gate;
 use super::policy::{check_payload, check_publish, Refusal};
 use super::state::AckResult;
 use crate::message::Message;
@@ -22,6 +23,8 @@ use crate::topic::TopicName;
 
 /// Inbound publishes routed but not yet answered by the router before reading pauses.
 const ROUTE_WINDOW: usize = 32;
+/// Reading resumes once no more than this many are unanswered.
+const ROUTE_RESUME: usize = ROUTE_WINDOW / 2;
 
 /// The session's inbound bookkeeping.
 pub(super) struct Inbound {
@@ -33,6 +36,8 @@ pub(super) struct Inbound {
     /// Sequence number of `acks[0]`.
     acks_base: u64,
     routes_in_flight: usize,
+    /// Closed while `routes_in_flight` is past the window: the socket is not read.
+    pub gate: Gate,
     /// QoS 1 publishes not yet acknowledged (the receive maximum counts them).
     unacked_qos1: usize,
 }
@@ -60,6 +65,7 @@ impl Inbound {
             acks: VecDeque::new(),
             acks_base: 0,
             routes_in_flight: 0,
+            gate: Gate::default(),
             unacked_qos1: 0,
         }
     }
@@ -340,11 +346,10 @@ impl Session {
         let fut = fut.into_actor(self).map(move |matched, act, ctx| {
             act.on_routed(matched, slot.zip(ack), ctx);
         });
+        ctx.spawn(fut);
         if self.inbound.routes_in_flight >= ROUTE_WINDOW {
             // Stop reading the socket until the router catches up.
-            ctx.wait(fut);
-        } else {
-            ctx.spawn(fut);
+            self.inbound.gate.close();
         }
     }
 
@@ -358,6 +363,9 @@ impl Session {
         ctx: &mut Context<Self>,
     ) {
         self.inbound.routes_in_flight -= 1;
+        if self.inbound.routes_in_flight <= ROUTE_RESUME {
+            self.inbound.gate.open();
+        }
         let Some(matched) = matched else {
             self.inbound.acks.clear();
             self.fail(

@@ -5,6 +5,7 @@ mod actor;
 mod aliases;
 mod auth_flow;
 mod connect;
+mod gate;
 pub mod handshake;
 mod inbound;
 mod messages;

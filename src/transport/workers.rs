@@ -57,6 +57,11 @@ impl Workers {
         self.arbiters.is_empty()
     }
 
+    /// The first arbiter.
+    pub fn first(&self) -> &ArbiterHandle {
+        &self.arbiters[0]
+    }
+
     /// The next arbiter, round robin.
     pub fn next_arbiter(&self) -> &ArbiterHandle {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();

@@ -71,9 +71,12 @@ pub struct BrokerProcess {
 }
 
 impl BrokerProcess {
-    /// A broker with the default configuration (no config file).
+    /// A broker with the default configuration except for one worker thread, so the
+    /// router shares it (the one-core layout, `router_thread = "auto"`). Brokers
+    /// started with a config file of their own use one worker per core and a router
+    /// thread of its own, so the suite runs both layouts.
     pub fn start() -> BrokerProcess {
-        BrokerProcess::start_with_config(None)
+        BrokerProcess::start_with_config(Some("[server]\nworkers = 1\n"))
     }
 
     /// A broker whose config file holds these `[limits]` entries.
