@@ -7,6 +7,11 @@ use anyhow::Context as _;
 use clap::Parser;
 use tracing::info;
 
+/// mimalloc: many small, short-lived allocations (envelopes, deliveries, buffers) freed on
+/// the same thread; glibc's malloc spent 8-10% of a fanout profile consolidating chunks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Starling, an MQTT 3.1.1 and 5.0 broker.
 #[derive(Debug, Parser)]
 #[command(name = "starling", version, about)]

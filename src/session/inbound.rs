@@ -22,7 +22,7 @@ use crate::router::messages::Route;
 use crate::topic::TopicName;
 
 /// Inbound publishes routed but not yet answered by the router before reading pauses.
-const ROUTE_WINDOW: usize = 32;
+const ROUTE_WINDOW: usize = 128;
 /// Reading resumes once no more than this many are unanswered.
 const ROUTE_RESUME: usize = ROUTE_WINDOW / 2;
 

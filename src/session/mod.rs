@@ -8,6 +8,7 @@ mod connect;
 mod gate;
 pub mod handshake;
 mod inbound;
+mod inflight;
 mod messages;
 mod outbound;
 mod persist;

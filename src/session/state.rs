@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::inflight::InflightList;
 use crate::message::{ClientId, Message};
 use crate::protocol::{PacketId, ProtocolVersion, QoS};
 use crate::topic::TopicFilter;
@@ -72,7 +73,7 @@ pub struct SessionState {
     pub client_id: ClientId,
     pub protocol: ProtocolVersion,
     next_packet_id: PacketId,
-    inflight: VecDeque<Inflight>,
+    inflight: InflightList,
     queue: VecDeque<Outgoing>,
     queued_bytes: usize,
     /// Inbound QoS 2 packet ids whose PUBREC was sent and PUBREL not yet received.
@@ -88,7 +89,7 @@ impl SessionState {
             client_id,
             protocol,
             next_packet_id: PacketId::new(1).unwrap_or_else(|| unreachable!()),
-            inflight: VecDeque::new(),
+            inflight: InflightList::default(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             awaiting_rel: HashSet::new(),
@@ -106,7 +107,7 @@ impl SessionState {
     }
 
     pub fn inflight_len(&self) -> usize {
-        self.inflight.len()
+        self.inflight.count()
     }
 
     /// Queues a message, applying the full-queue policy: QoS 0 messages are dropped
@@ -195,7 +196,7 @@ impl SessionState {
     ) -> Option<(Outgoing, Option<PacketId>)> {
         loop {
             let head = self.queue.front()?;
-            if head.qos != QoS::AtMostOnce && self.inflight.len() >= window {
+            if head.qos != QoS::AtMostOnce && self.inflight.count() >= window {
                 return None;
             }
             let packet_id = match head.seq {
@@ -203,7 +204,7 @@ impl SessionState {
                 // with the same id [MQTT-4.4.0-1]; wait while that id is still in use.
                 Some(seq) if head.qos != QoS::AtMostOnce => {
                     let id = packet_id_for_seq(seq);
-                    if self.inflight.iter().any(|i| i.packet_id == id) {
+                    if self.inflight.contains_id(id) {
                         return None;
                     }
                     Some(id)
@@ -234,7 +235,7 @@ impl SessionState {
         loop {
             let id = self.next_packet_id;
             self.next_packet_id = id.next();
-            if !self.inflight.iter().any(|i| i.packet_id == id) {
+            if !self.inflight.contains_id(id) {
                 return id;
             }
         }
@@ -248,7 +249,7 @@ impl SessionState {
     /// PUBREC for a QoS 2 message; the caller answers with PUBREL either way
     /// (5.0: with 0x92 when unknown).
     pub fn on_pubrec(&mut self, id: PacketId) -> AckResult {
-        match self.inflight.iter_mut().find(|i| i.packet_id == id) {
+        match self.inflight.get_mut(id) {
             Some(i) if i.out.qos == QoS::ExactlyOnce => {
                 i.stage = Stage::Released;
                 AckResult::Matched { seq: i.out.seq }
@@ -263,11 +264,10 @@ impl SessionState {
     }
 
     fn remove_inflight(&mut self, id: PacketId, qos: QoS, stage: Stage) -> AckResult {
-        let pos = self
+        match self
             .inflight
-            .iter()
-            .position(|i| i.packet_id == id && i.out.qos == qos && i.stage == stage);
-        match pos.and_then(|p| self.inflight.remove(p)) {
+            .remove_if(id, |i| i.out.qos == qos && i.stage == stage)
+        {
             Some(i) => AckResult::Matched { seq: i.out.seq },
             None => AckResult::Unknown,
         }
@@ -275,7 +275,7 @@ impl SessionState {
 
     /// The in-flight message with this packet id.
     pub fn inflight_get(&self, id: PacketId) -> Option<&Inflight> {
-        self.inflight.iter().find(|i| i.packet_id == id)
+        self.inflight.get(id)
     }
 
     /// A session as stored: in-flight messages (with their packet id and whether PUBREL
