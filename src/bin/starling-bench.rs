@@ -28,6 +28,10 @@ use starling::protocol::{ProtocolVersion, QoS};
 
 use crate::report::Report;
 
+/// The same allocator as the broker binary: the generator should cost as little as it can.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// MQTT load generator for Starling (and any MQTT 3.1.1/5.0 broker).
 #[derive(Debug, Parser)]
 #[command(name = "starling-bench")]
