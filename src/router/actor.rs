@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::messages::*;
+use super::outbox::Outbox;
 use super::state::{Delivery, RouterState, Shares};
 use crate::cluster::{ClusterHandle, Dedup};
 use crate::config::Durability;
@@ -40,6 +41,8 @@ pub struct Router {
     /// Cluster mode: the bridge to NATS, and the filter of duplicate copies from it.
     pub(super) cluster: Option<ClusterHandle>,
     pub(super) dedup: Dedup,
+    /// Deliveries held until the end of the turn.
+    pub(super) outbox: Outbox,
 }
 
 impl Router {
@@ -54,6 +57,7 @@ impl Router {
             scratch: Vec::new(),
             cluster: None,
             dedup: Dedup::new(DEDUP_WINDOW),
+            outbox: Outbox::default(),
         }
     }
 
@@ -125,6 +129,7 @@ impl Handler<Register> for Router {
     type Result = RegisterReply;
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> RegisterReply {
+        self.outbox.flush();
         let client = msg.client_id;
         let previous = self.sessions.insert(client.clone(), msg.addr);
         let persistent = self.state.is_persistent(&client);
@@ -184,6 +189,7 @@ impl Handler<Adopt> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Adopt, _: &mut Self::Context) {
+        self.outbox.flush();
         if let Some(cluster) = &self.cluster {
             cluster.adopted(&msg.client_id);
         }
@@ -195,6 +201,7 @@ impl Handler<UpdateSession> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: UpdateSession, _: &mut Self::Context) {
+        self.outbox.flush();
         if self.sessions.get(&msg.client_id) != Some(&msg.addr) {
             return;
         }
@@ -218,6 +225,7 @@ impl Handler<WentOffline> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: WentOffline, _: &mut Self::Context) {
+        self.outbox.flush();
         if self.sessions.get(&msg.client_id) == Some(&msg.addr) {
             self.state.set_online(&msg.client_id, false);
         }
@@ -228,6 +236,7 @@ impl Handler<SessionEnded> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, _: &mut Self::Context) {
+        self.outbox.flush();
         if self.sessions.get(&msg.client_id) == Some(&msg.addr) {
             self.sessions.remove(&msg.client_id);
             self.drop_client(&msg.client_id);
@@ -243,6 +252,7 @@ impl Handler<ForgetClient> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: ForgetClient, _: &mut Self::Context) {
+        self.outbox.flush();
         // The stored session record (just written at Register) stays; its stale
         // subscriptions go.
         let subs = self.state.subscriptions_of(&msg.client_id);
@@ -269,11 +279,14 @@ impl Handler<Route> for Router {
 
     fn handle(&mut self, msg: Route, ctx: &mut Self::Context) -> Routed {
         // A failure here leaves the publish unacknowledged (the ticket never resolves).
-        self.guarded(ctx, |act| act.route(msg))
+        let routed = self
+            .guarded(ctx, |act| act.route(msg))
             .unwrap_or_else(|| Routed {
                 matched: 0,
                 durable: Some(crate::persistence::failed_ticket()),
-            })
+            });
+        self.schedule_flush(ctx);
+        routed
     }
 }
 
@@ -354,14 +367,17 @@ impl Router {
                     sub_ids: d.sub_ids.clone(),
                 });
             }
-            addr.do_send(Deliver {
+            let delivery = Deliver {
                 msg: Arc::clone(msg),
                 qos: d.qos,
                 retain: d.retain,
                 sub_ids: d.sub_ids,
                 seq,
                 share: d.share,
-            });
+            };
+            if self.outbox.push(&d.client, addr, delivery) {
+                self.outbox.flush();
+            }
         }
         self.scratch = deliveries;
         if targets.is_empty() && extra.is_empty() {
@@ -382,6 +398,7 @@ impl Handler<Subscribe> for Router {
     type Result = SubscribeReply;
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> SubscribeReply {
+        self.outbox.flush();
         let mut reply = self
             .guarded(ctx, |act| act.subscribe(msg))
             .unwrap_or_else(|| SubscribeReply {
@@ -429,6 +446,7 @@ impl Handler<Unsubscribe> for Router {
     type Result = Vec<bool>;
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) -> Vec<bool> {
+        self.outbox.flush();
         if self.state.is_persistent(&msg.client_id) {
             let id = msg.client_id.as_str();
             let ops = msg
@@ -468,6 +486,7 @@ impl Handler<ShutdownSessions> for Router {
     type Result = ();
 
     fn handle(&mut self, _: ShutdownSessions, _: &mut Self::Context) {
+        self.outbox.flush();
         for addr in self.sessions.values() {
             addr.do_send(Shutdown);
         }

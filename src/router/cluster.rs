@@ -30,6 +30,7 @@ impl Handler<RouteRemote> for Router {
 
     fn handle(&mut self, msg: RouteRemote, ctx: &mut Self::Context) {
         self.guarded(ctx, |act| act.route_remote(msg));
+        self.schedule_flush(ctx);
     }
 }
 
@@ -63,6 +64,7 @@ impl Handler<RemoteTakeover> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteTakeover, _: &mut Self::Context) {
+        self.outbox.flush();
         let Some(addr) = self.sessions.remove(&msg.client_id) else {
             return;
         };

@@ -4,6 +4,7 @@
 mod actor;
 mod cluster;
 pub mod messages;
+mod outbox;
 mod reshare;
 mod restore;
 mod share;

@@ -15,9 +15,14 @@ impl Handler<Reshare> for Router {
     type Result = Vec<bool>;
 
     fn handle(&mut self, msg: Reshare, ctx: &mut Self::Context) -> Vec<bool> {
+        self.outbox.flush();
         let n = msg.items.len();
-        self.guarded(ctx, |act| act.reshare(msg))
-            .unwrap_or_else(|| vec![false; n])
+        let handed = self
+            .guarded(ctx, |act| act.reshare(msg))
+            .unwrap_or_else(|| vec![false; n]);
+        // The member leaving waits on this answer: what it handed over goes out now.
+        self.outbox.flush();
+        handed
     }
 }
 

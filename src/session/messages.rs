@@ -24,6 +24,12 @@ pub struct Deliver {
     pub share: Option<TopicFilter>,
 }
 
+/// Several routed messages for this session's client, in routing order: what the
+/// router delivered to it in one turn.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliverBatch(pub Vec<Deliver>);
+
 /// Another connection claimed this client id: close this one (5.0: DISCONNECT 0x8E) and
 /// hand the session over, or discard it when `handover` is `None` (clean start).
 #[derive(Message)]

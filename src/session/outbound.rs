@@ -9,7 +9,7 @@ use tracing::trace;
 
 use super::actor::{Phase, Session};
 use super::aliases::AliasUse;
-use super::messages::Deliver;
+use super::messages::{Deliver, DeliverBatch};
 use super::state::Outgoing;
 use super::writer::HIGH_WATER;
 use crate::message::{Encoding, Variant};
@@ -20,13 +20,36 @@ impl Handler<Deliver> for Session {
     type Result = ();
 
     fn handle(&mut self, d: Deliver, ctx: &mut Self::Context) {
+        if self.accept(d) {
+            self.pump_guarded(ctx);
+        }
+    }
+}
+
+impl Handler<DeliverBatch> for Session {
+    type Result = ();
+
+    fn handle(&mut self, batch: DeliverBatch, ctx: &mut Self::Context) {
+        let mut any = false;
+        for d in batch.0 {
+            any |= self.accept(d);
+        }
+        if any {
+            self.pump_guarded(ctx);
+        }
+    }
+}
+
+impl Session {
+    /// Queues one delivery; false when it was not kept.
+    fn accept(&mut self, d: Deliver) -> bool {
         if self.phase == Phase::Gone {
-            return;
+            return false;
         }
         if self.link.is_none() && d.qos == QoS::AtMostOnce {
             // QoS 0 is not kept for an absent client.
             self.state.dropped += 1;
-            return;
+            return false;
         }
         self.state.enqueue(Outgoing {
             msg: d.msg,
@@ -36,6 +59,10 @@ impl Handler<Deliver> for Session {
             seq: d.seq,
             share: d.share,
         });
+        true
+    }
+
+    fn pump_guarded(&mut self, ctx: &mut Context<Self>) {
         let run = std::panic::AssertUnwindSafe(|| self.pump(ctx));
         if std::panic::catch_unwind(run).is_err() {
             self.crash(ctx);
