@@ -181,8 +181,7 @@ pub fn connack(accepted: &Accepted, session_present: bool, config: &Config) -> C
         properties.maximum_packet_size = Some(limits.max_packet_size);
         properties.topic_alias_maximum = Some(limits.topic_alias_maximum);
         if accepted.assigned_id {
-            properties.assigned_client_identifier =
-                Some(accepted.client_id.as_bytestring().clone());
+            properties.assigned_client_identifier = Some(accepted.client_id.as_str().into());
         }
         properties.authentication_method = accepted.auth_method.clone();
         properties.authentication_data = accepted.auth_data.clone();
