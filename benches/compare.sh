@@ -116,13 +116,15 @@ start_broker() {
     BROKER_LOG=$dir/log
     case $name in
         starling)
-            # Limits like the Mosquitto config below: connections and queues effectively
-            # unbounded (the defaults cap connections at 10,000 and queues at 10,000).
+            # Limits like the Mosquitto config below: connections, queues and messages in
+            # flight per client effectively unbounded (the defaults cap connections at
+            # 10,000, queues at 10,000 messages and the in-flight window at 64).
             cat >"$dir/starling.toml" <<EOF
 [limits]
 max_connections = 100000
 max_queued_messages = 10000000
 max_queued_bytes = 4294967296
+max_inflight = 65535
 EOF
             RUST_LOG=warn "${pin[@]}" "$STARLING" --config "$dir/starling.toml" \
                 --listen "127.0.0.1:$PORT" --data-dir "$dir/data" >"$BROKER_LOG" 2>&1 &
