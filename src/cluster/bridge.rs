@@ -6,7 +6,8 @@
 //! - the interest task subscribes on NATS per filter as the router's interest changes
 //!   (a queue subscription per shared subscription), one forwarding task per NATS
 //!   subscription handing what arrives to the router ([`RouteRemote`]);
-//! - the retained tasks ([`super::retained`]) keep retained messages in JetStream.
+//! - the retained tasks ([`super::retained`]) keep retained messages in JetStream;
+//! - the isolation watcher ([`super::isolation`]) follows the connection's state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,13 +21,15 @@ use tracing::{debug, info, warn};
 
 use super::envelope::Envelope;
 use super::interest::{is_node_local_topic, InterestChange};
+use super::isolation::{self, Isolation};
 use super::ownership::{self, Owner, OwnershipCmd};
 use super::retained;
 use super::subject::{filter_to_subjects, queue_group, topic_to_subject};
 use crate::config::ClusterConfig;
 use crate::message::{ClientId, Message};
 use crate::persistence::{failed_ticket, Durable};
-use crate::router::messages::RouteRemote;
+use crate::protocol::ReasonCode;
+use crate::router::messages::{EvictSessions, RouteRemote};
 use crate::router::Router;
 use crate::topic::TopicFilter;
 
@@ -182,11 +185,13 @@ fn ticket(ack: bool) -> (Option<Durable>, Option<oneshot::Sender<()>>) {
 
 /// Connects to NATS, makes sure the retained stream exists, starts the bridge's tasks
 /// on `arbiter` and waits until the retained messages already in the stream have reached
-/// the router (so a client subscribing right after start sees them).
+/// the router (so a client subscribing right after start sees them). From then on it
+/// sets `isolation` while the node is cut off from NATS.
 pub async fn start(
     config: &ClusterConfig,
     router: Addr<Router>,
     arbiter: &ArbiterHandle,
+    isolation: Isolation,
 ) -> Result<ClusterHandle, ClusterError> {
     let origin: u64 = rand::random();
     let addrs = config
@@ -204,12 +209,11 @@ pub async fn start(
     let (interest_tx, interest_rx) = mpsc::unbounded_channel();
     let (ownership_tx, ownership_rx) = mpsc::unbounded_channel();
     let (started_tx, started_rx) = oneshot::channel();
-    let (node_id, replicas) = (config.node_id.clone(), config.replicas);
+    let config = config.clone();
     arbiter.spawn(async move {
         let result = run(
             addrs,
-            node_id,
-            replicas,
+            &config,
             origin,
             router,
             Channels {
@@ -217,6 +221,7 @@ pub async fn start(
                 interest: interest_rx,
                 ownership: ownership_rx,
             },
+            isolation,
         )
         .await;
         let _ = started_tx.send(result);
@@ -242,20 +247,47 @@ struct Channels {
 /// Runs on the cluster arbiter: connects, starts the tasks, and reports.
 async fn run(
     addrs: Vec<async_nats::ServerAddr>,
-    node_id: String,
-    replicas: usize,
+    config: &ClusterConfig,
     origin: u64,
     router: Addr<Router>,
     channels: Channels,
+    isolation: Isolation,
 ) -> Result<(), ClusterError> {
+    let (node_id, replicas) = (config.node_id.clone(), config.replicas);
+    let (link_tx, link_rx) = mpsc::unbounded_channel();
     let client = async_nats::ConnectOptions::new()
         .name(format!("starling-{node_id}"))
         .connection_timeout(Duration::from_secs(5))
         .subscription_capacity(8192)
+        .event_callback(move |event| {
+            let up = match event {
+                async_nats::Event::Connected => Some(true),
+                async_nats::Event::Disconnected | async_nats::Event::Closed => Some(false),
+                _ => None,
+            };
+            let link_tx = link_tx.clone();
+            async move {
+                if let Some(up) = up {
+                    let _ = link_tx.send(up);
+                }
+            }
+        })
         .connect(addrs)
         .await
         .map_err(|e| ClusterError::Connect(e.to_string()))?;
     info!(node_id, "connected to NATS");
+    let evict = router.clone();
+    tokio::spawn(isolation::watch(
+        link_rx,
+        config.isolation_grace(),
+        isolation,
+        move || {
+            evict.do_send(EvictSessions {
+                reason: ReasonCode::SERVER_UNAVAILABLE,
+                why: "this node is cut off from the cluster",
+            })
+        },
+    ));
     let js = async_nats::jetstream::new(client.clone());
     let stream = tokio::time::timeout(START_TIMEOUT, retained::ensure_stream(&js, replicas))
         .await

@@ -5,10 +5,10 @@ use actix::prelude::*;
 use tracing::info;
 
 use super::actor::Router;
-use super::messages::{AttachCluster, RemoteTakeover, RetainRemote, RouteRemote};
+use super::messages::{AttachCluster, EvictSessions, RemoteTakeover, RetainRemote, RouteRemote};
 use super::state::Shares;
 use crate::cluster::interest::is_node_local_topic;
-use crate::session::Takeover;
+use crate::session::{Evict, Takeover};
 
 impl Handler<AttachCluster> for Router {
     type Result = ();
@@ -22,6 +22,21 @@ impl Handler<AttachCluster> for Router {
             subscriptions = self.state.subscription_count(),
             "router joined the cluster"
         );
+    }
+}
+
+impl Handler<EvictSessions> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: EvictSessions, _: &mut Self::Context) {
+        info!(sessions = self.sessions.len(), reason = %msg.reason, "closing every connection");
+        let evict = Evict {
+            reason: msg.reason,
+            why: msg.why,
+        };
+        for addr in self.sessions.values() {
+            addr.do_send(evict);
+        }
     }
 }
 
