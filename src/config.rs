@@ -52,8 +52,8 @@ pub struct ClusterConfig {
     pub replicas: usize,
     /// How long the node's NATS connection may stay down before the node counts as cut
     /// off from the cluster: it then refuses CONNECTs (0x88 Server unavailable / 3.1.1
-    /// code 3) and closes its clients' connections (5.0: DISCONNECT 0x88) until NATS is
-    /// back (`cluster::isolation`).
+    /// code 3) and closes its clients' connections (5.0: DISCONNECT 0x9C Use another
+    /// server) until NATS is back (`cluster::isolation`).
     pub isolation_grace_ms: u64,
 }
 

@@ -283,7 +283,7 @@ async fn run(
         isolation,
         move || {
             evict.do_send(EvictSessions {
-                reason: ReasonCode::SERVER_UNAVAILABLE,
+                reason: ReasonCode::USE_ANOTHER_SERVER,
                 why: "this node is cut off from the cluster",
             })
         },

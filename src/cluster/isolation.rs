@@ -1,7 +1,8 @@
 //! Whether this node is cut off from the cluster. When its NATS connection has been
 //! down for longer than `[cluster] isolation_grace_ms`, the node is *isolated*: new
-//! CONNECTs are refused with 0x88 Server unavailable (3.1.1: return code 3) and the
-//! connected clients are closed (5.0: DISCONNECT 0x88), so that they reconnect to a node
+//! CONNECTs are refused with CONNACK 0x88 Server unavailable (3.1.1: return code 3) and
+//! the connected clients are closed (5.0: DISCONNECT 0x9C Use another server, since 0x88
+//! is not a DISCONNECT reason code [MQTT-3.14.2-1]), so that they reconnect to a node
 //! that reaches the cluster instead of silently missing its traffic. Once NATS is back
 //! the node accepts connections again.
 
