@@ -121,7 +121,9 @@ async fn connect_when_healed(addr: std::net::SocketAddr) -> RawClient {
     let start = Instant::now();
     for attempt in 1.. {
         let mut c = RawClient::open(addr).await;
-        let ack = c.connect_v5("x-back", true, 60, Properties::default()).await;
+        let ack = c
+            .connect_v5("x-back", true, 60, Properties::default())
+            .await;
         if ack.reason == ReasonCode::SUCCESS {
             eprintln!(
                 "node accepted again {:?} after the NATS server restarted",
@@ -129,7 +131,11 @@ async fn connect_when_healed(addr: std::net::SocketAddr) -> RawClient {
             );
             return c;
         }
-        assert_eq!(ack.reason, ReasonCode::SERVER_UNAVAILABLE, "attempt {attempt}");
+        assert_eq!(
+            ack.reason,
+            ReasonCode::SERVER_UNAVAILABLE,
+            "attempt {attempt}"
+        );
         assert!(
             start.elapsed() < HEALED_WITHIN,
             "node still refusing {HEALED_WITHIN:?} after NATS came back ({attempt} attempts)"

@@ -254,28 +254,17 @@ async fn run(
     isolation: Isolation,
 ) -> Result<(), ClusterError> {
     let (node_id, replicas) = (config.node_id.clone(), config.replicas);
-    let (link_tx, link_rx) = mpsc::unbounded_channel();
-    let client = async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name(format!("starling-{node_id}"))
         .connection_timeout(Duration::from_secs(5))
-        .subscription_capacity(8192)
-        .event_callback(move |event| {
-            let up = match event {
-                async_nats::Event::Connected => Some(true),
-                async_nats::Event::Disconnected | async_nats::Event::Closed => Some(false),
-                _ => None,
-            };
-            let link_tx = link_tx.clone();
-            async move {
-                if let Some(up) = up {
-                    let _ = link_tx.send(up);
-                }
-            }
-        })
+        .subscription_capacity(8192);
+    let (options, link_rx, link_poll) = isolation::track(options);
+    let client = options
         .connect(addrs)
         .await
         .map_err(|e| ClusterError::Connect(e.to_string()))?;
     info!(node_id, "connected to NATS");
+    tokio::spawn(isolation::poll(client.clone(), link_poll));
     let evict = router.clone();
     tokio::spawn(isolation::watch(
         link_rx,

@@ -31,6 +31,51 @@ impl Isolation {
     }
 }
 
+/// How often the watcher is told the connection's state besides its events.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Where the connection's state goes: `true` connected, `false` disconnected.
+pub(super) type LinkTx = mpsc::UnboundedSender<bool>;
+
+/// Adds to `options` an event callback reporting connects and disconnects; returns the
+/// watcher's end and a sender for [`poll`].
+pub(super) fn track(
+    options: async_nats::ConnectOptions,
+) -> (
+    async_nats::ConnectOptions,
+    mpsc::UnboundedReceiver<bool>,
+    LinkTx,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let events = tx.clone();
+    let options = options.event_callback(move |event| {
+        let up = match event {
+            async_nats::Event::Connected => Some(true),
+            async_nats::Event::Disconnected | async_nats::Event::Closed => Some(false),
+            _ => None,
+        };
+        let events = events.clone();
+        async move {
+            if let Some(up) = up {
+                let _ = events.send(up);
+            }
+        }
+    });
+    (options, rx, tx)
+}
+
+/// Reports the connection's state every [`POLL`] as well: async-nats drops events when
+/// its event channel is full, and a lost `Connected` would leave the node isolated.
+pub(super) async fn poll(client: async_nats::Client, link: LinkTx) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        let up = client.connection_state() == async_nats::connection::State::Connected;
+        if link.send(up).is_err() {
+            return;
+        }
+    }
+}
+
 /// Follows the NATS connection's state (`true`: connected, `false`: disconnected, as
 /// async-nats reports them) and sets `isolation` once the connection has stayed down
 /// for `grace`; `on_isolated` then runs once (it closes the local connections). A
