@@ -29,12 +29,14 @@ async fn isolated_node_refuses_and_closes_then_recovers() {
     let Some(bin) = nats_server_or_skip("isolated_node_refuses_and_closes_then_recovers") else {
         return;
     };
+    let started = Instant::now();
     let extra = format!("isolation_grace_ms = {GRACE_MS}\n");
     // Nodes 0 and 1 use servers 0 and 1; node 2 only server 2.
     let mut cluster = StarlingCluster::start_with(&bin, &extra, |i, urls| match i {
         2 => vec![urls[2].clone()],
         _ => vec![urls[i].clone(), urls[1 - i].clone()],
     });
+    eprintln!("cluster started in {:?}", started.elapsed());
     tokio::time::timeout(BODY, partition_and_heal(&mut cluster))
         .await
         .expect("partition test body exceeded its bound");
@@ -42,6 +44,7 @@ async fn isolated_node_refuses_and_closes_then_recovers() {
 
 async fn partition_and_heal(cluster: &mut StarlingCluster) {
     let (n0, n1, n2) = (cluster.addr(0), cluster.addr(1), cluster.addr(2));
+    let t = Instant::now();
     let mut sub0 = RawClient::connected_v5(n0, "x-sub0", Properties::default()).await;
     sub0.subscribe(&[("x/#", QoS::AtLeastOnce)]).await;
     let mut v5 = RawClient::connected_v5(n2, "x-v5", Properties::default()).await;
@@ -52,6 +55,7 @@ async fn partition_and_heal(cluster: &mut StarlingCluster) {
     let mut subs = [sub0, v5];
     await_routes(&mut pub1, "x/probe", &mut subs, &[0, 1]).await;
     let [mut sub0, mut v5] = subs;
+    eprintln!("routes ready at {:?}", t.elapsed());
 
     cluster.nats.servers[2].kill9();
     let cut = Instant::now();
@@ -82,6 +86,7 @@ async fn partition_and_heal(cluster: &mut StarlingCluster) {
         .await;
     recv_payload(&mut sub0, "while-cut", WAIT).await;
 
+    eprintln!("nodes 0 and 1 still route at {:?}", t.elapsed());
     cluster.nats.servers[2].restart();
     let mut back = connect_when_healed(n2).await;
     // Node 2's messages reach node 0 again (probes: interest crosses the re-formed routes).
@@ -89,6 +94,7 @@ async fn partition_and_heal(cluster: &mut StarlingCluster) {
     back.publish("x/healed", QoS::AtLeastOnce, false, b"after-heal")
         .await;
     recv_payload(&mut sub0, "after-heal", WAIT).await;
+    eprintln!("healed at {:?}", t.elapsed());
 }
 
 /// A CONNECT to the isolated node: 5.0 gets CONNACK 0x88, 3.1.1 return code 3, and both
