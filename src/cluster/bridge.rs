@@ -28,7 +28,6 @@ use super::subject::{filter_to_subjects, queue_group, topic_to_subject};
 use crate::config::ClusterConfig;
 use crate::message::{ClientId, Message};
 use crate::persistence::{failed_ticket, Durable};
-use crate::protocol::ReasonCode;
 use crate::router::messages::{EvictSessions, RouteRemote};
 use crate::router::Router;
 use crate::topic::TopicFilter;
@@ -81,6 +80,7 @@ pub struct ClusterHandle {
     interest: mpsc::UnboundedSender<InterestCmd>,
     ownership: mpsc::UnboundedSender<OwnershipCmd>,
     dropped: u64,
+    isolation: Isolation,
 }
 
 /// What the router sends the interest task.
@@ -93,6 +93,11 @@ pub(super) enum InterestCmd {
 }
 
 impl ClusterHandle {
+    /// Whether the node is cut off from NATS (`super::isolation`).
+    pub fn isolated(&self) -> bool {
+        self.isolation.is_isolated()
+    }
+
     /// This node's incarnation: messages carrying it came from here.
     pub fn origin(&self) -> u64 {
         self.origin
@@ -210,6 +215,7 @@ pub async fn start(
     let (ownership_tx, ownership_rx) = mpsc::unbounded_channel();
     let (started_tx, started_rx) = oneshot::channel();
     let config = config.clone();
+    let isolation_flag = isolation.clone();
     arbiter.spawn(async move {
         let result = run(
             addrs,
@@ -234,6 +240,7 @@ pub async fn start(
         interest: interest_tx,
         ownership: ownership_tx,
         dropped: 0,
+        isolation: isolation_flag,
     })
 }
 
@@ -272,8 +279,8 @@ async fn run(
         isolation,
         move || {
             evict.do_send(EvictSessions {
-                reason: ReasonCode::USE_ANOTHER_SERVER,
-                why: "this node is cut off from the cluster",
+                reason: isolation::DISCONNECT_REASON,
+                why: isolation::DISCONNECT_WHY,
             })
         },
     ));

@@ -14,6 +14,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::protocol::ReasonCode;
+
+/// The DISCONNECT reason for clients of an isolated node (5.0): the client should use
+/// another server for now. (0x88 Server unavailable is CONNACK-only [MQTT-3.14.2-1].)
+pub const DISCONNECT_REASON: ReasonCode = ReasonCode::USE_ANOTHER_SERVER;
+/// The Reason String sent with it.
+pub const DISCONNECT_WHY: &str = "this node is cut off from the cluster";
+
 /// The isolated flag, shared by the bridge (which sets it) and the connect path (which
 /// reads it). A single-host broker is never isolated.
 #[derive(Debug, Clone, Default)]

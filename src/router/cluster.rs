@@ -8,6 +8,8 @@ use super::actor::Router;
 use super::messages::{AttachCluster, EvictSessions, RemoteTakeover, RetainRemote, RouteRemote};
 use super::state::Shares;
 use crate::cluster::interest::is_node_local_topic;
+use crate::cluster::isolation;
+use crate::message::ClientId;
 use crate::session::{Evict, Takeover};
 
 impl Handler<AttachCluster> for Router {
@@ -36,6 +38,23 @@ impl Handler<EvictSessions> for Router {
         };
         for addr in self.sessions.values() {
             addr.do_send(evict);
+        }
+    }
+}
+
+impl Router {
+    /// A session registered while the node is cut off from the cluster (its CONNECT
+    /// passed the connect task's check just before): it is closed like the others, right
+    /// after its CONNACK.
+    pub(super) fn evict_if_isolated(&self, client: &ClientId) {
+        if !self.cluster.as_ref().is_some_and(|c| c.isolated()) {
+            return;
+        }
+        if let Some(addr) = self.sessions.get(client) {
+            addr.do_send(Evict {
+                reason: isolation::DISCONNECT_REASON,
+                why: isolation::DISCONNECT_WHY,
+            });
         }
     }
 }
