@@ -9,7 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    await_routes, connect_packet, nats_server_or_skip, recv_payload, RawClient, StarlingCluster,
+    await_routes, connect_packet, connect_persistent, nats_server_or_skip, recv_payload, RawClient,
+    StarlingCluster,
 };
 use starling::protocol::{Packet, Properties, ProtocolVersion, QoS, ReasonCode};
 
@@ -49,7 +50,9 @@ async fn partition_and_heal(cluster: &mut StarlingCluster) {
     sub0.subscribe(&[("x/#", QoS::AtLeastOnce)]).await;
     let mut v5 = RawClient::connected_v5(n2, "x-v5", Properties::default()).await;
     v5.subscribe(&[("x/#", QoS::AtLeastOnce)]).await;
-    let mut v3 = RawClient::connected_v311(n2, "x-v3", true).await;
+    // A persistent session (3.1.1, clean session 0): it must survive the close.
+    let (mut v3, present) = connect_persistent(&cluster.nodes[2], "x-v3").await;
+    assert!(!present);
     let mut pub1 = RawClient::connected_v5(n1, "x-pub1", Properties::default()).await;
     // Before: node 1 reaches the subscribers on nodes 0 and 2.
     let mut subs = [sub0, v5];
@@ -57,8 +60,9 @@ async fn partition_and_heal(cluster: &mut StarlingCluster) {
     let [mut sub0, mut v5] = subs;
     eprintln!("routes ready at {:?}", t.elapsed());
 
-    cluster.nats.servers[2].kill9();
+    // Before the kill: the node's grace starts at its disconnect, a little later.
     let cut = Instant::now();
+    cluster.nats.servers[2].kill9();
     let disconnect = v5.expect_closed_within(ISOLATED_WITHIN).await;
     let took = cut.elapsed();
     assert_eq!(
@@ -89,6 +93,9 @@ async fn partition_and_heal(cluster: &mut StarlingCluster) {
     eprintln!("nodes 0 and 1 still route at {:?}", t.elapsed());
     cluster.nats.servers[2].restart();
     let mut back = connect_when_healed(n2).await;
+    let (v3, present) = connect_persistent(&cluster.nodes[2], "x-v3").await;
+    assert!(present, "the persistent session stays on the isolated node");
+    v3.disconnect().await;
     // Node 2's messages reach node 0 again (probes: interest crosses the re-formed routes).
     await_routes(&mut back, "x/probe", std::slice::from_mut(&mut sub0), &[0]).await;
     back.publish("x/healed", QoS::AtLeastOnce, false, b"after-heal")
