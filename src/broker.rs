@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
+use crate::cluster::Isolation;
 use crate::config::{Config, ListenerKind};
 use crate::message::ClientId;
 use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot};
@@ -54,6 +55,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Who may connect (`[auth]`, or the one given to [`Broker::authenticator`]).
     pub auth: Arc<dyn Authenticator>,
+    /// Cluster mode: set while the node is cut off from NATS (CONNECTs are refused).
+    pub isolation: Isolation,
 }
 
 /// A broker to be started.
@@ -141,6 +144,7 @@ impl Broker {
             persistence: persistence.clone(),
             metrics: Arc::new(Metrics::default()),
             auth: Arc::clone(&auth),
+            isolation: Isolation::default(),
         });
         let sys_interval = self.config.server.sys_interval_secs;
         if sys_interval > 0 {
@@ -149,7 +153,7 @@ impl Broker {
             // On the router's arbiter: it stops with it.
             Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
         }
-        let cluster_arbiter = self.join_cluster(&router).await?;
+        let cluster_arbiter = self.join_cluster(&router, &shared.isolation).await?;
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let local_addrs = self.start_listeners(&shared, &workers, &accepting).await?;
@@ -172,13 +176,15 @@ impl Broker {
     async fn join_cluster(
         &self,
         router: &Addr<Router>,
+        isolation: &Isolation,
     ) -> Result<Option<ArbiterHandle>, BrokerError> {
         let config = &self.config.cluster;
         if !config.enabled {
             return Ok(None);
         }
         let arbiter = Arbiter::new().handle();
-        match crate::cluster::start(config, router.clone(), &arbiter).await {
+        let isolation = isolation.clone();
+        match crate::cluster::start(config, router.clone(), &arbiter, isolation).await {
             Ok(handle) => {
                 let _ = router.send(AttachCluster { handle }).await;
                 info!(node_id = %config.node_id, "joined the cluster");

@@ -50,6 +50,17 @@ pub struct ClusterConfig {
     pub node_id: String,
     /// JetStream replicas of the cluster's streams (1, or 3 to survive one server).
     pub replicas: usize,
+    /// How long the node's NATS connection may stay down before the node counts as cut
+    /// off from the cluster: it then refuses CONNECTs (0x88 Server unavailable / 3.1.1
+    /// code 3) and closes its clients' connections (5.0: DISCONNECT 0x9C Use another
+    /// server) until NATS is back (`cluster::isolation`).
+    pub isolation_grace_ms: u64,
+}
+
+impl ClusterConfig {
+    pub fn isolation_grace(&self) -> Duration {
+        Duration::from_millis(self.isolation_grace_ms)
+    }
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +70,7 @@ impl Default for ClusterConfig {
             urls: vec!["nats://127.0.0.1:4222".to_owned()],
             node_id: String::new(),
             replicas: 3,
+            isolation_grace_ms: 2000,
         }
     }
 }
@@ -394,14 +406,16 @@ mod tests {
     #[test]
     fn cluster_section_parses_and_validates() {
         let text = "[cluster]\nenabled = true\nurls = [\"nats://a:1\", \"nats://b:2\"]\n\
-                    node_id = \"n1\"\nreplicas = 1\n";
+                    node_id = \"n1\"\nreplicas = 1\nisolation_grace_ms = 500\n";
         let c: Config = toml::from_str(text).unwrap();
         assert!(c.cluster.enabled);
         assert_eq!(c.cluster.urls.len(), 2);
         assert_eq!(c.cluster.node_id, "n1");
+        assert_eq!(c.cluster.isolation_grace(), Duration::from_millis(500));
         assert!(c.validate().is_ok());
         let c: Config = toml::from_str("[cluster]\nenabled = true\n").unwrap();
         assert!(c.validate().is_err(), "node_id is required");
         assert!(!Config::default().cluster.enabled);
+        assert_eq!(Config::default().cluster.isolation_grace_ms, 2000);
     }
 }

@@ -6,7 +6,8 @@
 //! - the interest task subscribes on NATS per filter as the router's interest changes
 //!   (a queue subscription per shared subscription), one forwarding task per NATS
 //!   subscription handing what arrives to the router ([`RouteRemote`]);
-//! - the retained tasks ([`super::retained`]) keep retained messages in JetStream.
+//! - the retained tasks ([`super::retained`]) keep retained messages in JetStream;
+//! - the isolation watcher ([`super::isolation`]) follows the connection's state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,13 +21,14 @@ use tracing::{debug, info, warn};
 
 use super::envelope::Envelope;
 use super::interest::{is_node_local_topic, InterestChange};
+use super::isolation::{self, Isolation};
 use super::ownership::{self, Owner, OwnershipCmd};
 use super::retained;
 use super::subject::{filter_to_subjects, queue_group, topic_to_subject};
 use crate::config::ClusterConfig;
 use crate::message::{ClientId, Message};
 use crate::persistence::{failed_ticket, Durable};
-use crate::router::messages::RouteRemote;
+use crate::router::messages::{EvictSessions, RouteRemote};
 use crate::router::Router;
 use crate::topic::TopicFilter;
 
@@ -78,6 +80,7 @@ pub struct ClusterHandle {
     interest: mpsc::UnboundedSender<InterestCmd>,
     ownership: mpsc::UnboundedSender<OwnershipCmd>,
     dropped: u64,
+    isolation: Isolation,
 }
 
 /// What the router sends the interest task.
@@ -90,6 +93,11 @@ pub(super) enum InterestCmd {
 }
 
 impl ClusterHandle {
+    /// Whether the node is cut off from NATS (`super::isolation`).
+    pub fn isolated(&self) -> bool {
+        self.isolation.is_isolated()
+    }
+
     /// This node's incarnation: messages carrying it came from here.
     pub fn origin(&self) -> u64 {
         self.origin
@@ -182,11 +190,13 @@ fn ticket(ack: bool) -> (Option<Durable>, Option<oneshot::Sender<()>>) {
 
 /// Connects to NATS, makes sure the retained stream exists, starts the bridge's tasks
 /// on `arbiter` and waits until the retained messages already in the stream have reached
-/// the router (so a client subscribing right after start sees them).
+/// the router (so a client subscribing right after start sees them). From then on it
+/// sets `isolation` while the node is cut off from NATS.
 pub async fn start(
     config: &ClusterConfig,
     router: Addr<Router>,
     arbiter: &ArbiterHandle,
+    isolation: Isolation,
 ) -> Result<ClusterHandle, ClusterError> {
     let origin: u64 = rand::random();
     let addrs = config
@@ -204,12 +214,12 @@ pub async fn start(
     let (interest_tx, interest_rx) = mpsc::unbounded_channel();
     let (ownership_tx, ownership_rx) = mpsc::unbounded_channel();
     let (started_tx, started_rx) = oneshot::channel();
-    let (node_id, replicas) = (config.node_id.clone(), config.replicas);
+    let config = config.clone();
+    let isolation_flag = isolation.clone();
     arbiter.spawn(async move {
         let result = run(
             addrs,
-            node_id,
-            replicas,
+            &config,
             origin,
             router,
             Channels {
@@ -217,6 +227,7 @@ pub async fn start(
                 interest: interest_rx,
                 ownership: ownership_rx,
             },
+            isolation,
         )
         .await;
         let _ = started_tx.send(result);
@@ -229,6 +240,7 @@ pub async fn start(
         interest: interest_tx,
         ownership: ownership_tx,
         dropped: 0,
+        isolation: isolation_flag,
     })
 }
 
@@ -242,20 +254,36 @@ struct Channels {
 /// Runs on the cluster arbiter: connects, starts the tasks, and reports.
 async fn run(
     addrs: Vec<async_nats::ServerAddr>,
-    node_id: String,
-    replicas: usize,
+    config: &ClusterConfig,
     origin: u64,
     router: Addr<Router>,
     channels: Channels,
+    isolation: Isolation,
 ) -> Result<(), ClusterError> {
-    let client = async_nats::ConnectOptions::new()
+    let (node_id, replicas) = (config.node_id.clone(), config.replicas);
+    let options = async_nats::ConnectOptions::new()
         .name(format!("starling-{node_id}"))
         .connection_timeout(Duration::from_secs(5))
-        .subscription_capacity(8192)
+        .subscription_capacity(8192);
+    let (options, link_rx, link_poll) = isolation::track(options);
+    let client = options
         .connect(addrs)
         .await
         .map_err(|e| ClusterError::Connect(e.to_string()))?;
     info!(node_id, "connected to NATS");
+    tokio::spawn(isolation::poll(client.clone(), link_poll));
+    let evict = router.clone();
+    tokio::spawn(isolation::watch(
+        link_rx,
+        config.isolation_grace(),
+        isolation,
+        move || {
+            evict.do_send(EvictSessions {
+                reason: isolation::DISCONNECT_REASON,
+                why: isolation::DISCONNECT_WHY,
+            })
+        },
+    ));
     let js = async_nats::jetstream::new(client.clone());
     let stream = tokio::time::timeout(START_TIMEOUT, retained::ensure_stream(&js, replicas))
         .await

@@ -6,9 +6,11 @@
 //! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
 //!   feeds what arrives to the router; [`retained`] keeps retained messages in JetStream;
 //!   [`ownership`] claims client ids cluster-wide (takeover across nodes).
+//! - [`isolation`] — the node cut off from NATS refuses and closes connections.
 pub mod bridge;
 pub mod envelope;
 pub mod interest;
+pub mod isolation;
 pub mod ownership;
 pub mod retained;
 pub mod subject;
@@ -16,3 +18,4 @@ pub mod subject;
 pub use bridge::{start, ClusterError, ClusterHandle};
 pub use envelope::{Dedup, Envelope};
 pub use interest::InterestChange;
+pub use isolation::Isolation;

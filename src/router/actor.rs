@@ -181,6 +181,7 @@ impl Handler<Register> for Router {
         if let Some(cluster) = &self.cluster {
             cluster.claim(&client);
         }
+        self.evict_if_isolated(&client);
         RegisterReply { handover }
     }
 }

@@ -5,10 +5,12 @@ use actix::prelude::*;
 use tracing::info;
 
 use super::actor::Router;
-use super::messages::{AttachCluster, RemoteTakeover, RetainRemote, RouteRemote};
+use super::messages::{AttachCluster, EvictSessions, RemoteTakeover, RetainRemote, RouteRemote};
 use super::state::Shares;
 use crate::cluster::interest::is_node_local_topic;
-use crate::session::Takeover;
+use crate::cluster::isolation;
+use crate::message::ClientId;
+use crate::session::{Evict, Takeover};
 
 impl Handler<AttachCluster> for Router {
     type Result = ();
@@ -22,6 +24,38 @@ impl Handler<AttachCluster> for Router {
             subscriptions = self.state.subscription_count(),
             "router joined the cluster"
         );
+    }
+}
+
+impl Handler<EvictSessions> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: EvictSessions, _: &mut Self::Context) {
+        info!(sessions = self.sessions.len(), reason = %msg.reason, "closing every connection");
+        let evict = Evict {
+            reason: msg.reason,
+            why: msg.why,
+        };
+        for addr in self.sessions.values() {
+            addr.do_send(evict);
+        }
+    }
+}
+
+impl Router {
+    /// A session registered while the node is cut off from the cluster (its CONNECT
+    /// passed the connect task's check just before): it is closed like the others, right
+    /// after its CONNACK.
+    pub(super) fn evict_if_isolated(&self, client: &ClientId) {
+        if !self.cluster.as_ref().is_some_and(|c| c.isolated()) {
+            return;
+        }
+        if let Some(addr) = self.sessions.get(client) {
+            addr.do_send(Evict {
+                reason: isolation::DISCONNECT_REASON,
+                why: isolation::DISCONNECT_WHY,
+            });
+        }
     }
 }
 

@@ -150,6 +150,16 @@ pub struct RouterStats {
 #[rtype(result = "()")]
 pub struct ShutdownSessions;
 
+/// Close every live connection with `reason` (5.0: DISCONNECT) as a server-side close:
+/// wills are published and persistent sessions stay (the node is cut off from the
+/// cluster, `cluster::isolation`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EvictSessions {
+    pub reason: crate::protocol::ReasonCode,
+    pub why: &'static str,
+}
+
 /// Cluster mode: the bridge to NATS is up; local interest goes to it from now on.
 #[derive(Message)]
 #[rtype(result = "()")]

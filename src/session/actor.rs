@@ -13,7 +13,7 @@ use super::aliases::OutboundAliases;
 use super::gate::Gated;
 use super::handshake::{connack, Accepted, NEVER_EXPIRES};
 use super::inbound::Inbound;
-use super::messages::{Handover, Shutdown, Takeover};
+use super::messages::{Evict, Handover, Shutdown, Takeover};
 use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
 use crate::auth::AuthExchange;
@@ -495,5 +495,16 @@ impl Handler<Shutdown> for Session {
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         self.will = None;
         self.close(ctx, Close::Server(ReasonCode::SERVER_SHUTTING_DOWN));
+    }
+}
+
+impl Handler<Evict> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Evict, ctx: &mut Self::Context) {
+        // An offline session has nothing to close (and no Reason String to keep).
+        if self.link.is_some() {
+            self.fail(ctx, msg.reason, msg.why);
+        }
     }
 }

@@ -65,6 +65,13 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
     };
+    if shared.isolation.is_isolated() {
+        // Clients should go to a node that reaches the cluster (3.1.1: code 3).
+        debug!(peer = %conn.peer, "cut off from the cluster; refusing");
+        let ack = refusal(ReasonCode::SERVER_UNAVAILABLE);
+        refuse(&mut writer, Packet::ConnAck(ack), version).await;
+        return;
+    }
     let mut accepted = match admit(&connect, &shared.config, fresh_client_id) {
         Ok(a) => a,
         Err(ack) => {

@@ -49,6 +49,16 @@ pub enum Handover {
     Ended,
 }
 
+/// Close the live connection, if any, with `reason` (5.0: DISCONNECT with `why` as its
+/// Reason String). Unlike [`Shutdown`], the will is published and a persistent session
+/// stays, as for any server-side close.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Evict {
+    pub reason: crate::protocol::ReasonCode,
+    pub why: &'static str,
+}
+
 /// The broker is shutting down: close the connection (5.0: DISCONNECT 0x8B).
 #[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]

@@ -32,14 +32,27 @@ impl StarlingCluster {
     /// Three NATS servers, then three nodes (each ready once it accepts TCP, which it
     /// does only after joining the cluster).
     pub fn start(nats_bin: &Path) -> StarlingCluster {
+        StarlingCluster::start_with(nats_bin, "", |i, urls| {
+            // Each node prefers a different server.
+            let mut mine = urls.to_vec();
+            mine.rotate_left(i);
+            mine
+        })
+    }
+
+    /// Like [`start`](Self::start), with the NATS urls of node `i` chosen by
+    /// `urls_of(i, all_urls)` and `extra` lines appended to every node's `[cluster]`.
+    pub fn start_with(
+        nats_bin: &Path,
+        extra: &str,
+        urls_of: impl Fn(usize, &[String]) -> Vec<String>,
+    ) -> StarlingCluster {
         let nats = NatsCluster::start(nats_bin);
         let urls = nats.urls();
         let nodes = (0..3)
             .map(|i| {
-                // Each node prefers a different server.
-                let mut mine = urls.clone();
-                mine.rotate_left(i);
-                BrokerProcess::start_with_config(Some(&node_config(i, &mine)))
+                let config = node_config(i, &urls_of(i, &urls)) + extra;
+                BrokerProcess::start_with_config(Some(&config))
             })
             .collect();
         StarlingCluster { nodes, nats }

@@ -91,6 +91,13 @@ impl NatsServer {
         }
     }
 
+    /// Starts the server again (after [`kill9`](Self::kill9)) with the same name,
+    /// ports and store directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -137,6 +144,9 @@ impl NatsCluster {
                 format!("nats://127.0.0.1:{cport}"),
                 "--routes".into(),
                 routes.join(","),
+                // Clients know only the urls they were given (a node configured with
+                // one server is cut off when that server goes, as in a partition).
+                "--no_advertise".into(),
             ];
             let mut server = NatsServer {
                 child: None,
