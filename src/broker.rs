@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
-use crate::config::{Config, ListenerKind};
+use crate::config::{Config, Durability, ListenerKind};
 use crate::message::ClientId;
 use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot};
 use crate::router::messages::{Adopt, AttachCluster, GetStats, ShutdownSessions};
@@ -108,12 +108,14 @@ impl Broker {
             Some(a) => Arc::clone(a),
             None => Arc::new(PasswordAuthenticator::from_config(&self.config.auth)?),
         };
-        let (store, snapshot) = persistence::open_store(&self.config.storage)?;
+        let (store, snapshot, reopen) = self.open_store()?;
         let storage = self.config.storage.clone();
         let persistence_arbiter = Arbiter::new().handle();
-        let persistence = Supervisor::start_in_arbiter(&persistence_arbiter, move |_| {
-            Persistence::new(store, &storage)
-        });
+        let persistence =
+            Supervisor::start_in_arbiter(&persistence_arbiter, move |_| match reopen {
+                Some(reopen) => Persistence::with_reopen(store, &storage, reopen),
+                None => Persistence::new(store, &storage),
+            });
         let mut router_state = RouterState::restore(&snapshot);
         router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
         let (p, durability) = (persistence.clone(), self.config.storage.durability);
@@ -154,6 +156,32 @@ impl Broker {
             accepting,
             auth,
         })
+    }
+
+    /// The store: in cluster mode (unless `durability = "memory"`) session state lives
+    /// in JetStream, loaded per client on CONNECT, so the snapshot is empty; otherwise
+    /// sled (or memory) with everything in it.
+    #[allow(clippy::type_complexity)]
+    fn open_store(
+        &self,
+    ) -> Result<
+        (
+            Box<dyn persistence::Store>,
+            Snapshot,
+            Option<persistence::Reopen>,
+        ),
+        BrokerError,
+    > {
+        let cluster = &self.config.cluster;
+        if !cluster.enabled || self.config.storage.durability == Durability::Memory {
+            let (store, snapshot) = persistence::open_store(&self.config.storage)?;
+            return Ok((store, snapshot, None));
+        }
+        let store = crate::cluster::JsStore::open(cluster).map_err(PersistenceError::from)?;
+        let snapshot = persistence::Store::load(&store).map_err(PersistenceError::from)?;
+        let spare = store.reopen();
+        let reopen = persistence::Reopen(Box::new(move || Box::new(spare.reopen())));
+        Ok((Box::new(store), snapshot, Some(reopen)))
     }
 
     /// Cluster mode (`[cluster] enabled`): connects the bridge to NATS, loads the

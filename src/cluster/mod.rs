@@ -5,10 +5,12 @@
 //! - [`envelope`] — the wire format between nodes and the duplicate filter (pure).
 //! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
 //!   feeds what arrives to the router; [`retained`] keeps retained messages in JetStream;
-//!   [`ownership`] claims client ids cluster-wide (takeover across nodes).
+//!   [`ownership`] claims client ids cluster-wide (takeover across nodes);
+//!   [`js_store`] keeps session state in JetStream for whichever node resumes it.
 pub mod bridge;
 pub mod envelope;
 pub mod interest;
+pub mod js_store;
 pub mod ownership;
 pub mod retained;
 pub mod subject;
@@ -16,3 +18,4 @@ pub mod subject;
 pub use bridge::{start, ClusterError, ClusterHandle};
 pub use envelope::{Dedup, Envelope};
 pub use interest::InterestChange;
+pub use js_store::JsStore;
