@@ -140,7 +140,7 @@ impl Broker {
             // On the router's arbiter: it stops with it.
             Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
         }
-        let cluster_arbiter = self.join_cluster(&router).await?;
+        let cluster_arbiter = self.join_cluster(&router, &persistence).await?;
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let local_addrs = self.start_listeners(&shared, &workers, &accepting).await?;
@@ -189,15 +189,22 @@ impl Broker {
     async fn join_cluster(
         &self,
         router: &Addr<Router>,
+        persistence: &Addr<Persistence>,
     ) -> Result<Option<ArbiterHandle>, BrokerError> {
         let config = &self.config.cluster;
         if !config.enabled {
             return Ok(None);
         }
         let arbiter = Arbiter::new().handle();
-        match crate::cluster::start(config, router.clone(), &arbiter).await {
+        let (router, persistence) = (router.clone(), persistence.clone());
+        match crate::cluster::start(config, router.clone(), persistence, &arbiter).await {
             Ok(handle) => {
-                let _ = router.send(AttachCluster { handle }).await;
+                let state_in_cluster = self.config.session_state_in_cluster();
+                let attach = AttachCluster {
+                    handle,
+                    state_in_cluster,
+                };
+                let _ = router.send(attach).await;
                 info!(node_id = %config.node_id, "joined the cluster");
                 Ok(Some(arbiter))
             }

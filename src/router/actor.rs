@@ -40,6 +40,8 @@ pub struct Router {
     /// Cluster mode: the bridge to NATS, and the filter of duplicate copies from it.
     pub(super) cluster: Option<ClusterHandle>,
     pub(super) dedup: Dedup,
+    /// Cluster mode with session state in JetStream (see `Router::register_cluster`).
+    pub(super) state_in_cluster: bool,
 }
 
 impl Router {
@@ -54,6 +56,7 @@ impl Router {
             scratch: Vec::new(),
             cluster: None,
             dedup: Dedup::new(DEDUP_WINDOW),
+            state_in_cluster: false,
         }
     }
 
@@ -127,6 +130,9 @@ impl Handler<Register> for Router {
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> RegisterReply {
         let client = msg.client_id;
         let previous = self.sessions.insert(client.clone(), msg.addr);
+        if self.state_in_cluster && !previous.as_ref().is_some_and(Addr::connected) {
+            return self.register_cluster(client, msg.clean_start, msg.persist);
+        }
         let persistent = self.state.is_persistent(&client);
         let handover = match previous {
             // The previous session actor died: its stored state is the truth.
@@ -149,12 +155,18 @@ impl Handler<Register> for Router {
             }
             Some(old) if msg.clean_start => {
                 self.drop_client(&client);
-                old.do_send(Takeover { handover: None });
+                old.do_send(Takeover {
+                    handover: None,
+                    flushed: None,
+                });
                 None
             }
             Some(old) => {
                 let (tx, rx) = oneshot::channel();
-                old.do_send(Takeover { handover: Some(tx) });
+                old.do_send(Takeover {
+                    handover: Some(tx),
+                    flushed: None,
+                });
                 Some(rx)
             }
         };
@@ -174,7 +186,7 @@ impl Handler<Register> for Router {
         }
         self.sync_interest();
         if let Some(cluster) = &self.cluster {
-            cluster.claim(&client);
+            cluster.claim(&client, self.state.is_persistent(&client));
         }
         RegisterReply { handover }
     }

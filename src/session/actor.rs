@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
@@ -17,6 +18,7 @@ use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
 use crate::auth::AuthExchange;
 use crate::broker::Shared;
+use crate::persistence::Persist;
 use crate::protocol::{
     encoded_len, Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode,
 };
@@ -27,6 +29,9 @@ use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
 
 /// A longest wait for the previous session actor to hand its state over.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same in cluster mode, where it covers the claim (a JetStream write, seconds
+/// during a leader election), the previous node's release (5 s at most) and the load.
+const CLUSTER_HANDOVER_TIMEOUT: Duration = Duration::from_secs(25);
 /// A longest wait for a closing connection to flush before the actor stops anyway.
 const LINGER: Duration = Duration::from_secs(5);
 
@@ -413,10 +418,16 @@ impl Actor for Session {
         let router = self.router.clone();
         let client_id = self.accepted.client_id.clone();
         let limits = queue_limits(&self.shared);
+        let in_cluster = self.shared.config.session_state_in_cluster();
+        let wait = match in_cluster {
+            true => CLUSTER_HANDOVER_TIMEOUT,
+            false => HANDOVER_TIMEOUT,
+        };
+        let addr = ctx.address();
         let fut = async move {
             let reply = router.send(register).await.ok()?;
             let handover = match reply.handover {
-                Some(rx) => tokio::time::timeout(HANDOVER_TIMEOUT, rx)
+                Some(rx) => tokio::time::timeout(wait, rx)
                     .await
                     .ok()
                     .and_then(Result::ok),
@@ -424,6 +435,18 @@ impl Actor for Session {
             };
             match handover {
                 Some(Handover::State(state)) => Some(Some(state)),
+                // Cluster mode: the session as stored in JetStream; its subscriptions
+                // join this node's router before the CONNACK.
+                Some(Handover::Stored(stored)) if in_cluster => {
+                    let restore = super::persist::restore_message(&stored, client_id, addr);
+                    let restored = router.send(restore).await.ok()?;
+                    if let Some(durable) = restored.durable {
+                        durable.wait().await;
+                    }
+                    Some(Some(Box::new(super::persist::state_from_stored(
+                        &stored, limits,
+                    ))))
+                }
                 // The previous actor died: its state as last stored.
                 Some(Handover::Stored(stored)) => Some(Some(Box::new(
                     super::persist::state_from_stored(&stored, limits),
@@ -453,7 +476,20 @@ impl Handler<Takeover> for Session {
 
     fn handle(&mut self, msg: Takeover, ctx: &mut Self::Context) {
         debug!(client_id = %self.state.client_id, "session taken over");
-        match msg.handover {
+        self.take_over(msg.handover, ctx);
+        if let Some(done) = msg.flushed {
+            // Behind every store op this actor sent before: the final state.
+            self.shared.persistence.do_send(Persist {
+                ops: Vec::new(),
+                done: Some(done),
+            });
+        }
+    }
+}
+
+impl Session {
+    fn take_over(&mut self, handover: Option<oneshot::Sender<Handover>>, ctx: &mut Context<Self>) {
+        match handover {
             Some(tx) if self.phase == Phase::Gone => {
                 let _ = tx.send(Handover::Ended);
             }

@@ -18,7 +18,7 @@ use crate::persistence::convert::{
 };
 use crate::persistence::{Durable, Op, Persist, SessionRecord, StoredSession};
 use crate::protocol::{PacketId, ProtocolVersion};
-use crate::router::messages::UpdateSession;
+use crate::router::messages::{RestoreSession, UpdateSession};
 
 impl Session {
     /// A persistent session outlives its connection, so its state is stored.
@@ -148,6 +148,20 @@ impl Session {
         }
         self.phase = Phase::Offline;
         self.last_seen = Instant::now();
+    }
+}
+
+/// Cluster mode: what the router needs of a session loaded from JetStream.
+pub fn restore_message(
+    stored: &StoredSession,
+    client_id: ClientId,
+    addr: Addr<Session>,
+) -> RestoreSession {
+    RestoreSession {
+        client_id,
+        addr,
+        subscriptions: stored.subscriptions.clone(),
+        next_seq: stored.queue.last().map_or(1, |(seq, _)| seq + 1),
     }
 }
 
