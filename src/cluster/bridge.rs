@@ -154,11 +154,6 @@ impl ClusterHandle {
             .send(OwnershipCmd::ClaimAndLoad(Box::new(req)));
     }
 
-    /// A persistent session of this client id was restored from the store at start.
-    pub fn adopted(&self, client: &ClientId) {
-        let _ = self.ownership.send(OwnershipCmd::Adopted(client.clone()));
-    }
-
     /// The local session of this client id ended.
     pub fn release(&self, client: &ClientId) {
         let _ = self.ownership.send(OwnershipCmd::Release(client.clone()));

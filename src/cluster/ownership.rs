@@ -79,9 +79,6 @@ pub enum OwnershipCmd {
     ClaimAndLoad(Box<ClaimRequest>),
     /// The local session ended.
     Release(ClientId),
-    /// A persistent session restored from the store at start: kept if the bucket still
-    /// names this node, else (the client moved on while the node was down) dropped.
-    Adopted(ClientId),
 }
 
 /// `prefix` + the bytes of `s` in hex: a valid KV key or subject token for any string.
@@ -210,7 +207,6 @@ pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<Ownershi
                 Some(OwnershipCmd::Release(id)) => {
                     claims.0.remove(&id);
                 }
-                Some(OwnershipCmd::Adopted(id)) => adopted(&store, &me, &router, &mut claims, id).await,
             },
             Some((id, result, req)) = done_rx.recv() => {
                 let Some((revision, previous)) = result else {
@@ -296,35 +292,6 @@ fn start_claim(
         let result = tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &id, &me)).await;
         let _ = done.send((id, result.ok().flatten(), req));
     });
-}
-
-/// A persistent session restored from the store at start: kept if the bucket still
-/// names this node, else dropped.
-async fn adopted(
-    store: &kv::Store,
-    me: &Owner,
-    router: &Addr<Router>,
-    claims: &mut Claims,
-    id: ClientId,
-) {
-    match store.entry(key(&id)).await {
-        Ok(Some(e)) => match serde_json::from_slice::<Owner>(&e.value) {
-            Ok(owner) if owner.node != me.node => {
-                debug!(client_id = %id, owner = owner.node, "restored session is owned elsewhere now");
-                router.do_send(RemoteTakeover {
-                    client_id: id,
-                    flushed: None,
-                });
-            }
-            _ => {
-                claims.0.insert(id, (Some(e.revision), 0));
-            }
-        },
-        // Never claimed, or the bucket is unreachable: keep it.
-        _ => {
-            claims.0.insert(id, (Some(0), 0));
-        }
-    }
 }
 
 /// Asks the previous owner to close its session and store its final state; returns

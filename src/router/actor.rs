@@ -196,9 +196,7 @@ impl Handler<Adopt> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Adopt, _: &mut Self::Context) {
-        if let Some(cluster) = &self.cluster {
-            cluster.adopted(&msg.client_id);
-        }
+        // (Never in cluster mode: its stores restore no sessions at start.)
         self.sessions.insert(msg.client_id, msg.addr);
     }
 }
