@@ -22,7 +22,7 @@ use crate::persistence::Persist;
 use crate::protocol::{
     encoded_len, Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode,
 };
-use crate::router::messages::{ForgetClient, Register, SessionEnded, WentOffline};
+use crate::router::messages::{Register, SessionEnded, WentOffline};
 use crate::router::Router;
 use crate::sys::ConnectedGuard;
 use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
@@ -415,54 +415,26 @@ impl Actor for Session {
             persist: self.record(None),
         };
         // Nothing else is handled until the session is resumed: CONNACK goes first.
-        let router = self.router.clone();
-        let client_id = self.accepted.client_id.clone();
-        let limits = queue_limits(&self.shared);
         let in_cluster = self.shared.config.session_state_in_cluster();
-        let wait = match in_cluster {
-            true => CLUSTER_HANDOVER_TIMEOUT,
-            false => HANDOVER_TIMEOUT,
+        let joining = super::persist::Joining {
+            router: self.router.clone(),
+            client_id: self.accepted.client_id.clone(),
+            addr: ctx.address(),
+            limits: queue_limits(&self.shared),
+            in_cluster,
+            wait: match in_cluster {
+                true => CLUSTER_HANDOVER_TIMEOUT,
+                false => HANDOVER_TIMEOUT,
+            },
         };
-        let addr = ctx.address();
-        let fut = async move {
-            let reply = router.send(register).await.ok()?;
-            let handover = match reply.handover {
-                Some(rx) => tokio::time::timeout(wait, rx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                None => return Some(None),
-            };
-            match handover {
-                Some(Handover::State(state)) => Some(Some(state)),
-                // Cluster mode: the session as stored in JetStream; its subscriptions
-                // join this node's router before the CONNACK.
-                Some(Handover::Stored(stored)) if in_cluster => {
-                    let restore = super::persist::restore_message(&stored, client_id, addr);
-                    let restored = router.send(restore).await.ok()?;
-                    if let Some(durable) = restored.durable {
-                        durable.wait().await;
-                    }
-                    Some(Some(Box::new(super::persist::state_from_stored(
-                        &stored, limits,
-                    ))))
-                }
-                // The previous actor died: its state as last stored.
-                Some(Handover::Stored(stored)) => Some(Some(Box::new(
-                    super::persist::state_from_stored(&stored, limits),
-                ))),
-                // The previous session ended or vanished: its subscriptions are stale.
-                Some(Handover::Ended) | None => {
-                    router.send(ForgetClient { client_id }).await.ok()?;
-                    Some(None)
-                }
-            }
-        }
-        .into_actor(self)
-        .map(|outcome, act, ctx| match outcome {
-            Some(prior) => act.resume(prior, ctx),
-            None => act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "session not resumed"),
-        });
+        let fut =
+            joining
+                .register(register)
+                .into_actor(self)
+                .map(|outcome, act, ctx| match outcome {
+                    Some(prior) => act.resume(prior, ctx),
+                    None => act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "session not resumed"),
+                });
         ctx.wait(fut);
     }
 
