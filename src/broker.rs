@@ -21,7 +21,7 @@ use tracing::info;
 
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::cluster::Isolation;
-use crate::config::{Config, ListenerKind};
+use crate::config::{Config, Durability, ListenerKind};
 use crate::message::ClientId;
 use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot};
 use crate::router::messages::{Adopt, AttachCluster, GetStats, ShutdownSessions};
@@ -116,12 +116,14 @@ impl Broker {
             Some(a) => Arc::clone(a),
             None => Arc::new(PasswordAuthenticator::from_config(&self.config.auth)?),
         };
-        let (store, snapshot) = persistence::open_store(&self.config.storage)?;
+        let (store, snapshot, reopen) = self.open_store()?;
         let storage = self.config.storage.clone();
         let persistence_arbiter = Arbiter::new().handle();
-        let persistence = Supervisor::start_in_arbiter(&persistence_arbiter, move |_| {
-            Persistence::new(store, &storage)
-        });
+        let persistence =
+            Supervisor::start_in_arbiter(&persistence_arbiter, move |_| match reopen {
+                Some(reopen) => Persistence::with_reopen(store, &storage, reopen),
+                None => Persistence::new(store, &storage),
+            });
         let mut router_state = RouterState::restore(&snapshot);
         router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
         let (p, durability) = (persistence.clone(), self.config.storage.durability);
@@ -153,7 +155,9 @@ impl Broker {
             // On the router's arbiter: it stops with it.
             Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
         }
-        let cluster_arbiter = self.join_cluster(&router, &shared.isolation).await?;
+        let cluster_arbiter = self
+            .join_cluster(&router, &persistence, &shared.isolation)
+            .await?;
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let local_addrs = self.start_listeners(&shared, &workers, &accepting).await?;
@@ -171,11 +175,38 @@ impl Broker {
         })
     }
 
+    /// The store: in cluster mode (unless `durability = "memory"`) session state lives
+    /// in JetStream, loaded per client on CONNECT, so the snapshot is empty; otherwise
+    /// sled (or memory) with everything in it.
+    #[allow(clippy::type_complexity)]
+    fn open_store(
+        &self,
+    ) -> Result<
+        (
+            Box<dyn persistence::Store>,
+            Snapshot,
+            Option<persistence::Reopen>,
+        ),
+        BrokerError,
+    > {
+        let cluster = &self.config.cluster;
+        if !cluster.enabled || self.config.storage.durability == Durability::Memory {
+            let (store, snapshot) = persistence::open_store(&self.config.storage)?;
+            return Ok((store, snapshot, None));
+        }
+        let store = crate::cluster::JsStore::open(cluster).map_err(PersistenceError::from)?;
+        let snapshot = persistence::Store::load(&store).map_err(PersistenceError::from)?;
+        let spare = store.reopen();
+        let reopen = persistence::Reopen(Box::new(move || Box::new(spare.reopen())));
+        Ok((Box::new(store), snapshot, Some(reopen)))
+    }
+
     /// Cluster mode (`[cluster] enabled`): connects the bridge to NATS, loads the
     /// cluster's retained messages and hands the bridge to the router.
     async fn join_cluster(
         &self,
         router: &Addr<Router>,
+        persistence: &Addr<Persistence>,
         isolation: &Isolation,
     ) -> Result<Option<ArbiterHandle>, BrokerError> {
         let config = &self.config.cluster;
@@ -183,10 +214,17 @@ impl Broker {
             return Ok(None);
         }
         let arbiter = Arbiter::new().handle();
+        let (router, persistence) = (router.clone(), persistence.clone());
         let isolation = isolation.clone();
-        match crate::cluster::start(config, router.clone(), &arbiter, isolation).await {
+        match crate::cluster::start(config, router.clone(), persistence, &arbiter, isolation).await
+        {
             Ok(handle) => {
-                let _ = router.send(AttachCluster { handle }).await;
+                let state_in_cluster = self.config.session_state_in_cluster();
+                let attach = AttachCluster {
+                    handle,
+                    state_in_cluster,
+                };
+                let _ = router.send(attach).await;
                 info!(node_id = %config.node_id, "joined the cluster");
                 Ok(Some(arbiter))
             }

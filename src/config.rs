@@ -63,6 +63,14 @@ impl ClusterConfig {
     }
 }
 
+impl Config {
+    /// Cluster mode with a durable store: session state lives in JetStream, and a
+    /// session is loaded (or its stale state deleted) when its client connects.
+    pub fn session_state_in_cluster(&self) -> bool {
+        self.cluster.enabled && self.storage.durability != Durability::Memory
+    }
+}
+
 impl Default for ClusterConfig {
     fn default() -> ClusterConfig {
         ClusterConfig {

@@ -14,7 +14,7 @@ use common::{
     await_routes, connect_packet, connect_persistent, drain, nats_server_or_skip,
     publish_qos1_within, recv_payload, subscribe_offline, text, RawClient, StarlingCluster,
 };
-use starling::protocol::{LastWill, Properties, ProtocolVersion, QoS, ReasonCode};
+use starling::protocol::{LastWill, Properties, PropertyFields, ProtocolVersion, QoS, ReasonCode};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// One cluster at a time.
@@ -297,8 +297,8 @@ async fn takeover_across_nodes(cluster: &StarlingCluster) {
     again.publish("t/x", QoS::AtLeastOnce, false, b"ok").await;
 }
 
-/// kill -9 of a node: clients of the others keep talking, and the node restarted on its
-/// data serves its persistent session again. Kill one NATS server: nodes
+/// kill -9 of a node: clients of the others keep talking, and the node restarted
+/// serves its persistent session again (from JetStream). Kill one NATS server: nodes
 /// fail over to the others and keep routing; a retained publish is acknowledged once
 /// JetStream has a leader again (bounded).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,11 +323,10 @@ async fn survives_losing_a_node_and_a_nats_server() {
             .await;
         recv_payload(&mut sub[0], "after-node-kill", WAIT).await;
 
-        // Restarted on its data directory, node 1 restores the persistent session and
-        // subscribes on NATS for it again.
-        // While node 1 is down, "k-moved" starts a persistent session on node 2.
+        // While node 1 is down, "k-moved" connects to node 2: its session comes from
+        // JetStream (node 1, its owner, does not answer).
         let (moved, present) = connect_persistent(&cluster.nodes[2], "k-moved").await;
-        assert!(!present, "node 2 never had k-moved's session");
+        assert!(present, "node 2 resumes k-moved's session from JetStream");
         moved.disconnect().await;
         cluster.nodes[1].restart();
         let (mut persist, present) = connect_persistent(&cluster.nodes[1], "k-persist").await;
@@ -337,14 +336,9 @@ async fn survives_losing_a_node_and_a_nats_server() {
             .await;
         recv_payload(&mut persist, "after-restart", WAIT).await;
         recv_payload(&mut sub[0], "after-restart", WAIT).await;
-        // Node 1 restored k-moved too, but the bucket names node 2 now: node 1 dropped
-        // its copy (checked right after start; no event to await from outside).
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Back to node 1: node 2 releases it, node 1 loads it.
         let (moved, present) = connect_persistent(&cluster.nodes[1], "k-moved").await;
-        assert!(
-            !present,
-            "node 1 must not resume a session that moved to node 2"
-        );
+        assert!(present, "k-moved's session follows it back to node 1");
         moved.disconnect().await;
 
         cluster.nats.servers[0].kill9();
@@ -381,4 +375,257 @@ async fn survives_losing_a_node_and_a_nats_server() {
     })
     .await
     .expect("cluster test body exceeded its bound");
+}
+
+/// Session state lives in JetStream: a persistent session moves between nodes with its
+/// subscriptions and queued messages, offline or live (the old connection gets 0x8E),
+/// and survives kill -9 of the node that held it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_move_between_nodes() {
+    let Some((_serial, mut cluster)) = start("sessions_move_between_nodes").await else {
+        return;
+    };
+    tokio::time::timeout(BODY, async {
+        let urls = cluster.nats.urls();
+        tokio::task::spawn_blocking(move || js_store_round_trip(&urls))
+            .await
+            .expect("store round trip");
+        let mut p = client(&cluster, 1, "m-pub").await;
+        offline_session_moves(&cluster, &mut p).await;
+        live_session_moves(&cluster, &mut p).await;
+
+        // Kill -9 of the node holding an offline session with stored messages.
+        subscribe_offline(&cluster.nodes[0], "m-z", "z/#", QoS::AtLeastOnce).await;
+        let mut witness = vec![client(&cluster, 0, "m-zw").await];
+        witness[0].subscribe(&[("z/#", QoS::AtMostOnce)]).await;
+        await_routes(&mut p, "z/probe", &mut witness, &[0]).await;
+        publish_numbered(&mut p, "z", 5).await;
+        // Node 0 stores what reaches it asynchronously (the publisher's PUBACK only
+        // waited for NATS): wait until JetStream has all five, then kill it.
+        let urls = cluster.nats.urls();
+        wait_stored(&urls, "m-z", 5).await;
+        cluster.nodes[0].kill9();
+        let (mut z, present) = connect_persistent(&cluster.nodes[2], "m-z").await;
+        assert!(present, "the session survives kill -9 of its node");
+        assert_numbered(&mut z, "z", 5).await;
+    })
+    .await
+    .expect("cluster test body exceeded its bound");
+}
+
+/// Offline on node 0; five QoS 1 messages published on node 1; resumed on node 2 with
+/// session present, all five, and a subscription that keeps working there.
+async fn offline_session_moves(cluster: &StarlingCluster, p: &mut RawClient) {
+    subscribe_offline(&cluster.nodes[0], "m-x", "x/#", QoS::AtLeastOnce).await;
+    let mut witness = vec![client(cluster, 0, "m-xw").await];
+    witness[0].subscribe(&[("x/#", QoS::AtMostOnce)]).await;
+    await_routes(p, "x/probe", &mut witness, &[0]).await;
+    publish_numbered(p, "x", 5).await;
+    let (mut x, present) = connect_persistent(&cluster.nodes[2], "m-x").await;
+    assert!(present, "the session moved to node 2");
+    assert_numbered(&mut x, "x", 5).await;
+    await_routes(p, "x/probe", std::slice::from_mut(&mut x), &[0]).await;
+    p.publish("x/new", QoS::AtLeastOnce, false, b"x-new").await;
+    recv_payload(&mut x, "x-new", WAIT).await;
+    x.disconnect().await;
+}
+
+/// Live on node 0 with a receive maximum of 2 and nothing acknowledged, six messages
+/// sent to it (two in flight, four queued); the same id on node 1 takes it over: 0x8E
+/// for the old connection, session present and all six for the new one.
+async fn live_session_moves(cluster: &StarlingCluster, p: &mut RawClient) {
+    let props = || {
+        Properties::from(PropertyFields {
+            session_expiry_interval: Some(300),
+            receive_maximum: Some(2),
+            ..PropertyFields::default()
+        })
+    };
+    let mut old = RawClient::open(cluster.addr(0)).await;
+    let ack = old.connect_v5("m-live", true, 60, props()).await;
+    assert_eq!(ack.reason, ReasonCode::SUCCESS);
+    old.subscribe(&[("l/#", QoS::AtLeastOnce)]).await;
+    await_routes(p, "l/probe", std::slice::from_mut(&mut old), &[0]).await;
+    publish_numbered(p, "l", 6).await;
+    // Two arrive and stay unacknowledged (the window is full).
+    for _ in 0..2 {
+        let got = old.expect_publish().await;
+        assert!(text(&got).starts_with("l-"), "{got:?}");
+    }
+    let mut new = RawClient::open(cluster.addr(1)).await;
+    let ack = new.connect_v5("m-live", false, 60, props()).await;
+    assert_eq!(ack.reason, ReasonCode::SUCCESS);
+    assert!(ack.session_present, "the live session moved to node 1");
+    let disconnect = old
+        .expect_closed_within(WAIT)
+        .await
+        .expect("DISCONNECT before the close");
+    assert_eq!(disconnect.reason, ReasonCode::SESSION_TAKEN_OVER);
+    assert_numbered(&mut new, "l", 6).await;
+    new.disconnect().await;
+}
+
+/// Publishes `{prefix}/i` with payload `{prefix}-i`, i in 1..=n, at QoS 1 (acknowledged).
+async fn publish_numbered(p: &mut RawClient, prefix: &str, n: u32) {
+    for i in 1..=n {
+        let (topic, payload) = (format!("{prefix}/{i}"), format!("{prefix}-{i}"));
+        p.publish(&topic, QoS::AtLeastOnce, false, payload.as_bytes())
+            .await;
+    }
+}
+
+/// Every one of `{prefix}-1..=n` arrives (duplicates allowed at QoS 1).
+async fn assert_numbered(c: &mut RawClient, prefix: &str, n: u32) {
+    let want: std::collections::BTreeSet<String> =
+        (1..=n).map(|i| format!("{prefix}-{i}")).collect();
+    let got: std::collections::BTreeSet<String> =
+        drain(c, QUIET, WAIT).await.iter().map(text).collect();
+    let missing: Vec<_> = want.difference(&got).collect();
+    assert!(missing.is_empty(), "missing {missing:?}; got {got:?}");
+}
+
+/// Waits (10 s at most) until the session state stream holds `n` queued messages for
+/// `client_id`.
+async fn wait_stored(urls: &[String], client_id: &str, n: u64) {
+    use async_nats::jetstream::consumer;
+    let nats = async_nats::connect(urls[1].as_str()).await.expect("NATS");
+    let js = async_nats::jetstream::new(nats);
+    let stream = js.get_stream("STARLING_STATE").await.expect("stream");
+    let filter = starling::cluster::js_store::keys::client_filter(client_id);
+    let queued = format!("{}q.>", filter.trim_end_matches('>'));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let c = stream
+            .create_consumer(consumer::pull::Config {
+                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                filter_subject: queued.clone(),
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(5),
+                ..Default::default()
+            })
+            .await
+            .expect("consumer");
+        let stored = c.cached_info().num_pending;
+        if stored >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {stored} of {n} messages stored for {client_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The JetStream `Store` itself: what is applied and flushed comes back from
+/// `load_session` (deletes included, sorted); a deleted or expired session is absent.
+fn js_store_round_trip(urls: &[String]) {
+    use starling::cluster::JsStore;
+    use starling::config::ClusterConfig;
+    use starling::persistence::{
+        MessageRecord, Op, PropertiesRecord, QueuedRecord, SessionRecord, Store, SubscriptionRecord,
+    };
+    let config = ClusterConfig {
+        enabled: true,
+        urls: urls.to_vec(),
+        node_id: "store-test".into(),
+        replicas: 3,
+        ..ClusterConfig::default()
+    };
+    let mut store = JsStore::open(&config).expect("open the store");
+    let id = "st/ore é";
+    let record = |disconnected_at_ms| SessionRecord {
+        client_id: id.into(),
+        protocol: 5,
+        expiry_secs: 60,
+        disconnected_at_ms,
+        will: None,
+    };
+    let sub = |filter: &str| SubscriptionRecord {
+        filter: filter.into(),
+        qos: 1,
+        no_local: false,
+        retain_as_published: false,
+        retain_handling: 0,
+        subscription_id: None,
+    };
+    let queued = |n: u8| QueuedRecord {
+        message: MessageRecord {
+            topic: "a/b".into(),
+            payload: vec![n],
+            qos: 1,
+            retain: false,
+            properties: PropertiesRecord::default(),
+            expires_at_ms: None,
+            publisher: None,
+        },
+        qos: 1,
+        retain: false,
+        sub_ids: vec![],
+        packet_id: None,
+        released: false,
+    };
+    let c = || id.to_owned();
+    let mut ops = vec![Op::PutSession(record(None))];
+    for f in ["b/#", "a/+", "gone"] {
+        ops.push(Op::PutSubscription {
+            client_id: c(),
+            sub: sub(f),
+        });
+    }
+    for seq in [12, 3, 7] {
+        ops.push(Op::PutQueued {
+            client_id: c(),
+            seq,
+            rec: queued(seq as u8),
+        });
+    }
+    ops.push(Op::DeleteQueued {
+        client_id: c(),
+        seq: 7,
+    });
+    ops.push(Op::DeleteSubscription {
+        client_id: c(),
+        filter: "gone".into(),
+    });
+    ops.push(Op::PutInboundQos2 {
+        client_id: c(),
+        packet_id: 9,
+    });
+    ops.push(Op::PutInboundQos2 {
+        client_id: c(),
+        packet_id: 2,
+    });
+    store.apply(ops).expect("apply");
+    store.flush().expect("flush");
+    let s = store
+        .load_session(id)
+        .expect("load")
+        .expect("stored session");
+    assert_eq!(s.record, record(None));
+    let filters: Vec<_> = s.subscriptions.iter().map(|s| s.filter.as_str()).collect();
+    assert_eq!(filters, ["a/+", "b/#"]);
+    let seqs: Vec<_> = s.queue.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, [3, 12]);
+    assert_eq!(s.queue[1].1, queued(12));
+    assert_eq!(s.inbound_qos2, [2, 9]);
+    assert!(store.load_session("someone else").expect("load").is_none());
+
+    // Offline for longer than its expiry: absent, and purged.
+    store
+        .apply(vec![Op::PutSession(record(Some(1)))])
+        .expect("apply");
+    assert!(store.load_session(id).expect("load").is_none(), "expired");
+    store
+        .apply(vec![Op::PutSession(record(None))])
+        .expect("apply");
+    let s = store.load_session(id).expect("load").expect("new record");
+    assert!(
+        s.queue.is_empty() && s.subscriptions.is_empty(),
+        "purged: {s:?}"
+    );
+    store
+        .apply(vec![Op::DeleteSession { client_id: c() }])
+        .expect("apply");
+    assert!(store.load_session(id).expect("load").is_none(), "deleted");
 }

@@ -22,12 +22,12 @@ use tracing::{debug, info, warn};
 use super::envelope::Envelope;
 use super::interest::{is_node_local_topic, InterestChange};
 use super::isolation::{self, Isolation};
-use super::ownership::{self, Owner, OwnershipCmd};
+use super::ownership::{self, ClaimRequest, Owner, OwnershipCmd};
 use super::retained;
 use super::subject::{filter_to_subjects, queue_group, topic_to_subject};
 use crate::config::ClusterConfig;
 use crate::message::{ClientId, Message};
-use crate::persistence::{failed_ticket, Durable};
+use crate::persistence::{failed_ticket, Durable, Persistence};
 use crate::router::messages::{EvictSessions, RouteRemote};
 use crate::router::Router;
 use crate::topic::TopicFilter;
@@ -147,13 +147,19 @@ impl ClusterHandle {
 
     /// A session with this client id connected here: claim it cluster-wide (the node
     /// that held it closes its connection).
-    pub fn claim(&self, client: &ClientId) {
-        let _ = self.ownership.send(OwnershipCmd::Claim(client.clone()));
+    pub fn claim(&self, client: &ClientId, persistent: bool) {
+        let _ = self
+            .ownership
+            .send(OwnershipCmd::Claim(client.clone(), persistent));
     }
 
-    /// A persistent session of this client id was restored from the store at start.
-    pub fn adopted(&self, client: &ClientId) {
-        let _ = self.ownership.send(OwnershipCmd::Adopted(client.clone()));
+    /// A connection with no live local session for its id: claim it, have the previous
+    /// owner release it, then load it (see [`ClaimRequest`]). If the bridge is gone,
+    /// `req.handover` is dropped (the connection is refused).
+    pub fn claim_and_load(&self, req: ClaimRequest) {
+        let _ = self
+            .ownership
+            .send(OwnershipCmd::ClaimAndLoad(Box::new(req)));
     }
 
     /// The local session of this client id ended.
@@ -195,6 +201,7 @@ fn ticket(ack: bool) -> (Option<Durable>, Option<oneshot::Sender<()>>) {
 pub async fn start(
     config: &ClusterConfig,
     router: Addr<Router>,
+    persistence: Addr<Persistence>,
     arbiter: &ArbiterHandle,
     isolation: Isolation,
 ) -> Result<ClusterHandle, ClusterError> {
@@ -221,7 +228,7 @@ pub async fn start(
             addrs,
             &config,
             origin,
-            router,
+            (router, persistence),
             Channels {
                 publish: publish_rx,
                 interest: interest_rx,
@@ -256,7 +263,7 @@ async fn run(
     addrs: Vec<async_nats::ServerAddr>,
     config: &ClusterConfig,
     origin: u64,
-    router: Addr<Router>,
+    (router, persistence): (Addr<Router>, Addr<Persistence>),
     channels: Channels,
     isolation: Isolation,
 ) -> Result<(), ClusterError> {
@@ -296,16 +303,18 @@ async fn run(
         node: node_id,
         origin,
         epoch: 0,
+        persistent: false,
     };
     let (ready_tx, ready_rx) = oneshot::channel();
     tokio::spawn(retained::follow(stream, router.clone(), ready_tx));
-    tokio::spawn(ownership::run(
-        client.clone(),
-        sessions,
+    let links = ownership::Links {
+        client: client.clone(),
+        store: sessions,
         me,
-        router.clone(),
-        channels.ownership,
-    ));
+        router: router.clone(),
+        persistence,
+    };
+    tokio::spawn(ownership::run(links, channels.ownership));
     tokio::spawn(publish_loop(client.clone(), js, origin, channels.publish));
     tokio::spawn(interest_loop(client, origin, router, channels.interest));
     match tokio::time::timeout(START_TIMEOUT, ready_rx).await {

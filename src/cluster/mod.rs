@@ -5,12 +5,14 @@
 //! - [`envelope`] — the wire format between nodes and the duplicate filter (pure).
 //! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
 //!   feeds what arrives to the router; [`retained`] keeps retained messages in JetStream;
-//!   [`ownership`] claims client ids cluster-wide (takeover across nodes).
+//!   [`ownership`] claims client ids cluster-wide (takeover across nodes);
+//!   [`js_store`] keeps session state in JetStream for whichever node resumes it.
 //! - [`isolation`] — the node cut off from NATS refuses and closes connections.
 pub mod bridge;
 pub mod envelope;
 pub mod interest;
 pub mod isolation;
+pub mod js_store;
 pub mod ownership;
 pub mod retained;
 pub mod subject;
@@ -19,3 +21,4 @@ pub use bridge::{start, ClusterError, ClusterHandle};
 pub use envelope::{Dedup, Envelope};
 pub use interest::InterestChange;
 pub use isolation::Isolation;
+pub use js_store::JsStore;

@@ -5,8 +5,12 @@
 //! 0x8E). A notice only takes effect against a local claim with a lower KV revision, so
 //! a slow notice never closes a newer connection.
 //!
-//! The session's state is not carried across nodes (it lives in the old node's sled): the
-//! new node starts a fresh session.
+//! With session state in JetStream ([`super::js_store`]), a CONNECT on a node with no
+//! live local session for the id waits for [`claim_and_load`]: claim, then ask the
+//! previous owner (request/reply on its control subject) to close its session and
+//! answer once the session's final state is acknowledged by JetStream (bounded: a dead
+//! node has no responders), then load the session from the store, or delete what is
+//! stored for the id on clean start.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,12 +19,14 @@ use actix::prelude::*;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::message::ClientId;
+use crate::persistence::{LoadSession, Op, Persist, Persistence, SessionRecord};
 use crate::router::messages::RemoteTakeover;
 use crate::router::Router;
+use crate::session::Handover;
 
 /// The bucket's name.
 pub const BUCKET: &str = "STARLING_SESSIONS";
@@ -28,6 +34,10 @@ pub const BUCKET: &str = "STARLING_SESSIONS";
 const CAS_ATTEMPTS: u32 = 5;
 /// How long a claim may take (a leader election takes seconds).
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claiming node waits for the previous owner to release the session.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a releasing node waits for the session's final state to be stored.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The value stored per client id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +47,9 @@ pub struct Owner {
     pub origin: u64,
     /// Claims of this client id so far.
     pub epoch: u64,
+    /// The claiming session was persistent (so state may be stored for the id).
+    #[serde(default)]
+    pub persistent: bool,
 }
 
 /// A takeover notice, sent to the previous owner's control subject.
@@ -46,15 +59,26 @@ struct Notice {
     revision: u64,
 }
 
+/// A connection with no live local session for its id: the claim, the previous
+/// owner's release, then the stored session (or `Ended`) on `handover`.
+pub struct ClaimRequest {
+    pub client_id: ClientId,
+    /// Clean start 0: load the stored session; else delete what is stored for the id.
+    pub resume: bool,
+    /// The new session's record, stored after the load (or the delete); `None` when the
+    /// new session is not persistent (the stored one is then deleted after loading).
+    pub record: Option<SessionRecord>,
+    pub handover: oneshot::Sender<Handover>,
+}
+
 /// What the router asks of the ownership task.
 pub enum OwnershipCmd {
-    /// A session with this id connected here.
-    Claim(ClientId),
+    /// A session with this id connected here (persistent or not).
+    Claim(ClientId, bool),
+    /// The same, waiting for the release and the load ([`ClaimRequest`]).
+    ClaimAndLoad(Box<ClaimRequest>),
     /// The local session ended.
     Release(ClientId),
-    /// A persistent session restored from the store at start: kept if the bucket still
-    /// names this node, else (the client moved on while the node was down) dropped.
-    Adopted(ClientId),
 }
 
 /// `prefix` + the bytes of `s` in hex: a valid KV key or subject token for any string.
@@ -133,14 +157,31 @@ pub(super) async fn ensure_bucket(
         .await?)
 }
 
+/// The ownership task's connections to the rest of the node.
+pub(super) struct Links {
+    pub client: async_nats::Client,
+    pub store: kv::Store,
+    pub me: Owner,
+    pub router: Addr<Router>,
+    pub persistence: Addr<Persistence>,
+}
+
+/// A finished claim: the revision written and the previous owner (`None`: failed).
+type ClaimDone = (
+    ClientId,
+    Option<(u64, Option<Owner>)>,
+    Option<Box<ClaimRequest>>,
+);
+
 /// Runs for the node's life: claims, notices in and out, kicks.
-pub(super) async fn run(
-    client: async_nats::Client,
-    store: kv::Store,
-    me: Owner,
-    router: Addr<Router>,
-    mut cmds: mpsc::UnboundedReceiver<OwnershipCmd>,
-) {
+pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<OwnershipCmd>) {
+    let Links {
+        client,
+        store,
+        me,
+        router,
+        persistence,
+    } = links;
     let mut notices = match client.subscribe(control_subject(&me.node)).await {
         Ok(s) => s,
         Err(e) => {
@@ -148,65 +189,166 @@ pub(super) async fn run(
             return;
         }
     };
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ClaimDone>();
     let mut claims = Claims::default();
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 None => return,
-                Some(OwnershipCmd::Claim(id)) => {
-                    claims.0.insert(id.clone(), (None, 0));
-                    let (store, me, done) = (store.clone(), me.clone(), done_tx.clone());
-                    tokio::spawn(async move {
-                        let result = tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &id, &me)).await;
-                        let _ = done.send((id, result.ok().flatten()));
-                    });
+                Some(OwnershipCmd::Claim(id, persistent)) => {
+                    let me = Owner { persistent, ..me.clone() };
+                    start_claim(&mut claims, &store, &me, &done_tx, id, None);
+                }
+                Some(OwnershipCmd::ClaimAndLoad(req)) => {
+                    let (id, persistent) = (req.client_id.clone(), req.record.is_some());
+                    let me = Owner { persistent, ..me.clone() };
+                    start_claim(&mut claims, &store, &me, &done_tx, id, Some(req));
                 }
                 Some(OwnershipCmd::Release(id)) => {
                     claims.0.remove(&id);
                 }
-                Some(OwnershipCmd::Adopted(id)) => {
-                    match store.entry(key(&id)).await {
-                        Ok(Some(e)) => match serde_json::from_slice::<Owner>(&e.value) {
-                            Ok(owner) if owner.node != me.node => {
-                                debug!(client_id = %id, owner = owner.node, "restored session is owned elsewhere now");
-                                router.do_send(RemoteTakeover { client_id: id });
-                            }
-                            _ => {
-                                claims.0.insert(id, (Some(e.revision), 0));
-                            }
-                        },
-                        // Never claimed, or the bucket is unreachable: keep it.
-                        _ => {
-                            claims.0.insert(id, (Some(0), 0));
-                        }
-                    }
-                }
             },
-            Some((id, result)) = done_rx.recv() => {
+            Some((id, result, req)) = done_rx.recv() => {
                 let Some((revision, previous)) = result else {
                     warn!(client_id = %id, "session ownership not claimed; other nodes may keep a session for this id");
+                    // Availability: serve the connection with whatever the store holds.
+                    if let Some(req) = req {
+                        finish(&persistence, *req, true);
+                    }
                     continue;
                 };
                 if claims.claimed(&id, revision) {
-                    router.do_send(RemoteTakeover { client_id: id.clone() });
+                    router.do_send(RemoteTakeover { client_id: id.clone(), flushed: None });
                 }
-                if let Some(prev) = previous.filter(|p| p.node != me.node) {
-                    let notice = Notice { client_id: id.as_str().to_owned(), revision };
-                    if let Ok(bytes) = serde_json::to_vec(&notice) {
-                        let _ = client.publish(control_subject(&prev.node), bytes.into()).await;
+                let notice = Notice { client_id: id.as_str().to_owned(), revision };
+                let elsewhere = previous.as_ref().filter(|p| p.node != me.node).map(|p| control_subject(&p.node));
+                // Only a persistent session leaves state behind (its expiry may drop to
+                // 0, never rise from it [MQTT-3.14.2-2]).
+                let existed = previous.as_ref().is_some_and(|p| p.persistent);
+                match (elsewhere, req) {
+                    (Some(subject), Some(req)) => {
+                        let (client, persistence) = (client.clone(), persistence.clone());
+                        tokio::spawn(async move {
+                            release(&client, subject, &notice).await;
+                            finish(&persistence, *req, existed);
+                        });
                     }
+                    (Some(subject), None) => {
+                        if let Ok(bytes) = serde_json::to_vec(&notice) {
+                            let _ = client.publish(subject, bytes.into()).await;
+                        }
+                    }
+                    (None, Some(req)) => finish(&persistence, *req, existed),
+                    (None, None) => {}
                 }
             }
             Some(m) = notices.next() => {
                 let Ok(notice) = serde_json::from_slice::<Notice>(&m.payload) else { continue };
                 let id = ClientId::new(notice.client_id);
-                if claims.notice(&id, notice.revision) {
+                let mine = claims.0.contains_key(&id);
+                let kick = claims.notice(&id, notice.revision);
+                if kick {
                     debug!(client_id = %id, "session taken over by another node");
-                    router.do_send(RemoteTakeover { client_id: id });
+                }
+                match (kick || !mine, m.reply) {
+                    // Close the local session (if any) and answer once its state is stored.
+                    (true, reply) => {
+                        let (tx, rx) = oneshot::channel();
+                        let flushed = reply.is_some().then_some(tx);
+                        router.do_send(RemoteTakeover { client_id: id, flushed });
+                        if let Some(reply) = reply {
+                            let client = client.clone();
+                            tokio::spawn(async move {
+                                let answer = match tokio::time::timeout(FLUSH_TIMEOUT, rx).await {
+                                    Ok(Ok(())) => "released",
+                                    _ => "unflushed",
+                                };
+                                let _ = client.publish(reply, answer.into()).await;
+                            });
+                        }
+                    }
+                    // A newer local claim keeps the session.
+                    (false, Some(reply)) => {
+                        let _ = client.publish(reply, "kept".into()).await;
+                    }
+                    (false, None) => {}
                 }
             }
         }
+    }
+}
+
+fn start_claim(
+    claims: &mut Claims,
+    store: &kv::Store,
+    me: &Owner,
+    done: &mpsc::UnboundedSender<ClaimDone>,
+    id: ClientId,
+    req: Option<Box<ClaimRequest>>,
+) {
+    claims.0.insert(id.clone(), (None, 0));
+    let (store, me, done) = (store.clone(), me.clone(), done.clone());
+    tokio::spawn(async move {
+        let result = tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &id, &me)).await;
+        let _ = done.send((id, result.ok().flatten(), req));
+    });
+}
+
+/// Asks the previous owner to close its session and store its final state; returns
+/// once it answered, or at once when no node listens there (it is dead), or after
+/// [`RELEASE_TIMEOUT`].
+async fn release(client: &async_nats::Client, subject: String, notice: &Notice) {
+    let Ok(bytes) = serde_json::to_vec(notice) else {
+        return;
+    };
+    let asked = tokio::time::timeout(RELEASE_TIMEOUT, client.request(subject, bytes.into())).await;
+    match asked {
+        Ok(Ok(answer)) => {
+            debug!(client_id = notice.client_id, answer = %String::from_utf8_lossy(&answer.payload), "previous owner answered")
+        }
+        Ok(Err(e)) => {
+            debug!(client_id = notice.client_id, error = %e, "previous owner did not answer; loading what is stored")
+        }
+        Err(_) => {
+            warn!(
+                client_id = notice.client_id,
+                "previous owner did not release the session in time; loading what is stored"
+            )
+        }
+    }
+}
+
+/// After the claim (and release): the load or the delete, then the new record, in the
+/// persistence actor's order. `existed`: the id had an owner, so state may be stored.
+fn finish(persistence: &Addr<Persistence>, req: ClaimRequest, existed: bool) {
+    let client_id = req.client_id.as_str().to_owned();
+    let mut ops = Vec::new();
+    let handover = if req.resume {
+        persistence.do_send(LoadSession {
+            client_id: req.client_id,
+            reply: req.handover,
+        });
+        if req.record.is_none() {
+            // Resumed now, but it ends with its connection.
+            ops.push(Op::DeleteSession {
+                client_id: client_id.clone(),
+            });
+        }
+        None
+    } else {
+        if existed {
+            ops.push(Op::DeleteSession {
+                client_id: client_id.clone(),
+            });
+        }
+        Some(req.handover)
+    };
+    ops.extend(req.record.map(Op::PutSession));
+    if !ops.is_empty() {
+        persistence.do_send(Persist { ops, done: None });
+    }
+    if let Some(handover) = handover {
+        let _ = handover.send(Handover::Ended);
     }
 }
 

@@ -144,7 +144,12 @@ pub struct Persistence {
     dirty: bool,
     /// Size on disk after opening or the last compaction.
     baseline: u64,
+    /// Re-opens a store that is not sled or memory (cluster mode's JetStream store).
+    reopen: Option<Reopen>,
 }
+
+/// Builds a fresh store after a restart of the actor.
+pub struct Reopen(pub Box<dyn Fn() -> Box<dyn Store> + Send>);
 
 /// Opens the store for `config`, drops what expired while the broker was down, and
 /// returns the store with what is left in it.
@@ -188,6 +193,26 @@ impl Persistence {
             scheduled: false,
             dirty: false,
             baseline: 0,
+            reopen: None,
+        }
+    }
+
+    /// A persistence actor over a store that `reopen` re-creates after a restart.
+    pub fn with_reopen(
+        store: Box<dyn Store>,
+        config: &StorageConfig,
+        reopen: Reopen,
+    ) -> Persistence {
+        Persistence {
+            reopen: Some(reopen),
+            ..Persistence::new(store, config)
+        }
+    }
+
+    fn reopen(&self) -> Option<Box<dyn Store>> {
+        match &self.reopen {
+            Some(f) => Some((f.0)()),
+            None => reopen(&self.config),
         }
     }
 
@@ -248,7 +273,7 @@ impl Persistence {
     /// The store, re-opening it if a restart could not.
     fn store_mut(&mut self) -> Option<&mut Box<dyn Store>> {
         if self.store.is_none() {
-            self.store = reopen(&self.config);
+            self.store = self.reopen();
         }
         self.store.as_mut()
     }
@@ -309,7 +334,7 @@ impl Supervised for Persistence {
         // Waiters of the failed batch were dropped: their publishes stay unacknowledged.
         self.scheduled = false;
         self.store = None;
-        self.store = reopen(&self.config);
+        self.store = self.reopen();
         info!(
             reopened = self.store.is_some(),
             "persistence actor restarted"

@@ -19,7 +19,7 @@ mod tests;
 
 pub use actor::{
     failed_ticket, open_store, store_dir, ticket, Durable, FlushNow, LoadSession, Persist,
-    PersistDeliveries, Persistence, QueuedDelivery,
+    PersistDeliveries, Persistence, QueuedDelivery, Reopen,
 };
 pub use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;

@@ -204,6 +204,9 @@ pub enum StoreError {
     /// A record could not be encoded.
     #[error("cannot encode record: {0}")]
     Encode(String),
+    /// Cluster mode: JetStream did not take or give back the session state.
+    #[error("cluster store: {0}")]
+    Cluster(String),
     /// Any other sled error.
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),

@@ -43,6 +43,8 @@ pub struct Router {
     pub(super) dedup: Dedup,
     /// Deliveries held until the end of the turn.
     pub(super) outbox: Outbox,
+    /// Cluster mode with session state in JetStream (see `Router::register_cluster`).
+    pub(super) state_in_cluster: bool,
 }
 
 impl Router {
@@ -58,6 +60,7 @@ impl Router {
             cluster: None,
             dedup: Dedup::new(DEDUP_WINDOW),
             outbox: Outbox::default(),
+            state_in_cluster: false,
         }
     }
 
@@ -132,6 +135,9 @@ impl Handler<Register> for Router {
         self.outbox.flush();
         let client = msg.client_id;
         let previous = self.sessions.insert(client.clone(), msg.addr);
+        if self.state_in_cluster && !previous.as_ref().is_some_and(Addr::connected) {
+            return self.register_cluster(client, msg.clean_start, msg.persist);
+        }
         let persistent = self.state.is_persistent(&client);
         let handover = match previous {
             // The previous session actor died: its stored state is the truth.
@@ -154,12 +160,18 @@ impl Handler<Register> for Router {
             }
             Some(old) if msg.clean_start => {
                 self.drop_client(&client);
-                old.do_send(Takeover { handover: None });
+                old.do_send(Takeover {
+                    handover: None,
+                    flushed: None,
+                });
                 None
             }
             Some(old) => {
                 let (tx, rx) = oneshot::channel();
-                old.do_send(Takeover { handover: Some(tx) });
+                old.do_send(Takeover {
+                    handover: Some(tx),
+                    flushed: None,
+                });
                 Some(rx)
             }
         };
@@ -179,7 +191,7 @@ impl Handler<Register> for Router {
         }
         self.sync_interest();
         if let Some(cluster) = &self.cluster {
-            cluster.claim(&client);
+            cluster.claim(&client, self.state.is_persistent(&client));
         }
         self.evict_if_isolated(&client);
         RegisterReply { handover }
@@ -191,9 +203,7 @@ impl Handler<Adopt> for Router {
 
     fn handle(&mut self, msg: Adopt, _: &mut Self::Context) {
         self.outbox.flush();
-        if let Some(cluster) = &self.cluster {
-            cluster.adopted(&msg.client_id);
-        }
+        // (Never in cluster mode: its stores restore no sessions at start.)
         self.sessions.insert(msg.client_id, msg.addr);
     }
 }

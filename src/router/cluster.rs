@@ -1,15 +1,24 @@
 //! The router's side of cluster mode: attaching the bridge, and routing what arrives
 //! from other nodes to local sessions only (never back to the cluster).
 
+use std::time::Instant;
+
 use actix::prelude::*;
-use tracing::info;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
 
 use super::actor::Router;
-use super::messages::{AttachCluster, EvictSessions, RemoteTakeover, RetainRemote, RouteRemote};
+use super::messages::{
+    AttachCluster, EvictSessions, RegisterReply, RemoteTakeover, RestoreSession, Restored,
+    RetainRemote, RouteRemote,
+};
 use super::state::Shares;
 use crate::cluster::interest::is_node_local_topic;
 use crate::cluster::isolation;
+use crate::cluster::ownership::ClaimRequest;
 use crate::message::ClientId;
+use crate::persistence::convert::subscription_from_record;
+use crate::persistence::{Persist, SessionRecord};
 use crate::session::{Evict, Takeover};
 
 impl Handler<AttachCluster> for Router {
@@ -17,6 +26,7 @@ impl Handler<AttachCluster> for Router {
 
     fn handle(&mut self, msg: AttachCluster, _: &mut Self::Context) {
         self.cluster = Some(msg.handle);
+        self.state_in_cluster = msg.state_in_cluster;
         // Every filter restored from the store so far becomes a NATS subscription.
         self.state.enable_interest();
         self.sync_interest();
@@ -100,11 +110,84 @@ impl Handler<RemoteTakeover> for Router {
     fn handle(&mut self, msg: RemoteTakeover, _: &mut Self::Context) {
         self.outbox.flush();
         let Some(addr) = self.sessions.remove(&msg.client_id) else {
+            // No session here: answer once what is on its way to the store is stored.
+            if let Some(done) = msg.flushed {
+                self.persistence.do_send(Persist {
+                    ops: Vec::new(),
+                    done: Some(done),
+                });
+            }
             return;
         };
         info!(client_id = %msg.client_id, "session taken over by another node");
-        addr.do_send(Takeover { handover: None });
-        self.drop_client(&msg.client_id);
+        addr.do_send(Takeover {
+            handover: None,
+            flushed: msg.flushed,
+        });
+        if self.state_in_cluster {
+            // Its stored state stays: the other node loads it.
+            self.state.remove_client(&msg.client_id);
+        } else {
+            self.drop_client(&msg.client_id);
+        }
         self.sync_interest();
+    }
+}
+
+impl Router {
+    /// Cluster mode with session state in JetStream, and no live local session for the
+    /// id: whatever this node knew of it is stale (the store is the truth). The answer
+    /// waits for the claim, the previous owner's release and the load (or the deletion
+    /// of what is stored, on clean start), which the ownership task performs.
+    pub(super) fn register_cluster(
+        &mut self,
+        client: ClientId,
+        clean_start: bool,
+        record: Option<SessionRecord>,
+    ) -> RegisterReply {
+        self.state.remove_client(&client);
+        self.state.set_online(&client, true);
+        if record.is_some() {
+            self.state.set_persistent(&client, true, 1);
+        }
+        self.sync_interest();
+        let (tx, rx) = oneshot::channel();
+        if let Some(cluster) = &self.cluster {
+            cluster.claim_and_load(ClaimRequest {
+                client_id: client.clone(),
+                resume: !clean_start,
+                record,
+                handover: tx,
+            });
+        }
+        self.evict_if_isolated(&client);
+        RegisterReply { handover: Some(rx) }
+    }
+}
+
+impl Handler<RestoreSession> for Router {
+    type Result = Restored;
+
+    fn handle(&mut self, msg: RestoreSession, _: &mut Self::Context) -> Restored {
+        if self.sessions.get(&msg.client_id) != Some(&msg.addr) {
+            return Restored { durable: None };
+        }
+        let now = Instant::now();
+        for sub in &msg.subscriptions {
+            match subscription_from_record(sub) {
+                Some((filter, entry)) => {
+                    self.state.subscribe(&msg.client_id, &filter, entry, now);
+                }
+                None => {
+                    warn!(client_id = %msg.client_id, filter = %sub.filter, "stored filter is not valid; skipped")
+                }
+            }
+        }
+        self.state.raise_next_seq(&msg.client_id, msg.next_seq);
+        let durable = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.interest(self.state.take_interest_changes(), true));
+        Restored { durable }
     }
 }

@@ -165,6 +165,8 @@ pub struct EvictSessions {
 #[rtype(result = "()")]
 pub struct AttachCluster {
     pub handle: crate::cluster::ClusterHandle,
+    /// Session state lives in JetStream (`Config::session_state_in_cluster`).
+    pub state_in_cluster: bool,
 }
 
 /// Cluster mode: a message another node published (or, for a shared subscription, one
@@ -190,9 +192,30 @@ pub struct RetainRemote {
 }
 
 /// Cluster mode: another node claimed this client id after the local session did; the
-/// local session closes (5.0: DISCONNECT 0x8E) and is forgotten here.
+/// local session closes (5.0: DISCONNECT 0x8E) and is forgotten here (its stored state
+/// stays, for the other node to load).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RemoteTakeover {
     pub client_id: ClientId,
+    /// Fires once the session's final state is in the store (the release answer).
+    pub flushed: Option<oneshot::Sender<()>>,
+}
+
+/// Cluster mode: a session loaded from the store resumes here; its subscriptions join
+/// the router (and NATS), and its stored queue numbers continue after `next_seq - 1`.
+#[derive(Message)]
+#[rtype(result = "Restored")]
+pub struct RestoreSession {
+    pub client_id: ClientId,
+    pub addr: Addr<Session>,
+    pub subscriptions: Vec<crate::persistence::SubscriptionRecord>,
+    pub next_seq: u64,
+}
+
+/// The answer to [`RestoreSession`].
+#[derive(MessageResponse)]
+pub struct Restored {
+    /// Resolves once the NATS subscriptions of new filters reached the server.
+    pub durable: Option<Durable>,
 }

@@ -125,6 +125,14 @@ impl RouterState {
         self.persistent.contains_key(client)
     }
 
+    /// Makes a persistent session's next stored-queue number at least `seq` (a session
+    /// loaded from the cluster's store continues after its stored messages).
+    pub fn raise_next_seq(&mut self, client: &ClientId, seq: u64) {
+        if let Some(next) = self.persistent.get_mut(client) {
+            *next = (*next).max(seq);
+        }
+    }
+
     /// The stored-queue sequence number for the next delivery to a persistent session.
     pub fn next_seq(&mut self, client: &ClientId) -> Option<u64> {
         let seq = self.persistent.get_mut(client)?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
@@ -18,16 +19,20 @@ use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
 use crate::auth::AuthExchange;
 use crate::broker::Shared;
+use crate::persistence::Persist;
 use crate::protocol::{
     encoded_len, Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode,
 };
-use crate::router::messages::{ForgetClient, Register, SessionEnded, WentOffline};
+use crate::router::messages::{Register, SessionEnded, WentOffline};
 use crate::router::Router;
 use crate::sys::ConnectedGuard;
 use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
 
 /// A longest wait for the previous session actor to hand its state over.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same in cluster mode, where it covers the claim (a JetStream write, seconds
+/// during a leader election), the previous node's release (5 s at most) and the load.
+const CLUSTER_HANDOVER_TIMEOUT: Duration = Duration::from_secs(25);
 /// A longest wait for a closing connection to flush before the actor stops anyway.
 const LINGER: Duration = Duration::from_secs(5);
 
@@ -411,36 +416,26 @@ impl Actor for Session {
             persist: self.record(None),
         };
         // Nothing else is handled until the session is resumed: CONNACK goes first.
-        let router = self.router.clone();
-        let client_id = self.accepted.client_id.clone();
-        let limits = queue_limits(&self.shared);
-        let fut = async move {
-            let reply = router.send(register).await.ok()?;
-            let handover = match reply.handover {
-                Some(rx) => tokio::time::timeout(HANDOVER_TIMEOUT, rx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                None => return Some(None),
-            };
-            match handover {
-                Some(Handover::State(state)) => Some(Some(state)),
-                // The previous actor died: its state as last stored.
-                Some(Handover::Stored(stored)) => Some(Some(Box::new(
-                    super::persist::state_from_stored(&stored, limits),
-                ))),
-                // The previous session ended or vanished: its subscriptions are stale.
-                Some(Handover::Ended) | None => {
-                    router.send(ForgetClient { client_id }).await.ok()?;
-                    Some(None)
-                }
-            }
-        }
-        .into_actor(self)
-        .map(|outcome, act, ctx| match outcome {
-            Some(prior) => act.resume(prior, ctx),
-            None => act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "session not resumed"),
-        });
+        let in_cluster = self.shared.config.session_state_in_cluster();
+        let joining = super::persist::Joining {
+            router: self.router.clone(),
+            client_id: self.accepted.client_id.clone(),
+            addr: ctx.address(),
+            limits: queue_limits(&self.shared),
+            in_cluster,
+            wait: match in_cluster {
+                true => CLUSTER_HANDOVER_TIMEOUT,
+                false => HANDOVER_TIMEOUT,
+            },
+        };
+        let fut =
+            joining
+                .register(register)
+                .into_actor(self)
+                .map(|outcome, act, ctx| match outcome {
+                    Some(prior) => act.resume(prior, ctx),
+                    None => act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "session not resumed"),
+                });
         ctx.wait(fut);
     }
 
@@ -454,7 +449,20 @@ impl Handler<Takeover> for Session {
 
     fn handle(&mut self, msg: Takeover, ctx: &mut Self::Context) {
         debug!(client_id = %self.state.client_id, "session taken over");
-        match msg.handover {
+        self.take_over(msg.handover, ctx);
+        if let Some(done) = msg.flushed {
+            // Behind every store op this actor sent before: the final state.
+            self.shared.persistence.do_send(Persist {
+                ops: Vec::new(),
+                done: Some(done),
+            });
+        }
+    }
+}
+
+impl Session {
+    fn take_over(&mut self, handover: Option<oneshot::Sender<Handover>>, ctx: &mut Context<Self>) {
+        match handover {
             Some(tx) if self.phase == Phase::Gone => {
                 let _ = tx.send(Handover::Ended);
             }

@@ -31,11 +31,15 @@ pub struct Deliver {
 pub struct DeliverBatch(pub Vec<Deliver>);
 
 /// Another connection claimed this client id: close this one (5.0: DISCONNECT 0x8E) and
-/// hand the session over, or discard it when `handover` is `None` (clean start).
+/// hand the session over, or discard it when `handover` is `None` (clean start, or a
+/// node elsewhere in the cluster took it).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Takeover {
     pub handover: Option<oneshot::Sender<Handover>>,
+    /// Cluster mode: fires once the store holds the session's final state (everything
+    /// this actor sent the persistence actor before closing is acknowledged).
+    pub flushed: Option<oneshot::Sender<()>>,
 }
 
 /// What the previous session actor hands to the new one.

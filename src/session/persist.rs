@@ -18,7 +18,9 @@ use crate::persistence::convert::{
 };
 use crate::persistence::{Durable, Op, Persist, SessionRecord, StoredSession};
 use crate::protocol::{PacketId, ProtocolVersion};
-use crate::router::messages::UpdateSession;
+use crate::router::messages::{ForgetClient, Register, RestoreSession, UpdateSession};
+use crate::router::Router;
+use crate::session::Handover;
 
 impl Session {
     /// A persistent session outlives its connection, so its state is stored.
@@ -148,6 +150,78 @@ impl Session {
         }
         self.phase = Phase::Offline;
         self.last_seen = Instant::now();
+    }
+}
+
+/// What a new connection's actor needs to join: `Register`, then the previous
+/// session's state, if any, before its CONNACK.
+pub(super) struct Joining {
+    pub router: Addr<Router>,
+    pub client_id: ClientId,
+    pub addr: Addr<Session>,
+    pub limits: QueueLimits,
+    /// Session state lives in JetStream (`Config::session_state_in_cluster`).
+    pub in_cluster: bool,
+    /// The longest wait for the previous state.
+    pub wait: Duration,
+}
+
+impl Joining {
+    /// The state to resume (`Some(None)`: a fresh session), or `None` when the router
+    /// is gone.
+    pub async fn register(self, register: Register) -> Option<Option<Box<SessionState>>> {
+        let Joining {
+            router,
+            client_id,
+            addr,
+            limits,
+            in_cluster,
+            wait,
+        } = self;
+        let reply = router.send(register).await.ok()?;
+        let handover = match reply.handover {
+            Some(rx) => tokio::time::timeout(wait, rx)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => return Some(None),
+        };
+        match handover {
+            Some(Handover::State(state)) => Some(Some(state)),
+            // Cluster mode: the session as stored in JetStream; its subscriptions join
+            // this node's router before the CONNACK.
+            Some(Handover::Stored(stored)) if in_cluster => {
+                let restore = restore_message(&stored, client_id, addr);
+                let restored = router.send(restore).await.ok()?;
+                if let Some(durable) = restored.durable {
+                    durable.wait().await;
+                }
+                Some(Some(Box::new(state_from_stored(&stored, limits))))
+            }
+            // The previous actor died: its state as last stored.
+            Some(Handover::Stored(stored)) => {
+                Some(Some(Box::new(state_from_stored(&stored, limits))))
+            }
+            // The previous session ended or vanished: its subscriptions are stale.
+            Some(Handover::Ended) | None => {
+                router.send(ForgetClient { client_id }).await.ok()?;
+                Some(None)
+            }
+        }
+    }
+}
+
+/// Cluster mode: what the router needs of a session loaded from JetStream.
+fn restore_message(
+    stored: &StoredSession,
+    client_id: ClientId,
+    addr: Addr<Session>,
+) -> RestoreSession {
+    RestoreSession {
+        client_id,
+        addr,
+        subscriptions: stored.subscriptions.clone(),
+        next_seq: stored.queue.last().map_or(1, |(seq, _)| seq + 1),
     }
 }
 

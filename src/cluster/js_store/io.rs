@@ -1,0 +1,191 @@
+//! The store's JetStream calls (async, on the store's runtime): writes and their
+//! acknowledgements, the stream, and reading one client's keys.
+
+use std::time::Duration;
+
+use async_nats::header::HeaderMap;
+use async_nats::jetstream::{self, consumer, context::PublishAckFuture, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use tracing::warn;
+
+use super::{keys, STREAM};
+use crate::persistence::StoreError;
+
+/// How long a tombstone stays (the minimum message TTL).
+const TOMBSTONE_TTL: &str = "1";
+/// Acknowledgements awaited at most before a batch waits for them (the JetStream
+/// context allows this many outstanding).
+pub(super) const MAX_PENDING: usize = 8192;
+/// Attempts to get one write acknowledged; a stream leader election takes 4–8 s.
+pub(super) const ATTEMPTS: u32 = 6;
+/// Pause between attempts, times the attempt number.
+pub(super) const RETRY_STEP: Duration = Duration::from_millis(500);
+/// How long one acknowledgement may take before it counts as failed.
+const ACK_TIMEOUT: Duration = Duration::from_secs(4);
+/// Messages fetched per pull while loading a session.
+const LOAD_BATCH: usize = 1000;
+
+/// One write whose acknowledgement is outstanding.
+pub(super) struct Pending {
+    pub subject: String,
+    pub payload: Bytes,
+    pub ack: Option<PublishAckFuture>,
+}
+
+/// Publishes one write (an empty payload is a tombstone); `None` if it could not be sent.
+pub(super) async fn send(
+    js: &jetstream::Context,
+    subject: &str,
+    payload: &Bytes,
+) -> Option<PublishAckFuture> {
+    let mut msg = jetstream::message::PublishMessage::build().payload(payload.clone());
+    if payload.is_empty() {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-TTL", TOMBSTONE_TTL);
+        msg = msg.headers(headers);
+    }
+    match js.send_publish(subject.to_owned(), msg).await {
+        Ok(ack) => Some(ack),
+        Err(e) => {
+            warn!(subject, error = %e, "session state write not sent");
+            None
+        }
+    }
+}
+
+/// Awaits all acknowledgements; re-sends, a bounded number of times, each failed write
+/// that no later write of the same subject supersedes (JetStream keeps one connection's
+/// writes in order, so the later one decides the value either way).
+pub(super) async fn settle(
+    js: jetstream::Context,
+    mut pending: Vec<Pending>,
+) -> Result<(), StoreError> {
+    for attempt in 1..=ATTEMPTS {
+        let acks = pending.iter_mut().map(|p| {
+            let ack = p.ack.take();
+            async move {
+                match ack {
+                    Some(ack) => matches!(tokio::time::timeout(ACK_TIMEOUT, ack).await, Ok(Ok(_))),
+                    None => false,
+                }
+            }
+        });
+        let results = futures::future::join_all(acks).await;
+        let mut latest = std::collections::HashMap::new();
+        for (i, p) in pending.iter().enumerate() {
+            latest.insert(p.subject.as_str(), i);
+        }
+        let retry: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|&(i, ok)| !ok && latest.get(pending[i].subject.as_str()) == Some(&i))
+            .map(|(i, _)| i)
+            .collect();
+        if retry.is_empty() {
+            return Ok(());
+        }
+        warn!(
+            attempt,
+            failed = retry.len(),
+            "session state writes not acknowledged; re-sending"
+        );
+        tokio::time::sleep(RETRY_STEP * attempt).await;
+        let mut again = Vec::with_capacity(retry.len());
+        for i in retry {
+            let p = &pending[i];
+            let ack = send(&js, &p.subject, &p.payload).await;
+            again.push(Pending {
+                subject: p.subject.clone(),
+                payload: p.payload.clone(),
+                ack,
+            });
+        }
+        pending = again;
+    }
+    Err(StoreError::Cluster(
+        "session state writes not acknowledged by JetStream".into(),
+    ))
+}
+
+/// Creates the stream unless it exists, retrying while JetStream elects its leaders
+/// (the caller bounds the time).
+pub(super) async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> stream::Stream {
+    let config = stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec![format!("{}.>", keys::PREFIX)],
+        max_messages_per_subject: 1,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        allow_message_ttl: true,
+        ..Default::default()
+    };
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return stream,
+            Err(e) => {
+                warn!(attempt, error = %e, "session state stream not ready; retrying");
+                tokio::time::sleep(RETRY_STEP).await;
+            }
+        }
+    }
+}
+
+/// The last message of every subject matching `filter`, tombstones left out: an
+/// ephemeral consumer (last per subject) counts them at creation; they are then pulled
+/// in batches.
+pub(super) async fn read_all(
+    stream: stream::Stream,
+    filter: String,
+) -> Result<Vec<(String, Bytes)>, StoreError> {
+    let fail = |e: String| StoreError::Cluster(format!("cannot load session: {e}"));
+    let mut attempt = 0;
+    let consumer = loop {
+        attempt += 1;
+        let config = consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+            filter_subject: filter.clone(),
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(10),
+            memory_storage: true,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        match stream.create_consumer(config).await {
+            Ok(c) => break c,
+            Err(e) if attempt < ATTEMPTS => {
+                warn!(attempt, error = %e, "session load failed; retrying");
+                tokio::time::sleep(RETRY_STEP * attempt).await;
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    };
+    let mut left = consumer.cached_info().num_pending as usize;
+    let mut out = Vec::with_capacity(left);
+    while left > 0 {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(left.min(LOAD_BATCH))
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let mut got = 0;
+        while let Some(m) = batch.next().await {
+            let m = m.map_err(|e| fail(e.to_string()))?;
+            got += 1;
+            if !m.payload.is_empty() {
+                out.push((m.subject.to_string(), m.payload.clone()));
+            }
+        }
+        if got == 0 {
+            // Tombstones that expired since the count: nothing more to read.
+            break;
+        }
+        left = left.saturating_sub(got);
+    }
+    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
+    Ok(out)
+}
