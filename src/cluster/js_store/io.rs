@@ -133,35 +133,49 @@ pub(super) async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> s
     }
 }
 
-/// The last message of every subject matching `filter`, tombstones left out: an
-/// ephemeral consumer (last per subject) counts them at creation; they are then pulled
-/// in batches.
+/// The last message of every subject matching `filter`, tombstones left out. Retried
+/// whole, a bounded number of times, while JetStream answers "no responders" (a consumer
+/// or stream leader being elected, e.g. just after the cluster started).
 pub(super) async fn read_all(
     stream: stream::Stream,
     filter: String,
 ) -> Result<Vec<(String, Bytes)>, StoreError> {
-    let fail = |e: String| StoreError::Cluster(format!("cannot load session: {e}"));
     let mut attempt = 0;
-    let consumer = loop {
+    loop {
         attempt += 1;
-        let config = consumer::pull::Config {
-            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-            filter_subject: filter.clone(),
-            ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(10),
-            memory_storage: true,
-            num_replicas: 1,
-            ..Default::default()
-        };
-        match stream.create_consumer(config).await {
-            Ok(c) => break c,
+        match read_once(&stream, &filter).await {
+            Ok(out) => return Ok(out),
             Err(e) if attempt < ATTEMPTS => {
                 warn!(attempt, error = %e, "session load failed; retrying");
                 tokio::time::sleep(RETRY_STEP * attempt).await;
             }
-            Err(e) => return Err(fail(e.to_string())),
+            Err(e) => return Err(StoreError::Cluster(format!("cannot load session: {e}"))),
         }
+    }
+}
+
+/// One try of [`read_all`]: an ephemeral consumer (last per subject) counts the
+/// subjects at creation; they are then pulled in batches.
+async fn read_once(stream: &stream::Stream, filter: &str) -> Result<Vec<(String, Bytes)>, String> {
+    let config = consumer::pull::Config {
+        deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+        filter_subject: filter.to_owned(),
+        ack_policy: consumer::AckPolicy::None,
+        inactive_threshold: Duration::from_secs(10),
+        memory_storage: true,
+        num_replicas: 1,
+        ..Default::default()
     };
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = pull_all(&consumer).await;
+    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
+    result
+}
+
+async fn pull_all(consumer: &consumer::PullConsumer) -> Result<Vec<(String, Bytes)>, String> {
     let mut left = consumer.cached_info().num_pending as usize;
     let mut out = Vec::with_capacity(left);
     while left > 0 {
@@ -171,10 +185,10 @@ pub(super) async fn read_all(
             .expires(Duration::from_secs(2))
             .messages()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let mut got = 0;
         while let Some(m) = batch.next().await {
-            let m = m.map_err(|e| fail(e.to_string()))?;
+            let m = m.map_err(|e| e.to_string())?;
             got += 1;
             if !m.payload.is_empty() {
                 out.push((m.subject.to_string(), m.payload.clone()));
@@ -186,6 +200,5 @@ pub(super) async fn read_all(
         }
         left = left.saturating_sub(got);
     }
-    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
     Ok(out)
 }
