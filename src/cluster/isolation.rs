@@ -152,14 +152,19 @@ mod tests {
         tokio::time::sleep(d).await;
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn isolated_only_after_the_grace() {
-        let (tx, isolation, calls) = start();
-        tx.send(false).unwrap();
+    /// Right after a disconnect: not isolated just before the grace, isolated just after.
+    async fn isolates_at_the_grace(isolation: &Isolation) {
         after(GRACE - Duration::from_millis(10)).await;
         assert!(!isolation.is_isolated());
         after(Duration::from_millis(20)).await;
         assert!(isolation.is_isolated());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn isolated_only_after_the_grace() {
+        let (tx, isolation, calls) = start();
+        tx.send(false).unwrap();
+        isolates_at_the_grace(&isolation).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // Still down: no second round of closing.
         after(GRACE * 3).await;
@@ -179,10 +184,7 @@ mod tests {
         assert!(!isolation.is_isolated());
         // A second outage counts its grace from its own start, not the first one's.
         tx.send(false).unwrap();
-        after(GRACE - Duration::from_millis(10)).await;
-        assert!(!isolation.is_isolated());
-        after(Duration::from_millis(20)).await;
-        assert!(isolation.is_isolated());
+        isolates_at_the_grace(&isolation).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
