@@ -52,7 +52,7 @@ impl StarlingCluster {
         let nodes = (0..3)
             .map(|i| {
                 let config = node_config(i, &urls_of(i, &urls)) + extra;
-                BrokerProcess::start_with_config(Some(&config))
+                BrokerProcess::start_cluster_node(&config)
             })
             .collect();
         StarlingCluster { nodes, nats }

@@ -88,8 +88,29 @@ impl BrokerProcess {
         BrokerProcess::start_with_config(Some(&toml))
     }
 
+    /// A cluster node with this config. A node that exits during start-up is started
+    /// once more (its first log goes to stderr): joining a NATS cluster that is still
+    /// electing its JetStream leaders can fail, and a supervisor would restart it.
+    pub fn start_cluster_node(toml: &str) -> BrokerProcess {
+        let mut node = BrokerProcess::prepare(Some(toml));
+        node.launch();
+        if let Err(log) = node.try_wait_ready() {
+            eprintln!("cluster node exited during start-up; starting it again. Its log:\n{log}");
+            node.launch();
+            node.wait_ready();
+        }
+        node
+    }
+
     /// A broker with this config file text (none when `None`).
     pub fn start_with_config(toml: Option<&str>) -> BrokerProcess {
+        let mut broker = BrokerProcess::prepare(toml);
+        broker.spawn();
+        broker
+    }
+
+    /// The directories and config file of a broker not yet started.
+    fn prepare(toml: Option<&str>) -> BrokerProcess {
         let dir = tempfile::Builder::new()
             .prefix("starling-bb-")
             .tempdir()
@@ -102,19 +123,22 @@ impl BrokerProcess {
             path
         });
         let log = dir.path().join("broker.log");
-        let mut broker = BrokerProcess {
+        BrokerProcess {
             child: None,
             port: free_port(),
             dir,
             data_dir,
             config,
             log,
-        };
-        broker.spawn();
-        broker
+        }
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        self.wait_ready();
+    }
+
+    fn launch(&mut self) {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -138,23 +162,30 @@ impl BrokerProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin()));
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Bounded wait until the port accepts TCP; fails early when the process exits.
     fn wait_ready(&mut self) {
+        if let Err(log) = self.try_wait_ready() {
+            panic!("{log}");
+        }
+    }
+
+    /// Like [`wait_ready`](Self::wait_ready), but a process that exits is an `Err`
+    /// with its exit status and log.
+    fn try_wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr = self.addr();
         loop {
             if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
                 self.child = None;
-                panic!(
+                return Err(format!(
                     "broker exited during start-up with {status}; log:\n{}",
                     self.log_text()
-                );
+                ));
             }
             if StdTcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 panic!(
