@@ -326,27 +326,15 @@ impl Session {
     /// Hands a message to the router; the acknowledgement goes out once it is routed
     /// and, in `sync` durability, once persistent subscribers' copies are on disk.
     fn route(&mut self, msg: Arc<Message>, ack: Option<(QoS, PacketId)>, ctx: &mut Context<Self>) {
-        let inbound_qos2 = ack
-            .filter(|(q, _)| *q == QoS::ExactlyOnce)
-            .map(|(_, id)| id);
-        let mut route = Route { msg, inbound_qos2 };
-        if ack.is_none() && self.inbound.routes_in_flight == 0 {
-            // QoS 0 needs no answer: no future to poll while nothing else waits (a
-            // future per publish was a fifth of a fan-in profile). The router's bounded
-            // mailbox is the backpressure; when it is full, the answer is awaited as
-            // for QoS 1/2, and so is every publish after it until they drain, which
-            // keeps them in order.
-            match self.router.try_send(route) {
-                Ok(()) => return,
-                Err(SendError::Full(r) | SendError::Closed(r)) => route = r,
-            }
-        }
         let slot = ack.map(|_| {
             self.inbound.acks.push_back(None);
             self.inbound.acks_base + self.inbound.acks.len() as u64 - 1
         });
         self.inbound.routes_in_flight += 1;
-        let request = self.router.send(route);
+        let inbound_qos2 = ack
+            .filter(|(q, _)| *q == QoS::ExactlyOnce)
+            .map(|(_, id)| id);
+        let request = self.router.send(Route { msg, inbound_qos2 });
         let fut = async move {
             let routed = request.await.ok()?;
             let durable = match routed.durable {
