@@ -24,8 +24,11 @@ use crate::persistence::{
 };
 use crate::session::{Deliver, Session, Shutdown, Takeover};
 
-/// Mailbox size: sessions awaiting `send` park once it is full (backpressure).
-pub const MAILBOX_CAPACITY: usize = 4096;
+/// Mailbox size: high enough that a `send` never parks. A parked `send` is retried when
+/// its future is next polled, and a later `send` from the same session could go in
+/// first (publishes out of order; tests/ordering.rs). The bound comes from the sessions:
+/// each has at most 128 publishes awaiting the router before it stops reading its socket.
+pub const MAILBOX_CAPACITY: usize = 1 << 30;
 /// Cluster mode: how many recent (origin, seq) pairs are remembered to drop duplicates.
 const DEDUP_WINDOW: usize = 16_384;
 
