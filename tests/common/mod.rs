@@ -40,6 +40,14 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_starling")
 }
 
+/// SIGKILL a child process, if any, and reap it.
+pub fn kill_and_reap(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// A free loopback port: bind port 0, read it, release it.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -276,10 +284,7 @@ impl BrokerProcess {
 
     /// SIGKILL and reap.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// Starts the binary again on the same port, data dir and config (SIGKILL first if

@@ -5,6 +5,8 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use super::kill_and_reap;
 use std::time::{Duration, Instant};
 
 use super::free_port;
@@ -85,10 +87,7 @@ impl NatsServer {
 
     /// SIGKILL and reap.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// Starts the server again (after [`kill9`](Self::kill9)) with the same name,
