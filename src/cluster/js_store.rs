@@ -32,9 +32,11 @@ use tracing::{info, warn};
 use crate::config::ClusterConfig;
 use crate::persistence::convert::unix_ms_now;
 use crate::persistence::{
-    Op, QueuedRecord, SessionRecord, Snapshot, Store, StoreError, StoredSession, SubscriptionRecord,
+    Op, QueuedRecord, ReplayCursor, SessionRecord, Snapshot, Store, StoreError, StoredSession,
+    SubscriptionRecord,
 };
 
+mod cursor;
 mod io;
 pub mod keys;
 
@@ -52,6 +54,9 @@ struct Shared {
     rt: Option<tokio::runtime::Runtime>,
     js: jetstream::Context,
     stream: stream::Stream,
+    /// The replay cursors of the sessions this node holds (kept across a restart of
+    /// the persistence actor).
+    cursors: Mutex<cursor::Cursors>,
 }
 
 impl Drop for Shared {
@@ -122,6 +127,7 @@ impl JsStore {
                 rt: Some(rt),
                 js,
                 stream,
+                cursors: Mutex::default(),
             }),
             pending: Mutex::new(Vec::new()),
         })
@@ -180,6 +186,13 @@ impl JsStore {
         self.run(settle(js, pending))?
     }
 
+    fn cursors(&self) -> std::sync::MutexGuard<'_, cursor::Cursors> {
+        self.shared
+            .cursors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
         // A panic while holding it leaves a plain Vec: still usable.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
@@ -229,18 +242,23 @@ impl Store for JsStore {
     /// Publishes the ops in order; not atomic across keys (each write is idempotent, and
     /// a failure leaves the batch's publishes unacknowledged).
     fn apply(&mut self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let now_ms = unix_ms_now();
         let mut writes = Vec::new();
         for op in &ops {
             let (subject, value) = match op {
                 Op::PutSession(r) => (Key::new(&r.client_id, Kind::Record).subject(), encode(r)?),
                 Op::PutSubscription { client_id, sub } => {
+                    self.cursors().subscribed(client_id, &sub.filter, now_ms);
                     let kind = Kind::Subscription(&sub.filter);
                     (Key::new(client_id, kind).subject(), encode(sub)?)
                 }
-                Op::DeleteSubscription { client_id, filter } => (
-                    Key::new(client_id, Kind::Subscription(filter)).subject(),
-                    Bytes::new(),
-                ),
+                Op::DeleteSubscription { client_id, filter } => {
+                    self.cursors().unsubscribed(client_id, filter);
+                    (
+                        Key::new(client_id, Kind::Subscription(filter)).subject(),
+                        Bytes::new(),
+                    )
+                }
                 Op::PutQueued {
                     client_id,
                     seq,
@@ -267,7 +285,16 @@ impl Store for JsStore {
                     Key::new(client_id, Kind::Qos2(*packet_id)).subject(),
                     Bytes::new(),
                 ),
+                Op::Delivered {
+                    client_id,
+                    origin,
+                    seq,
+                } => {
+                    self.cursors().delivered(client_id, *origin, *seq, now_ms);
+                    continue;
+                }
                 Op::DeleteSession { client_id } => {
+                    self.cursors().forget(client_id);
                     self.publish(std::mem::take(&mut writes))?;
                     self.purge_client(client_id)?;
                     continue;
@@ -280,6 +307,10 @@ impl Store for JsStore {
                 self.publish(std::mem::take(&mut writes))?;
                 self.settle()?;
             }
+        }
+        // After the batch's messages: a cursor never covers a message not yet written.
+        for (client, cursor) in self.cursors().take_dirty(now_ms) {
+            writes.push((Key::new(&client, Kind::Cursor).subject(), encode(&cursor)?));
         }
         self.publish(writes)
     }
@@ -313,6 +344,7 @@ impl Store for JsStore {
             subscriptions: Vec::new(),
             queue: Vec::new(),
             inbound_qos2: Vec::new(),
+            replay: None,
         };
         let found = entries.len();
         for (subject, payload) in entries {
@@ -329,6 +361,9 @@ impl Store for JsStore {
                     .queue
                     .push((seq, decode::<QueuedRecord>(&subject, &payload)?)),
                 Some(keys::Parsed::Qos2(id)) => session.inbound_qos2.push(id),
+                Some(keys::Parsed::Cursor) => {
+                    session.replay = Some(decode::<ReplayCursor>(&subject, &payload)?)
+                }
                 None => warn!(subject, "unknown key in the session state stream; skipped"),
             }
         }
@@ -340,6 +375,7 @@ impl Store for JsStore {
             return Ok(None);
         };
         session.record = record;
+        self.cursors().loaded(client_id, session.replay.as_ref());
         session
             .subscriptions
             .sort_by(|a, b| a.filter.cmp(&b.filter));

@@ -14,6 +14,8 @@ pub mod interest;
 pub mod isolation;
 pub mod js_store;
 pub mod ownership;
+mod publish;
+pub mod replay;
 pub mod retained;
 pub mod subject;
 

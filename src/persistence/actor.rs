@@ -109,6 +109,8 @@ pub struct PersistDeliveries {
     pub targets: Vec<QueuedDelivery>,
     pub extra: Vec<Op>,
     pub done: Option<oneshot::Sender<()>>,
+    /// Cluster mode: the message's (origin, seq), recorded for each target.
+    pub origin: Option<(u64, u64)>,
 }
 
 /// Load one stored session for a client whose session actor died; the answer goes to
@@ -399,18 +401,28 @@ impl Handler<PersistDeliveries> for Persistence {
         let mut ops = msg.extra;
         if !msg.targets.is_empty() && self.durability != Durability::Memory {
             let record = message_record(&msg.msg);
-            ops.extend(msg.targets.into_iter().map(|t| Op::PutQueued {
-                client_id: t.client.as_str().to_owned(),
-                seq: t.seq,
-                rec: QueuedRecord {
-                    message: record.clone(),
-                    qos: t.qos as u8,
-                    retain: t.retain,
-                    sub_ids: t.sub_ids,
-                    packet_id: None,
-                    released: false,
-                },
-            }));
+            for t in msg.targets {
+                let client_id = t.client.as_str().to_owned();
+                if let Some((origin, seq)) = msg.origin {
+                    ops.push(Op::Delivered {
+                        client_id: client_id.clone(),
+                        origin,
+                        seq,
+                    });
+                }
+                ops.push(Op::PutQueued {
+                    client_id,
+                    seq: t.seq,
+                    rec: QueuedRecord {
+                        message: record.clone(),
+                        qos: t.qos as u8,
+                        retain: t.retain,
+                        sub_ids: t.sub_ids,
+                        packet_id: None,
+                        released: false,
+                    },
+                });
+            }
         }
         self.enqueue(ops, msg.done, ctx);
     }

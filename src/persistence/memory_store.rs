@@ -82,6 +82,7 @@ impl MemoryStore {
             Op::DeleteRetained { topic } => {
                 self.retained.remove(&topic);
             }
+            Op::Delivered { .. } => {}
         }
     }
 }
@@ -97,6 +98,7 @@ impl Store for MemoryStore {
                     subscriptions: Vec::new(),
                     queue: Vec::new(),
                     inbound_qos2: Vec::new(),
+                    replay: None,
                 };
                 (id.as_str(), s)
             })

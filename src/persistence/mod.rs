@@ -26,7 +26,8 @@ pub use expiry::drop_expired;
 pub use inspect::{inspect, Report, SessionSummary};
 pub use memory_store::MemoryStore;
 pub use records::{
-    MessageRecord, PropertiesRecord, QueuedRecord, SessionRecord, SubscriptionRecord, WillRecord,
+    MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
+    WillRecord,
 };
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
 pub use store::{Op, Snapshot, Store, StoreError, StoredSession};

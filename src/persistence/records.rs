@@ -220,3 +220,15 @@ mod tests {
         assert!(!m.is_expired(10_499));
     }
 }
+
+/// Cluster mode: what a session had received, for the replay of the message log when it
+/// resumes on another node (`cluster::replay`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayCursor {
+    /// Per publishing node incarnation: the highest sequence number queued for the
+    /// session, and when that was recorded (Unix ms; old entries are pruned).
+    pub origins: Vec<(u64, u64, u64)>,
+    /// Each subscription's filter and since when it exists (Unix ms): older messages
+    /// are not replayed to it.
+    pub subs: Vec<(String, u64)>,
+}

@@ -208,6 +208,7 @@ impl Store for SledStore {
                 subscriptions: Vec::new(),
                 queue: Vec::new(),
                 inbound_qos2: Vec::new(),
+                replay: None,
             };
             sessions.insert(id.to_owned(), s);
         }
@@ -326,6 +327,7 @@ impl Store for SledStore {
                 Op::DeleteRetained { topic } => {
                     plan[RETAINED].insert(topic.into_bytes(), None);
                 }
+                Op::Delivered { .. } => {}
             }
         }
         if next_seq > self.next_seq {

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use super::records::{MessageRecord, QueuedRecord, SessionRecord, SubscriptionRecord};
+use super::records::{
+    MessageRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
+};
 
 /// Durable storage of sessions, subscriptions, queues, inbound QoS 2 ids and retained
 /// messages. Implementations: [`super::SledStore`] (on disk) and [`super::MemoryStore`].
@@ -61,6 +63,8 @@ pub struct StoredSession {
     pub queue: Vec<(u64, QueuedRecord)>,
     /// Packet ids of inbound QoS 2 messages received but not yet released, ascending.
     pub inbound_qos2: Vec<u16>,
+    /// Cluster mode: where the replay of the message log starts for it.
+    pub replay: Option<ReplayCursor>,
 }
 
 /// A change to apply with [`Store::apply`].
@@ -124,6 +128,16 @@ pub enum Op {
         /// Topic name.
         topic: String,
     },
+    /// Cluster mode: message `seq` of node incarnation `origin` was queued for the
+    /// session (its [`ReplayCursor`]). Stores without a message log ignore it.
+    Delivered {
+        /// Client id.
+        client_id: String,
+        /// The publishing node's incarnation.
+        origin: u64,
+        /// The message's number there.
+        seq: u64,
+    },
 }
 
 impl Op {
@@ -137,7 +151,8 @@ impl Op {
             | Op::PutQueued { client_id, .. }
             | Op::DeleteQueued { client_id, .. }
             | Op::PutInboundQos2 { client_id, .. }
-            | Op::DeleteInboundQos2 { client_id, .. } => Some(client_id),
+            | Op::DeleteInboundQos2 { client_id, .. }
+            | Op::Delivered { client_id, .. } => Some(client_id),
             Op::PutRetained(_) | Op::DeleteRetained { .. } => None,
         }
     }

@@ -48,6 +48,8 @@ pub struct Router {
     pub(super) outbox: Outbox,
     /// Cluster mode with session state in JetStream (see `Router::register_cluster`).
     pub(super) state_in_cluster: bool,
+    /// Sessions catching up on the message log, with their deliveries held meanwhile.
+    pub(super) replaying: HashMap<ClientId, Vec<super::replay::Held>>,
 }
 
 impl Router {
@@ -64,6 +66,7 @@ impl Router {
             dedup: Dedup::new(DEDUP_WINDOW),
             outbox: Outbox::default(),
             state_in_cluster: false,
+            replaying: HashMap::new(),
         }
     }
 
@@ -339,10 +342,12 @@ impl Router {
         };
         let mut deliveries = std::mem::take(&mut self.scratch);
         self.state.route_into(&msg.msg, shares, &mut deliveries);
-        let (mut matched, durable) = self.deliver(&msg.msg, deliveries, extra);
+        // Cluster mode: numbered before delivery, so local stored copies record it too.
+        let stamp = self.cluster.as_mut().and_then(|c| c.stamp(&msg.msg));
+        let (mut matched, durable) = self.deliver(&msg.msg, deliveries, extra, stamp);
         let ack = msg.msg.qos != crate::protocol::QoS::AtMostOnce;
         if let Some(cluster) = &mut self.cluster {
-            let forwarded = cluster.publish(&msg.msg, ack);
+            let forwarded = cluster.publish(&msg.msg, stamp, ack);
             // Remote subscribers are unknown here: never claim "no matching subscribers".
             matched = matched.max(1);
             return Routed {
@@ -354,20 +359,28 @@ impl Router {
     }
 
     /// Hands `deliveries` of `msg` to their sessions and queues the stored copies (and
-    /// `extra` ops) for persistent ones; the ticket covers that batch.
+    /// `extra` ops) for persistent ones; the ticket covers that batch. `origin`: the
+    /// message's cluster number, recorded with the stored copies.
     pub(super) fn deliver(
         &mut self,
         msg: &Arc<Message>,
         mut deliveries: Vec<Delivery>,
         extra: Vec<Op>,
+        origin: Option<(u64, u64)>,
     ) -> (usize, Option<Durable>) {
         let mut matched = 0;
         let mut targets = Vec::new();
         for d in deliveries.drain(..) {
+            if !self.sessions.contains_key(&d.client) {
+                continue;
+            }
+            matched += 1;
+            let Some(d) = self.hold(msg, d, origin) else {
+                continue;
+            };
             let Some(addr) = self.sessions.get(&d.client) else {
                 continue;
             };
-            matched += 1;
             let seq = match (d.qos, self.durability) {
                 (crate::protocol::QoS::AtMostOnce, _) | (_, Durability::Memory) => None,
                 _ => self.state.next_seq(&d.client),
@@ -403,6 +416,7 @@ impl Router {
             targets,
             extra,
             done,
+            origin,
         });
         (matched, durable)
     }

@@ -90,7 +90,12 @@ impl Router {
         self.routed += 1;
         // The publishing node acknowledged the publish already; the stored copies for
         // persistent sessions here are written without anyone waiting on them.
-        let _ = self.deliver(&msg.msg, deliveries, Vec::new());
+        let _ = self.deliver(
+            &msg.msg,
+            deliveries,
+            Vec::new(),
+            Some((msg.origin, msg.seq)),
+        );
     }
 }
 
@@ -188,6 +193,9 @@ impl Handler<RestoreSession> for Router {
             .cluster
             .as_ref()
             .and_then(|c| c.interest(self.state.take_interest_changes(), true));
+        if let Some(cursor) = msg.replay {
+            self.start_replay(&msg.client_id, cursor);
+        }
         Restored { durable }
     }
 }

@@ -211,6 +211,17 @@ pub struct RestoreSession {
     pub addr: Addr<Session>,
     pub subscriptions: Vec<crate::persistence::SubscriptionRecord>,
     pub next_seq: u64,
+    /// Where its replay of the cluster's message log starts.
+    pub replay: Option<crate::persistence::ReplayCursor>,
+}
+
+/// The messages of the log a resumed session had not received (in log order, with
+/// their origin and number); empty when the replay failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReplayDone {
+    pub client_id: ClientId,
+    pub messages: Vec<(std::sync::Arc<crate::message::Message>, u64, u64)>,
 }
 
 /// The answer to [`RestoreSession`].

@@ -5,6 +5,7 @@ mod actor;
 mod cluster;
 pub mod messages;
 mod outbox;
+mod replay;
 mod reshare;
 mod restore;
 mod share;

@@ -56,7 +56,7 @@ impl Router {
         let mut one = std::mem::take(&mut self.scratch);
         one.clear();
         one.push(d);
-        self.deliver(&out.msg, one, forget.into_iter().collect());
+        self.deliver(&out.msg, one, forget.into_iter().collect(), None);
         true
     }
 }

@@ -222,6 +222,7 @@ fn restore_message(
         addr,
         subscriptions: stored.subscriptions.clone(),
         next_seq: stored.queue.last().map_or(1, |(seq, _)| seq + 1),
+        replay: stored.replay.clone(),
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Kind<'a> {
     Queued(u64),
     /// An inbound QoS 2 packet id.
     Qos2(u16),
+    /// The session's replay cursor.
+    Cursor,
 }
 
 /// A kind read back from a subject.
@@ -31,6 +33,7 @@ pub enum Parsed {
     Subscription,
     Queued(u64),
     Qos2(u16),
+    Cursor,
 }
 
 /// One key of one client.
@@ -52,6 +55,7 @@ impl<'a> Key<'a> {
             Kind::Subscription(f) => format!("{PREFIX}.{client}.b.{}", hash(f)),
             Kind::Queued(seq) => format!("{PREFIX}.{client}.q.{seq}"),
             Kind::Qos2(id) => format!("{PREFIX}.{client}.i.{id}"),
+            Kind::Cursor => format!("{PREFIX}.{client}.c"),
         }
     }
 }
@@ -67,6 +71,7 @@ pub fn kind_of(subject: &str) -> Option<Parsed> {
     let mut tokens = rest.split('.').skip(1);
     let parsed = match (tokens.next()?, tokens.next()) {
         ("r", None) => Parsed::Record,
+        ("c", None) => Parsed::Cursor,
         ("b", Some(_)) => Parsed::Subscription,
         ("q", Some(seq)) => Parsed::Queued(seq.parse().ok()?),
         ("i", Some(id)) => Parsed::Qos2(id.parse().ok()?),

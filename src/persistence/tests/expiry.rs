@@ -10,6 +10,7 @@ fn snapshot_of(expiry_secs: u32, disconnected_at_ms: Option<u64>) -> Snapshot {
             subscriptions: vec![],
             queue: vec![],
             inbound_qos2: vec![],
+            replay: None,
         }],
         retained: vec![],
         next_seq: 1,

@@ -1,0 +1,236 @@
+//! The message log: every QoS 1/2 message published in the cluster goes to the stream
+//! `STARLING_LOG` (subjects `starling.l.<its subject without "starling.">`, kept
+//! `log_retention_secs`, `replicas` copies) and is acknowledged to its publisher only once
+//! JetStream stored it; its live copy to the other nodes goes out after that. A session
+//! resumed on another node reads the log from its [`ReplayCursor`], so that what was on
+//! its way to a node that died, or published while no node held the session, still
+//! reaches it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use async_nats::jetstream::{self, consumer, context::PublishAckFuture, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use tracing::{debug, warn};
+
+use super::bridge::ClusterError;
+use super::envelope::Envelope;
+use crate::message::{ClientId, Message};
+use crate::persistence::{Durable, ReplayCursor};
+use crate::router::messages::ReplayDone;
+use crate::router::Router;
+use crate::topic::matches;
+
+/// The log stream's name.
+pub const STREAM: &str = "STARLING_LOG";
+/// Prefix of its subjects.
+const PREFIX: &str = "starling.l.";
+/// Attempts to get one log write acknowledged (a leader election takes 4–8 s).
+const ATTEMPTS: u32 = 6;
+const RETRY_STEP: Duration = Duration::from_millis(500);
+const ACK_TIMEOUT: Duration = Duration::from_secs(4);
+/// Bound of one replay (consumer creation and reading).
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Clock difference tolerated between nodes: a message stamped up to this much before
+/// a subscription's time is still replayed to it (a duplicate rather than a loss).
+const SKEW_MS: u64 = 1000;
+/// Messages fetched per pull.
+const BATCH: usize = 1000;
+
+/// The log subject of a message subject (`starling.m.…` / `starling.d.…`).
+pub fn log_subject(subject: &str) -> String {
+    format!(
+        "{PREFIX}{}",
+        subject.strip_prefix("starling.").unwrap_or(subject)
+    )
+}
+
+/// Creates the log stream unless it exists (the caller bounds the time).
+pub(super) async fn ensure_stream(
+    js: &jetstream::Context,
+    replicas: usize,
+    retention: Duration,
+) -> Result<stream::Stream, ClusterError> {
+    let config = stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec![format!("{PREFIX}>")],
+        max_age: retention,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => {
+                warn!(attempt, error = %e, "message log stream not ready; retrying");
+                tokio::time::sleep(RETRY_STEP).await;
+            }
+        }
+    }
+}
+
+/// Writes one message to the log; resolves to whether JetStream stored it (re-sent a
+/// bounded number of times).
+pub(super) async fn write(
+    js: &jetstream::Context,
+    subject: String,
+    payload: Bytes,
+) -> Option<PublishAckFuture> {
+    match js
+        .send_publish(
+            subject,
+            jetstream::message::PublishMessage::build().payload(payload),
+        )
+        .await
+    {
+        Ok(ack) => Some(ack),
+        Err(e) => {
+            warn!(error = %e, "message log write not sent");
+            None
+        }
+    }
+}
+
+/// Waits for `ack`, re-sending the write while it fails.
+pub(super) async fn confirm(
+    js: jetstream::Context,
+    subject: String,
+    payload: Bytes,
+    mut ack: Option<PublishAckFuture>,
+) -> bool {
+    for attempt in 1..=ATTEMPTS {
+        if let Some(a) = ack.take() {
+            if let Ok(Ok(_)) = tokio::time::timeout(ACK_TIMEOUT, a).await {
+                return true;
+            }
+        }
+        warn!(attempt, "message log write not acknowledged; re-sending");
+        tokio::time::sleep(RETRY_STEP * attempt).await;
+        ack = write(&js, subject.clone(), payload.clone()).await;
+    }
+    false
+}
+
+/// One session's replay request.
+pub struct ReplayJob {
+    pub client: ClientId,
+    pub cursor: ReplayCursor,
+    /// Resolves once the session's NATS subscriptions reached the server: from then on
+    /// what the log does not hold yet arrives live.
+    pub after: Option<Durable>,
+}
+
+/// Reads the log for `job` and answers the router (an empty answer if it failed).
+pub(super) async fn run(stream: stream::Stream, job: ReplayJob, router: Addr<Router>) {
+    let ReplayJob {
+        client,
+        cursor,
+        after,
+    } = job;
+    if let Some(after) = after {
+        after.wait().await;
+    }
+    let messages = match tokio::time::timeout(REPLAY_TIMEOUT, fetch(&stream, &cursor)).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            warn!(client_id = %client, error = e, "message log replay failed");
+            Vec::new()
+        }
+        Err(_) => {
+            warn!(client_id = %client, "message log replay timed out");
+            Vec::new()
+        }
+    };
+    debug!(client_id = %client, messages = messages.len(), "message log replayed");
+    router.do_send(ReplayDone {
+        client_id: client,
+        messages,
+    });
+}
+
+/// The log's messages a subscription of `cursor` matches, made after the subscription,
+/// and numbered above what the cursor records for their origin; in log order.
+async fn fetch(
+    stream: &stream::Stream,
+    cursor: &ReplayCursor,
+) -> Result<Vec<(Arc<Message>, u64, u64)>, String> {
+    // Shared subscriptions are served by their group, not replayed to one member.
+    let subs: Vec<(&str, u64)> = cursor
+        .subs
+        .iter()
+        .filter(|(f, _)| !f.starts_with("$share/"))
+        .map(|(f, t)| (f.as_str(), *t))
+        .collect();
+    let Some(since) = subs.iter().map(|(_, t)| *t).min() else {
+        return Ok(Vec::new());
+    };
+    let seen: HashMap<u64, u64> = cursor.origins.iter().map(|&(o, s, _)| (o, s)).collect();
+    let start_ns = i128::from(since.saturating_sub(SKEW_MS)) * 1_000_000;
+    let start_time =
+        time::OffsetDateTime::from_unix_timestamp_nanos(start_ns).map_err(|e| e.to_string())?;
+    let config = consumer::pull::Config {
+        deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time },
+        filter_subject: format!("{PREFIX}>"),
+        ack_policy: consumer::AckPolicy::None,
+        inactive_threshold: Duration::from_secs(10),
+        memory_storage: true,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut left = consumer.cached_info().num_pending as usize;
+    let mut out = Vec::new();
+    while left > 0 {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(left.min(BATCH))
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut got = 0;
+        while let Some(m) = batch.next().await {
+            let m = m.map_err(|e| e.to_string())?;
+            got += 1;
+            let Ok(env) = Envelope::decode(&m.payload) else {
+                continue;
+            };
+            if env.seq <= seen.get(&env.origin).copied().unwrap_or(0) {
+                continue;
+            }
+            let Ok(msg) = env.to_message() else { continue };
+            let wanted = subs.iter().any(|(f, t)| {
+                env.at_ms.saturating_add(SKEW_MS) >= *t && matches(f, msg.topic.as_str())
+            });
+            if wanted {
+                out.push((Arc::new(msg), env.origin, env.seq));
+            }
+        }
+        if got == 0 {
+            break;
+        }
+        left = left.saturating_sub(got);
+    }
+    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_subjects_keep_the_message_subject() {
+        assert_eq!(log_subject("starling.m._a._b"), "starling.l.m._a._b");
+        assert_eq!(log_subject("starling.d._$SYS"), "starling.l.d._$SYS");
+    }
+}

@@ -1,0 +1,89 @@
+//! Cluster mode: a session resumed from JetStream catches up on the message log
+//! (`cluster::replay`). From its restore until the replay's answer, the router holds the
+//! session's new deliveries; then it delivers the replayed messages the session did not
+//! get yet, in log order, and after them the held ones, so that nothing published while
+//! the session had no live owner is lost and each publisher's order is kept.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use ahash::AHashSet as HashSet;
+
+use super::actor::Router;
+use super::messages::ReplayDone;
+use super::state::{Delivery, Shares};
+use crate::message::{ClientId, Message};
+use crate::persistence::ReplayCursor;
+
+/// A delivery held while its session's replay runs.
+pub(super) struct Held {
+    pub msg: Arc<Message>,
+    pub delivery: Delivery,
+    pub origin: Option<(u64, u64)>,
+}
+
+impl Router {
+    /// After the restore's interest changes: asks the bridge for the log since `cursor`
+    /// and holds the session's deliveries until the answer.
+    pub(super) fn start_replay(&mut self, client: &ClientId, cursor: ReplayCursor) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        if cursor.subs.is_empty() {
+            return;
+        }
+        if cluster.replay(client.clone(), cursor) {
+            self.replaying.insert(client.clone(), Vec::new());
+        }
+    }
+
+    /// Holds `delivery` if its session is replaying; gives it back otherwise.
+    pub(super) fn hold(
+        &mut self,
+        msg: &Arc<Message>,
+        delivery: Delivery,
+        origin: Option<(u64, u64)>,
+    ) -> Option<Delivery> {
+        match self.replaying.get_mut(&delivery.client) {
+            Some(held) => {
+                held.push(Held {
+                    msg: Arc::clone(msg),
+                    delivery,
+                    origin,
+                });
+                None
+            }
+            None => Some(delivery),
+        }
+    }
+}
+
+impl Handler<ReplayDone> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplayDone, ctx: &mut Self::Context) {
+        self.outbox.flush();
+        let client = msg.client_id;
+        let held = self.replaying.remove(&client).unwrap_or_default();
+        let live: HashSet<(u64, u64)> = held.iter().filter_map(|h| h.origin).collect();
+        let mut replayed = 0usize;
+        for (m, origin, seq) in msg.messages {
+            if live.contains(&(origin, seq)) {
+                continue;
+            }
+            let mut deliveries = self.state.route_with(&m, Shares::Skip);
+            deliveries.retain(|d| d.client == client);
+            if deliveries.is_empty() {
+                continue;
+            }
+            replayed += 1;
+            let _ = self.deliver(&m, deliveries, Vec::new(), Some((origin, seq)));
+        }
+        let held_count = held.len();
+        for h in held {
+            let _ = self.deliver(&h.msg, vec![h.delivery], Vec::new(), h.origin);
+        }
+        tracing::debug!(client_id = %client, replayed, held = held_count, "replay delivered");
+        self.schedule_flush(ctx);
+    }
+}

@@ -1,0 +1,91 @@
+//! kill -9 of a node while a persistent session on it receives QoS 1 from a publisher
+//! on another node (used by tests/cluster.rs).
+
+use std::collections::BTreeSet;
+
+use starling::protocol::{Packet, Properties, QoS};
+
+use super::common::{
+    await_routes, connect_persistent, drain, text, Event, RawClient, StarlingCluster,
+};
+use super::{QUIET, WAIT};
+
+/// Messages published; the node dies after the subscriber got [`BEFORE_KILL`].
+const N: u32 = 300;
+const BEFORE_KILL: usize = 40;
+
+/// The subscriber on node 0 acknowledges what it gets; after 40 messages node 0 is
+/// killed while the publisher on node 1 goes on. Once every publish was acknowledged,
+/// the subscriber resumes on node 2: every acknowledged message arrives (some twice:
+/// QoS 1), in publish order after what it already had.
+pub async fn every_acknowledged_message_arrives(cluster: &mut StarlingCluster) {
+    let (mut sub, present) = connect_persistent(&cluster.nodes[0], "k-sub").await;
+    assert!(!present);
+    sub.subscribe(&[("k/#", QoS::AtLeastOnce)]).await;
+    let mut p = RawClient::connected_v5(cluster.addr(1), "k-pub", Properties::default()).await;
+    await_routes(&mut p, "k/probe", std::slice::from_mut(&mut sub), &[0]).await;
+    let publisher = tokio::spawn(async move {
+        for i in 1..=N {
+            // Returns once the PUBACK arrived.
+            p.publish(
+                &format!("k/{i}"),
+                QoS::AtLeastOnce,
+                false,
+                format!("k-{i}").as_bytes(),
+            )
+            .await;
+        }
+        p.disconnect().await;
+    });
+    let mut before = Vec::new();
+    while before.len() < BEFORE_KILL {
+        match sub.next_event(WAIT).await {
+            Event::Packet(Packet::Publish(m)) => {
+                sub.ack(&m).await;
+                if !m.payload.starts_with(b"probe") {
+                    before.push(number(&text(&m)));
+                }
+            }
+            Event::Packet(_) => {}
+            other => panic!("subscriber before the kill: {other:?} after {before:?}"),
+        }
+    }
+    cluster.nodes[0].kill9();
+    tokio::time::timeout(WAIT * 6, publisher)
+        .await
+        .expect("publisher bounded")
+        .expect("every publish acknowledged");
+    let (mut again, present) = connect_persistent(&cluster.nodes[2], "k-sub").await;
+    assert!(present, "the session survives kill -9 of its node");
+    let after: Vec<u32> = drain(&mut again, QUIET * 4, WAIT * 3)
+        .await
+        .iter()
+        .map(|m| number(&text(m)))
+        .collect();
+    let got: BTreeSet<u32> = before.iter().chain(&after).copied().collect();
+    let missing: Vec<u32> = (1..=N).filter(|i| !got.contains(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never delivered: {missing:?} (before the kill: {before:?}; after: {after:?})"
+    );
+    // Order: the first copy of each new message comes in publish order.
+    let had: BTreeSet<u32> = before.iter().copied().collect();
+    let mut seen = BTreeSet::new();
+    let firsts: Vec<u32> = after
+        .iter()
+        .copied()
+        .filter(|i| !had.contains(i) && seen.insert(*i))
+        .collect();
+    assert!(
+        firsts.windows(2).all(|w| w[0] < w[1]),
+        "new messages out of order after the resume: {firsts:?}"
+    );
+    again.disconnect().await;
+}
+
+fn number(payload: &str) -> u32 {
+    payload
+        .strip_prefix("k-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected payload {payload:?}"))
+}
