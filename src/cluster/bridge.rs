@@ -43,6 +43,11 @@ pub const PUBLISH_QUEUE: usize = 65_536;
 pub const MAX_SUBJECT_LEN: usize = 3072;
 /// How long a flush (QoS 1/2 acknowledgement) may wait for the connection.
 pub(super) const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages one NATS subscription holds for its forwarding task; past it, async-nats
+/// drops what arrives (logged as a slow consumer).
+const SUBSCRIPTION_CAPACITY: usize = 65_536;
+/// Messages a forwarding task has in the router's mailbox at most.
+const FORWARD_WINDOW: usize = 1024;
 /// How long start-up waits for NATS and JetStream.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -88,6 +93,8 @@ pub struct ClusterHandle {
     ownership: mpsc::UnboundedSender<OwnershipCmd>,
     dropped: u64,
     isolation: Isolation,
+    /// `[cluster] message_log`: QoS 1/2 messages go through the log, sessions replay it.
+    message_log: bool,
 }
 
 /// What the router sends the interest task.
@@ -185,6 +192,9 @@ impl ClusterHandle {
     /// Asks for `client`'s replay of the message log (after the interest changes sent so
     /// far reached NATS); false if it could not be queued.
     pub fn replay(&self, client: ClientId, cursor: ReplayCursor) -> bool {
+        if !self.message_log {
+            return false;
+        }
         let (after, tx) = ticket(true);
         if let Some(tx) = tx {
             let _ = self.interest.send(InterestCmd::Barrier(tx));
@@ -245,6 +255,7 @@ pub async fn start(
     isolation: Isolation,
 ) -> Result<ClusterHandle, ClusterError> {
     let origin: u64 = rand::random();
+    let message_log = config.message_log;
     let addrs = config
         .urls
         .iter()
@@ -287,6 +298,7 @@ pub async fn start(
         ownership: ownership_tx,
         dropped: 0,
         isolation: isolation_flag,
+        message_log,
     })
 }
 
@@ -310,7 +322,7 @@ async fn run(
     let options = async_nats::ConnectOptions::new()
         .name(format!("starling-{node_id}"))
         .connection_timeout(Duration::from_secs(5))
-        .subscription_capacity(8192);
+        .subscription_capacity(SUBSCRIPTION_CAPACITY);
     let (options, link_rx, link_poll) = isolation::track(options);
     let client = options
         .connect(addrs)
@@ -366,6 +378,7 @@ async fn run(
         log,
         origin,
         router: router.clone(),
+        message_log: config.message_log,
     };
     tokio::spawn(publish::run(publisher, channels.publish));
     tokio::spawn(interest_loop(client, origin, router, channels.interest));
@@ -448,39 +461,52 @@ async fn subscribe(
     tasks
 }
 
-/// Hands each message of one NATS subscription to the router, waiting for it (the
-/// router's mailbox is the backpressure).
+/// Hands each message of one NATS subscription to the router, in order, with up to
+/// [`FORWARD_WINDOW`] of them not yet handled by the router (its mailbox is the
+/// backpressure; past the subscription's capacity async-nats drops messages).
 async fn forward(
-    mut sub: async_nats::Subscriber,
+    sub: async_nats::Subscriber,
     share: Option<TopicFilter>,
     origin: u64,
     router: Addr<Router>,
 ) {
-    while let Some(m) = sub.next().await {
-        let env = match Envelope::decode(&m.payload) {
-            Ok(env) => env,
-            Err(e) => {
-                warn!(subject = %m.subject, error = %e, "undecodable cluster message");
-                continue;
-            }
-        };
-        // Plain subscriptions: this node delivered its own messages already. Shared
-        // ones: the queue group picked this node, so it delivers.
-        if share.is_none() && env.origin == origin {
-            continue;
-        }
-        let Ok(msg) = env.to_message() else {
-            warn!(subject = %m.subject, "cluster message with an invalid topic");
-            continue;
-        };
-        let route = RouteRemote {
-            msg: Arc::new(msg),
-            origin: env.origin,
-            seq: env.seq,
-            share: share.clone(),
-        };
-        if router.send(route).await.is_err() {
+    let routes = sub.filter_map(|m| std::future::ready(to_route(&m, share.as_ref(), origin)));
+    let mut answers = routes
+        .map(|route| router.send(route))
+        .buffered(FORWARD_WINDOW);
+    while let Some(answer) = answers.next().await {
+        if answer.is_err() {
             return;
         }
     }
+}
+
+/// The router's message for one NATS message, unless it is not for this node.
+fn to_route(
+    m: &async_nats::Message,
+    share: Option<&TopicFilter>,
+    origin: u64,
+) -> Option<RouteRemote> {
+    let env = match Envelope::decode(&m.payload) {
+        Ok(env) => env,
+        Err(e) => {
+            warn!(subject = %m.subject, error = %e, "undecodable cluster message");
+            return None;
+        }
+    };
+    // Plain subscriptions: this node delivered its own messages already. Shared ones:
+    // the queue group picked this node, so it delivers.
+    if share.is_none() && env.origin == origin {
+        return None;
+    }
+    let Ok(msg) = env.to_message() else {
+        warn!(subject = %m.subject, "cluster message with an invalid topic");
+        return None;
+    };
+    Some(RouteRemote {
+        msg: Arc::new(msg),
+        origin: env.origin,
+        seq: env.seq,
+        share: share.cloned(),
+    })
 }

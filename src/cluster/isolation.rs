@@ -60,6 +60,13 @@ pub(super) fn track(
         let up = match event {
             async_nats::Event::Connected => Some(true),
             async_nats::Event::Disconnected | async_nats::Event::Closed => Some(false),
+            async_nats::Event::SlowConsumer(sid) => {
+                warn!(
+                    sid,
+                    "NATS subscription full: messages from other nodes dropped (slow consumer)"
+                );
+                None
+            }
             _ => None,
         };
         let events = events.clone();

@@ -36,6 +36,8 @@ pub(super) struct Publisher {
     pub log: jetstream::stream::Stream,
     pub origin: u64,
     pub router: Addr<Router>,
+    /// `[cluster] message_log`; without it a QoS 1/2 message goes out live at once.
+    pub message_log: bool,
 }
 
 /// The log write of a queued item.
@@ -114,7 +116,7 @@ async fn accept(p: &Publisher, queue: &mut VecDeque<Item>, out: Outbound) {
                 return;
             }
             let payload = Bytes::from(payload);
-            let log = if msg.qos == QoS::AtMostOnce {
+            let log = if msg.qos == QoS::AtMostOnce || !p.message_log {
                 Log::None
             } else {
                 let subject = log_subject(&subject);

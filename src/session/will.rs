@@ -78,6 +78,7 @@ impl Session {
         self.router.do_send(Route {
             msg: Arc::new(msg),
             inbound_qos2: None,
+            credit: None,
         });
     }
 }
