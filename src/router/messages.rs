@@ -85,10 +85,6 @@ pub struct Route {
     /// publisher's session is persistent, so a re-sent PUBLISH after a restart is
     /// recognised [MQTT-4.3.3-9].
     pub inbound_qos2: Option<PacketId>,
-    /// Sent with `do_send` (a QoS 0 publish, no answer): the publisher's session, which
-    /// gets a [`crate::session::RouteCredit`] once it is routed, to bound its publishes
-    /// in the router's mailbox.
-    pub credit: Option<Addr<Session>>,
 }
 
 /// The answer to [`Route`].

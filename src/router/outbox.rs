@@ -5,9 +5,6 @@
 //! Order: a session's deliveries keep their routing order within a batch, and the
 //! outbox is flushed before the router sends a session anything else (takeover,
 //! shutdown) or handles a message that changes who gets what, so nothing overtakes.
-//!
-//! It also gathers the credits of the turn: a QoS 0 publish sent without an answer
-//! (`Route::credit`) is counted here, and its session gets one `RouteCredit` per turn.
 
 use ahash::AHashMap as HashMap;
 
@@ -15,7 +12,7 @@ use actix::prelude::*;
 
 use super::actor::Router;
 use crate::message::ClientId;
-use crate::session::{Deliver, DeliverBatch, RouteCredit, Session};
+use crate::session::{Deliver, DeliverBatch, Session};
 
 /// Held deliveries past which the outbox is flushed at once.
 const MAX_HELD: usize = 8192;
@@ -25,8 +22,6 @@ pub(super) struct Outbox {
     index: HashMap<ClientId, usize>,
     batches: Vec<(Addr<Session>, Vec<Deliver>)>,
     held: usize,
-    /// Publishes routed this turn per unanswered publisher.
-    credits: Vec<(Addr<Session>, usize)>,
     /// A `FlushOutbox` is already queued to this router.
     scheduled: bool,
 }
@@ -45,19 +40,8 @@ impl Outbox {
         self.held >= MAX_HELD
     }
 
-    /// One unanswered publish of `addr`'s session was routed.
-    pub fn credit(&mut self, addr: Addr<Session>) {
-        match self.credits.last_mut() {
-            Some((a, n)) if *a == addr => *n += 1,
-            _ => self.credits.push((addr, 1)),
-        }
-    }
-
     /// Sends everything held, one message per session.
     pub fn flush(&mut self) {
-        for (addr, n) in self.credits.drain(..) {
-            addr.do_send(RouteCredit(n));
-        }
         if self.held == 0 {
             return;
         }
@@ -76,7 +60,7 @@ impl Outbox {
 
     /// True once per turn with deliveries held: the caller queues a `FlushOutbox`.
     fn needs_schedule(&mut self) -> bool {
-        if (self.held > 0 || !self.credits.is_empty()) && !self.scheduled {
+        if self.held > 0 && !self.scheduled {
             self.scheduled = true;
             return true;
         }

@@ -12,7 +12,6 @@ use tracing::debug;
 
 use super::actor::{Close, Phase, Session};
 use super::gate::Gate;
-use super::messages::RouteCredit;
 use super::policy::{check_payload, check_publish, Refusal};
 use super::state::AckResult;
 use crate::message::Message;
@@ -327,20 +326,6 @@ impl Session {
     /// Hands a message to the router; the acknowledgement goes out once it is routed
     /// and, in `sync` durability, once persistent subscribers' copies are on disk.
     fn route(&mut self, msg: Arc<Message>, ack: Option<(QoS, PacketId)>, ctx: &mut Context<Self>) {
-        if ack.is_none() && !msg.retain {
-            // QoS 0, nothing stored: no answer to wait for, only a credit per router
-            // turn. Same mailbox as `send`, so the session's publishes keep their order.
-            self.inbound.routes_in_flight += 1;
-            self.router.do_send(Route {
-                msg,
-                inbound_qos2: None,
-                credit: Some(ctx.address()),
-            });
-            if self.inbound.routes_in_flight >= ROUTE_WINDOW {
-                self.inbound.gate.close();
-            }
-            return;
-        }
         let slot = ack.map(|_| {
             self.inbound.acks.push_back(None);
             self.inbound.acks_base + self.inbound.acks.len() as u64 - 1
@@ -349,11 +334,7 @@ impl Session {
         let inbound_qos2 = ack
             .filter(|(q, _)| *q == QoS::ExactlyOnce)
             .map(|(_, id)| id);
-        let request = self.router.send(Route {
-            msg,
-            inbound_qos2,
-            credit: None,
-        });
+        let request = self.router.send(Route { msg, inbound_qos2 });
         let fut = async move {
             let routed = request.await.ok()?;
             let durable = match routed.durable {
@@ -381,7 +362,10 @@ impl Session {
         ack: Option<(u64, (QoS, PacketId))>,
         ctx: &mut Context<Self>,
     ) {
-        self.routes_done(1);
+        self.inbound.routes_in_flight -= 1;
+        if self.inbound.routes_in_flight <= ROUTE_RESUME {
+            self.inbound.gate.open();
+        }
         let Some(matched) = matched else {
             self.inbound.acks.clear();
             self.fail(
@@ -414,13 +398,6 @@ impl Session {
         self.stop_if_idle(ctx);
     }
 
-    fn routes_done(&mut self, n: usize) {
-        self.inbound.routes_in_flight = self.inbound.routes_in_flight.saturating_sub(n);
-        if self.inbound.routes_in_flight <= ROUTE_RESUME {
-            self.inbound.gate.open();
-        }
-    }
-
     /// Sends the acknowledgements that are ready, in order.
     fn flush_acks(&mut self) {
         while let Some(Some(_)) = self.inbound.acks.front() {
@@ -447,14 +424,5 @@ impl Session {
         }
         let send_will = d.reason == ReasonCode::DISCONNECT_WITH_WILL;
         self.close(ctx, Close::ClientDisconnect { send_will });
-    }
-}
-
-impl Handler<RouteCredit> for Session {
-    type Result = ();
-
-    fn handle(&mut self, credit: RouteCredit, ctx: &mut Self::Context) {
-        self.routes_done(credit.0);
-        self.stop_if_idle(ctx);
     }
 }

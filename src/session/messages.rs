@@ -30,11 +30,6 @@ pub struct Deliver {
 #[rtype(result = "()")]
 pub struct DeliverBatch(pub Vec<Deliver>);
 
-/// The router routed this many of the session's unanswered (QoS 0) publishes.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RouteCredit(pub usize);
-
 /// Another connection claimed this client id: close this one (5.0: DISCONNECT 0x8E) and
 /// hand the session over, or discard it when `handover` is `None` (clean start, or a
 /// node elsewhere in the cluster took it).

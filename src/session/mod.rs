@@ -21,5 +21,5 @@ mod writer;
 
 pub use actor::{Session, SessionSetup};
 pub use connect::serve;
-pub use messages::{Deliver, DeliverBatch, Evict, Handover, RouteCredit, Shutdown, Takeover};
+pub use messages::{Deliver, DeliverBatch, Evict, Handover, Shutdown, Takeover};
 pub use state::SessionState;

@@ -78,7 +78,6 @@ impl Session {
         self.router.do_send(Route {
             msg: Arc::new(msg),
             inbound_qos2: None,
-            credit: None,
         });
     }
 }
