@@ -173,7 +173,7 @@ impl Router {
 impl Handler<RestoreSession> for Router {
     type Result = Restored;
 
-    fn handle(&mut self, msg: RestoreSession, _: &mut Self::Context) -> Restored {
+    fn handle(&mut self, msg: RestoreSession, ctx: &mut Self::Context) -> Restored {
         if self.sessions.get(&msg.client_id) != Some(&msg.addr) {
             return Restored { durable: None };
         }
@@ -194,7 +194,7 @@ impl Handler<RestoreSession> for Router {
             .as_ref()
             .and_then(|c| c.interest(self.state.take_interest_changes(), true));
         if let Some(cursor) = msg.replay {
-            self.start_replay(&msg.client_id, cursor);
+            self.start_replay(&msg.client_id, cursor, ctx);
         }
         Restored { durable }
     }

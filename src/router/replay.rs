@@ -6,14 +6,21 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use actix::prelude::*;
 use ahash::AHashSet as HashSet;
+use tracing::{debug, warn};
 
 use super::actor::Router;
 use super::messages::ReplayDone;
 use super::state::{Delivery, Shares};
 use crate::message::{ClientId, Message};
 use crate::persistence::ReplayCursor;
+
+/// Longest hold of a session's deliveries: the bridge's replay is bounded at 30 s, plus
+/// the log writes queued before it.
+const REPLAY_GUARD: Duration = Duration::from_secs(90);
 
 /// A delivery held while its session's replay runs.
 pub(super) struct Held {
@@ -25,16 +32,29 @@ pub(super) struct Held {
 impl Router {
     /// After the restore's interest changes: asks the bridge for the log since `cursor`
     /// and holds the session's deliveries until the answer.
-    pub(super) fn start_replay(&mut self, client: &ClientId, cursor: ReplayCursor) {
+    pub(super) fn start_replay(
+        &mut self,
+        client: &ClientId,
+        cursor: ReplayCursor,
+        ctx: &mut Context<Router>,
+    ) {
         let Some(cluster) = &mut self.cluster else {
             return;
         };
-        if cursor.subs.is_empty() {
+        if cursor.subs.is_empty() || !cluster.replay(client.clone(), cursor) {
             return;
         }
-        if cluster.replay(client.clone(), cursor) {
-            self.replaying.insert(client.clone(), Vec::new());
-        }
+        // (A replay already running for it keeps what it holds.)
+        self.replaying.entry(client.clone()).or_default();
+        // The bridge always answers within its own bounds; should it not, the held
+        // deliveries go out without the replay (a late answer is then dropped).
+        let client = client.clone();
+        ctx.run_later(REPLAY_GUARD, move |act, ctx| {
+            if act.replaying.contains_key(&client) {
+                warn!(client_id = %client, "no message log replay in time; delivering without it");
+                act.finish_replay(client, Vec::new(), ctx);
+            }
+        });
     }
 
     /// Holds `delivery` if its session is replaying; gives it back otherwise.
@@ -62,12 +82,27 @@ impl Handler<ReplayDone> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: ReplayDone, ctx: &mut Self::Context) {
+        if !self.replaying.contains_key(&msg.client_id) {
+            warn!(client_id = %msg.client_id, "late message log replay dropped");
+            return;
+        }
+        self.finish_replay(msg.client_id, msg.messages, ctx);
+    }
+}
+
+impl Router {
+    /// Delivers the replayed messages the session did not get live, then the held ones.
+    fn finish_replay(
+        &mut self,
+        client: ClientId,
+        messages: Vec<(Arc<Message>, u64, u64)>,
+        ctx: &mut Context<Router>,
+    ) {
         self.outbox.flush();
-        let client = msg.client_id;
         let held = self.replaying.remove(&client).unwrap_or_default();
         let live: HashSet<(u64, u64)> = held.iter().filter_map(|h| h.origin).collect();
         let mut replayed = 0usize;
-        for (m, origin, seq) in msg.messages {
+        for (m, origin, seq) in messages {
             if live.contains(&(origin, seq)) {
                 continue;
             }
@@ -83,7 +118,7 @@ impl Handler<ReplayDone> for Router {
         for h in held {
             let _ = self.deliver(&h.msg, vec![h.delivery], Vec::new(), h.origin);
         }
-        tracing::debug!(client_id = %client, replayed, held = held_count, "replay delivered");
+        debug!(client_id = %client, replayed, held = held_count, "replay delivered");
         self.schedule_flush(ctx);
     }
 }
