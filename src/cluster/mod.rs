@@ -12,6 +12,7 @@ pub mod bridge;
 pub mod envelope;
 pub mod interest;
 pub mod isolation;
+mod jetstream;
 pub mod js_store;
 pub mod ownership;
 mod publish;

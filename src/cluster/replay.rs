@@ -13,7 +13,6 @@ use std::time::Duration;
 use actix::Addr;
 use async_nats::jetstream::{self, consumer, context::PublishAckFuture, stream};
 use bytes::Bytes;
-use futures::StreamExt;
 use tracing::{debug, warn};
 
 use super::bridge::ClusterError;
@@ -62,17 +61,7 @@ pub(super) async fn ensure_stream(
         storage: stream::StorageType::File,
         ..Default::default()
     };
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match js.get_or_create_stream(config.clone()).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => {
-                warn!(attempt, error = %e, "message log stream not ready; retrying");
-                tokio::time::sleep(RETRY_STEP).await;
-            }
-        }
-    }
+    Ok(super::jetstream::ensure_stream(js, config, "message log").await)
 }
 
 /// Writes one message to the log; resolves to whether JetStream stored it (re-sent a
@@ -174,53 +163,25 @@ async fn fetch(
     let start_ns = i128::from(since.saturating_sub(SKEW_MS)) * 1_000_000;
     let start_time =
         time::OffsetDateTime::from_unix_timestamp_nanos(start_ns).map_err(|e| e.to_string())?;
-    let config = consumer::pull::Config {
-        deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time },
-        filter_subject: format!("{PREFIX}>"),
-        ack_policy: consumer::AckPolicy::None,
-        inactive_threshold: Duration::from_secs(10),
-        memory_storage: true,
-        num_replicas: 1,
-        ..Default::default()
-    };
-    let consumer = stream
-        .create_consumer(config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut left = consumer.cached_info().num_pending as usize;
     let mut out = Vec::new();
-    while left > 0 {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(left.min(BATCH))
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut got = 0;
-        while let Some(m) = batch.next().await {
-            let m = m.map_err(|e| e.to_string())?;
-            got += 1;
-            let Ok(env) = Envelope::decode(&m.payload) else {
-                continue;
-            };
-            if env.seq <= seen.get(&env.origin).copied().unwrap_or(0) {
-                continue;
-            }
-            let Ok(msg) = env.to_message() else { continue };
-            let wanted = subs.iter().any(|(f, t)| {
-                env.at_ms.saturating_add(SKEW_MS) >= *t && matches(f, msg.topic.as_str())
-            });
-            if wanted {
-                out.push((Arc::new(msg), env.origin, env.seq));
-            }
+    let policy = consumer::DeliverPolicy::ByStartTime { start_time };
+    let filter = format!("{PREFIX}>");
+    super::jetstream::read_ephemeral(stream, policy, filter, BATCH, |m| {
+        let Ok(env) = Envelope::decode(&m.payload) else {
+            return;
+        };
+        if env.seq <= seen.get(&env.origin).copied().unwrap_or(0) {
+            return;
         }
-        if got == 0 {
-            break;
+        let Ok(msg) = env.to_message() else { return };
+        let wanted = subs.iter().any(|(f, t)| {
+            env.at_ms.saturating_add(SKEW_MS) >= *t && matches(f, msg.topic.as_str())
+        });
+        if wanted {
+            out.push((Arc::new(msg), env.origin, env.seq));
         }
-        left = left.saturating_sub(got);
-    }
-    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
+    })
+    .await?;
     Ok(out)
 }
 

@@ -46,17 +46,7 @@ pub(super) async fn ensure_stream(
         storage: stream::StorageType::File,
         ..Default::default()
     };
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match js.get_or_create_stream(config.clone()).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => {
-                warn!(attempt, error = %e, "retained stream not ready; retrying");
-                tokio::time::sleep(RETRY_STEP).await;
-            }
-        }
-    }
+    Ok(super::jetstream::ensure_stream(js, config, "retained").await)
 }
 
 /// Sends the retained copy of `msg` to the stream, in call order; a task awaits the

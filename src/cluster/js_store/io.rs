@@ -6,7 +6,6 @@ use std::time::Duration;
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::{self, consumer, context::PublishAckFuture, stream};
 use bytes::Bytes;
-use futures::StreamExt;
 use tracing::warn;
 
 use super::{keys, STREAM};
@@ -108,8 +107,7 @@ pub(super) async fn settle(
     ))
 }
 
-/// Creates the stream unless it exists, retrying while JetStream elects its leaders
-/// (the caller bounds the time).
+/// Creates the stream unless it exists (the caller bounds the time).
 pub(super) async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> stream::Stream {
     let config = stream::Config {
         name: STREAM.to_owned(),
@@ -120,17 +118,7 @@ pub(super) async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> s
         allow_message_ttl: true,
         ..Default::default()
     };
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match js.get_or_create_stream(config.clone()).await {
-            Ok(stream) => return stream,
-            Err(e) => {
-                warn!(attempt, error = %e, "session state stream not ready; retrying");
-                tokio::time::sleep(RETRY_STEP).await;
-            }
-        }
-    }
+    crate::cluster::jetstream::ensure_stream(js, config, "session state").await
 }
 
 /// The last message of every subject matching `filter`, tombstones left out. Retried
@@ -157,48 +145,13 @@ pub(super) async fn read_all(
 /// One try of [`read_all`]: an ephemeral consumer (last per subject) counts the
 /// subjects at creation; they are then pulled in batches.
 async fn read_once(stream: &stream::Stream, filter: &str) -> Result<Vec<(String, Bytes)>, String> {
-    let config = consumer::pull::Config {
-        deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-        filter_subject: filter.to_owned(),
-        ack_policy: consumer::AckPolicy::None,
-        inactive_threshold: Duration::from_secs(10),
-        memory_storage: true,
-        num_replicas: 1,
-        ..Default::default()
-    };
-    let consumer = stream
-        .create_consumer(config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let result = pull_all(&consumer).await;
-    let _ = stream.delete_consumer(&consumer.cached_info().name).await;
-    result
-}
-
-async fn pull_all(consumer: &consumer::PullConsumer) -> Result<Vec<(String, Bytes)>, String> {
-    let mut left = consumer.cached_info().num_pending as usize;
-    let mut out = Vec::with_capacity(left);
-    while left > 0 {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(left.min(LOAD_BATCH))
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut got = 0;
-        while let Some(m) = batch.next().await {
-            let m = m.map_err(|e| e.to_string())?;
-            got += 1;
-            if !m.payload.is_empty() {
-                out.push((m.subject.to_string(), m.payload.clone()));
-            }
+    let mut out = Vec::new();
+    let policy = consumer::DeliverPolicy::LastPerSubject;
+    crate::cluster::jetstream::read_ephemeral(stream, policy, filter.to_owned(), LOAD_BATCH, |m| {
+        if !m.payload.is_empty() {
+            out.push((m.subject.to_string(), m.payload.clone()));
         }
-        if got == 0 {
-            // Tombstones that expired since the count: nothing more to read.
-            break;
-        }
-        left = left.saturating_sub(got);
-    }
+    })
+    .await?;
     Ok(out)
 }
