@@ -209,10 +209,13 @@ impl Broker {
         persistence: &Addr<Persistence>,
         isolation: &Isolation,
     ) -> Result<Option<ArbiterHandle>, BrokerError> {
-        let config = &self.config.cluster;
-        if !config.enabled {
+        if !self.config.cluster.enabled {
             return Ok(None);
         }
+        // Without session state in JetStream nothing replays the message log.
+        let mut config = self.config.cluster.clone();
+        config.message_log &= self.config.session_state_in_cluster();
+        let config = &config;
         let arbiter = Arbiter::new().handle();
         let (router, persistence) = (router.clone(), persistence.clone());
         let isolation = isolation.clone();

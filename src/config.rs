@@ -60,7 +60,8 @@ pub struct ClusterConfig {
     /// misses what is older.
     pub log_retention_secs: u64,
     /// QoS 1/2 messages go through the message log before their live copy, and a
-    /// session resumed on another node replays it (`cluster::replay`). Off: cheaper
+    /// session resumed on another node replays it (`cluster::replay`). Ignored (off)
+    /// with `durability = "memory"`, where sessions do not move with their state. Off: cheaper
     /// QoS 1/2 publishes, but what was on its way to a node that died, or published
     /// while no node held a persistent session, is lost for that session.
     pub message_log: bool,
