@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    await_routes, connect_packet, connect_persistent, nats_server_or_skip, recv_payload, RawClient,
-    StarlingCluster,
+    await_routes, connect_packet, connect_persistent, nats_server_or_skip, publish_qos1_within,
+    recv_payload, RawClient, StarlingCluster,
 };
 use starling::protocol::{Packet, Properties, ProtocolVersion, QoS, ReasonCode};
 
@@ -86,8 +86,9 @@ async fn partition_and_heal(cluster: &mut StarlingCluster) {
 
     // Nodes 0 and 1 keep routing between each other.
     await_routes(&mut pub1, "x/probe", std::slice::from_mut(&mut sub0), &[0]).await;
-    pub1.publish("x/cut", QoS::AtLeastOnce, false, b"while-cut")
-        .await;
+    // Acknowledged once the message log stored it: after a leader election if server 2
+    // led the log (seconds).
+    publish_qos1_within(&mut pub1, "x/cut", false, b"while-cut", WAIT * 3).await;
     recv_payload(&mut sub0, "while-cut", WAIT).await;
 
     eprintln!("nodes 0 and 1 still route at {:?}", t.elapsed());
@@ -98,8 +99,7 @@ async fn partition_and_heal(cluster: &mut StarlingCluster) {
     v3.disconnect().await;
     // Node 2's messages reach node 0 again (probes: interest crosses the re-formed routes).
     await_routes(&mut back, "x/probe", std::slice::from_mut(&mut sub0), &[0]).await;
-    back.publish("x/healed", QoS::AtLeastOnce, false, b"after-heal")
-        .await;
+    publish_qos1_within(&mut back, "x/healed", false, b"after-heal", WAIT * 3).await;
     recv_payload(&mut sub0, "after-heal", WAIT).await;
     eprintln!("healed at {:?}", t.elapsed());
 }
