@@ -31,7 +31,7 @@ use super::subject::{filter_to_subjects, queue_group};
 use crate::config::ClusterConfig;
 use crate::message::{ClientId, Message};
 use crate::persistence::{failed_ticket, Durable, Persistence, ReplayCursor};
-use crate::router::messages::{CatchUp, EvictSessions, RouteRemote};
+use crate::router::messages::{EvictSessions, RouteRemote};
 use crate::router::Router;
 use crate::topic::TopicFilter;
 
@@ -330,7 +330,7 @@ async fn run(
         .map_err(|e| ClusterError::Connect(e.to_string()))?;
     info!(node_id, "connected to NATS");
     tokio::spawn(isolation::poll(client.clone(), link_poll));
-    let (evict, catch_up) = (router.clone(), router.clone());
+    let evict = router.clone();
     tokio::spawn(isolation::watch(
         link_rx,
         config.isolation_grace(),
@@ -341,7 +341,6 @@ async fn run(
                 why: isolation::DISCONNECT_WHY,
             })
         },
-        move || catch_up.do_send(CatchUp),
     ));
     let js = async_nats::jetstream::new(client.clone());
     let stream = tokio::time::timeout(START_TIMEOUT, retained::ensure_stream(&js, replicas))

@@ -94,14 +94,12 @@ pub(super) async fn poll(client: async_nats::Client, link: LinkTx) {
 /// Follows the NATS connection's state (`true`: connected, `false`: disconnected, as
 /// async-nats reports them) and sets `isolation` once the connection has stayed down
 /// for `grace`; `on_isolated` then runs once (it closes the local connections). A
-/// reconnect clears the flag at once and runs `on_reconnected`. Ends when the sender
-/// is dropped.
+/// reconnect clears the flag at once. Ends when the sender is dropped.
 pub(super) async fn watch(
     mut link: mpsc::UnboundedReceiver<bool>,
     grace: Duration,
     isolation: Isolation,
     on_isolated: impl Fn(),
-    on_reconnected: impl Fn(),
 ) {
     let mut down_since: Option<Instant> = None;
     loop {
@@ -125,9 +123,7 @@ pub(super) async fn watch(
         match event {
             None => return,
             Some(true) => {
-                if down_since.take().is_some() {
-                    on_reconnected();
-                }
+                down_since = None;
                 if isolation.set(false) {
                     info!("NATS connection back; accepting connections again");
                 }
@@ -153,10 +149,9 @@ mod tests {
         let isolation = Isolation::default();
         let calls = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&calls);
-        let on_isolated = move || {
+        tokio::spawn(watch(rx, GRACE, isolation.clone(), move || {
             c.fetch_add(1, Ordering::SeqCst);
-        };
-        tokio::spawn(watch(rx, GRACE, isolation.clone(), on_isolated, || {}));
+        }));
         (tx, isolation, calls)
     }
 

@@ -383,10 +383,6 @@ impl Store for JsStore {
         session.inbound_qos2.sort_unstable();
         Ok(Some(session))
     }
-
-    fn replay_cursor(&self, client_id: &str) -> Option<ReplayCursor> {
-        self.cursors().get(client_id)
-    }
 }
 
 /// True when the session's expiry has passed since its client went away.

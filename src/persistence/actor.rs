@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info};
 
 use super::convert::{message_record, unix_ms_now};
-use super::records::{QueuedRecord, ReplayCursor};
+use super::records::QueuedRecord;
 use super::{drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store};
 use crate::config::{Durability, StorageConfig};
 use crate::message::{ClientId, Message};
@@ -111,14 +111,6 @@ pub struct PersistDeliveries {
     pub done: Option<oneshot::Sender<()>>,
     /// Cluster mode: the message's (origin, seq), recorded for each target.
     pub origin: Option<(u64, u64)>,
-}
-
-/// Cluster mode: the replay cursors of these sessions, once every op queued before this
-/// message is applied (so each covers every delivery made before it).
-#[derive(Message)]
-#[rtype(result = "Vec<(ClientId, Option<ReplayCursor>)>")]
-pub struct GetCursors {
-    pub clients: Vec<ClientId>,
 }
 
 /// Load one stored session for a client whose session actor died; the answer goes to
@@ -433,24 +425,6 @@ impl Handler<PersistDeliveries> for Persistence {
             }
         }
         self.enqueue(ops, msg.done, ctx);
-    }
-}
-
-impl Handler<GetCursors> for Persistence {
-    type Result = MessageResult<GetCursors>;
-
-    fn handle(&mut self, msg: GetCursors, ctx: &mut Self::Context) -> Self::Result {
-        self.guarded(ctx, |act| act.commit(false));
-        let store = self.store.as_ref();
-        let cursors = msg
-            .clients
-            .into_iter()
-            .map(|c| {
-                let cursor = store.and_then(|s| s.replay_cursor(c.as_str()));
-                (c, cursor)
-            })
-            .collect();
-        MessageResult(cursors)
     }
 }
 

@@ -18,8 +18,8 @@ mod store;
 mod tests;
 
 pub use actor::{
-    failed_ticket, open_store, store_dir, ticket, Durable, FlushNow, GetCursors, LoadSession,
-    Persist, PersistDeliveries, Persistence, QueuedDelivery, Reopen,
+    failed_ticket, open_store, store_dir, ticket, Durable, FlushNow, LoadSession, Persist,
+    PersistDeliveries, Persistence, QueuedDelivery, Reopen,
 };
 pub use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;

@@ -39,12 +39,6 @@ pub trait Store: Send + 'static {
             .into_iter()
             .find(|s| s.record.client_id == client_id))
     }
-
-    /// Cluster mode: the session's replay cursor as of the ops applied so far (`None`
-    /// for stores without a message log).
-    fn replay_cursor(&self, _client_id: &str) -> Option<ReplayCursor> {
-        None
-    }
 }
 
 /// Everything in a store.

@@ -215,12 +215,6 @@ pub struct RestoreSession {
     pub replay: Option<crate::persistence::ReplayCursor>,
 }
 
-/// Cluster mode: the node may have missed live copies (its NATS connection came back);
-/// its persistent sessions replay the message log.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CatchUp;
-
 /// The messages of the log a resumed session had not received (in log order, with
 /// their origin and number); empty when the replay failed.
 #[derive(Message)]

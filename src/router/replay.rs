@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use ahash::AHashSet as HashSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::actor::Router;
-use super::messages::{CatchUp, ReplayDone};
+use super::messages::ReplayDone;
 use super::state::{Delivery, Shares};
 use crate::message::{ClientId, Message};
-use crate::persistence::{GetCursors, ReplayCursor};
+use crate::persistence::ReplayCursor;
 
 /// Longest hold of a session's deliveries: the bridge's replay is bounded at 30 s, plus
 /// the log writes queued before it.
@@ -38,34 +38,17 @@ impl Router {
         cursor: ReplayCursor,
         ctx: &mut Context<Router>,
     ) {
-        if self.cluster.is_none() || cursor.subs.is_empty() {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        if cursor.subs.is_empty() || !cluster.replay(client.clone(), cursor) {
             return;
         }
         // (A replay already running for it keeps what it holds.)
         self.replaying.entry(client.clone()).or_default();
-        self.request_replay(client.clone(), Some(cursor), ctx);
-    }
-
-    /// For a session whose deliveries are held: asks the bridge for its replay, or
-    /// releases them at once when there is nothing to replay.
-    fn request_replay(
-        &mut self,
-        client: ClientId,
-        cursor: Option<ReplayCursor>,
-        ctx: &mut Context<Router>,
-    ) {
-        let queued = match (&mut self.cluster, cursor) {
-            (Some(cluster), Some(cursor)) if !cursor.subs.is_empty() => {
-                cluster.replay(client.clone(), cursor)
-            }
-            _ => false,
-        };
-        if !queued {
-            self.finish_replay(client, Vec::new(), ctx);
-            return;
-        }
         // The bridge always answers within its own bounds; should it not, the held
         // deliveries go out without the replay (a late answer is then dropped).
+        let client = client.clone();
         ctx.run_later(REPLAY_GUARD, move |act, ctx| {
             if act.replaying.contains_key(&client) {
                 warn!(client_id = %client, "no message log replay in time; delivering without it");
@@ -95,56 +78,6 @@ impl Router {
             }
             None => Some(delivery),
         }
-    }
-}
-
-/// The node's NATS connection came back (or a NATS subscription dropped messages): live
-/// copies may have been missed, so every local persistent session catches up on the
-/// log from its cursor.
-impl Handler<CatchUp> for Router {
-    type Result = ();
-
-    fn handle(&mut self, _: CatchUp, ctx: &mut Self::Context) {
-        if !self.state_in_cluster || self.cluster.is_none() {
-            return;
-        }
-        let clients: Vec<ClientId> = self
-            .sessions
-            .keys()
-            .filter(|c| self.state.is_persistent(c))
-            .cloned()
-            .collect();
-        if clients.is_empty() {
-            return;
-        }
-        info!(
-            sessions = clients.len(),
-            "persistent sessions catch up on the message log"
-        );
-        self.outbox.flush();
-        for c in &clients {
-            self.replaying.entry(c.clone()).or_default();
-        }
-        // The cursors once every delivery made so far is applied to the store.
-        let cursors = self.persistence.send(GetCursors {
-            clients: clients.clone(),
-        });
-        let fut =
-            async move { cursors.await.ok() }
-                .into_actor(self)
-                .map(move |cursors, act, ctx| match cursors {
-                    Some(cursors) => {
-                        for (client, cursor) in cursors {
-                            act.request_replay(client, cursor, ctx);
-                        }
-                    }
-                    None => {
-                        for client in clients {
-                            act.finish_replay(client, Vec::new(), ctx);
-                        }
-                    }
-                });
-        ctx.spawn(fut);
     }
 }
 

@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use starling::protocol::{Packet, Properties, QoS};
 
 use super::common::{
-    await_routes, connect_persistent, drain, publish_qos1_within, text, Event, RawClient,
-    StarlingCluster,
+    await_routes, connect_persistent, drain, text, Event, RawClient, StarlingCluster,
 };
 use super::{QUIET, WAIT};
 
@@ -38,7 +37,19 @@ pub async fn every_acknowledged_message_arrives(cluster: &mut StarlingCluster) {
         }
         p.disconnect().await;
     });
-    let before = receive(&mut sub, BEFORE_KILL).await;
+    let mut before = Vec::new();
+    while before.len() < BEFORE_KILL {
+        match sub.next_event(WAIT).await {
+            Event::Packet(Packet::Publish(m)) => {
+                sub.ack(&m).await;
+                if !m.payload.starts_with(b"probe") {
+                    before.push(number(&text(&m)));
+                }
+            }
+            Event::Packet(_) => {}
+            other => panic!("subscriber before the kill: {other:?} after {before:?}"),
+        }
+    }
     cluster.nodes[0].kill9();
     tokio::time::timeout(WAIT * 6, publisher)
         .await
@@ -70,102 +81,6 @@ pub async fn every_acknowledged_message_arrives(cluster: &mut StarlingCluster) {
         "new messages out of order after the resume: {firsts:?}"
     );
     again.disconnect().await;
-}
-
-/// The subscriber's node loses its NATS server mid-stream and reconnects to another:
-/// what was published while it was away reaches the subscriber, still connected to the
-/// same node, from the message log (or, if the node was isolated meanwhile and closed
-/// it, after it resumes on another node).
-pub async fn nats_server_lost_mid_stream(cluster: &mut StarlingCluster) {
-    let (mut sub, present) = connect_persistent(&cluster.nodes[2], "n-sub").await;
-    assert!(!present);
-    sub.subscribe(&[("n/#", QoS::AtLeastOnce)]).await;
-    let mut p = RawClient::connected_v5(cluster.addr(1), "n-pub", Properties::default()).await;
-    await_routes(&mut p, "n/probe", std::slice::from_mut(&mut sub), &[0]).await;
-    let publisher = tokio::spawn(async move {
-        for i in 1..=N {
-            // Acknowledged once the log stored it: after a leader election if the lost
-            // server led the log.
-            let payload = format!("k-{i}");
-            publish_qos1_within(
-                &mut p,
-                &format!("n/{i}"),
-                false,
-                payload.as_bytes(),
-                WAIT * 3,
-            )
-            .await;
-        }
-        p.disconnect().await;
-    });
-    let before = receive(&mut sub, BEFORE_KILL).await;
-    // Node 2 prefers server 2.
-    cluster.nats.servers[2].kill9();
-    tokio::time::timeout(WAIT * 9, publisher)
-        .await
-        .expect("publisher bounded")
-        .expect("every publish acknowledged");
-    // Until every message is in, or 30 s: the catch-up may wait for a log leader
-    // election before it reads.
-    let mut after: Vec<u32> = Vec::new();
-    let deadline = tokio::time::Instant::now() + WAIT * 3;
-    let mut closed = false;
-    let mut got: BTreeSet<u32> = before.iter().copied().collect();
-    while got.len() < N as usize {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match sub.next_event(left).await {
-            Event::Packet(Packet::Publish(m)) => {
-                sub.ack(&m).await;
-                if !m.payload.starts_with(b"probe") {
-                    after.push(number(&text(&m)));
-                    got.insert(number(&text(&m)));
-                }
-            }
-            Event::Packet(_) => {}
-            Event::Timeout => break,
-            _ => {
-                closed = true;
-                break;
-            }
-        }
-    }
-    if closed {
-        eprintln!("node 2 closed the subscriber (isolated); resuming on node 0");
-        let (mut again, present) = connect_persistent(&cluster.nodes[0], "n-sub").await;
-        assert!(present);
-        after.extend(
-            drain(&mut again, QUIET * 4, WAIT * 3)
-                .await
-                .iter()
-                .map(|m| number(&text(m))),
-        );
-    } else {
-        eprintln!("the subscriber stayed on node 2 through the NATS server's loss");
-    }
-    let got: BTreeSet<u32> = before.iter().chain(&after).copied().collect();
-    let missing: Vec<u32> = (1..=N).filter(|i| !got.contains(i)).collect();
-    assert!(
-        missing.is_empty(),
-        "acknowledged but never delivered: {missing:?} (before: {before:?}; after: {after:?})"
-    );
-}
-
-/// Receives (and acknowledges) `n` numbered messages, skipping probes.
-async fn receive(sub: &mut RawClient, n: usize) -> Vec<u32> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        match sub.next_event(WAIT).await {
-            Event::Packet(Packet::Publish(m)) => {
-                sub.ack(&m).await;
-                if !m.payload.starts_with(b"probe") {
-                    got.push(number(&text(&m)));
-                }
-            }
-            Event::Packet(_) => {}
-            other => panic!("subscriber: {other:?} after {got:?}"),
-        }
-    }
-    got
 }
 
 fn number(payload: &str) -> u32 {

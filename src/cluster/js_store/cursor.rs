@@ -16,19 +16,6 @@ struct Entry {
     subs: BTreeMap<String, u64>,
 }
 
-impl Entry {
-    fn cursor(&self) -> ReplayCursor {
-        ReplayCursor {
-            origins: self
-                .origins
-                .iter()
-                .map(|(&o, &(s, at))| (o, s, at))
-                .collect(),
-            subs: self.subs.iter().map(|(f, &t)| (f.clone(), t)).collect(),
-        }
-    }
-}
-
 /// The cursors of the sessions this node loaded or created.
 #[derive(Debug, Default)]
 pub struct Cursors {
@@ -77,11 +64,6 @@ impl Cursors {
         self.dirty.remove(client);
     }
 
-    /// One session's cursor as it stands.
-    pub fn get(&self, client: &str) -> Option<ReplayCursor> {
-        self.entries.get(client).map(Entry::cursor)
-    }
-
     /// The cursors changed since the last call, to be written.
     pub fn take_dirty(&mut self, now_ms: u64) -> Vec<(String, ReplayCursor)> {
         let dirty = std::mem::take(&mut self.dirty);
@@ -92,7 +74,11 @@ impl Cursors {
             };
             e.origins
                 .retain(|_, (_, at)| now_ms.saturating_sub(*at) < ORIGIN_TTL_MS);
-            out.push((client, e.cursor()));
+            let cursor = ReplayCursor {
+                origins: e.origins.iter().map(|(&o, &(s, at))| (o, s, at)).collect(),
+                subs: e.subs.iter().map(|(f, &t)| (f.clone(), t)).collect(),
+            };
+            out.push((client, cursor));
         }
         out
     }
