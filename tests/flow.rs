@@ -12,8 +12,8 @@ use common::{
     BrokerProcess, Event, RawClient,
 };
 use starling::protocol::{
-    LastWill, Packet, PacketId, Properties, PropertyFields, ProtocolVersion, PubResponse, QoS,
-    ReasonCode,
+    Disconnect, LastWill, Packet, PacketId, Properties, PropertyFields, ProtocolVersion,
+    PubResponse, QoS, ReasonCode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,6 +39,16 @@ async fn drain_payloads(c: &mut RawClient) -> Vec<String> {
     }
 }
 
+/// A normal DISCONNECT, then waits until the broker closed the connection: from then
+/// on the session is offline, so what is published next is queued, not sent.
+async fn go_offline(mut c: RawClient) {
+    c.send(Packet::Disconnect(Disconnect::new(
+        ReasonCode::NORMAL_DISCONNECTION,
+    )))
+    .await;
+    assert_eq!(c.expect_closed_within(Duration::from_secs(5)).await, None);
+}
+
 // README `[limits] max_queued_messages`: "messages queued per session; when full, QoS 0
 // messages are dropped first, then the new message is dropped". With a bound of 5 and
 // ten QoS 1 messages for an offline session, the first five are kept, in order.
@@ -49,7 +59,7 @@ async fn offline_queue_is_bounded_by_max_queued_messages() {
         let addr = broker.addr();
         let mut sub = RawClient::connected_v311(addr, "bounded-q", false).await;
         sub.subscribe(&[("q/t", QoS::AtLeastOnce)]).await;
-        sub.disconnect().await;
+        go_offline(sub).await;
 
         let mut publ = RawClient::connected_v311(addr, "bounded-q-pub", true).await;
         for i in 0..10 {
@@ -79,7 +89,7 @@ async fn queued_qos0_not_kept_for_offline_client() {
         let addr = broker.addr();
         let mut sub = RawClient::connected_v311(addr, "no-q0", false).await;
         sub.subscribe(&[("q0/t", QoS::AtLeastOnce)]).await;
-        sub.disconnect().await;
+        go_offline(sub).await;
 
         let mut publ = RawClient::connected_v311(addr, "no-q0-pub", true).await;
         for (qos, payload) in [
