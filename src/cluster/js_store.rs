@@ -244,16 +244,17 @@ impl Store for JsStore {
     fn apply(&mut self, ops: Vec<Op>) -> Result<(), StoreError> {
         let now_ms = unix_ms_now();
         let mut writes = Vec::new();
+        let mut cursors = self.cursors();
         for op in &ops {
             let (subject, value) = match op {
                 Op::PutSession(r) => (Key::new(&r.client_id, Kind::Record).subject(), encode(r)?),
                 Op::PutSubscription { client_id, sub } => {
-                    self.cursors().subscribed(client_id, &sub.filter, now_ms);
+                    cursors.subscribed(client_id, &sub.filter, now_ms);
                     let kind = Kind::Subscription(&sub.filter);
                     (Key::new(client_id, kind).subject(), encode(sub)?)
                 }
                 Op::DeleteSubscription { client_id, filter } => {
-                    self.cursors().unsubscribed(client_id, filter);
+                    cursors.unsubscribed(client_id, filter);
                     (
                         Key::new(client_id, Kind::Subscription(filter)).subject(),
                         Bytes::new(),
@@ -290,11 +291,11 @@ impl Store for JsStore {
                     origin,
                     seq,
                 } => {
-                    self.cursors().delivered(client_id, *origin, *seq, now_ms);
+                    cursors.delivered(client_id, *origin, *seq, now_ms);
                     continue;
                 }
                 Op::DeleteSession { client_id } => {
-                    self.cursors().forget(client_id);
+                    cursors.forget(client_id);
                     self.publish(std::mem::take(&mut writes))?;
                     self.purge_client(client_id)?;
                     continue;
@@ -309,7 +310,7 @@ impl Store for JsStore {
             }
         }
         // After the batch's messages: a cursor never covers a message not yet written.
-        for (client, cursor) in self.cursors().take_dirty(now_ms) {
+        for (client, cursor) in cursors.take_dirty(now_ms) {
             writes.push((Key::new(&client, Kind::Cursor).subject(), encode(&cursor)?));
         }
         self.publish(writes)

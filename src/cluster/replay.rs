@@ -64,8 +64,7 @@ pub(super) async fn ensure_stream(
     Ok(super::jetstream::ensure_stream(js, config, "message log").await)
 }
 
-/// Writes one message to the log; resolves to whether JetStream stored it (re-sent a
-/// bounded number of times).
+/// Sends one message to the log; `None` if it could not be sent (see [`confirm`]).
 pub(super) async fn write(
     js: &jetstream::Context,
     subject: String,

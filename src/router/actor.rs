@@ -371,16 +371,19 @@ impl Router {
         let mut matched = 0;
         let mut targets = Vec::new();
         for d in deliveries.drain(..) {
-            if !self.sessions.contains_key(&d.client) {
-                continue;
-            }
-            matched += 1;
-            let Some(d) = self.hold(msg, d, origin) else {
-                continue;
-            };
             let Some(addr) = self.sessions.get(&d.client) else {
                 continue;
             };
+            matched += 1;
+            // Cluster mode: a session catching up on the message log gets this later.
+            if let Some(held) = self.replaying.get_mut(&d.client) {
+                held.push(super::replay::Held {
+                    msg: Arc::clone(msg),
+                    delivery: d,
+                    origin,
+                });
+                continue;
+            }
             let seq = match (d.qos, self.durability) {
                 (crate::protocol::QoS::AtMostOnce, _) | (_, Durability::Memory) => None,
                 _ => self.state.next_seq(&d.client),

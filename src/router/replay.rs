@@ -56,29 +56,6 @@ impl Router {
             }
         });
     }
-
-    /// Holds `delivery` if its session is replaying; gives it back otherwise.
-    pub(super) fn hold(
-        &mut self,
-        msg: &Arc<Message>,
-        delivery: Delivery,
-        origin: Option<(u64, u64)>,
-    ) -> Option<Delivery> {
-        if self.replaying.is_empty() {
-            return Some(delivery);
-        }
-        match self.replaying.get_mut(&delivery.client) {
-            Some(held) => {
-                held.push(Held {
-                    msg: Arc::clone(msg),
-                    delivery,
-                    origin,
-                });
-                None
-            }
-            None => Some(delivery),
-        }
-    }
 }
 
 impl Handler<ReplayDone> for Router {
