@@ -23,10 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::message::ClientId;
-use crate::persistence::{LoadSession, Op, Persist, Persistence, SessionRecord};
+use crate::persistence::{LoadSession, Loaded, Op, Persist, Persistence, SessionRecord};
 use crate::router::messages::RemoteTakeover;
 use crate::router::Router;
-use crate::session::Handover;
 
 /// The bucket's name.
 pub const BUCKET: &str = "STARLING_SESSIONS";
@@ -68,7 +67,7 @@ pub struct ClaimRequest {
     /// The new session's record, stored after the load (or the delete); `None` when the
     /// new session is not persistent (the stored one is then deleted after loading).
     pub record: Option<SessionRecord>,
-    pub handover: oneshot::Sender<Handover>,
+    pub handover: oneshot::Sender<Loaded>,
 }
 
 /// What the router asks of the ownership task.
@@ -348,7 +347,7 @@ fn finish(persistence: &Addr<Persistence>, req: ClaimRequest, existed: bool) {
         persistence.do_send(Persist { ops, done: None });
     }
     if let Some(handover) = handover {
-        let _ = handover.send(Handover::Ended);
+        let _ = handover.send(Loaded::Nothing);
     }
 }
 

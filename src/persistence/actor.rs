@@ -13,11 +13,13 @@ use tracing::{error, info};
 
 use super::convert::{message_record, unix_ms_now};
 use super::records::QueuedRecord;
-use super::{drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store};
+use super::{
+    drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store, StoredSession,
+};
 use crate::config::{Durability, StorageConfig};
+use crate::guard::{calls, Call, Guarded};
 use crate::message::{ClientId, Message};
 use crate::protocol::QoS;
-use crate::session::Handover;
 
 /// In `sync` mode, ops without a waiter are flushed at least this often.
 const LAZY_FLUSH: Duration = Duration::from_millis(500);
@@ -113,13 +115,25 @@ pub struct PersistDeliveries {
     pub origin: Option<(u64, u64)>,
 }
 
-/// Load one stored session for a client whose session actor died; the answer goes to
-/// the new session actor.
+/// Load one stored session for a client whose session actor died (or, in cluster mode,
+/// that another node held); the answer goes to the new session actor.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct LoadSession {
     pub client_id: ClientId,
-    pub reply: oneshot::Sender<Handover>,
+    pub reply: oneshot::Sender<Loaded>,
+}
+
+/// The answer to [`LoadSession`]. A dropped sender means [`Loaded::Failed`] too.
+#[derive(Debug)]
+pub enum Loaded {
+    /// The session as stored.
+    Found(Box<StoredSession>),
+    /// Nothing is stored for the client id: the session had ended.
+    Nothing,
+    /// The store could not be read: the connection is refused (the client retries),
+    /// never resumed as a fresh session.
+    Failed,
 }
 
 /// Commit and flush everything now (shutdown).
@@ -130,6 +144,16 @@ pub struct FlushNow;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Commit;
+
+/// The flush timer (`periodic`: every `flush_interval_ms`; `sync`: a lazy flush).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushTick;
+
+/// The compaction timer.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CompactCheck;
 
 /// The persistence actor. It runs under a `Supervisor`: a panic in a handler stops it,
 /// and the restart re-opens the store (the source of truth) before anything else.
@@ -279,18 +303,6 @@ impl Persistence {
         }
         self.store.as_mut()
     }
-
-    /// Runs a handler body; a panic stops the actor so the supervisor restarts it.
-    fn guarded<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self) -> R) -> Option<R> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
-            Ok(r) => Some(r),
-            Err(_) => {
-                error!("persistence actor failed; restarting it");
-                ctx.stop();
-                None
-            }
-        }
-    }
 }
 
 fn reopen(config: &StorageConfig) -> Option<Box<dyn Store>> {
@@ -332,17 +344,49 @@ impl Persistence {
 }
 
 impl Supervised for Persistence {
-    fn restarting(&mut self, _: &mut Self::Context) {
-        // Waiters of the failed batch were dropped: their publishes stay unacknowledged.
+    fn restarting(&mut self, ctx: &mut Self::Context) {
+        // Waiters of a batch that failed inside `commit` were dropped: their publishes
+        // stay unacknowledged. Ops queued since then wait for a `Commit` that the
+        // restart dropped with the old context: it is queued again.
         self.scheduled = false;
         self.store = None;
         self.store = self.reopen();
+        if !self.pending.is_empty() || !self.waiters.is_empty() {
+            self.scheduled = true;
+            ctx.notify(Commit);
+        }
         info!(
             reopened = self.store.is_some(),
             "persistence actor restarted"
         );
     }
 }
+
+impl<M> Handler<M> for Persistence
+where
+    M: Call<Persistence>,
+    M::Result: actix::dev::MessageResponse<Persistence, M>,
+{
+    type Result = M::Result;
+
+    fn handle(&mut self, msg: M, ctx: &mut Context<Self>) -> M::Result {
+        crate::guard::dispatch(self, msg, ctx)
+    }
+}
+
+impl Guarded for Persistence {
+    const ACTOR: &'static str = "persistence";
+}
+
+calls!(Persistence {
+    Persist => on_persist, failed ();
+    LoadSession => on_load_session, failed ();
+    PersistDeliveries => on_persist_deliveries, failed ();
+    Commit => on_commit, failed ();
+    FlushTick => on_flush_tick, failed ();
+    CompactCheck => on_compact_check, failed ();
+    FlushNow => on_flush_now, failed false;
+});
 
 impl Actor for Persistence {
     type Context = Context<Self>;
@@ -352,51 +396,41 @@ impl Actor for Persistence {
             Durability::Periodic => self.flush_interval,
             _ => LAZY_FLUSH,
         };
-        ctx.run_interval(every, |act, ctx| {
-            act.guarded(ctx, |act| act.commit(true));
-        });
-        ctx.run_interval(COMPACT_CHECK, |act, ctx| {
-            act.guarded(ctx, Persistence::maybe_compact);
-        });
+        // Through the mailbox, so that the timers' work runs guarded like a handler.
+        ctx.run_interval(every, |_, ctx| ctx.notify(FlushTick));
+        ctx.run_interval(COMPACT_CHECK, |_, ctx| ctx.notify(CompactCheck));
     }
 }
 
-impl Handler<Persist> for Persistence {
-    type Result = ();
-
-    fn handle(&mut self, msg: Persist, ctx: &mut Self::Context) {
+impl Persistence {
+    fn on_persist(&mut self, msg: Persist, ctx: &mut Context<Self>) {
         self.enqueue(msg.ops, msg.done, ctx);
     }
 }
 
-impl Handler<LoadSession> for Persistence {
-    type Result = ();
-
-    fn handle(&mut self, msg: LoadSession, ctx: &mut Self::Context) {
+impl Persistence {
+    fn on_load_session(&mut self, msg: LoadSession, _: &mut Context<Self>) {
         // Pending changes first, so the load sees them.
         self.commit(false);
-        let id = msg.client_id.as_str().to_owned();
-        let loaded = self.guarded(ctx, |act| act.store_mut().map(|s| s.load_session(&id)));
-        let handover = match loaded.flatten() {
-            Some(Ok(Some(stored))) => Handover::Stored(Box::new(stored)),
+        let id = msg.client_id.as_str();
+        let loaded = match self.store_mut().map(|s| s.load_session(id)) {
+            Some(Ok(Some(stored))) => Loaded::Found(Box::new(stored)),
+            Some(Ok(None)) => Loaded::Nothing,
             Some(Err(e)) => {
                 error!(error = %e, client_id = %id, "cannot load session");
-                Handover::Ended
+                Loaded::Failed
             }
-            _ => Handover::Ended,
+            None => Loaded::Failed,
         };
-        let _ = msg.reply.send(handover);
+        let _ = msg.reply.send(loaded);
     }
 }
 
-impl Handler<PersistDeliveries> for Persistence {
-    type Result = ();
-
-    fn handle(&mut self, msg: PersistDeliveries, ctx: &mut Self::Context) {
+impl Persistence {
+    fn on_persist_deliveries(&mut self, msg: PersistDeliveries, ctx: &mut Context<Self>) {
         #[cfg(feature = "fault-injection")]
         if msg.msg.topic.as_str() == "$fault/persistence" {
-            self.guarded(ctx, |_| panic!("injected persistence fault"));
-            return;
+            panic!("injected persistence fault");
         }
         let mut ops = msg.extra;
         if !msg.targets.is_empty() && self.durability != Durability::Memory {
@@ -428,18 +462,22 @@ impl Handler<PersistDeliveries> for Persistence {
     }
 }
 
-impl Handler<Commit> for Persistence {
-    type Result = ();
+impl Persistence {
+    fn on_commit(&mut self, _: Commit, _: &mut Context<Self>) {
+        self.commit(false);
+    }
 
-    fn handle(&mut self, _: Commit, ctx: &mut Self::Context) {
-        self.guarded(ctx, |act| act.commit(false));
+    fn on_flush_tick(&mut self, _: FlushTick, _: &mut Context<Self>) {
+        self.commit(true);
+    }
+
+    fn on_compact_check(&mut self, _: CompactCheck, _: &mut Context<Self>) {
+        self.maybe_compact();
     }
 }
 
-impl Handler<FlushNow> for Persistence {
-    type Result = bool;
-
-    fn handle(&mut self, _: FlushNow, ctx: &mut Self::Context) -> bool {
-        self.guarded(ctx, |act| act.commit(true)).unwrap_or(false)
+impl Persistence {
+    fn on_flush_now(&mut self, _: FlushNow, _: &mut Context<Self>) -> bool {
+        self.commit(true)
     }
 }

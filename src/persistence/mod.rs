@@ -18,7 +18,7 @@ mod store;
 mod tests;
 
 pub use actor::{
-    failed_ticket, open_store, store_dir, ticket, Durable, FlushNow, LoadSession, Persist,
+    failed_ticket, open_store, store_dir, ticket, Durable, FlushNow, LoadSession, Loaded, Persist,
     PersistDeliveries, Persistence, QueuedDelivery, Reopen,
 };
 pub use compact::{compact, recover_interrupted};

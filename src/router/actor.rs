@@ -46,6 +46,8 @@ pub struct Router {
     pub(super) dedup: Dedup,
     /// Deliveries held until the end of the turn.
     pub(super) outbox: Outbox,
+    /// Test-only faults armed by `$fault/router/<handler>` publishes.
+    pub(super) faults: crate::guard::Faults,
     /// Cluster mode with session state in JetStream (see `Router::register_cluster`).
     pub(super) state_in_cluster: bool,
     /// Sessions catching up on the message log, with their deliveries held meanwhile.
@@ -65,6 +67,7 @@ impl Router {
             cluster: None,
             dedup: Dedup::new(DEDUP_WINDOW),
             outbox: Outbox::default(),
+            faults: Default::default(),
             state_in_cluster: false,
             replaying: HashMap::new(),
         }
@@ -103,49 +106,20 @@ impl Actor for Router {
     }
 }
 
-impl Supervised for Router {
-    /// The registry and per-client subscriptions survive (the supervisor keeps this
-    /// value); the trie is an index over them and may be half-updated, so it is rebuilt.
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.state.rebuild_index();
-        self.sync_interest();
-        tracing::warn!(
-            sessions = self.sessions.len(),
-            "router restarted; index rebuilt"
-        );
-    }
-}
-
 impl Router {
-    /// Runs a handler body; a panic stops the actor so the supervisor restarts it.
-    pub(super) fn guarded<R>(
+    pub(super) fn on_register(
         &mut self,
-        ctx: &mut Context<Self>,
-        f: impl FnOnce(&mut Self) -> R,
-    ) -> Option<R> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
-            Ok(r) => Some(r),
-            Err(_) => {
-                tracing::error!("router failed in a handler; restarting it");
-                ctx.stop();
-                None
-            }
-        }
-    }
-}
-
-impl Handler<Register> for Router {
-    type Result = RegisterReply;
-
-    fn handle(&mut self, msg: Register, _: &mut Self::Context) -> RegisterReply {
+        msg: Register,
+        _: &mut Context<Self>,
+    ) -> Option<RegisterReply> {
         self.outbox.flush();
         let client = msg.client_id;
         let previous = self.sessions.insert(client.clone(), msg.addr);
         if self.state_in_cluster && !previous.as_ref().is_some_and(Addr::connected) {
-            return self.register_cluster(client, msg.clean_start, msg.persist);
+            return Some(self.register_cluster(client, msg.clean_start, msg.persist));
         }
         let persistent = self.state.is_persistent(&client);
-        let handover = match previous {
+        let prior = match previous {
             // The previous session actor died: its stored state is the truth.
             Some(dead) if !dead.connected() && !msg.clean_start && persistent => {
                 let (tx, rx) = oneshot::channel();
@@ -153,7 +127,7 @@ impl Handler<Register> for Router {
                     client_id: client.clone(),
                     reply: tx,
                 });
-                Some(rx)
+                Some(Prior::Stored(rx))
             }
             // No live session to resume: whatever subscriptions remain are stale.
             Some(ref dead) if !dead.connected() => {
@@ -178,7 +152,7 @@ impl Handler<Register> for Router {
                     handover: Some(tx),
                     flushed: None,
                 });
-                Some(rx)
+                Some(Prior::Live(rx))
             }
         };
         self.state.set_online(&client, true);
@@ -200,24 +174,20 @@ impl Handler<Register> for Router {
             cluster.claim(&client, self.state.is_persistent(&client));
         }
         self.evict_if_isolated(&client);
-        RegisterReply { handover }
+        Some(RegisterReply { prior })
     }
 }
 
-impl Handler<Adopt> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: Adopt, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_adopt(&mut self, msg: Adopt, _: &mut Context<Self>) {
         self.outbox.flush();
         // (Never in cluster mode: its stores restore no sessions at start.)
         self.sessions.insert(msg.client_id, msg.addr);
     }
 }
 
-impl Handler<UpdateSession> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: UpdateSession, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_update_session(&mut self, msg: UpdateSession, _: &mut Context<Self>) {
         self.outbox.flush();
         if self.sessions.get(&msg.client_id) != Some(&msg.addr) {
             return;
@@ -238,10 +208,8 @@ impl Handler<UpdateSession> for Router {
     }
 }
 
-impl Handler<WentOffline> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: WentOffline, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_went_offline(&mut self, msg: WentOffline, _: &mut Context<Self>) {
         self.outbox.flush();
         if self.sessions.get(&msg.client_id) == Some(&msg.addr) {
             self.state.set_online(&msg.client_id, false);
@@ -249,10 +217,8 @@ impl Handler<WentOffline> for Router {
     }
 }
 
-impl Handler<SessionEnded> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: SessionEnded, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_session_ended(&mut self, msg: SessionEnded, _: &mut Context<Self>) {
         self.outbox.flush();
         if self.sessions.get(&msg.client_id) == Some(&msg.addr) {
             self.sessions.remove(&msg.client_id);
@@ -265,10 +231,8 @@ impl Handler<SessionEnded> for Router {
     }
 }
 
-impl Handler<ForgetClient> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: ForgetClient, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_forget_client(&mut self, msg: ForgetClient, _: &mut Context<Self>) {
         self.outbox.flush();
         // The stored session record (just written at Register) stays; its stale
         // subscriptions go.
@@ -291,17 +255,9 @@ impl Handler<ForgetClient> for Router {
     }
 }
 
-impl Handler<Route> for Router {
-    type Result = Routed;
-
-    fn handle(&mut self, msg: Route, ctx: &mut Self::Context) -> Routed {
-        // A failure here leaves the publish unacknowledged (the ticket never resolves).
-        let routed = self
-            .guarded(ctx, |act| act.route(msg))
-            .unwrap_or_else(|| Routed {
-                matched: 0,
-                durable: Some(crate::persistence::failed_ticket()),
-            });
+impl Router {
+    pub(super) fn on_route(&mut self, msg: Route, ctx: &mut Context<Self>) -> Routed {
+        let routed = self.route(msg);
         self.schedule_flush(ctx);
         routed
     }
@@ -310,8 +266,8 @@ impl Handler<Route> for Router {
 impl Router {
     fn route(&mut self, msg: Route) -> Routed {
         #[cfg(feature = "fault-injection")]
-        if msg.msg.topic.as_str() == "$fault/router" {
-            panic!("injected router fault");
+        if let Some(fault) = msg.msg.topic.as_str().strip_prefix("$fault/router") {
+            return self.inject_fault(fault);
         }
         self.routed += 1;
         let mut extra = Vec::new();
@@ -425,17 +381,10 @@ impl Router {
     }
 }
 
-impl Handler<Subscribe> for Router {
-    type Result = SubscribeReply;
-
-    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> SubscribeReply {
+impl Router {
+    pub(super) fn on_subscribe(&mut self, msg: Subscribe, _: &mut Context<Self>) -> SubscribeReply {
         self.outbox.flush();
-        let mut reply = self
-            .guarded(ctx, |act| act.subscribe(msg))
-            .unwrap_or_else(|| SubscribeReply {
-                outcomes: Vec::new(),
-                durable: Some(crate::persistence::failed_ticket()),
-            });
+        let mut reply = self.subscribe(msg);
         if let Some(cluster) = &self.cluster {
             let subscribed = cluster.interest(self.state.take_interest_changes(), true);
             reply.durable = Durable::join_opt(reply.durable.take(), subscribed);
@@ -473,10 +422,12 @@ impl Router {
     }
 }
 
-impl Handler<Unsubscribe> for Router {
-    type Result = Vec<bool>;
-
-    fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) -> Vec<bool> {
+impl Router {
+    pub(super) fn on_unsubscribe(
+        &mut self,
+        msg: Unsubscribe,
+        _: &mut Context<Self>,
+    ) -> Option<Vec<bool>> {
         self.outbox.flush();
         if self.state.is_persistent(&msg.client_id) {
             let id = msg.client_id.as_str();
@@ -496,14 +447,12 @@ impl Handler<Unsubscribe> for Router {
             .map(|f| self.state.unsubscribe(&msg.client_id, f))
             .collect();
         self.sync_interest();
-        existed
+        Some(existed)
     }
 }
 
-impl Handler<GetStats> for Router {
-    type Result = RouterStats;
-
-    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> RouterStats {
+impl Router {
+    pub(super) fn on_get_stats(&mut self, _: GetStats, _: &mut Context<Self>) -> RouterStats {
         RouterStats {
             sessions: self.sessions.len(),
             subscriptions: self.state.subscription_count(),
@@ -513,10 +462,8 @@ impl Handler<GetStats> for Router {
     }
 }
 
-impl Handler<ShutdownSessions> for Router {
-    type Result = ();
-
-    fn handle(&mut self, _: ShutdownSessions, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_shutdown_sessions(&mut self, _: ShutdownSessions, _: &mut Context<Self>) {
         self.outbox.flush();
         for addr in self.sessions.values() {
             addr.do_send(Shutdown);

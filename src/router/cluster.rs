@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::actor::Router;
 use super::messages::{
-    AttachCluster, EvictSessions, RegisterReply, RemoteTakeover, RestoreSession, Restored,
+    AttachCluster, EvictSessions, Prior, RegisterReply, RemoteTakeover, RestoreSession, Restored,
     RetainRemote, RouteRemote,
 };
 use super::state::Shares;
@@ -21,10 +21,8 @@ use crate::persistence::convert::subscription_from_record;
 use crate::persistence::{Persist, SessionRecord};
 use crate::session::{Evict, Takeover};
 
-impl Handler<AttachCluster> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: AttachCluster, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) {
         self.cluster = Some(msg.handle);
         self.state_in_cluster = msg.state_in_cluster;
         // Every filter restored from the store so far becomes a NATS subscription.
@@ -37,10 +35,8 @@ impl Handler<AttachCluster> for Router {
     }
 }
 
-impl Handler<EvictSessions> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: EvictSessions, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_evict_sessions(&mut self, msg: EvictSessions, _: &mut Context<Self>) {
         info!(sessions = self.sessions.len(), reason = %msg.reason, "closing every connection");
         let evict = Evict {
             reason: msg.reason,
@@ -69,11 +65,9 @@ impl Router {
     }
 }
 
-impl Handler<RouteRemote> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: RouteRemote, ctx: &mut Self::Context) {
-        self.guarded(ctx, |act| act.route_remote(msg));
+impl Router {
+    pub(super) fn on_route_remote(&mut self, msg: RouteRemote, ctx: &mut Context<Self>) {
+        self.route_remote(msg);
         self.schedule_flush(ctx);
     }
 }
@@ -99,20 +93,16 @@ impl Router {
     }
 }
 
-impl Handler<RetainRemote> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: RetainRemote, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_retain_remote(&mut self, msg: RetainRemote, _: &mut Context<Self>) {
         if !is_node_local_topic(msg.msg.topic.as_str()) {
             self.state.retain(&msg.msg);
         }
     }
 }
 
-impl Handler<RemoteTakeover> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: RemoteTakeover, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_remote_takeover(&mut self, msg: RemoteTakeover, _: &mut Context<Self>) {
         self.outbox.flush();
         let Some(addr) = self.sessions.remove(&msg.client_id) else {
             // No session here: answer once what is on its way to the store is stored.
@@ -166,16 +156,20 @@ impl Router {
             });
         }
         self.evict_if_isolated(&client);
-        RegisterReply { handover: Some(rx) }
+        RegisterReply {
+            prior: Some(Prior::Stored(rx)),
+        }
     }
 }
 
-impl Handler<RestoreSession> for Router {
-    type Result = Restored;
-
-    fn handle(&mut self, msg: RestoreSession, ctx: &mut Self::Context) -> Restored {
+impl Router {
+    pub(super) fn on_restore_session(
+        &mut self,
+        msg: RestoreSession,
+        ctx: &mut Context<Self>,
+    ) -> Option<Restored> {
         if self.sessions.get(&msg.client_id) != Some(&msg.addr) {
-            return Restored { durable: None };
+            return Some(Restored { durable: None });
         }
         let now = Instant::now();
         for sub in &msg.subscriptions {
@@ -196,6 +190,6 @@ impl Handler<RestoreSession> for Router {
         if let Some(cursor) = msg.replay {
             self.start_replay(&msg.client_id, cursor, ctx);
         }
-        Restored { durable }
+        Some(Restored { durable })
     }
 }

@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use super::state::{SubEntry, SubscribeOutcome};
 use crate::message::{ClientId, Message};
-use crate::persistence::{Durable, SessionRecord};
+use crate::persistence::{Durable, Loaded, SessionRecord};
 use crate::protocol::PacketId;
 use crate::session::state::Outgoing;
 use crate::session::{Handover, Session};
@@ -15,9 +15,10 @@ use crate::topic::TopicFilter;
 
 /// A session actor with a new connection claims its client id. If another actor holds
 /// the id, the router points the id at the new actor at once and tells the old one to
-/// hand its state over (or to discard it on clean start).
+/// hand its state over (or to discard it on clean start). `None` when the router failed
+/// while handling it: the connection is refused.
 #[derive(Message)]
-#[rtype(result = "RegisterReply")]
+#[rtype(result = "Option<RegisterReply>")]
 pub struct Register {
     pub client_id: ClientId,
     pub clean_start: bool,
@@ -31,7 +32,15 @@ pub struct Register {
 pub struct RegisterReply {
     /// Where the previous session's state will arrive, when one exists and the new
     /// connection did not ask for a clean start.
-    pub handover: Option<oneshot::Receiver<Handover>>,
+    pub prior: Option<Prior>,
+}
+
+/// Where a resumed session's previous state comes from.
+pub enum Prior {
+    /// The live actor that held the client id hands its state over.
+    Live(oneshot::Receiver<Handover>),
+    /// The store: the previous actor died, or (cluster mode) another node held it.
+    Stored(oneshot::Receiver<Loaded>),
 }
 
 /// A session restored from the store at start-up takes its place in the registry.
@@ -99,9 +108,9 @@ pub struct Routed {
 /// A member of shared subscriptions lost its connection: the messages it may give up
 /// (see `SessionState::shared_handover`) go to another online member of the same
 /// group (section 4.8.2). The answer says, per item, whether one took it; the others
-/// stay with `from`.
+/// stay with `from` (all of them when the answer is `None`: the router failed).
 #[derive(Message)]
-#[rtype(result = "Vec<bool>")]
+#[rtype(result = "Option<Vec<bool>>")]
 pub struct Reshare {
     pub from: ClientId,
     pub items: Vec<Outgoing>,
@@ -123,9 +132,10 @@ pub struct SubscribeReply {
     pub durable: Option<Durable>,
 }
 
-/// Remove subscriptions of one client; the answer says which existed.
+/// Remove subscriptions of one client; the answer says which existed (`None`: the
+/// router failed while handling it).
 #[derive(Message)]
-#[rtype(result = "Vec<bool>")]
+#[rtype(result = "Option<Vec<bool>>")]
 pub struct Unsubscribe {
     pub client_id: ClientId,
     pub filters: Vec<TopicFilter>,
@@ -204,8 +214,9 @@ pub struct RemoteTakeover {
 
 /// Cluster mode: a session loaded from the store resumes here; its subscriptions join
 /// the router (and NATS), and its stored queue numbers continue after `next_seq - 1`.
+/// `None` when the router failed while handling it: the connection is refused.
 #[derive(Message)]
-#[rtype(result = "Restored")]
+#[rtype(result = "Option<Restored>")]
 pub struct RestoreSession {
     pub client_id: ClientId,
     pub addr: Addr<Session>,

@@ -3,6 +3,7 @@
 
 mod actor;
 mod cluster;
+mod dispatch;
 pub mod messages;
 mod outbox;
 mod replay;

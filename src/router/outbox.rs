@@ -58,6 +58,13 @@ impl Outbox {
         self.held = 0;
     }
 
+    /// After a restart of the router, whose context dropped any queued `FlushOutbox`:
+    /// what the outbox holds was routed before the failure and goes out now.
+    pub fn restart(&mut self) {
+        self.scheduled = false;
+        self.flush();
+    }
+
     /// True once per turn with deliveries held: the caller queues a `FlushOutbox`.
     fn needs_schedule(&mut self) -> bool {
         if self.held > 0 && !self.scheduled {
@@ -73,10 +80,8 @@ impl Outbox {
 #[rtype(result = "()")]
 pub(super) struct FlushOutbox;
 
-impl Handler<FlushOutbox> for Router {
-    type Result = ();
-
-    fn handle(&mut self, _: FlushOutbox, _: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_flush_outbox(&mut self, _: FlushOutbox, _: &mut Context<Self>) {
         self.outbox.scheduled = false;
         self.outbox.flush();
     }

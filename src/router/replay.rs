@@ -46,9 +46,14 @@ impl Router {
         }
         // (A replay already running for it keeps what it holds.)
         self.replaying.entry(client.clone()).or_default();
-        // The bridge always answers within its own bounds; should it not, the held
-        // deliveries go out without the replay (a late answer is then dropped).
-        let client = client.clone();
+        self.arm_replay_guard(client.clone(), ctx);
+    }
+
+    /// The bridge always answers within its own bounds; should it not, the held
+    /// deliveries go out without the replay after [`REPLAY_GUARD`] (a late answer is then
+    /// dropped). Also re-armed for every held session when the router restarts (the
+    /// restart drops the actor's timers).
+    pub(super) fn arm_replay_guard(&mut self, client: ClientId, ctx: &mut Context<Router>) {
         ctx.run_later(REPLAY_GUARD, move |act, ctx| {
             if act.replaying.contains_key(&client) {
                 warn!(client_id = %client, "no message log replay in time; delivering without it");
@@ -58,10 +63,8 @@ impl Router {
     }
 }
 
-impl Handler<ReplayDone> for Router {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReplayDone, ctx: &mut Self::Context) {
+impl Router {
+    pub(super) fn on_replay_done(&mut self, msg: ReplayDone, ctx: &mut Context<Self>) {
         if !self.replaying.contains_key(&msg.client_id) {
             warn!(client_id = %msg.client_id, "late message log replay dropped");
             return;

@@ -11,18 +11,13 @@ use crate::message::ClientId;
 use crate::persistence::Op;
 use crate::session::state::Outgoing;
 
-impl Handler<Reshare> for Router {
-    type Result = Vec<bool>;
-
-    fn handle(&mut self, msg: Reshare, ctx: &mut Self::Context) -> Vec<bool> {
+impl Router {
+    pub(super) fn on_reshare(&mut self, msg: Reshare, _: &mut Context<Self>) -> Option<Vec<bool>> {
         self.outbox.flush();
-        let n = msg.items.len();
-        let handed = self
-            .guarded(ctx, |act| act.reshare(msg))
-            .unwrap_or_else(|| vec![false; n]);
+        let handed = self.reshare(msg);
         // The member leaving waits on this answer: what it handed over goes out now.
         self.outbox.flush();
-        handed
+        Some(handed)
     }
 }
 

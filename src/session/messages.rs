@@ -47,8 +47,6 @@ pub struct Takeover {
 pub enum Handover {
     /// The session continues: here is its state.
     State(Box<SessionState>),
-    /// The previous session actor died; this is its state as stored.
-    Stored(Box<crate::persistence::StoredSession>),
     /// The session had already ended (its subscriptions are stale).
     Ended,
 }

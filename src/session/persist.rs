@@ -16,9 +16,9 @@ use crate::message::ClientId;
 use crate::persistence::convert::{
     outgoing_from_record, queued_record, session_record, unix_ms_now, will_from_record,
 };
-use crate::persistence::{Durable, Op, Persist, SessionRecord, StoredSession};
+use crate::persistence::{Durable, Loaded, Op, Persist, SessionRecord, StoredSession};
 use crate::protocol::{PacketId, ProtocolVersion};
-use crate::router::messages::{ForgetClient, Register, RestoreSession, UpdateSession};
+use crate::router::messages::{ForgetClient, Prior, Register, RestoreSession, UpdateSession};
 use crate::router::Router;
 use crate::session::Handover;
 
@@ -167,47 +167,50 @@ pub(super) struct Joining {
 }
 
 impl Joining {
-    /// The state to resume (`Some(None)`: a fresh session), or `None` when the router
-    /// is gone.
+    /// The state to resume (`Some(None)`: a fresh session), or `None` when the session
+    /// cannot be resumed now (the router or the store failed, or the stored state did
+    /// not arrive in time): the connection is then refused and the client retries.
     pub async fn register(self, register: Register) -> Option<Option<Box<SessionState>>> {
-        let Joining {
-            router,
-            client_id,
-            addr,
-            limits,
-            in_cluster,
-            wait,
-        } = self;
-        let reply = router.send(register).await.ok()?;
-        let handover = match reply.handover {
-            Some(rx) => tokio::time::timeout(wait, rx)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            None => return Some(None),
-        };
-        match handover {
-            Some(Handover::State(state)) => Some(Some(state)),
-            // Cluster mode: the session as stored in JetStream; its subscriptions join
-            // this node's router before the CONNACK.
-            Some(Handover::Stored(stored)) if in_cluster => {
-                let restore = restore_message(&stored, client_id, addr);
-                let restored = router.send(restore).await.ok()?;
-                if let Some(durable) = restored.durable {
-                    durable.wait().await;
+        let router = self.router.clone();
+        let reply = router.send(register).await.ok()??;
+        match reply.prior {
+            None => Some(None),
+            Some(Prior::Live(rx)) => match tokio::time::timeout(self.wait, rx).await {
+                Ok(Ok(Handover::State(state))) => Some(Some(state)),
+                // The previous session ended or vanished: its subscriptions are stale.
+                _ => self.forget().await,
+            },
+            Some(Prior::Stored(rx)) => match tokio::time::timeout(self.wait, rx).await {
+                Ok(Ok(Loaded::Found(stored))) => self.resume_stored(*stored).await,
+                Ok(Ok(Loaded::Nothing)) => self.forget().await,
+                Ok(Ok(Loaded::Failed)) | Ok(Err(_)) | Err(_) => {
+                    warn!(client_id = %self.client_id, "stored session not loaded; connection refused");
+                    None
                 }
-                Some(Some(Box::new(state_from_stored(&stored, limits))))
-            }
-            // The previous actor died: its state as last stored.
-            Some(Handover::Stored(stored)) => {
-                Some(Some(Box::new(state_from_stored(&stored, limits))))
-            }
-            // The previous session ended or vanished: its subscriptions are stale.
-            Some(Handover::Ended) | None => {
-                router.send(ForgetClient { client_id }).await.ok()?;
-                Some(None)
+            },
+        }
+    }
+
+    /// The session as stored. Cluster mode: its subscriptions join this node's router
+    /// before the CONNACK.
+    async fn resume_stored(self, stored: StoredSession) -> Option<Option<Box<SessionState>>> {
+        if self.in_cluster {
+            let restore = restore_message(&stored, self.client_id, self.addr);
+            let restored = self.router.send(restore).await.ok()??;
+            if let Some(durable) = restored.durable {
+                durable.wait().await;
             }
         }
+        Some(Some(Box::new(state_from_stored(&stored, self.limits))))
+    }
+
+    /// No previous session: whatever subscriptions the router still has are stale.
+    async fn forget(self) -> Option<Option<Box<SessionState>>> {
+        let forget = ForgetClient {
+            client_id: self.client_id,
+        };
+        self.router.send(forget).await.ok()?;
+        Some(None)
     }
 }
 

@@ -112,9 +112,16 @@ impl Session {
             .send(request)
             .into_actor(self)
             .map(move |res, act, ctx| {
-                let Ok(existed) = res else {
-                    act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "router unavailable");
-                    return;
+                let existed = match res {
+                    Ok(Some(existed)) => existed,
+                    Ok(None) => {
+                        act.fail(ctx, ReasonCode::UNSPECIFIED_ERROR, "unsubscribe failed");
+                        return;
+                    }
+                    Err(_) => {
+                        act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "router unavailable");
+                        return;
+                    }
                 };
                 let reasons = existed
                     .into_iter()
@@ -155,7 +162,8 @@ impl Session {
             items,
         });
         let fut = ask.into_actor(self).map(move |placed, act, _| {
-            let Ok(placed) = placed else { return };
+            // (No answer: the router failed, and every message stays here.)
+            let Ok(Some(placed)) = placed else { return };
             let gone: Vec<_> = msgs
                 .into_iter()
                 .zip(placed)

@@ -120,6 +120,14 @@ impl RawClient {
         }
     }
 
+    /// Sends `packets` in one write, so that the broker reads them together.
+    pub async fn send_together(&mut self, packets: Vec<Packet>) {
+        for p in packets {
+            self.framed.feed(p).await.expect("buffer a packet");
+        }
+        self.framed.flush().await.expect("write the packets");
+    }
+
     /// Sends without panicking (the broker may have closed already).
     pub async fn try_send(&mut self, packet: Packet) -> Result<(), String> {
         self.framed.send(packet).await.map_err(|e| e.to_string())

@@ -1,0 +1,104 @@
+//! Every message the router handles goes through one guarded dispatch
+//! ([`crate::guard::dispatch`]); a failed handler restarts the router, and
+//! [`Supervised::restarting`] here puts back what the restart dropped.
+
+use actix::prelude::*;
+use tracing::warn;
+
+use super::actor::Router;
+use super::messages::*;
+use super::outbox::FlushOutbox;
+use crate::guard::{calls, Call, Guarded};
+use crate::persistence::failed_ticket;
+
+impl<M> Handler<M> for Router
+where
+    M: Call<Router>,
+    M::Result: actix::dev::MessageResponse<Router, M>,
+{
+    type Result = M::Result;
+
+    fn handle(&mut self, msg: M, ctx: &mut Context<Self>) -> M::Result {
+        crate::guard::dispatch(self, msg, ctx)
+    }
+}
+
+impl Guarded for Router {
+    const ACTOR: &'static str = "router";
+
+    fn take_fault(&mut self, name: &'static str) -> bool {
+        self.faults.take(name)
+    }
+}
+
+impl Supervised for Router {
+    /// The supervisor keeps this value: the registry and the per-client subscriptions
+    /// survive. What the failed handler may have left half done, or what waited for
+    /// the context the restart replaced, is put back:
+    /// - the trie, an index over the subscriptions, is rebuilt;
+    /// - deliveries held in the outbox go out now (their `FlushOutbox` was dropped);
+    /// - each session whose deliveries a message-log replay holds gets its guard timer
+    ///   again, so a replay that never answers still releases them;
+    /// - the cluster hears the interest changes made before the failure.
+    fn restarting(&mut self, ctx: &mut Self::Context) {
+        self.state.rebuild_index();
+        self.scratch.clear();
+        self.outbox.restart();
+        let held: Vec<_> = self.replaying.keys().cloned().collect();
+        for client in &held {
+            self.arm_replay_guard(client.clone(), ctx);
+        }
+        self.sync_interest();
+        warn!(
+            sessions = self.sessions.len(),
+            replaying = held.len(),
+            "router restarted; index rebuilt"
+        );
+    }
+}
+
+calls!(Router {
+    Register => on_register, failed None;
+    Adopt => on_adopt, failed ();
+    UpdateSession => on_update_session, failed ();
+    WentOffline => on_went_offline, failed ();
+    SessionEnded => on_session_ended, failed ();
+    ForgetClient => on_forget_client, failed ();
+    Route => on_route, failed Routed { matched: 0, durable: Some(failed_ticket()) };
+    Subscribe => on_subscribe, failed SubscribeReply {
+        outcomes: Vec::new(),
+        durable: Some(failed_ticket()),
+    };
+    Unsubscribe => on_unsubscribe, failed None;
+    Reshare => on_reshare, failed None;
+    GetStats => on_get_stats, failed RouterStats::default();
+    ShutdownSessions => on_shutdown_sessions, failed ();
+    FlushOutbox => on_flush_outbox, failed ();
+    AttachCluster => on_attach_cluster, failed ();
+    EvictSessions => on_evict_sessions, failed ();
+    RouteRemote => on_route_remote, failed ();
+    RetainRemote => on_retain_remote, failed ();
+    RemoteTakeover => on_remote_takeover, failed ();
+    RestoreSession => on_restore_session, failed None;
+    ReplayDone => on_replay_done, failed ();
+});
+
+#[cfg(feature = "fault-injection")]
+impl Router {
+    /// A publish to `$fault/router` fails the routing of that very message; one to
+    /// `$fault/router/<Handler>` (a message type the router handles, e.g. `Register`)
+    /// arms one failure in the next run of that handler and is otherwise not routed.
+    pub(super) fn inject_fault(&mut self, name: &str) -> Routed {
+        match name.strip_prefix('/') {
+            Some(handler) => {
+                warn!(handler, "fault armed");
+                self.faults.arm(handler);
+                Routed {
+                    matched: 0,
+                    durable: None,
+                }
+            }
+            None => panic!("injected router fault"),
+        }
+    }
+}
