@@ -20,13 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
-use crate::cluster::Isolation;
 use crate::config::{Config, Durability, ListenerKind};
 use crate::message::ClientId;
 use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot};
 use crate::router::messages::{Adopt, AttachCluster, GetStats, ShutdownSessions};
 use crate::router::{Router, RouterState};
-use crate::session::Session;
+use crate::session::{Isolation, Session, Shared};
 use crate::sys::{Metrics, Sys};
 use crate::transport::{ConnectionLimiter, TcpListenerTask, Workers};
 
@@ -44,20 +43,14 @@ pub enum BrokerError {
     Auth(#[from] AuthSetupError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The blocking task that opens the store panicked or was cancelled.
+    #[error("the task opening the store did not finish")]
+    StoreTask,
 }
 
-/// What every connection's tasks and actors share.
-pub struct Shared {
-    pub config: Config,
-    pub router: Addr<Router>,
-    pub persistence: Addr<Persistence>,
-    /// Counters for `$SYS`, updated by every session.
-    pub metrics: Arc<Metrics>,
-    /// Who may connect (`[auth]`, or the one given to [`Broker::authenticator`]).
-    pub auth: Arc<dyn Authenticator>,
-    /// Cluster mode: set while the node is cut off from NATS (CONNECTs are refused).
-    pub isolation: Isolation,
-}
+/// The longest wait at shutdown for connections to flush and close: a session's own
+/// linger (5 s) and a little more.
+const SHUTDOWN_LINGER: Duration = Duration::from_secs(6);
 
 /// A broker to be started.
 pub struct Broker {
@@ -79,6 +72,8 @@ pub struct BrokerHandle {
     cluster_arbiter: Option<ArbiterHandle>,
     /// Cancelled to stop every accept loop.
     accepting: CancellationToken,
+    /// Counts live connections; shutdown waits until it reaches zero.
+    limiter: ConnectionLimiter,
     auth: Arc<dyn Authenticator>,
 }
 
@@ -116,7 +111,16 @@ impl Broker {
             Some(a) => Arc::clone(a),
             None => Arc::new(PasswordAuthenticator::from_config(&self.config.auth)?),
         };
-        let (store, snapshot, reopen) = self.open_store()?;
+        // Opening reads the whole store (and in cluster mode waits for JetStream): on a
+        // blocking thread, not on the runtime that serves connections.
+        let config = self.config.clone();
+        let Opened {
+            store,
+            snapshot,
+            reopen,
+        } = tokio::task::spawn_blocking(move || open_store(&config))
+            .await
+            .map_err(|_| BrokerError::StoreTask)??;
         let storage = self.config.storage.clone();
         let persistence_arbiter = Arbiter::new().handle();
         let persistence =
@@ -160,7 +164,10 @@ impl Broker {
             .await?;
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
-        let local_addrs = self.start_listeners(&shared, &workers, &accepting).await?;
+        let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
+        let local_addrs = self
+            .start_listeners(&shared, &workers, &limiter, &accepting)
+            .await?;
         info!(addrs = ?local_addrs, workers = self.workers, router_shares_worker = shared_thread, "broker started");
         Ok(BrokerHandle {
             local_addrs,
@@ -171,34 +178,9 @@ impl Broker {
             persistence_arbiter,
             cluster_arbiter,
             accepting,
+            limiter,
             auth,
         })
-    }
-
-    /// The store: in cluster mode (unless `durability = "memory"`) session state lives
-    /// in JetStream, loaded per client on CONNECT, so the snapshot is empty; otherwise
-    /// sled (or memory) with everything in it.
-    #[allow(clippy::type_complexity)]
-    fn open_store(
-        &self,
-    ) -> Result<
-        (
-            Box<dyn persistence::Store>,
-            Snapshot,
-            Option<persistence::Reopen>,
-        ),
-        BrokerError,
-    > {
-        let cluster = &self.config.cluster;
-        if !cluster.enabled || self.config.storage.durability == Durability::Memory {
-            let (store, snapshot) = persistence::open_store(&self.config.storage)?;
-            return Ok((store, snapshot, None));
-        }
-        let store = crate::cluster::JsStore::open(cluster).map_err(PersistenceError::from)?;
-        let snapshot = persistence::Store::load(&store).map_err(PersistenceError::from)?;
-        let spare = store.reopen();
-        let reopen = persistence::Reopen(Box::new(move || Box::new(spare.reopen())));
-        Ok((Box::new(store), snapshot, Some(reopen)))
     }
 
     /// Cluster mode (`[cluster] enabled`): connects the bridge to NATS, loads the
@@ -242,9 +224,9 @@ impl Broker {
         &self,
         shared: &Arc<Shared>,
         workers: &Workers,
+        limiter: &ConnectionLimiter,
         stop: &CancellationToken,
     ) -> Result<Vec<SocketAddr>, BrokerError> {
-        let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
         let mut listeners = Vec::new();
         for l in &self.config.listeners {
             match l.kind {
@@ -268,6 +250,38 @@ impl Broker {
         }
         Ok(listeners)
     }
+}
+
+/// What [`open_store`] returns.
+struct Opened {
+    store: Box<dyn persistence::Store>,
+    snapshot: Snapshot,
+    /// How to re-open a store other than sled or memory after a persistence restart.
+    reopen: Option<persistence::Reopen>,
+}
+
+/// The store: in cluster mode (unless `durability = "memory"`) session state lives in
+/// JetStream, loaded per client on CONNECT, so the snapshot is empty; otherwise sled (or
+/// memory) with everything in it. Blocking: runs off the async runtime.
+fn open_store(config: &Config) -> Result<Opened, BrokerError> {
+    let cluster = &config.cluster;
+    if !cluster.enabled || config.storage.durability == Durability::Memory {
+        let (store, snapshot) = persistence::open_store(&config.storage)?;
+        return Ok(Opened {
+            store,
+            snapshot,
+            reopen: None,
+        });
+    }
+    let store = crate::cluster::JsStore::open(cluster).map_err(PersistenceError::from)?;
+    let snapshot = persistence::Store::load(&store).map_err(PersistenceError::from)?;
+    let spare = store.reopen();
+    let reopen = persistence::Reopen(Box::new(move || Box::new(spare.reopen())));
+    Ok(Opened {
+        store: Box::new(store),
+        snapshot,
+        reopen: Some(reopen),
+    })
 }
 
 /// Starts an offline session actor for every stored session and waits until the router
@@ -312,8 +326,21 @@ impl BrokerHandle {
     pub async fn stop(self) {
         self.accepting.cancel();
         let _ = self.router.send(ShutdownSessions).await;
-        // Give sessions a moment to flush their DISCONNECTs and last store writes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Each connection closes once its DISCONNECT is flushed (a session waits for the
+        // acknowledgements it owes first); a socket that takes no more data is given up
+        // after the session's own linger.
+        if tokio::time::timeout(SHUTDOWN_LINGER, self.limiter.all_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.limiter.live(),
+                "connections still open at shutdown"
+            );
+        }
+        // What the sessions sent the router on closing (their stored records) has
+        // reached the persistence actor once the router answers this.
+        let _ = self.router.send(GetStats).await;
         if !self.persistence.send(FlushNow).await.unwrap_or(false) {
             tracing::error!("final store flush failed");
         }

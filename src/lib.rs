@@ -15,6 +15,7 @@ pub mod auth;
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod delivery;
 pub(crate) mod guard;
 pub mod message;
 pub mod persistence;

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::envelope::Envelope;
 use super::interest::{is_node_local_topic, InterestChange};
-use super::isolation::{self, Isolation};
+use super::isolation;
 use super::ownership::{self, ClaimRequest, Owner, OwnershipCmd};
 use super::publish::{self, Publisher};
 use super::replay::{self, ReplayJob};
@@ -33,6 +33,7 @@ use crate::message::{ClientId, Message};
 use crate::persistence::{failed_ticket, Durable, Persistence, ReplayCursor};
 use crate::router::messages::{EvictSessions, RouteRemote};
 use crate::router::Router;
+use crate::session::Isolation;
 use crate::topic::TopicFilter;
 
 /// Local messages waiting for the publish task; when full, QoS 0 messages are not sent

@@ -6,8 +6,6 @@
 //! that reaches the cluster instead of silently missing its traffic. Once NATS is back
 //! the node accepts connections again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -15,29 +13,13 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::protocol::ReasonCode;
+use crate::session::Isolation;
 
 /// The DISCONNECT reason for clients of an isolated node (5.0): the client should use
 /// another server for now. (0x88 Server unavailable is CONNACK-only [MQTT-3.14.2-1].)
 pub const DISCONNECT_REASON: ReasonCode = ReasonCode::USE_ANOTHER_SERVER;
 /// The Reason String sent with it.
 pub const DISCONNECT_WHY: &str = "this node is cut off from the cluster";
-
-/// The isolated flag, shared by the bridge (which sets it) and the connect path (which
-/// reads it). A single-host broker is never isolated.
-#[derive(Debug, Clone, Default)]
-pub struct Isolation(Arc<AtomicBool>);
-
-impl Isolation {
-    /// True while the node is cut off from NATS beyond the grace period.
-    pub fn is_isolated(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// Sets the flag; returns whether it changed.
-    fn set(&self, isolated: bool) -> bool {
-        self.0.swap(isolated, Ordering::AcqRel) != isolated
-    }
-}
 
 /// How often the watcher is told the connection's state besides its events.
 const POLL: Duration = Duration::from_millis(500);
@@ -137,7 +119,8 @@ pub(super) async fn watch(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     use super::*;
 

@@ -23,5 +23,4 @@ pub mod subject;
 pub use bridge::{start, ClusterError, ClusterHandle};
 pub use envelope::{Dedup, Envelope};
 pub use interest::InterestChange;
-pub use isolation::Isolation;
 pub use js_store::JsStore;

@@ -9,10 +9,9 @@ use bytes::Bytes;
 use super::records::{
     MessageRecord, PropertiesRecord, QueuedRecord, SessionRecord, SubscriptionRecord, WillRecord,
 };
+use crate::delivery::{Outgoing, SubEntry};
 use crate::message::{ClientId, Message};
 use crate::protocol::{LastWill, Properties, QoS, RetainHandling, SubscriptionOptions};
-use crate::router::SubEntry;
-use crate::session::state::Outgoing;
 use crate::topic::{TopicFilter, TopicName};
 
 /// Milliseconds since the Unix epoch.

@@ -16,13 +16,14 @@ use super::outbox::Outbox;
 use super::state::{Delivery, RouterState, Shares};
 use crate::cluster::{ClusterHandle, Dedup};
 use crate::config::Durability;
+use crate::delivery::Outgoing;
 use crate::message::ClientId;
 use crate::message::Message;
 use crate::persistence::convert::{message_record, subscription_record};
 use crate::persistence::{
     ticket, Durable, LoadSession, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery,
 };
-use crate::session::{Deliver, Session, Shutdown, Takeover};
+use crate::session::{Session, Shutdown, Takeover};
 
 /// Mailbox size: high enough that a `send` never parks. A parked `send` is retried when
 /// its future is next polled, and a later `send` from the same session could go in
@@ -353,7 +354,7 @@ impl Router {
                     sub_ids: d.sub_ids.clone(),
                 });
             }
-            let delivery = Deliver {
+            let delivery = Outgoing {
                 msg: Arc::clone(msg),
                 qos: d.qos,
                 retain: d.retain,

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::state::{SubEntry, SubscribeOutcome};
+use super::state::SubscribeOutcome;
+use crate::delivery::{Outgoing, SubEntry};
 use crate::message::{ClientId, Message};
 use crate::persistence::{Durable, Loaded, SessionRecord};
 use crate::protocol::PacketId;
-use crate::session::state::Outgoing;
 use crate::session::{Handover, Session};
 use crate::topic::TopicFilter;
 

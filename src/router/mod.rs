@@ -14,4 +14,4 @@ mod state;
 
 pub use actor::{Router, MAILBOX_CAPACITY};
 pub use messages::{Register, RegisterReply, Route, Routed, RouterStats, SessionEnded};
-pub use state::{Delivery, RouterState, Shares, SubEntry, SubscribeOutcome};
+pub use state::{Delivery, RouterState, Shares, SubscribeOutcome};

@@ -11,6 +11,7 @@ use ahash::AHashMap as HashMap;
 use actix::prelude::*;
 
 use super::actor::Router;
+use crate::delivery::Outgoing;
 use crate::message::ClientId;
 use crate::session::{Deliver, DeliverBatch, Session};
 
@@ -20,7 +21,7 @@ const MAX_HELD: usize = 8192;
 #[derive(Default)]
 pub(super) struct Outbox {
     index: HashMap<ClientId, usize>,
-    batches: Vec<(Addr<Session>, Vec<Deliver>)>,
+    batches: Vec<(Addr<Session>, Vec<Outgoing>)>,
     held: usize,
     /// A `FlushOutbox` is already queued to this router.
     scheduled: bool,
@@ -28,7 +29,7 @@ pub(super) struct Outbox {
 
 impl Outbox {
     /// Holds one delivery; true when the outbox should be flushed now (it is full).
-    pub fn push(&mut self, client: &ClientId, addr: &Addr<Session>, d: Deliver) -> bool {
+    pub fn push(&mut self, client: &ClientId, addr: &Addr<Session>, d: Outgoing) -> bool {
         match self.index.get(client) {
             Some(&i) => self.batches[i].1.push(d),
             None => {
@@ -48,7 +49,7 @@ impl Outbox {
         for (addr, mut batch) in self.batches.drain(..) {
             if batch.len() == 1 {
                 if let Some(d) = batch.pop() {
-                    addr.do_send(d);
+                    addr.do_send(Deliver(d));
                 }
             } else {
                 addr.do_send(DeliverBatch(batch));

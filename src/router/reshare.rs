@@ -7,9 +7,9 @@ use tracing::debug;
 
 use super::actor::Router;
 use super::messages::Reshare;
+use crate::delivery::Outgoing;
 use crate::message::ClientId;
 use crate::persistence::Op;
-use crate::session::state::Outgoing;
 
 impl Router {
     pub(super) fn on_reshare(&mut self, msg: Reshare, _: &mut Context<Self>) -> Option<Vec<bool>> {

@@ -4,8 +4,8 @@
 
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 
-use super::state::SubEntry;
 use crate::config::ShareStrategy;
+use crate::delivery::SubEntry;
 use crate::message::ClientId;
 use crate::topic::TopicFilter;
 

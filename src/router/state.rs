@@ -9,16 +9,10 @@ use super::share::SharePicker;
 use crate::cluster::interest::{Interest, InterestChange};
 use crate::config::ShareStrategy;
 use crate::message::{ClientId, Message};
-use crate::protocol::{QoS, RetainHandling, SubscriptionOptions};
+use crate::protocol::{QoS, RetainHandling};
 use crate::topic::{Match, SubscriptionTrie, TopicFilter, TopicTree};
 
-/// What the router keeps for one subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubEntry {
-    pub options: SubscriptionOptions,
-    /// The 5.0 subscription identifier given with the SUBSCRIBE, if any.
-    pub id: Option<u32>,
-}
+use crate::delivery::SubEntry;
 
 /// One message to hand to one session.
 #[derive(Debug, Clone, PartialEq, Eq)]

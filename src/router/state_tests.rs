@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::config::ShareStrategy;
-use crate::protocol::Properties;
+use crate::protocol::{Properties, SubscriptionOptions};
 use crate::topic::TopicName;
 
 fn id(s: &str) -> ClientId {

@@ -17,8 +17,8 @@ use super::inbound::Inbound;
 use super::messages::{Evict, Handover, Shutdown, Takeover};
 use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
+use super::Shared;
 use crate::auth::AuthExchange;
-use crate::broker::Shared;
 use crate::persistence::Persist;
 use crate::protocol::{
     encoded_len, Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode,

@@ -13,7 +13,7 @@ use tracing::{debug, info};
 use super::actor::{Session, SessionSetup};
 use super::auth_flow::{authenticate, Refused};
 use super::handshake::{admit, refusal};
-use crate::broker::Shared;
+use super::Shared;
 use crate::protocol::{encode_packet, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode};
 use crate::transport::{BoxedWriter, Connection};
 

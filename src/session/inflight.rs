@@ -95,9 +95,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    use crate::delivery::Outgoing;
     use crate::message::Message;
     use crate::protocol::{Properties, QoS};
-    use crate::session::state::{Outgoing, Stage};
+    use crate::session::state::Stage;
     use crate::topic::TopicName;
 
     fn inflight(id: u16) -> Inflight {

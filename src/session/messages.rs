@@ -1,34 +1,21 @@
 //! Messages a session actor handles.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::state::SessionState;
-use crate::message::Message;
-use crate::protocol::QoS;
-use crate::topic::TopicFilter;
+use crate::delivery::Outgoing;
 
 /// One routed message for this session's client.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Deliver {
-    pub msg: Arc<Message>,
-    pub qos: QoS,
-    pub retain: bool,
-    pub sub_ids: Vec<u32>,
-    /// Its number in the session's stored queue, when the router stored it.
-    pub seq: Option<u64>,
-    /// The shared subscription it came through, if only that one matched.
-    pub share: Option<TopicFilter>,
-}
+pub struct Deliver(pub Outgoing);
 
 /// Several routed messages for this session's client, in routing order: what the
 /// router delivered to it in one turn.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct DeliverBatch(pub Vec<Deliver>);
+pub struct DeliverBatch(pub Vec<Outgoing>);
 
 /// Another connection claimed this client id: close this one (5.0: DISCONNECT 0x8E) and
 /// hand the session over, or discard it when `handover` is `None` (clean start, or a

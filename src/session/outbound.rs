@@ -10,8 +10,8 @@ use tracing::trace;
 use super::actor::{Phase, Session};
 use super::aliases::AliasUse;
 use super::messages::{Deliver, DeliverBatch};
-use super::state::Outgoing;
 use super::writer::HIGH_WATER;
+use crate::delivery::Outgoing;
 use crate::message::{Encoding, Variant};
 use crate::protocol::{encoded_len, Packet, PacketId, Properties, Publish, QoS};
 use crate::topic::TopicName;
@@ -20,7 +20,7 @@ impl Handler<Deliver> for Session {
     type Result = ();
 
     fn handle(&mut self, d: Deliver, ctx: &mut Self::Context) {
-        if self.accept(d) {
+        if self.accept(d.0) {
             self.pump_guarded(ctx);
         }
     }
@@ -42,7 +42,7 @@ impl Handler<DeliverBatch> for Session {
 
 impl Session {
     /// Queues one delivery; false when it was not kept.
-    fn accept(&mut self, d: Deliver) -> bool {
+    fn accept(&mut self, d: Outgoing) -> bool {
         if self.phase == Phase::Gone {
             return false;
         }
@@ -51,14 +51,7 @@ impl Session {
             self.state.dropped += 1;
             return false;
         }
-        self.state.enqueue(Outgoing {
-            msg: d.msg,
-            qos: d.qos,
-            retain: d.retain,
-            sub_ids: d.sub_ids,
-            seq: d.seq,
-            share: d.share,
-        });
+        self.state.enqueue(d);
         true
     }
 

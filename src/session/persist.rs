@@ -10,8 +10,9 @@ use tracing::warn;
 
 use super::actor::{Phase, Session};
 use super::handshake::{Accepted, NEVER_EXPIRES};
-use super::state::{Outgoing, QueueLimits, SessionState};
-use crate::broker::Shared;
+use super::state::{QueueLimits, SessionState};
+use super::Shared;
+use crate::delivery::Outgoing;
 use crate::message::ClientId;
 use crate::persistence::convert::{
     outgoing_from_record, queued_record, session_record, unix_ms_now, will_from_record,

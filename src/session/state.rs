@@ -6,29 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::inflight::InflightList;
+pub use crate::delivery::Outgoing;
 use crate::message::{ClientId, Message};
 use crate::protocol::{PacketId, ProtocolVersion, QoS};
-use crate::topic::TopicFilter;
 
 /// Bounds on a session's queue (configurable in `[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
     pub max_messages: usize,
     pub max_bytes: usize,
-}
-
-/// A message waiting to be sent to this session's client.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub msg: Arc<Message>,
-    pub qos: QoS,
-    pub retain: bool,
-    pub sub_ids: Vec<u32>,
-    /// Its number in the session's stored queue (persistent sessions, QoS 1/2).
-    pub seq: Option<u64>,
-    /// The shared subscription (`$share/{group}/{filter}`) it came through, when only a
-    /// shared subscription matched: another member may take it over (section 4.8.2).
-    pub share: Option<TopicFilter>,
 }
 
 /// Where an outbound QoS 1/2 message stands in its acknowledgement flow.

@@ -6,13 +6,12 @@ use actix::prelude::*;
 
 use super::actor::Session;
 use super::policy::{check_subscription_ids, grant};
-use super::state::Outgoing;
+use crate::delivery::{Outgoing, SubEntry};
 use crate::protocol::Packet;
 use crate::protocol::{QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
 use crate::router::messages::{
     Reshare, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
 };
-use crate::router::SubEntry;
 
 impl Session {
     pub(super) fn on_subscribe(&mut self, s: Subscribe, ctx: &mut Context<Self>) {

@@ -3,10 +3,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 /// Counts live connections against a maximum.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimiter {
     live: Arc<AtomicUsize>,
+    /// Woken when the last permit is dropped.
+    idle: Arc<Notify>,
     max: usize,
 }
 
@@ -14,12 +18,14 @@ pub struct ConnectionLimiter {
 #[derive(Debug)]
 pub struct ConnectionPermit {
     live: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
 }
 
 impl ConnectionLimiter {
     pub fn new(max: usize) -> ConnectionLimiter {
         ConnectionLimiter {
             live: Arc::new(AtomicUsize::new(0)),
+            idle: Arc::new(Notify::new()),
             max,
         }
     }
@@ -40,6 +46,7 @@ impl ConnectionLimiter {
                 Ok(_) => {
                     return Some(ConnectionPermit {
                         live: Arc::clone(&self.live),
+                        idle: Arc::clone(&self.idle),
                     })
                 }
                 Err(now) => current = now,
@@ -51,11 +58,27 @@ impl ConnectionLimiter {
     pub fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
+
+    /// Resolves once no connection holds a permit (at once if none does).
+    pub async fn all_closed(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the check, so a drop in between is not missed.
+            idle.as_mut().enable();
+            if self.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::AcqRel);
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
     }
 }
 
@@ -73,5 +96,24 @@ mod tests {
         drop(a);
         assert_eq!(l.live(), 1);
         assert!(l.try_acquire().is_some());
+    }
+
+    #[tokio::test]
+    async fn all_closed_waits_for_the_last_permit() {
+        let l = ConnectionLimiter::new(2);
+        l.all_closed().await;
+        let (a, b) = (l.try_acquire(), l.try_acquire());
+        let waiter = tokio::spawn({
+            let l = l.clone();
+            async move { l.all_closed().await }
+        });
+        drop(a);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one connection is still open");
+        drop(b);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the last drop")
+            .expect("waiter");
     }
 }

@@ -1,0 +1,45 @@
+//! What every connection's tasks and actors share: the configuration, the router and
+//! persistence actors, the counters and the authenticator. The composition root
+//! (`broker.rs`) builds one and hands it to every connection.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::persistence::Persistence;
+use crate::router::Router;
+use crate::sys::Metrics;
+
+/// What every connection's tasks and actors share.
+pub struct Shared {
+    pub config: Config,
+    pub router: Addr<Router>,
+    pub persistence: Addr<Persistence>,
+    /// Counters for `$SYS`, updated by every session.
+    pub metrics: Arc<Metrics>,
+    /// Who may connect (`[auth]`, or the one given to [`Broker::authenticator`]).
+    pub auth: Arc<dyn Authenticator>,
+    /// Cluster mode: set while the node is cut off from NATS (CONNECTs are refused).
+    pub isolation: Isolation,
+}
+
+/// The node refuses new connections: set in cluster mode by the bridge while the node
+/// is cut off from the cluster (`cluster::isolation`), read by the connect path. A
+/// single-host broker is never isolated.
+#[derive(Debug, Clone, Default)]
+pub struct Isolation(Arc<AtomicBool>);
+
+impl Isolation {
+    /// True while the node refuses new connections.
+    pub fn is_isolated(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Sets the flag; returns whether it changed.
+    pub fn set(&self, isolated: bool) -> bool {
+        self.0.swap(isolated, Ordering::AcqRel) != isolated
+    }
+}
