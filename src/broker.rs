@@ -196,7 +196,8 @@ impl Broker {
         }
         // Without session state in JetStream nothing replays the message log.
         let mut config = self.config.cluster.clone();
-        config.message_log &= self.config.session_state_in_cluster();
+        config.session_state = self.config.session_state_in_cluster();
+        config.message_log &= config.session_state;
         let config = &config;
         let arbiter = Arbiter::new().handle();
         let (router, persistence) = (router.clone(), persistence.clone());
@@ -204,10 +205,8 @@ impl Broker {
         match crate::cluster::start(config, router.clone(), persistence, &arbiter, isolation).await
         {
             Ok(handle) => {
-                let state_in_cluster = self.config.session_state_in_cluster();
                 let attach = AttachCluster {
-                    handle,
-                    state_in_cluster,
+                    port: Box::new(handle),
                 };
                 let _ = router.send(attach).await;
                 info!(node_id = %config.node_id, "joined the cluster");

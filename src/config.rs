@@ -43,6 +43,10 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
+    /// Set by the broker, not read from the file: session state lives in JetStream
+    /// (see [`Config::session_state_in_cluster`]).
+    #[serde(skip)]
+    pub session_state: bool,
     pub enabled: bool,
     /// NATS server URLs (`nats://host:port`); the client fails over between them.
     pub urls: Vec<String>,
@@ -88,6 +92,7 @@ impl Config {
 impl Default for ClusterConfig {
     fn default() -> ClusterConfig {
         ClusterConfig {
+            session_state: false,
             enabled: false,
             urls: vec!["nats://127.0.0.1:4222".to_owned()],
             node_id: String::new(),

@@ -33,3 +33,14 @@ pub struct Outgoing {
     /// shared subscription matched: another member may take it over (section 4.8.2).
     pub share: Option<TopicFilter>,
 }
+
+/// A message's number in the cluster: the publishing node's incarnation and its
+/// sequence number there. Copies of one message carry the same `Origin`, so duplicates
+/// are recognised and a resumed session's replay knows what it already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    /// The publishing node's incarnation (new at every start).
+    pub node: u64,
+    /// The message's number among that incarnation's messages, from 1.
+    pub seq: u64,
+}

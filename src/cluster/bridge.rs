@@ -21,17 +21,19 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::envelope::Envelope;
-use super::interest::{is_node_local_topic, InterestChange};
+use super::handle::{ClusterHandle, HandleParts};
 use super::isolation;
-use super::ownership::{self, ClaimRequest, Owner, OwnershipCmd};
+use super::ownership::{self, Owner, OwnershipCmd};
 use super::publish::{self, Publisher};
 use super::replay::{self, ReplayJob};
 use super::retained;
 use super::subject::{filter_to_subjects, queue_group};
 use crate::config::ClusterConfig;
-use crate::message::{ClientId, Message};
-use crate::persistence::{failed_ticket, Durable, Persistence, ReplayCursor};
+use crate::delivery::Origin;
+use crate::message::Message;
+use crate::persistence::Persistence;
 use crate::router::messages::{EvictSessions, RouteRemote};
+use crate::router::InterestChange;
 use crate::router::Router;
 use crate::session::Isolation;
 use crate::topic::TopicFilter;
@@ -66,7 +68,7 @@ pub enum ClusterError {
 }
 
 /// What the router sends the publish task.
-pub(super) enum Outbound {
+pub enum Outbound {
     /// A local message for the other nodes; `done` fires once flushed (QoS 1/2: once
     /// the message log stored it, too).
     Publish {
@@ -85,163 +87,13 @@ pub(super) enum Outbound {
     Replay(ReplayJob),
 }
 
-/// The router's end of the bridge.
-pub struct ClusterHandle {
-    origin: u64,
-    seq: u64,
-    publish: mpsc::Sender<Outbound>,
-    interest: mpsc::UnboundedSender<InterestCmd>,
-    ownership: mpsc::UnboundedSender<OwnershipCmd>,
-    dropped: u64,
-    isolation: Isolation,
-    /// `[cluster] message_log`: QoS 1/2 messages go through the log, sessions replay it.
-    message_log: bool,
-}
-
 /// What the router sends the interest task.
-pub(super) enum InterestCmd {
+pub enum InterestCmd {
     Change(InterestChange),
     /// Fires once the NATS subscriptions of the changes before it were flushed to the
     /// server (or after `FLUSH_TIMEOUT`: the subscription works locally regardless, and
     /// the client re-subscribes on reconnect).
     Barrier(oneshot::Sender<()>),
-}
-
-impl ClusterHandle {
-    /// Whether the node is cut off from NATS (`super::isolation`).
-    pub fn isolated(&self) -> bool {
-        self.isolation.is_isolated()
-    }
-
-    /// This node's incarnation: messages carrying it came from here.
-    pub fn origin(&self) -> u64 {
-        self.origin
-    }
-
-    /// The cluster number (origin, seq) of a locally published message, or `None` for
-    /// a node-local topic (never sent to the cluster).
-    pub fn stamp(&mut self, msg: &Message) -> Option<(u64, u64)> {
-        if is_node_local_topic(msg.topic.as_str()) {
-            return None;
-        }
-        self.seq += 1;
-        Some((self.origin, self.seq))
-    }
-
-    /// Sends a locally published message, numbered by [`ClusterHandle::stamp`], to the
-    /// cluster (and its retained copy to the stream). With `ack`, the returned ticket
-    /// resolves once the message log stored it (QoS 1/2), it was handed to NATS, and the
-    /// retained copy was stored; without, there is no ticket.
-    pub fn publish(
-        &mut self,
-        msg: &Arc<Message>,
-        stamp: Option<(u64, u64)>,
-        ack: bool,
-    ) -> Option<Durable> {
-        let (_, seq) = stamp?;
-        let (published, done) = ticket(ack);
-        let sent = self.publish.try_send(Outbound::Publish {
-            msg: Arc::clone(msg),
-            seq,
-            done,
-        });
-        if sent.is_err() {
-            return self.full(ack);
-        }
-        if !msg.retain {
-            return published;
-        }
-        let (retained, done) = ticket(ack);
-        let sent = self.publish.try_send(Outbound::Retain {
-            msg: Arc::clone(msg),
-            done,
-        });
-        if sent.is_err() {
-            return self.full(ack);
-        }
-        Durable::join_opt(published, retained)
-    }
-
-    fn full(&mut self, ack: bool) -> Option<Durable> {
-        self.dropped += 1;
-        if self.dropped.is_power_of_two() {
-            warn!(
-                dropped = self.dropped,
-                "cluster publish queue full; message not sent to the cluster"
-            );
-        }
-        ack.then(failed_ticket)
-    }
-
-    /// A session with this client id connected here: claim it cluster-wide (the node
-    /// that held it closes its connection).
-    pub fn claim(&self, client: &ClientId, persistent: bool) {
-        let _ = self
-            .ownership
-            .send(OwnershipCmd::Claim(client.clone(), persistent));
-    }
-
-    /// A connection with no live local session for its id: claim it, have the previous
-    /// owner release it, then load it (see [`ClaimRequest`]). If the bridge is gone,
-    /// `req.handover` is dropped (the connection is refused).
-    pub fn claim_and_load(&self, req: ClaimRequest) {
-        let _ = self
-            .ownership
-            .send(OwnershipCmd::ClaimAndLoad(Box::new(req)));
-    }
-
-    /// Asks for `client`'s replay of the message log (after the interest changes sent so
-    /// far reached NATS); false if it could not be queued.
-    pub fn replay(&self, client: ClientId, cursor: ReplayCursor) -> bool {
-        if !self.message_log {
-            return false;
-        }
-        let (after, tx) = ticket(true);
-        if let Some(tx) = tx {
-            let _ = self.interest.send(InterestCmd::Barrier(tx));
-        }
-        let job = ReplayJob {
-            client,
-            cursor,
-            after,
-        };
-        let queued = self.publish.try_send(Outbound::Replay(job)).is_ok();
-        if !queued {
-            warn!("cluster publish queue full; session not replayed from the message log");
-        }
-        queued
-    }
-
-    /// The local session of this client id ended.
-    pub fn release(&self, client: &ClientId) {
-        let _ = self.ownership.send(OwnershipCmd::Release(client.clone()));
-    }
-
-    /// Passes interest changes on to the interest task. With `barrier`, and when a
-    /// filter is new, the ticket resolves once its NATS subscription reached the server
-    /// (the SUBACK waits for it, so that a publish right after it is routed here).
-    pub fn interest(&self, changes: Vec<InterestChange>, barrier: bool) -> Option<Durable> {
-        let new_filter = changes.iter().any(|c| matches!(c, InterestChange::Add(_)));
-        for change in changes {
-            if self.interest.send(InterestCmd::Change(change)).is_err() {
-                warn!("cluster bridge is gone; interest change lost");
-            }
-        }
-        if !(barrier && new_filter) {
-            return None;
-        }
-        let (ticket, tx) = ticket(true);
-        let _ = self.interest.send(InterestCmd::Barrier(tx?));
-        ticket
-    }
-}
-
-fn ticket(ack: bool) -> (Option<Durable>, Option<oneshot::Sender<()>>) {
-    if !ack {
-        return (None, None);
-    }
-    let (tx, rx) = oneshot::channel();
-    (Some(Durable::from_receiver(rx)), Some(tx))
 }
 
 /// Connects to NATS, makes sure the retained stream exists, starts the bridge's tasks
@@ -257,6 +109,7 @@ pub async fn start(
 ) -> Result<ClusterHandle, ClusterError> {
     let origin: u64 = rand::random();
     let message_log = config.message_log;
+    let session_state = config.session_state;
     let addrs = config
         .urls
         .iter()
@@ -291,16 +144,15 @@ pub async fn start(
         let _ = started_tx.send(result);
     });
     started_rx.await.map_err(|_| ClusterError::Stopped)??;
-    Ok(ClusterHandle {
+    Ok(ClusterHandle::new(HandleParts {
         origin,
-        seq: 0,
         publish: publish_tx,
         interest: interest_tx,
         ownership: ownership_tx,
-        dropped: 0,
         isolation: isolation_flag,
         message_log,
-    })
+        session_state,
+    }))
 }
 
 /// The receiving ends of the handle's channels.
@@ -365,6 +217,7 @@ async fn run(
         me,
         router: router.clone(),
         persistence,
+        keep_stored: config.session_state,
     };
     tokio::spawn(ownership::run(links, channels.ownership));
     let log = tokio::time::timeout(
@@ -506,8 +359,10 @@ fn to_route(
     };
     Some(RouteRemote {
         msg: Arc::new(msg),
-        origin: env.origin,
-        seq: env.seq,
+        origin: Origin {
+            node: env.origin,
+            seq: env.seq,
+        },
         share: share.cloned(),
     })
 }

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use ahash::AHashSet as HashSet;
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::Origin;
 use crate::message::Message;
 use crate::persistence::convert::{message_from_record, message_record};
 use crate::persistence::MessageRecord;
@@ -64,8 +65,8 @@ impl Envelope {
 /// one after the other), so a window much larger than the number of filters suffices.
 #[derive(Debug)]
 pub struct Dedup {
-    seen: HashSet<(u64, u64)>,
-    order: VecDeque<(u64, u64)>,
+    seen: HashSet<Origin>,
+    order: VecDeque<Origin>,
     capacity: usize,
 }
 
@@ -78,12 +79,12 @@ impl Dedup {
         }
     }
 
-    /// True the first time a pair is seen (within the window).
-    pub fn first(&mut self, origin: u64, seq: u64) -> bool {
-        if !self.seen.insert((origin, seq)) {
+    /// True the first time a message number is seen (within the window).
+    pub fn first(&mut self, origin: Origin) -> bool {
+        if !self.seen.insert(origin) {
             return false;
         }
-        self.order.push_back((origin, seq));
+        self.order.push_back(origin);
         if self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
                 self.seen.remove(&old);
@@ -122,11 +123,11 @@ mod tests {
     #[test]
     fn dedup_drops_repeats_within_the_window() {
         let mut d = Dedup::new(2);
-        assert!(d.first(1, 1));
-        assert!(!d.first(1, 1));
-        assert!(d.first(2, 1));
-        assert!(d.first(1, 2));
+        assert!(d.first(Origin { node: 1, seq: 1 }));
+        assert!(!d.first(Origin { node: 1, seq: 1 }));
+        assert!(d.first(Origin { node: 2, seq: 1 }));
+        assert!(d.first(Origin { node: 1, seq: 2 }));
         // (1, 1) fell out of the window.
-        assert!(d.first(1, 1));
+        assert!(d.first(Origin { node: 1, seq: 1 }));
     }
 }

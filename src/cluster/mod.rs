@@ -10,6 +10,7 @@
 //! - [`isolation`] — the node cut off from NATS refuses and closes connections.
 pub mod bridge;
 pub mod envelope;
+mod handle;
 pub mod interest;
 pub mod isolation;
 mod jetstream;
@@ -20,7 +21,7 @@ pub mod replay;
 pub mod retained;
 pub mod subject;
 
-pub use bridge::{start, ClusterError, ClusterHandle};
+pub use bridge::{start, ClusterError};
 pub use envelope::{Dedup, Envelope};
-pub use interest::InterestChange;
+pub use handle::ClusterHandle;
 pub use js_store::JsStore;

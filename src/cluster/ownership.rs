@@ -163,6 +163,9 @@ pub(super) struct Links {
     pub me: Owner,
     pub router: Addr<Router>,
     pub persistence: Addr<Persistence>,
+    /// Session state lives in JetStream: a session taken over by another node keeps
+    /// its stored state, for that node to load.
+    pub keep_stored: bool,
 }
 
 /// A finished claim: the revision written and the previous owner (`None`: failed).
@@ -180,6 +183,7 @@ pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<Ownershi
         me,
         router,
         persistence,
+        keep_stored,
     } = links;
     let mut notices = match client.subscribe(control_subject(&me.node)).await {
         Ok(s) => s,
@@ -217,7 +221,7 @@ pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<Ownershi
                     continue;
                 };
                 if claims.claimed(&id, revision) {
-                    router.do_send(RemoteTakeover { client_id: id.clone(), flushed: None });
+                    router.do_send(RemoteTakeover { client_id: id.clone(), flushed: None, keep_stored });
                 }
                 let notice = Notice { client_id: id.as_str().to_owned(), revision };
                 let elsewhere = previous.as_ref().filter(|p| p.node != me.node).map(|p| control_subject(&p.node));
@@ -254,7 +258,7 @@ pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<Ownershi
                     (true, reply) => {
                         let (tx, rx) = oneshot::channel();
                         let flushed = reply.is_some().then_some(tx);
-                        router.do_send(RemoteTakeover { client_id: id, flushed });
+                        router.do_send(RemoteTakeover { client_id: id, flushed, keep_stored });
                         if let Some(reply) = reply {
                             let client = client.clone();
                             tokio::spawn(async move {

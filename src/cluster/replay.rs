@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 
 use super::bridge::ClusterError;
 use super::envelope::Envelope;
+use crate::delivery::Origin;
 use crate::message::{ClientId, Message};
 use crate::persistence::{Durable, ReplayCursor};
 use crate::router::messages::ReplayDone;
@@ -147,7 +148,7 @@ pub(super) async fn run(stream: stream::Stream, job: ReplayJob, router: Addr<Rou
 async fn fetch(
     stream: &stream::Stream,
     cursor: &ReplayCursor,
-) -> Result<Vec<(Arc<Message>, u64, u64)>, String> {
+) -> Result<Vec<(Arc<Message>, Origin)>, String> {
     // Shared subscriptions are served by their group, not replayed to one member.
     let subs: Vec<(&str, u64)> = cursor
         .subs
@@ -177,7 +178,11 @@ async fn fetch(
             env.at_ms.saturating_add(SKEW_MS) >= *t && matches(f, msg.topic.as_str())
         });
         if wanted {
-            out.push((Arc::new(msg), env.origin, env.seq));
+            let origin = Origin {
+                node: env.origin,
+                seq: env.seq,
+            };
+            out.push((Arc::new(msg), origin));
         }
     })
     .await?;

@@ -17,6 +17,7 @@ use super::{
     drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store, StoredSession,
 };
 use crate::config::{Durability, StorageConfig};
+use crate::delivery::Origin;
 use crate::guard::{calls, Call, Guarded};
 use crate::message::{ClientId, Message};
 use crate::protocol::QoS;
@@ -112,7 +113,7 @@ pub struct PersistDeliveries {
     pub extra: Vec<Op>,
     pub done: Option<oneshot::Sender<()>>,
     /// Cluster mode: the message's (origin, seq), recorded for each target.
-    pub origin: Option<(u64, u64)>,
+    pub origin: Option<Origin>,
 }
 
 /// Load one stored session for a client whose session actor died (or, in cluster mode,
@@ -437,11 +438,11 @@ impl Persistence {
             let record = message_record(&msg.msg);
             for t in msg.targets {
                 let client_id = t.client.as_str().to_owned();
-                if let Some((origin, seq)) = msg.origin {
+                if let Some(origin) = msg.origin {
                     ops.push(Op::Delivered {
                         client_id: client_id.clone(),
-                        origin,
-                        seq,
+                        origin: origin.node,
+                        seq: origin.seq,
                     });
                 }
                 ops.push(Op::PutQueued {

@@ -13,10 +13,10 @@ use tracing::debug;
 
 use super::messages::*;
 use super::outbox::Outbox;
+use super::port::{ClusterPort, Standalone};
 use super::state::{Delivery, RouterState, Shares};
-use crate::cluster::{ClusterHandle, Dedup};
 use crate::config::Durability;
-use crate::delivery::Outgoing;
+use crate::delivery::{Origin, Outgoing};
 use crate::message::ClientId;
 use crate::message::Message;
 use crate::persistence::convert::{message_record, subscription_record};
@@ -30,8 +30,6 @@ use crate::session::{Session, Shutdown, Takeover};
 /// first (publishes out of order; tests/ordering.rs). The bound comes from the sessions:
 /// each has at most 128 publishes awaiting the router before it stops reading its socket.
 pub const MAILBOX_CAPACITY: usize = 1 << 30;
-/// Cluster mode: how many recent (origin, seq) pairs are remembered to drop duplicates.
-const DEDUP_WINDOW: usize = 16_384;
 
 /// The router actor.
 pub struct Router {
@@ -42,15 +40,12 @@ pub struct Router {
     pub(super) routed: u64,
     /// The deliveries of the message being routed; kept to reuse its allocation.
     pub(super) scratch: Vec<Delivery>,
-    /// Cluster mode: the bridge to NATS, and the filter of duplicate copies from it.
-    pub(super) cluster: Option<ClusterHandle>,
-    pub(super) dedup: Dedup,
+    /// The other nodes, if any ([`Standalone`] on a single node).
+    pub(super) cluster: Box<dyn ClusterPort>,
     /// Deliveries held until the end of the turn.
     pub(super) outbox: Outbox,
     /// Test-only faults armed by `$fault/router/<handler>` publishes.
     pub(super) faults: crate::guard::Faults,
-    /// Cluster mode with session state in JetStream (see `Router::register_cluster`).
-    pub(super) state_in_cluster: bool,
     /// Sessions catching up on the message log, with their deliveries held meanwhile.
     pub(super) replaying: HashMap<ClientId, Vec<super::replay::Held>>,
 }
@@ -65,20 +60,19 @@ impl Router {
             durability,
             routed: 0,
             scratch: Vec::new(),
-            cluster: None,
-            dedup: Dedup::new(DEDUP_WINDOW),
+            cluster: Box::new(Standalone),
             outbox: Outbox::default(),
             faults: Default::default(),
-            state_in_cluster: false,
             replaying: HashMap::new(),
         }
     }
 
-    /// Sends the bridge the filters that gained their first or lost their last local
-    /// subscriber (cluster mode; nothing otherwise).
+    /// Tells the cluster port the filters that gained their first or lost their last
+    /// local subscriber (counted only once a cluster is attached).
     pub(super) fn sync_interest(&mut self) {
-        if let Some(cluster) = &self.cluster {
-            cluster.interest(self.state.take_interest_changes(), false);
+        let changes = self.state.take_interest_changes();
+        if !changes.is_empty() {
+            self.cluster.interest(changes, false);
         }
     }
 
@@ -116,8 +110,8 @@ impl Router {
         self.outbox.flush();
         let client = msg.client_id;
         let previous = self.sessions.insert(client.clone(), msg.addr);
-        if self.state_in_cluster && !previous.as_ref().is_some_and(Addr::connected) {
-            return Some(self.register_cluster(client, msg.clean_start, msg.persist));
+        if self.cluster.loads_sessions() && !previous.as_ref().is_some_and(Addr::connected) {
+            return Some(self.register_elsewhere(client, msg.clean_start, msg.persist));
         }
         let persistent = self.state.is_persistent(&client);
         let prior = match previous {
@@ -171,9 +165,8 @@ impl Router {
             None => {}
         }
         self.sync_interest();
-        if let Some(cluster) = &self.cluster {
-            cluster.claim(&client, self.state.is_persistent(&client));
-        }
+        self.cluster
+            .claim(&client, self.state.is_persistent(&client));
         self.evict_if_isolated(&client);
         Some(RegisterReply { prior })
     }
@@ -225,9 +218,7 @@ impl Router {
             self.sessions.remove(&msg.client_id);
             self.drop_client(&msg.client_id);
             self.sync_interest();
-            if let Some(cluster) = &self.cluster {
-                cluster.release(&msg.client_id);
-            }
+            self.cluster.release(&msg.client_id);
         }
     }
 }
@@ -293,24 +284,23 @@ impl Router {
                 });
             }
         }
-        let shares = match self.cluster {
-            Some(_) => Shares::Skip,
-            None => Shares::All,
+        let shares = match self.cluster.shares_elsewhere() {
+            true => Shares::Skip,
+            false => Shares::All,
         };
         let mut deliveries = std::mem::take(&mut self.scratch);
         self.state.route_into(&msg.msg, shares, &mut deliveries);
-        // Cluster mode: numbered before delivery, so local stored copies record it too.
-        let stamp = self.cluster.as_mut().and_then(|c| c.stamp(&msg.msg));
-        let (mut matched, durable) = self.deliver(&msg.msg, deliveries, extra, stamp);
-        let ack = msg.msg.qos != crate::protocol::QoS::AtMostOnce;
-        if let Some(cluster) = &mut self.cluster {
-            let forwarded = cluster.publish(&msg.msg, stamp, ack);
-            // Remote subscribers are unknown here: never claim "no matching subscribers".
+        // Numbered before delivery, so that local stored copies record it too.
+        let origin = self.cluster.stamp(&msg.msg);
+        let (mut matched, mut durable) = self.deliver(&msg.msg, deliveries, extra, origin);
+        if let Some(origin) = origin {
+            let ack = msg.msg.qos != crate::protocol::QoS::AtMostOnce;
+            let forwarded = self.cluster.forward(&msg.msg, origin, ack);
+            durable = Durable::join_opt(durable, forwarded);
+        }
+        if self.cluster.interest_elsewhere() {
+            // Remote subscribers are unknown here: never "no matching subscribers".
             matched = matched.max(1);
-            return Routed {
-                matched,
-                durable: Durable::join_opt(durable, forwarded),
-            };
         }
         Routed { matched, durable }
     }
@@ -323,7 +313,7 @@ impl Router {
         msg: &Arc<Message>,
         mut deliveries: Vec<Delivery>,
         extra: Vec<Op>,
-        origin: Option<(u64, u64)>,
+        origin: Option<Origin>,
     ) -> (usize, Option<Durable>) {
         let mut matched = 0;
         let mut targets = Vec::new();
@@ -386,8 +376,9 @@ impl Router {
     pub(super) fn on_subscribe(&mut self, msg: Subscribe, _: &mut Context<Self>) -> SubscribeReply {
         self.outbox.flush();
         let mut reply = self.subscribe(msg);
-        if let Some(cluster) = &self.cluster {
-            let subscribed = cluster.interest(self.state.take_interest_changes(), true);
+        let changes = self.state.take_interest_changes();
+        if !changes.is_empty() {
+            let subscribed = self.cluster.interest(changes, true);
             reply.durable = Durable::join_opt(reply.durable.take(), subscribed);
         }
         reply

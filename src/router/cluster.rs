@@ -1,5 +1,7 @@
-//! The router's side of cluster mode: attaching the bridge, and routing what arrives
-//! from other nodes to local sessions only (never back to the cluster).
+//! What the router does for a cluster through its port (`super::port`): attaching one,
+//! routing what arrives from other nodes to local sessions only (never back out),
+//! closing connections when the node must not serve, and sessions whose state another
+//! node may hold. Nothing here names the cluster's implementation.
 
 use std::time::Instant;
 
@@ -13,9 +15,6 @@ use super::messages::{
     RetainRemote, RouteRemote,
 };
 use super::state::Shares;
-use crate::cluster::interest::is_node_local_topic;
-use crate::cluster::isolation;
-use crate::cluster::ownership::ClaimRequest;
 use crate::message::ClientId;
 use crate::persistence::convert::subscription_from_record;
 use crate::persistence::{Persist, SessionRecord};
@@ -23,8 +22,7 @@ use crate::session::{Evict, Takeover};
 
 impl Router {
     pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) {
-        self.cluster = Some(msg.handle);
-        self.state_in_cluster = msg.state_in_cluster;
+        self.cluster = msg.port;
         // Every filter restored from the store so far becomes a NATS subscription.
         self.state.enable_interest();
         self.sync_interest();
@@ -53,14 +51,11 @@ impl Router {
     /// passed the connect task's check just before): it is closed like the others, right
     /// after its CONNACK.
     pub(super) fn evict_if_isolated(&self, client: &ClientId) {
-        if !self.cluster.as_ref().is_some_and(|c| c.isolated()) {
+        let Some((reason, why)) = self.cluster.eviction() else {
             return;
-        }
+        };
         if let Some(addr) = self.sessions.get(client) {
-            addr.do_send(Evict {
-                reason: isolation::DISCONNECT_REASON,
-                why: isolation::DISCONNECT_WHY,
-            });
+            addr.do_send(Evict { reason, why });
         }
     }
 }
@@ -78,26 +73,19 @@ impl Router {
             // The queue group picked this node: one local member of that group gets it.
             Some(share) => self.state.route_with(&msg.msg, Shares::Only(share)),
             // Several plain NATS subscriptions may match one message: route it once.
-            None if !self.dedup.first(msg.origin, msg.seq) => return,
+            None if !self.cluster.first_copy(msg.origin) => return,
             None => self.state.route_with(&msg.msg, Shares::Skip),
         };
         self.routed += 1;
         // The publishing node acknowledged the publish already; the stored copies for
         // persistent sessions here are written without anyone waiting on them.
-        let _ = self.deliver(
-            &msg.msg,
-            deliveries,
-            Vec::new(),
-            Some((msg.origin, msg.seq)),
-        );
+        let _ = self.deliver(&msg.msg, deliveries, Vec::new(), Some(msg.origin));
     }
 }
 
 impl Router {
     pub(super) fn on_retain_remote(&mut self, msg: RetainRemote, _: &mut Context<Self>) {
-        if !is_node_local_topic(msg.msg.topic.as_str()) {
-            self.state.retain(&msg.msg);
-        }
+        self.state.retain(&msg.msg);
     }
 }
 
@@ -119,7 +107,7 @@ impl Router {
             handover: None,
             flushed: msg.flushed,
         });
-        if self.state_in_cluster {
+        if msg.keep_stored {
             // Its stored state stays: the other node loads it.
             self.state.remove_client(&msg.client_id);
         } else {
@@ -130,11 +118,11 @@ impl Router {
 }
 
 impl Router {
-    /// Cluster mode with session state in JetStream, and no live local session for the
-    /// id: whatever this node knew of it is stale (the store is the truth). The answer
+    /// Session state lives in the cluster, and no live local session holds the id:
+    /// whatever this node knew of it is stale (the store is the truth). The answer
     /// waits for the claim, the previous owner's release and the load (or the deletion
-    /// of what is stored, on clean start), which the ownership task performs.
-    pub(super) fn register_cluster(
+    /// of what is stored, on clean start), which the cluster performs.
+    pub(super) fn register_elsewhere(
         &mut self,
         client: ClientId,
         clean_start: bool,
@@ -147,14 +135,8 @@ impl Router {
         }
         self.sync_interest();
         let (tx, rx) = oneshot::channel();
-        if let Some(cluster) = &self.cluster {
-            cluster.claim_and_load(ClaimRequest {
-                client_id: client.clone(),
-                resume: !clean_start,
-                record,
-                handover: tx,
-            });
-        }
+        self.cluster
+            .claim_and_load(client.clone(), !clean_start, record, tx);
         self.evict_if_isolated(&client);
         RegisterReply {
             prior: Some(Prior::Stored(rx)),
@@ -183,10 +165,8 @@ impl Router {
             }
         }
         self.state.raise_next_seq(&msg.client_id, msg.next_seq);
-        let durable = self
-            .cluster
-            .as_ref()
-            .and_then(|c| c.interest(self.state.take_interest_changes(), true));
+        let changes = self.state.take_interest_changes();
+        let durable = self.cluster.interest(changes, true);
         if let Some(cursor) = msg.replay {
             self.start_replay(&msg.client_id, cursor, ctx);
         }

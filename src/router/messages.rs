@@ -6,7 +6,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::state::SubscribeOutcome;
-use crate::delivery::{Outgoing, SubEntry};
+use crate::delivery::{Origin, Outgoing, SubEntry};
 use crate::message::{ClientId, Message};
 use crate::persistence::{Durable, Loaded, SessionRecord};
 use crate::protocol::PacketId;
@@ -170,13 +170,12 @@ pub struct EvictSessions {
     pub why: &'static str,
 }
 
-/// Cluster mode: the bridge to NATS is up; local interest goes to it from now on.
+/// A cluster is up: the router works through this port from now on (it replaces
+/// [`Standalone`](super::port::Standalone)).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AttachCluster {
-    pub handle: crate::cluster::ClusterHandle,
-    /// Session state lives in JetStream (`Config::session_state_in_cluster`).
-    pub state_in_cluster: bool,
+    pub port: Box<dyn super::port::ClusterPort>,
 }
 
 /// Cluster mode: a message another node published (or, for a shared subscription, one
@@ -185,10 +184,9 @@ pub struct AttachCluster {
 #[rtype(result = "()")]
 pub struct RouteRemote {
     pub msg: Arc<Message>,
-    /// The publishing node's incarnation and its number for the message, to drop the
-    /// copies that several matching NATS subscriptions bring.
-    pub origin: u64,
-    pub seq: u64,
+    /// The message's cluster number, to drop the copies that several matching
+    /// subscriptions bring.
+    pub origin: Origin,
     /// The `$share/{group}/{filter}` whose queue subscription received it; `None` for a
     /// plain subscription.
     pub share: Option<TopicFilter>,
@@ -210,6 +208,9 @@ pub struct RemoteTakeover {
     pub client_id: ClientId,
     /// Fires once the session's final state is in the store (the release answer).
     pub flushed: Option<oneshot::Sender<()>>,
+    /// Session state lives in the cluster: the stored session stays, for the other
+    /// node to load (otherwise it is deleted with the local session).
+    pub keep_stored: bool,
 }
 
 /// Cluster mode: a session loaded from the store resumes here; its subscriptions join
@@ -232,7 +233,7 @@ pub struct RestoreSession {
 #[rtype(result = "()")]
 pub struct ReplayDone {
     pub client_id: ClientId,
-    pub messages: Vec<(std::sync::Arc<crate::message::Message>, u64, u64)>,
+    pub messages: Vec<(Arc<Message>, Origin)>,
 }
 
 /// The answer to [`RestoreSession`].

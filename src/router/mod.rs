@@ -4,8 +4,10 @@
 mod actor;
 mod cluster;
 mod dispatch;
+mod interest;
 pub mod messages;
 mod outbox;
+mod port;
 mod replay;
 mod reshare;
 mod restore;
@@ -13,5 +15,7 @@ mod share;
 mod state;
 
 pub use actor::{Router, MAILBOX_CAPACITY};
+pub use interest::InterestChange;
 pub use messages::{Register, RegisterReply, Route, Routed, RouterStats, SessionEnded};
+pub use port::{ClusterPort, Standalone};
 pub use state::{Delivery, RouterState, Shares, SubscribeOutcome};

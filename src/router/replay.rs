@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 use super::actor::Router;
 use super::messages::ReplayDone;
 use super::state::{Delivery, Shares};
+use crate::delivery::Origin;
 use crate::message::{ClientId, Message};
 use crate::persistence::ReplayCursor;
 
@@ -26,7 +27,7 @@ const REPLAY_GUARD: Duration = Duration::from_secs(90);
 pub(super) struct Held {
     pub msg: Arc<Message>,
     pub delivery: Delivery,
-    pub origin: Option<(u64, u64)>,
+    pub origin: Option<Origin>,
 }
 
 impl Router {
@@ -38,10 +39,7 @@ impl Router {
         cursor: ReplayCursor,
         ctx: &mut Context<Router>,
     ) {
-        let Some(cluster) = &mut self.cluster else {
-            return;
-        };
-        if cursor.subs.is_empty() || !cluster.replay(client.clone(), cursor) {
+        if cursor.subs.is_empty() || !self.cluster.replay(client.clone(), cursor) {
             return;
         }
         // (A replay already running for it keeps what it holds.)
@@ -78,15 +76,15 @@ impl Router {
     fn finish_replay(
         &mut self,
         client: ClientId,
-        messages: Vec<(Arc<Message>, u64, u64)>,
+        messages: Vec<(Arc<Message>, Origin)>,
         ctx: &mut Context<Router>,
     ) {
         self.outbox.flush();
         let held = self.replaying.remove(&client).unwrap_or_default();
-        let live: HashSet<(u64, u64)> = held.iter().filter_map(|h| h.origin).collect();
+        let live: HashSet<Origin> = held.iter().filter_map(|h| h.origin).collect();
         let mut replayed = 0usize;
-        for (m, origin, seq) in messages {
-            if live.contains(&(origin, seq)) {
+        for (m, origin) in messages {
+            if live.contains(&origin) {
                 continue;
             }
             let mut deliveries = self.state.route_with(&m, Shares::Skip);
@@ -95,7 +93,7 @@ impl Router {
                 continue;
             }
             replayed += 1;
-            let _ = self.deliver(&m, deliveries, Vec::new(), Some((origin, seq)));
+            let _ = self.deliver(&m, deliveries, Vec::new(), Some(origin));
         }
         let held_count = held.len();
         for h in held {

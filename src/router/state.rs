@@ -5,8 +5,8 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::interest::{Interest, InterestChange};
 use super::share::SharePicker;
-use crate::cluster::interest::{Interest, InterestChange};
 use crate::config::ShareStrategy;
 use crate::message::{ClientId, Message};
 use crate::protocol::{QoS, RetainHandling};

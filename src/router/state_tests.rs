@@ -267,7 +267,7 @@ fn route_with_serves_only_the_named_share() {
 
 #[test]
 fn interest_counts_filters_once_enabled() {
-    use crate::cluster::interest::InterestChange;
+    use crate::router::interest::InterestChange;
     let mut r = RouterState::new();
     let now = Instant::now();
     r.subscribe(&id("a"), &filter("x/#"), entry(QoS::AtMostOnce), now);

@@ -1,0 +1,235 @@
+//! The router's end of the bridge: [`ClusterHandle`] implements the router's
+//! [`ClusterPort`] by queueing work for the bridge's tasks (`super::bridge`).
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use super::bridge::{InterestCmd, Outbound};
+use super::envelope::Dedup;
+use super::interest::{is_node_local_filter, is_node_local_topic};
+use super::isolation;
+use super::ownership::{ClaimRequest, OwnershipCmd};
+use super::replay::ReplayJob;
+use crate::delivery::Origin;
+use crate::message::{ClientId, Message};
+use crate::persistence::{failed_ticket, Durable, Loaded, ReplayCursor, SessionRecord};
+use crate::protocol::ReasonCode;
+use crate::router::{ClusterPort, InterestChange};
+use crate::session::Isolation;
+
+/// How many recent message numbers are remembered to drop duplicate copies.
+const DEDUP_WINDOW: usize = 16_384;
+
+/// The router's end of the bridge.
+pub struct ClusterHandle {
+    origin: u64,
+    seq: u64,
+    publish: mpsc::Sender<Outbound>,
+    interest: mpsc::UnboundedSender<InterestCmd>,
+    ownership: mpsc::UnboundedSender<OwnershipCmd>,
+    dropped: u64,
+    isolation: Isolation,
+    /// `[cluster] message_log`: QoS 1/2 messages go through the log, sessions replay it.
+    message_log: bool,
+    /// Session state lives in JetStream: sessions are claimed and loaded through it.
+    session_state: bool,
+    dedup: Dedup,
+}
+
+/// What [`ClusterHandle::new`] is made of.
+pub(super) struct HandleParts {
+    pub origin: u64,
+    pub publish: mpsc::Sender<Outbound>,
+    pub interest: mpsc::UnboundedSender<InterestCmd>,
+    pub ownership: mpsc::UnboundedSender<OwnershipCmd>,
+    pub isolation: Isolation,
+    pub message_log: bool,
+    pub session_state: bool,
+}
+
+impl ClusterHandle {
+    pub(super) fn new(parts: HandleParts) -> ClusterHandle {
+        ClusterHandle {
+            origin: parts.origin,
+            seq: 0,
+            publish: parts.publish,
+            interest: parts.interest,
+            ownership: parts.ownership,
+            dropped: 0,
+            isolation: parts.isolation,
+            message_log: parts.message_log,
+            session_state: parts.session_state,
+            dedup: Dedup::new(DEDUP_WINDOW),
+        }
+    }
+
+    /// This node's incarnation: messages carrying it came from here.
+    pub fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    fn full(&mut self, ack: bool) -> Option<Durable> {
+        self.dropped += 1;
+        if self.dropped.is_power_of_two() {
+            warn!(
+                dropped = self.dropped,
+                "cluster publish queue full; message not sent to the cluster"
+            );
+        }
+        ack.then(failed_ticket)
+    }
+}
+
+impl ClusterPort for ClusterHandle {
+    /// `$share` groups are NATS queue groups: NATS picks the node, that node the member.
+    fn shares_elsewhere(&self) -> bool {
+        true
+    }
+
+    fn interest_elsewhere(&self) -> bool {
+        true
+    }
+
+    /// Node-local topics (`$SYS`) are never sent to the cluster.
+    fn stamp(&mut self, msg: &Message) -> Option<Origin> {
+        if is_node_local_topic(msg.topic.as_str()) {
+            return None;
+        }
+        self.seq += 1;
+        Some(Origin {
+            node: self.origin,
+            seq: self.seq,
+        })
+    }
+
+    /// Sends the message (and its retained copy, to the stream). With `ack` the ticket
+    /// resolves once the message log stored it (QoS 1/2), it was handed to NATS, and the
+    /// retained copy was stored.
+    fn forward(&mut self, msg: &Arc<Message>, origin: Origin, ack: bool) -> Option<Durable> {
+        let (published, done) = ticket(ack);
+        let sent = self.publish.try_send(Outbound::Publish {
+            msg: Arc::clone(msg),
+            seq: origin.seq,
+            done,
+        });
+        if sent.is_err() {
+            return self.full(ack);
+        }
+        if !msg.retain {
+            return published;
+        }
+        let (retained, done) = ticket(ack);
+        let sent = self.publish.try_send(Outbound::Retain {
+            msg: Arc::clone(msg),
+            done,
+        });
+        if sent.is_err() {
+            return self.full(ack);
+        }
+        Durable::join_opt(published, retained)
+    }
+
+    /// Passes interest changes on to the interest task (node-local filters stay here).
+    /// With `barrier`, and when a filter is new, the ticket resolves once its NATS
+    /// subscription reached the server (the SUBACK waits for it, so that a publish right
+    /// after it is routed here).
+    fn interest(&self, changes: Vec<InterestChange>, barrier: bool) -> Option<Durable> {
+        let mut new_filter = false;
+        for change in changes {
+            let filter = match &change {
+                InterestChange::Add(f) | InterestChange::Remove(f) => f,
+            };
+            if is_node_local_filter(filter) {
+                continue;
+            }
+            new_filter |= matches!(change, InterestChange::Add(_));
+            if self.interest.send(InterestCmd::Change(change)).is_err() {
+                warn!("cluster bridge is gone; interest change lost");
+            }
+        }
+        if !(barrier && new_filter) {
+            return None;
+        }
+        let (ticket, tx) = ticket(true);
+        let _ = self.interest.send(InterestCmd::Barrier(tx?));
+        ticket
+    }
+
+    /// The node that held the id closes its connection.
+    fn claim(&self, client: &ClientId, persistent: bool) {
+        let _ = self
+            .ownership
+            .send(OwnershipCmd::Claim(client.clone(), persistent));
+    }
+
+    fn release(&self, client: &ClientId) {
+        let _ = self.ownership.send(OwnershipCmd::Release(client.clone()));
+    }
+
+    fn loads_sessions(&self) -> bool {
+        self.session_state
+    }
+
+    /// See [`ClaimRequest`]. If the bridge is gone, `loaded` is dropped (the connection
+    /// is refused).
+    fn claim_and_load(
+        &self,
+        client: ClientId,
+        resume: bool,
+        record: Option<SessionRecord>,
+        loaded: oneshot::Sender<Loaded>,
+    ) {
+        let req = ClaimRequest {
+            client_id: client,
+            resume,
+            record,
+            handover: loaded,
+        };
+        let _ = self
+            .ownership
+            .send(OwnershipCmd::ClaimAndLoad(Box::new(req)));
+    }
+
+    /// Queued after a barrier on the interest changes sent so far, so the replay starts
+    /// once the session's NATS subscriptions are active.
+    fn replay(&mut self, client: ClientId, cursor: ReplayCursor) -> bool {
+        if !self.message_log {
+            return false;
+        }
+        let (after, tx) = ticket(true);
+        if let Some(tx) = tx {
+            let _ = self.interest.send(InterestCmd::Barrier(tx));
+        }
+        let job = ReplayJob {
+            client,
+            cursor,
+            after,
+        };
+        let queued = self.publish.try_send(Outbound::Replay(job)).is_ok();
+        if !queued {
+            warn!("cluster publish queue full; session not replayed from the message log");
+        }
+        queued
+    }
+
+    /// While the node is cut off from NATS (`super::isolation`).
+    fn eviction(&self) -> Option<(ReasonCode, &'static str)> {
+        self.isolation
+            .is_isolated()
+            .then_some((isolation::DISCONNECT_REASON, isolation::DISCONNECT_WHY))
+    }
+
+    fn first_copy(&mut self, origin: Origin) -> bool {
+        self.dedup.first(origin)
+    }
+}
+
+fn ticket(ack: bool) -> (Option<Durable>, Option<oneshot::Sender<()>>) {
+    if !ack {
+        return (None, None);
+    }
+    let (tx, rx) = oneshot::channel();
+    (Some(Durable::from_receiver(rx)), Some(tx))
+}

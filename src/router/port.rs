@@ -1,0 +1,100 @@
+//! The router's port to a cluster of nodes. `crate::cluster` implements [`ClusterPort`]
+//! over NATS; a single node runs with [`Standalone`], whose every answer is "nothing to
+//! do", so the router's own code has no cluster fields or branches. Through the port the
+//! router sends locally published messages to the other nodes (a ticket covers their
+//! safe hand-over), reports which filters gained their first or lost their last local
+//! subscriber, claims and releases client ids, lets the cluster load a session that
+//! another node may hold, and asks for a resumed session's replay of the message log.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::interest::InterestChange;
+use crate::delivery::Origin;
+use crate::message::{ClientId, Message};
+use crate::persistence::{Durable, Loaded, ReplayCursor, SessionRecord};
+use crate::protocol::ReasonCode;
+
+/// What the router needs of a cluster. Every method has the single-node answer as its
+/// default.
+pub trait ClusterPort: Send {
+    /// True when shared subscriptions pick their member across the cluster: a local
+    /// publish then skips the `$share` groups, which the cluster routes.
+    fn shares_elsewhere(&self) -> bool {
+        false
+    }
+
+    /// True when the router cannot know every subscriber (they may be on other nodes):
+    /// a publish is then never answered "no matching subscribers".
+    fn interest_elsewhere(&self) -> bool {
+        false
+    }
+
+    /// Numbers a locally published message for the cluster; `None` when it stays on
+    /// this node.
+    fn stamp(&mut self, _msg: &Message) -> Option<Origin> {
+        None
+    }
+
+    /// Sends a locally published message, numbered by [`ClusterPort::stamp`], to the
+    /// other nodes. With `ack` (QoS 1/2) the ticket resolves once the cluster holds it.
+    fn forward(&mut self, _msg: &Arc<Message>, _origin: Origin, _ack: bool) -> Option<Durable> {
+        None
+    }
+
+    /// Filters that gained their first or lost their last local subscriber. With
+    /// `barrier`, the ticket resolves once new filters are subscribed cluster-wide.
+    fn interest(&self, _changes: Vec<InterestChange>, _barrier: bool) -> Option<Durable> {
+        None
+    }
+
+    /// A session of this client id connected here.
+    fn claim(&self, _client: &ClientId, _persistent: bool) {}
+
+    /// The local session of this client id ended.
+    fn release(&self, _client: &ClientId) {}
+
+    /// True when session state lives in the cluster: a client id with no live local
+    /// session is claimed and loaded through [`ClusterPort::claim_and_load`].
+    fn loads_sessions(&self) -> bool {
+        false
+    }
+
+    /// Claims `client` cluster-wide, has its previous owner release it, then loads
+    /// (`resume`) or deletes its stored session and stores `record`; the outcome
+    /// arrives on `loaded` (dropped: the connection is refused).
+    fn claim_and_load(
+        &self,
+        _client: ClientId,
+        _resume: bool,
+        _record: Option<SessionRecord>,
+        loaded: oneshot::Sender<Loaded>,
+    ) {
+        let _ = loaded.send(Loaded::Nothing);
+    }
+
+    /// Asks for the message-log replay of a resumed session from `cursor`; the answer
+    /// comes as `ReplayDone`. False when there is none to wait for.
+    fn replay(&mut self, _client: ClientId, _cursor: ReplayCursor) -> bool {
+        false
+    }
+
+    /// The DISCONNECT (reason, Reason String) for every connection while this node
+    /// must not serve clients (cut off from the cluster).
+    fn eviction(&self) -> Option<(ReasonCode, &'static str)> {
+        None
+    }
+
+    /// True the first time a copy of a remote message arrives (several matching
+    /// cluster subscriptions may each bring one).
+    fn first_copy(&mut self, _origin: Origin) -> bool {
+        true
+    }
+}
+
+/// A node on its own.
+#[derive(Debug, Default)]
+pub struct Standalone;
+
+impl ClusterPort for Standalone {}
