@@ -4,7 +4,6 @@
 //! deadlock on; store writes go to the persistence actor as messages.
 
 use ahash::AHashMap as HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -13,16 +12,13 @@ use tracing::debug;
 
 use super::messages::*;
 use super::outbox::Outbox;
+use super::plan::Plan;
 use super::port::{ClusterPort, Standalone};
-use super::state::{Delivery, RouterState, Shares};
+use super::state::RouterState;
 use crate::config::Durability;
-use crate::delivery::{Origin, Outgoing};
 use crate::message::ClientId;
-use crate::message::Message;
-use crate::persistence::convert::{message_record, subscription_record};
-use crate::persistence::{
-    ticket, Durable, LoadSession, Op, Persist, PersistDeliveries, Persistence, QueuedDelivery,
-};
+use crate::persistence::convert::subscription_record;
+use crate::persistence::{ticket, Durable, LoadSession, Op, Persist, Persistence};
 use crate::session::{Session, Shutdown, Takeover};
 
 /// Mailbox size: high enough that a `send` never parks. A parked `send` is retried when
@@ -38,8 +34,8 @@ pub struct Router {
     pub(super) persistence: Addr<Persistence>,
     pub(super) durability: Durability,
     pub(super) routed: u64,
-    /// The deliveries of the message being routed; kept to reuse its allocation.
-    pub(super) scratch: Vec<Delivery>,
+    /// The plan of the message being routed; kept to reuse its allocations.
+    pub(super) plan: Plan<Addr<Session>>,
     /// The other nodes, if any ([`Standalone`] on a single node).
     pub(super) cluster: Box<dyn ClusterPort>,
     /// Deliveries held until the end of the turn.
@@ -59,7 +55,7 @@ impl Router {
             persistence,
             durability,
             routed: 0,
-            scratch: Vec::new(),
+            plan: Plan::default(),
             cluster: Box::new(Standalone),
             outbox: Outbox::default(),
             faults: Default::default(),
@@ -252,123 +248,6 @@ impl Router {
         let routed = self.route(msg);
         self.schedule_flush(ctx);
         routed
-    }
-}
-
-impl Router {
-    fn route(&mut self, msg: Route) -> Routed {
-        #[cfg(feature = "fault-injection")]
-        if let Some(fault) = msg.msg.topic.as_str().strip_prefix("$fault/router") {
-            return self.inject_fault(fault);
-        }
-        self.routed += 1;
-        let mut extra = Vec::new();
-        if msg.msg.retain {
-            self.state.retain(&msg.msg);
-            if self.durability != Durability::Memory {
-                extra.push(if msg.msg.payload.is_empty() {
-                    Op::DeleteRetained {
-                        topic: msg.msg.topic.as_str().to_owned(),
-                    }
-                } else {
-                    Op::PutRetained(message_record(&msg.msg))
-                });
-            }
-        }
-        if let (Some(id), Some(publisher)) = (msg.inbound_qos2, &msg.msg.publisher) {
-            if self.state.is_persistent(publisher) {
-                let client_id = publisher.as_str().to_owned();
-                extra.push(Op::PutInboundQos2 {
-                    client_id,
-                    packet_id: id.get(),
-                });
-            }
-        }
-        let shares = match self.cluster.shares_elsewhere() {
-            true => Shares::Skip,
-            false => Shares::All,
-        };
-        let mut deliveries = std::mem::take(&mut self.scratch);
-        self.state.route_into(&msg.msg, shares, &mut deliveries);
-        // Numbered before delivery, so that local stored copies record it too.
-        let origin = self.cluster.stamp(&msg.msg);
-        let (mut matched, mut durable) = self.deliver(&msg.msg, deliveries, extra, origin);
-        if let Some(origin) = origin {
-            let ack = msg.msg.qos != crate::protocol::QoS::AtMostOnce;
-            let forwarded = self.cluster.forward(&msg.msg, origin, ack);
-            durable = Durable::join_opt(durable, forwarded);
-        }
-        if self.cluster.interest_elsewhere() {
-            // Remote subscribers are unknown here: never "no matching subscribers".
-            matched = matched.max(1);
-        }
-        Routed { matched, durable }
-    }
-
-    /// Hands `deliveries` of `msg` to their sessions and queues the stored copies (and
-    /// `extra` ops) for persistent ones; the ticket covers that batch. `origin`: the
-    /// message's cluster number, recorded with the stored copies.
-    pub(super) fn deliver(
-        &mut self,
-        msg: &Arc<Message>,
-        mut deliveries: Vec<Delivery>,
-        extra: Vec<Op>,
-        origin: Option<Origin>,
-    ) -> (usize, Option<Durable>) {
-        let mut matched = 0;
-        let mut targets = Vec::new();
-        for d in deliveries.drain(..) {
-            let Some(addr) = self.sessions.get(&d.client) else {
-                continue;
-            };
-            matched += 1;
-            // Cluster mode: a session catching up on the message log gets this later.
-            if let Some(held) = self.replaying.get_mut(&d.client) {
-                held.push(super::replay::Held {
-                    msg: Arc::clone(msg),
-                    delivery: d,
-                    origin,
-                });
-                continue;
-            }
-            let seq = match (d.qos, self.durability) {
-                (crate::protocol::QoS::AtMostOnce, _) | (_, Durability::Memory) => None,
-                _ => self.state.next_seq(&d.client),
-            };
-            if let Some(seq) = seq {
-                targets.push(QueuedDelivery {
-                    client: d.client.clone(),
-                    seq,
-                    qos: d.qos,
-                    retain: d.retain,
-                    sub_ids: d.sub_ids.clone(),
-                });
-            }
-            let delivery = Outgoing {
-                msg: Arc::clone(msg),
-                qos: d.qos,
-                retain: d.retain,
-                sub_ids: d.sub_ids,
-                seq,
-                share: d.share,
-            };
-            if self.outbox.push(&d.client, addr, delivery) {
-                self.outbox.flush();
-            }
-        }
-        self.scratch = deliveries;
-        if targets.is_empty() && extra.is_empty() {
-            return (matched, None);
-        }
-        let (durable, done) = ticket(self.durability);
-        self.persistence.do_send(PersistDeliveries {
-            msg: Arc::clone(msg),
-            targets,
-            extra,
-            done,
-            origin,
-        });
-        (matched, durable)
     }
 }
 

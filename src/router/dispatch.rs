@@ -42,7 +42,6 @@ impl Supervised for Router {
     /// - the cluster hears the interest changes made before the failure.
     fn restarting(&mut self, ctx: &mut Self::Context) {
         self.state.rebuild_index();
-        self.scratch.clear();
         self.outbox.restart();
         let held: Vec<_> = self.replaying.keys().cloned().collect();
         for client in &held {

@@ -7,15 +7,20 @@ mod dispatch;
 mod interest;
 pub mod messages;
 mod outbox;
+mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod port;
 mod replay;
 mod reshare;
 mod restore;
+mod route;
 mod share;
 mod state;
 
 pub use actor::{Router, MAILBOX_CAPACITY};
 pub use interest::InterestChange;
 pub use messages::{Register, RegisterReply, Route, Routed, RouterStats, SessionEnded};
+pub use plan::{Plan, Publish, Target};
 pub use port::{ClusterPort, Standalone};
 pub use state::{Delivery, RouterState, Shares, SubscribeOutcome};

@@ -29,12 +29,12 @@ pub(super) struct Outbox {
 
 impl Outbox {
     /// Holds one delivery; true when the outbox should be flushed now (it is full).
-    pub fn push(&mut self, client: &ClientId, addr: &Addr<Session>, d: Outgoing) -> bool {
-        match self.index.get(client) {
+    pub fn push(&mut self, client: ClientId, addr: Addr<Session>, d: Outgoing) -> bool {
+        match self.index.get(&client) {
             Some(&i) => self.batches[i].1.push(d),
             None => {
-                self.index.insert(client.clone(), self.batches.len());
-                self.batches.push((addr.clone(), vec![d]));
+                self.index.insert(client, self.batches.len());
+                self.batches.push((addr, vec![d]));
             }
         }
         self.held += 1;

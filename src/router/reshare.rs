@@ -48,10 +48,7 @@ impl Router {
             client_id: from.as_str().to_owned(),
             seq,
         });
-        let mut one = std::mem::take(&mut self.scratch);
-        one.clear();
-        one.push(d);
-        self.deliver(&out.msg, one, forget.into_iter().collect(), None);
+        self.deliver(&out.msg, [d], forget.into_iter().collect(), None);
         true
     }
 }

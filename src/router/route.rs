@@ -1,0 +1,133 @@
+//! The router actor's side of publishing: it asks [`RouterState`](super::RouterState)
+//! for the plan of each message (`super::plan`), then carries it out: deliveries into
+//! the outbox, held ones to the replay hold, the store's part to the persistence actor,
+//! and the message to the cluster port.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use ahash::AHashMap as HashMap;
+
+use super::actor::Router;
+use super::messages::{Route, Routed};
+use super::plan::{Plan, Publish, Target};
+use super::replay::Held;
+use super::state::{Delivery, Shares};
+use crate::config::Durability;
+use crate::delivery::Origin;
+use crate::message::{ClientId, Message};
+use crate::persistence::{ticket, Durable, Op, PersistDeliveries};
+use crate::protocol::QoS;
+use crate::session::Session;
+
+impl Router {
+    pub(super) fn route(&mut self, msg: Route) -> Routed {
+        #[cfg(feature = "fault-injection")]
+        if let Some(fault) = msg.msg.topic.as_str().strip_prefix("$fault/router") {
+            return self.inject_fault(fault);
+        }
+        self.routed += 1;
+        let shares = match self.cluster.shares_elsewhere() {
+            true => Shares::Skip,
+            false => Shares::All,
+        };
+        // Numbered before planning, so that local stored copies record it too.
+        let origin = self.cluster.stamp(&msg.msg);
+        let publish = Publish {
+            msg: &msg.msg,
+            inbound_qos2: msg.inbound_qos2,
+            shares,
+            store: self.durability != Durability::Memory,
+            origin,
+        };
+        let mut plan = std::mem::take(&mut self.plan);
+        let (sessions, replaying) = (&self.sessions, &self.replaying);
+        self.state
+            .publish(publish, |c| target(sessions, replaying, c), &mut plan);
+        let (mut matched, mut durable) = self.carry_out(&msg.msg, &mut plan, origin);
+        self.plan = plan;
+        if let Some(origin) = origin {
+            let ack = msg.msg.qos != QoS::AtMostOnce;
+            let forwarded = self.cluster.forward(&msg.msg, origin, ack);
+            durable = Durable::join_opt(durable, forwarded);
+        }
+        if self.cluster.interest_elsewhere() {
+            // Remote subscribers are unknown here: never "no matching subscribers".
+            matched = matched.max(1);
+        }
+        Routed { matched, durable }
+    }
+
+    /// Hands `deliveries` of `msg`, found other than by a local publish, to their
+    /// sessions, with `extra` store ops in the same batch; the ticket covers that batch.
+    pub(super) fn deliver(
+        &mut self,
+        msg: &Arc<Message>,
+        deliveries: impl IntoIterator<Item = Delivery>,
+        extra: Vec<Op>,
+        origin: Option<Origin>,
+    ) -> (usize, Option<Durable>) {
+        let store = self.durability != Durability::Memory;
+        let mut plan = std::mem::take(&mut self.plan);
+        let (sessions, replaying) = (&self.sessions, &self.replaying);
+        let target = |c: &ClientId| target(sessions, replaying, c);
+        self.state
+            .plan_deliveries(msg, deliveries, extra, store, target, &mut plan);
+        let done = self.carry_out(msg, &mut plan, origin);
+        self.plan = plan;
+        done
+    }
+
+    /// Sends what `plan` says; returns how many sessions matched and the store's ticket.
+    fn carry_out(
+        &mut self,
+        msg: &Arc<Message>,
+        plan: &mut Plan<Addr<Session>>,
+        origin: Option<Origin>,
+    ) -> (usize, Option<Durable>) {
+        for (client, addr, out) in plan.send.drain(..) {
+            if self.outbox.push(client, addr, out) {
+                self.outbox.flush();
+            }
+        }
+        for delivery in plan.hold.drain(..) {
+            if let Some(held) = self.replaying.get_mut(&delivery.client) {
+                let msg = Arc::clone(msg);
+                held.push(Held {
+                    msg,
+                    delivery,
+                    origin,
+                });
+            }
+        }
+        if !plan.stores() {
+            return (plan.matched, None);
+        }
+        let (durable, done) = ticket(self.durability);
+        self.persistence.do_send(PersistDeliveries {
+            msg: Arc::clone(msg),
+            targets: std::mem::take(&mut plan.targets),
+            extra: std::mem::take(&mut plan.ops),
+            done,
+            origin,
+        });
+        (plan.matched, durable)
+    }
+}
+
+/// Where `client`'s deliveries go: held while its session replays the message log
+/// (cluster mode), else to its session if one is registered.
+fn target(
+    sessions: &HashMap<ClientId, Addr<Session>>,
+    replaying: &HashMap<ClientId, Vec<Held>>,
+    client: &ClientId,
+) -> Target<Addr<Session>> {
+    let Some(addr) = sessions.get(client) else {
+        return Target::Gone;
+    };
+    // An empty map costs no hash: the common case pays one lookup.
+    if !replaying.is_empty() && replaying.contains_key(client) {
+        return Target::Hold;
+    }
+    Target::Send(addr.clone())
+}
