@@ -1,30 +1,38 @@
 //! Starling: an MQTT 3.1.1 and 5.0 broker built on actix actors.
 //!
-//! - [`protocol`] — the wire format (pure).
+//! The public surface, for embedding the broker in an actix application:
+//! - [`Broker`] (built from a [`Config`]) starts inside an actix `System` and gives a
+//!   [`BrokerHandle`]: its addresses, a password reload, the [`Router`] actor (send it a
+//!   [`Route`] to publish a [`Message`], [`GetStats`] for counters) and `stop`.
+//! - [`protocol`] — the wire format and the strict codec (pure).
 //! - [`topic`] — topic names, filters, the subscription trie (pure).
-//! - [`auth`] — password file, SCRAM-SHA-256, the `Authenticator` trait (pure).
-//! - [`session`] — one actor per client session.
-//! - [`router`] — the actor owning subscriptions and retained messages.
-//! - [`transport`] — listeners.
-//! - [`sys`] — broker counters and the `$SYS` topics.
-//! - [`cluster`] — several nodes over NATS as one broker.
-//! - [`broker`] — puts them together; start a [`Broker`] inside an actix `System`.
+//! - [`auth`] — the `Authenticator` trait, the password file, SCRAM-SHA-256.
+//! - [`persistence`] — the `Store` trait and its records, with the sled and in-memory
+//!   stores ([`JsStore`] keeps them in NATS JetStream in cluster mode).
+//! - [`config`] — the configuration file.
+//!
+//! Everything else is internal (ARCHITECTURE.md shows how it fits): the session and
+//! router actors, the persistence actor, the cluster bridge, the listeners.
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod broker;
-pub mod cluster;
+pub(crate) mod broker;
+pub(crate) mod cluster;
 pub mod config;
-pub mod delivery;
+pub(crate) mod delivery;
 pub(crate) mod guard;
 pub mod message;
 pub mod persistence;
 pub mod protocol;
-pub mod router;
-pub mod session;
-pub mod sys;
+pub(crate) mod router;
+pub(crate) mod session;
+pub(crate) mod sys;
 pub mod topic;
-pub mod transport;
+pub(crate) mod transport;
 
 pub use broker::{Broker, BrokerError, BrokerHandle};
+pub use cluster::JsStore;
 pub use config::Config;
+pub use message::{ClientId, Message};
+pub use router::messages::{GetStats, Route, Routed, RouterStats};
+pub use router::Router;

@@ -65,11 +65,6 @@ impl ClusterHandle {
         }
     }
 
-    /// This node's incarnation: messages carrying it came from here.
-    pub fn origin(&self) -> u64 {
-        self.origin
-    }
-
     fn full(&mut self, ack: bool) -> Option<Durable> {
         self.dropped += 1;
         if self.dropped.is_power_of_two() {

@@ -76,6 +76,12 @@ pub struct JsStore {
 }
 
 impl JsStore {
+    /// The subject filter of the `STARLING_STATE` stream matching every key of one
+    /// client's stored session (for tools that read the stream directly).
+    pub fn client_filter(client_id: &str) -> String {
+        keys::client_filter(client_id)
+    }
+
     /// Connects to NATS and creates the stream unless it exists (bounded, 30 s).
     pub fn open(config: &ClusterConfig) -> Result<JsStore, StoreError> {
         let rt = tokio::runtime::Builder::new_multi_thread()

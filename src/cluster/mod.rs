@@ -22,6 +22,4 @@ pub mod retained;
 pub mod subject;
 
 pub use bridge::{start, ClusterError};
-pub use envelope::{Dedup, Envelope};
-pub use handle::ClusterHandle;
 pub use js_store::JsStore;

@@ -31,6 +31,7 @@ pub const RETAINED_PREFIX: &str = "starling.r";
 const MARK: char = '_';
 
 /// Why a subject is not one this module made.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubjectError {
     #[error("subject {0:?} is not under a starling prefix")]
@@ -59,6 +60,7 @@ fn push_level(out: &mut String, level: &str) {
 }
 
 /// The level a token stands for; `None` when the token is not one [`push_level`] made.
+#[cfg(test)]
 fn level_of(token: &str) -> Option<String> {
     let body = token.strip_prefix(MARK)?.as_bytes();
     let mut bytes = Vec::with_capacity(body.len());
@@ -114,7 +116,9 @@ pub fn retained_subject(topic: &TopicName) -> String {
     topic_under(RETAINED_PREFIX, topic.as_str())
 }
 
-/// The topic a subject made by [`topic_to_subject`] or [`retained_subject`] stands for.
+/// The topic a subject made by [`topic_to_subject`] or [`retained_subject`] stands for
+/// (the inverse the tests check the mapping against).
+#[cfg(test)]
 pub fn subject_to_topic(subject: &str) -> Result<TopicName, SubjectError> {
     let (prefix, rest) = [PREFIX, DOLLAR_PREFIX, RETAINED_PREFIX]
         .iter()

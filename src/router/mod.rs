@@ -20,7 +20,5 @@ mod state;
 
 pub use actor::{Router, MAILBOX_CAPACITY};
 pub use interest::InterestChange;
-pub use messages::{Register, RegisterReply, Route, Routed, RouterStats, SessionEnded};
-pub use plan::{Plan, Publish, Target};
-pub use port::{ClusterPort, Standalone};
-pub use state::{Delivery, RouterState, Shares, SubscribeOutcome};
+pub use port::ClusterPort;
+pub use state::RouterState;

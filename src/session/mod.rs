@@ -20,8 +20,7 @@ mod subscribe;
 mod will;
 mod writer;
 
-pub use actor::{Session, SessionSetup};
+pub use actor::Session;
 pub use connect::serve;
 pub use messages::{Deliver, DeliverBatch, Evict, Handover, Shutdown, Takeover};
 pub use shared::{Isolation, Shared};
-pub use state::SessionState;

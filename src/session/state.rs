@@ -88,10 +88,12 @@ impl SessionState {
         self.limits = limits;
     }
 
+    #[cfg(test)]
     pub fn queue_len(&self) -> usize {
         self.queue.len()
     }
 
+    #[cfg(test)]
     pub fn inflight_len(&self) -> usize {
         self.inflight.count()
     }

@@ -23,19 +23,6 @@ impl Workers {
         }
     }
 
-    /// Runs the future `make` returns on the next arbiter; the future itself need not be
-    /// `Send` (actors are not), only the closure that builds it there.
-    pub fn spawn<F, Fut>(&self, make: F)
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + 'static,
-    {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        self.arbiters[i].spawn_fn(move || {
-            actix_rt::spawn(make());
-        });
-    }
-
     /// Runs the future `make` returns on arbiter `i` (modulo their number).
     pub fn spawn_on<F, Fut>(&self, i: usize, make: F)
     where
@@ -50,11 +37,6 @@ impl Workers {
     /// How many arbiters there are.
     pub fn len(&self) -> usize {
         self.arbiters.len()
-    }
-
-    /// Never true: there is at least one arbiter.
-    pub fn is_empty(&self) -> bool {
-        self.arbiters.is_empty()
     }
 
     /// The first arbiter.

@@ -12,7 +12,7 @@ pub async fn wait_stored(urls: &[String], client_id: &str, n: u64) {
     let nats = async_nats::connect(urls[1].as_str()).await.expect("NATS");
     let js = async_nats::jetstream::new(nats);
     let stream = js.get_stream("STARLING_STATE").await.expect("stream");
-    let filter = starling::cluster::js_store::keys::client_filter(client_id);
+    let filter = starling::JsStore::client_filter(client_id);
     let queued = format!("{}q.>", filter.trim_end_matches('>'));
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -41,11 +41,11 @@ pub async fn wait_stored(urls: &[String], client_id: &str, n: u64) {
 /// The JetStream `Store` itself: what is applied and flushed comes back from
 /// `load_session` (deletes included, sorted); a deleted or expired session is absent.
 pub fn js_store_round_trip(urls: &[String]) {
-    use starling::cluster::JsStore;
     use starling::config::ClusterConfig;
     use starling::persistence::{
         MessageRecord, Op, PropertiesRecord, QueuedRecord, SessionRecord, Store, SubscriptionRecord,
     };
+    use starling::JsStore;
     let config = ClusterConfig {
         enabled: true,
         urls: urls.to_vec(),
