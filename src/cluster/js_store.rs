@@ -32,8 +32,8 @@ use tracing::{info, warn};
 use crate::config::ClusterConfig;
 use crate::persistence::convert::unix_ms_now;
 use crate::persistence::{
-    Op, QueuedRecord, ReplayCursor, SessionRecord, Snapshot, Store, StoreError, StoredSession,
-    SubscriptionRecord,
+    Op, QueuedRecord, ReplayCursor, SessionReader, SessionRecord, Snapshot, Store, StoreError,
+    StoredSession, SubscriptionRecord,
 };
 
 mod cursor;
@@ -236,7 +236,19 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, StoreError> {
         .map_err(|e| StoreError::Encode(e.to_string()))
 }
 
+/// The reader shares the store's connection and stream, not its unacknowledged writes:
+/// the persistence actor flushes before it hands a load over.
+impl SessionReader for JsStore {
+    fn load_session(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError> {
+        Store::load_session(self, client_id)
+    }
+}
+
 impl Store for JsStore {
+    fn session_reader(&self) -> Option<Box<dyn SessionReader>> {
+        Some(Box::new(self.reopen()))
+    }
+
     /// No sessions: each is loaded when its client connects ([`Store::load_session`]).
     fn load(&self) -> Result<Snapshot, StoreError> {
         Ok(Snapshot {

@@ -326,33 +326,24 @@ async fn release(client: &async_nats::Client, subject: String, notice: &Notice) 
 fn finish(persistence: &Addr<Persistence>, req: ClaimRequest, existed: bool) {
     let client_id = req.client_id.as_str().to_owned();
     let mut ops = Vec::new();
-    let handover = if req.resume {
+    // Resumed now, but it ends with its connection; or a clean start over a stored one.
+    if (req.resume && req.record.is_none()) || (!req.resume && existed) {
+        ops.push(Op::DeleteSession { client_id });
+    }
+    ops.extend(req.record.map(Op::PutSession));
+    if req.resume {
+        // The ops follow the load: it must not see them, and may run off the actor.
         persistence.do_send(LoadSession {
             client_id: req.client_id,
             reply: req.handover,
+            then: ops,
         });
-        if req.record.is_none() {
-            // Resumed now, but it ends with its connection.
-            ops.push(Op::DeleteSession {
-                client_id: client_id.clone(),
-            });
-        }
-        None
-    } else {
-        if existed {
-            ops.push(Op::DeleteSession {
-                client_id: client_id.clone(),
-            });
-        }
-        Some(req.handover)
-    };
-    ops.extend(req.record.map(Op::PutSession));
+        return;
+    }
     if !ops.is_empty() {
         persistence.do_send(Persist { ops, done: None });
     }
-    if let Some(handover) = handover {
-        let _ = handover.send(Loaded::Nothing);
-    }
+    let _ = req.handover.send(Loaded::Nothing);
 }
 
 /// Compare-and-set of the client id's owner; the revision written and the previous owner.

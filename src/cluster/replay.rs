@@ -28,8 +28,10 @@ use crate::topic::matches;
 pub const STREAM: &str = "STARLING_LOG";
 /// Prefix of its subjects.
 const PREFIX: &str = "starling.l.";
-/// Attempts to get one log write acknowledged (a leader election takes 4–8 s).
-const ATTEMPTS: u32 = 6;
+/// Attempts to get one log write acknowledged: the waits between them add up to 22.5 s.
+/// A leader election takes 4–8 s, and over 10 s was seen on a loaded 2-core machine
+/// (6 attempts, 10.5 s, failed a publish in tests/cluster.rs).
+const ATTEMPTS: u32 = 9;
 const RETRY_STEP: Duration = Duration::from_millis(500);
 const ACK_TIMEOUT: Duration = Duration::from_secs(4);
 /// Bound of one replay (consumer creation and reading).

@@ -14,7 +14,8 @@ use tracing::{error, info};
 use super::convert::{message_record, unix_ms_now};
 use super::records::QueuedRecord;
 use super::{
-    drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store, StoredSession,
+    drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store, StoreError,
+    StoredSession,
 };
 use crate::config::{Durability, StorageConfig};
 use crate::delivery::Origin;
@@ -22,6 +23,8 @@ use crate::guard::{calls, Call, Guarded};
 use crate::message::{ClientId, Message};
 use crate::protocol::QoS;
 
+/// Ops held for the next batch at most; past it they are applied at once.
+const MAX_PENDING_OPS: usize = 65_536;
 /// In `sync` mode, ops without a waiter are flushed at least this often.
 const LAZY_FLUSH: Duration = Duration::from_millis(500);
 /// How often the store's size is checked for compaction.
@@ -123,6 +126,9 @@ pub struct PersistDeliveries {
 pub struct LoadSession {
     pub client_id: ClientId,
     pub reply: oneshot::Sender<Loaded>,
+    /// Ops for the same client applied once the load has read what it needs (the load
+    /// does not see them).
+    pub then: Vec<Op>,
 }
 
 /// The answer to [`LoadSession`]. A dropped sender means [`Loaded::Failed`] too.
@@ -257,6 +263,12 @@ impl Persistence {
         }
         self.pending.extend(ops);
         self.waiters.extend(done);
+        if self.pending.len() >= MAX_PENDING_OPS {
+            // `periodic` applies on its timer: a burst beyond this is applied now (and
+            // flushed on the timer as usual), so the ops held here stay bounded.
+            self.commit(false);
+            return;
+        }
         if self.durability == Durability::Sync && !self.scheduled {
             // Behind whatever is already queued: those ops join this batch.
             self.scheduled = true;
@@ -303,6 +315,18 @@ impl Persistence {
             self.store = self.reopen();
         }
         self.store.as_mut()
+    }
+}
+
+/// The answer to a load.
+fn loaded_from(result: Result<Option<StoredSession>, StoreError>, client: &ClientId) -> Loaded {
+    match result {
+        Ok(Some(stored)) => Loaded::Found(Box::new(stored)),
+        Ok(None) => Loaded::Nothing,
+        Err(e) => {
+            error!(error = %e, client_id = %client, "cannot load session");
+            Loaded::Failed
+        }
     }
 }
 
@@ -410,20 +434,51 @@ impl Persistence {
 }
 
 impl Persistence {
-    fn on_load_session(&mut self, msg: LoadSession, _: &mut Context<Self>) {
-        // Pending changes first, so the load sees them.
-        self.commit(false);
-        let id = msg.client_id.as_str();
-        let loaded = match self.store_mut().map(|s| s.load_session(id)) {
-            Some(Ok(Some(stored))) => Loaded::Found(Box::new(stored)),
-            Some(Ok(None)) => Loaded::Nothing,
-            Some(Err(e)) => {
-                error!(error = %e, client_id = %id, "cannot load session");
-                Loaded::Failed
+    /// Loads on this thread when the store reads locally (sled, memory); a store that
+    /// reads over the network (JetStream) gets a reader that loads on a blocking
+    /// thread, so one CONNECT does not stall every acknowledgement waiting for the
+    /// next commit.
+    fn on_load_session(&mut self, msg: LoadSession, ctx: &mut Context<Self>) {
+        let reader = self.store.as_ref().and_then(|s| s.session_reader());
+        // Pending changes first, so the load sees them; a reader elsewhere sees only
+        // what is flushed.
+        if !self.commit(reader.is_some()) && reader.is_some() {
+            let _ = msg.reply.send(Loaded::Failed);
+            return;
+        }
+        let LoadSession {
+            client_id,
+            reply,
+            then,
+        } = msg;
+        match reader {
+            Some(reader) => {
+                // Until the read is done no other op concerns this client: the router
+                // routes nothing to it before the session is restored, and `then`
+                // (its new record) waits for the read.
+                let me = ctx.address();
+                tokio::task::spawn_blocking(move || {
+                    let loaded = reader.load_session(client_id.as_str());
+                    // Queued before the answer, so before anything the resumed session
+                    // sends the store.
+                    if !then.is_empty() {
+                        me.do_send(Persist {
+                            ops: then,
+                            done: None,
+                        });
+                    }
+                    let _ = reply.send(loaded_from(loaded, &client_id));
+                });
             }
-            None => Loaded::Failed,
-        };
-        let _ = msg.reply.send(loaded);
+            None => {
+                let loaded = match self.store_mut() {
+                    Some(store) => loaded_from(store.load_session(client_id.as_str()), &client_id),
+                    None => Loaded::Failed,
+                };
+                self.enqueue(then, None, ctx);
+                let _ = reply.send(loaded);
+            }
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub use records::{
     WillRecord,
 };
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
-pub use store::{Op, Snapshot, Store, StoreError, StoredSession};
+pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
 
 /// Why the data directory cannot be used.
 #[derive(Debug, thiserror::Error)]

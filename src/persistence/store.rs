@@ -30,6 +30,13 @@ pub trait Store: Send + 'static {
         Ok(false)
     }
 
+    /// A reader that loads sessions on another thread, for a backend whose reads wait
+    /// on the network: the persistence actor flushes, then hands the load to it. `None`
+    /// (the default): loads run on the persistence actor's thread.
+    fn session_reader(&self) -> Option<Box<dyn SessionReader>> {
+        None
+    }
+
     /// One session and everything stored under it (used when a session actor died and
     /// its client comes back). The default loads everything; backends may do better.
     fn load_session(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError> {
@@ -39,6 +46,13 @@ pub trait Store: Send + 'static {
             .into_iter()
             .find(|s| s.record.client_id == client_id))
     }
+}
+
+/// Loads sessions away from the persistence actor (see [`Store::session_reader`]); it
+/// sees what the store had flushed when it was made, and later writes as they land.
+pub trait SessionReader: Send + 'static {
+    /// Like [`Store::load_session`].
+    fn load_session(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError>;
 }
 
 /// Everything in a store.

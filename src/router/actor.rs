@@ -117,6 +117,7 @@ impl Router {
                 self.persistence.do_send(LoadSession {
                     client_id: client.clone(),
                     reply: tx,
+                    then: Vec::new(),
                 });
                 Some(Prior::Stored(rx))
             }
