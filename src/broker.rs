@@ -22,7 +22,7 @@ use tracing::info;
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, Durability, ListenerKind};
 use crate::message::ClientId;
-use crate::persistence::{self, FlushNow, Persistence, PersistenceError, Snapshot};
+use crate::persistence::{self, Backlog, FlushNow, Persistence, PersistenceError, Snapshot};
 use crate::router::messages::{Adopt, AttachCluster, GetStats, ShutdownSessions};
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
@@ -123,10 +123,12 @@ impl Broker {
             .map_err(|_| BrokerError::StoreTask)??;
         let storage = self.config.storage.clone();
         let persistence_arbiter = Arbiter::new().handle();
+        let backlog = Backlog::default();
+        let b = backlog.clone();
         let persistence =
             Supervisor::start_in_arbiter(&persistence_arbiter, move |_| match reopen {
-                Some(reopen) => Persistence::with_reopen(store, &storage, reopen),
-                None => Persistence::new(store, &storage),
+                Some(reopen) => Persistence::with_reopen(store, &storage, b, reopen),
+                None => Persistence::new(store, &storage, b),
             });
         let mut router_state = RouterState::restore(&snapshot);
         router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
@@ -142,7 +144,7 @@ impl Broker {
         let router = Supervisor::start_in_arbiter(&router_arbiter, move |ctx| {
             // Must be set before the actor starts: `started` is too late for the mailbox.
             ctx.set_mailbox_capacity(crate::router::MAILBOX_CAPACITY);
-            Router::new(router_state, p, durability)
+            Router::new(router_state, p, durability, backlog)
         });
         let shared = Arc::new(Shared {
             config: self.config.clone(),

@@ -122,6 +122,12 @@ pub async fn start(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+    // Unbounded, and bounded by what feeds them: an interest command per filter that
+    // gains its first or loses its last local subscriber (a SUBSCRIBE or UNSUBSCRIBE,
+    // which each connection sends one at a time, waiting for its answer; a barrier per
+    // SUBACK of a new filter and per resumed session); an ownership command per CONNECT
+    // and per session end. Dropping either would break routing or takeover, so there is
+    // no full policy to choose: the connection limit bounds them.
     let (interest_tx, interest_rx) = mpsc::unbounded_channel();
     let (ownership_tx, ownership_rx) = mpsc::unbounded_channel();
     let (started_tx, started_rx) = oneshot::channel();

@@ -36,6 +36,8 @@ pub(super) fn track(
     mpsc::UnboundedReceiver<bool>,
     LinkTx,
 ) {
+    // Unbounded: one item per connection event plus one per `POLL`, read at once by the
+    // watcher (a few items a second at most).
     let (tx, rx) = mpsc::unbounded_channel();
     let events = tx.clone();
     let options = options.event_callback(move |event| {

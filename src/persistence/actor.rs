@@ -13,6 +13,7 @@ use tracing::{error, info};
 
 use super::convert::{message_record, unix_ms_now};
 use super::records::QueuedRecord;
+use super::ticket::Backlog;
 use super::{
     drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store, StoreError,
     StoredSession,
@@ -32,61 +33,6 @@ const COMPACT_CHECK: Duration = Duration::from_secs(30);
 /// A store is compacted once it is this large and twice its size after the last
 /// compaction (or start).
 const COMPACT_MIN_BYTES: u64 = 32 * 1024 * 1024;
-
-/// Resolves once the ops it was issued with are durable. Dropped unfulfilled when the
-/// write failed: the holder must then not acknowledge.
-///
-/// In cluster mode a ticket may also wait for the cluster (the publish handed to NATS,
-/// the retained copy acknowledged by JetStream): [`Durable::join`] waits for both.
-pub struct Durable(Vec<oneshot::Receiver<()>>);
-
-impl Durable {
-    /// A ticket that resolves when `rx` receives (and fails when its sender is dropped).
-    pub fn from_receiver(rx: oneshot::Receiver<()>) -> Durable {
-        Durable(vec![rx])
-    }
-
-    /// A ticket that resolves once both have.
-    pub fn join(mut self, other: Durable) -> Durable {
-        self.0.extend(other.0);
-        self
-    }
-
-    /// `a` and `b` joined, either, or none.
-    pub fn join_opt(a: Option<Durable>, b: Option<Durable>) -> Option<Durable> {
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.join(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// True once durable; false if the write failed.
-    pub async fn wait(self) -> bool {
-        for rx in self.0 {
-            if rx.await.is_err() {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// A waiter for the next commit, when the durability mode asks for one.
-pub fn ticket(durability: Durability) -> (Option<Durable>, Option<oneshot::Sender<()>>) {
-    match durability {
-        Durability::Sync => {
-            let (tx, rx) = oneshot::channel();
-            (Some(Durable::from_receiver(rx)), Some(tx))
-        }
-        Durability::Periodic | Durability::Memory => (None, None),
-    }
-}
-
-/// A ticket that reports failure: for replies of a handler that failed.
-pub fn failed_ticket() -> Durable {
-    let (_tx, rx) = oneshot::channel();
-    Durable::from_receiver(rx)
-}
 
 /// Apply `ops`; `done` fires once they are durable (sync mode).
 #[derive(Message)]
@@ -179,6 +125,8 @@ pub struct Persistence {
     baseline: u64,
     /// Re-opens a store that is not sled or memory (cluster mode's JetStream store).
     reopen: Option<Reopen>,
+    /// Routed messages sent here and not handled yet.
+    backlog: Backlog,
 }
 
 /// Builds a fresh store after a restart of the actor.
@@ -215,7 +163,8 @@ pub fn store_dir(data_dir: &Path) -> std::path::PathBuf {
 }
 
 impl Persistence {
-    pub fn new(store: Box<dyn Store>, config: &StorageConfig) -> Persistence {
+    /// A persistence actor over `store`; `backlog` is shared with the router.
+    pub fn new(store: Box<dyn Store>, config: &StorageConfig, backlog: Backlog) -> Persistence {
         Persistence {
             store: Some(store),
             config: config.clone(),
@@ -227,6 +176,7 @@ impl Persistence {
             dirty: false,
             baseline: 0,
             reopen: None,
+            backlog,
         }
     }
 
@@ -234,11 +184,12 @@ impl Persistence {
     pub fn with_reopen(
         store: Box<dyn Store>,
         config: &StorageConfig,
+        backlog: Backlog,
         reopen: Reopen,
     ) -> Persistence {
         Persistence {
             reopen: Some(reopen),
-            ..Persistence::new(store, config)
+            ..Persistence::new(store, config, backlog)
         }
     }
 
@@ -484,6 +435,7 @@ impl Persistence {
 
 impl Persistence {
     fn on_persist_deliveries(&mut self, msg: PersistDeliveries, ctx: &mut Context<Self>) {
+        self.backlog.handled();
         #[cfg(feature = "fault-injection")]
         if msg.msg.topic.as_str() == "$fault/persistence" {
             panic!("injected persistence fault");

@@ -16,10 +16,11 @@ mod sled_store;
 mod store;
 #[cfg(test)]
 mod tests;
+mod ticket;
 
 pub use actor::{
-    failed_ticket, open_store, store_dir, ticket, Durable, FlushNow, LoadSession, Loaded, Persist,
-    PersistDeliveries, Persistence, QueuedDelivery, Reopen,
+    open_store, store_dir, FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, Persistence,
+    QueuedDelivery, Reopen,
 };
 pub use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;
@@ -31,6 +32,7 @@ pub use records::{
 };
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
 pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
+pub use ticket::{failed_ticket, ticket, Backlog, Durable};
 
 /// Why the data directory cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use super::state::RouterState;
 use crate::config::Durability;
 use crate::message::ClientId;
 use crate::persistence::convert::subscription_record;
-use crate::persistence::{ticket, Durable, LoadSession, Op, Persist, Persistence};
+use crate::persistence::{ticket, Backlog, Durable, LoadSession, Op, Persist, Persistence};
 use crate::session::{Session, Shutdown, Takeover};
 
 /// Mailbox size: high enough that a `send` never parks. A parked `send` is retried when
@@ -33,6 +33,8 @@ pub struct Router {
     pub(super) sessions: HashMap<ClientId, Addr<Session>>,
     pub(super) persistence: Addr<Persistence>,
     pub(super) durability: Durability,
+    /// What the persistence actor has yet to handle of what the router sent it.
+    pub(super) backlog: Backlog,
     pub(super) routed: u64,
     /// The plan of the message being routed; kept to reuse its allocations.
     pub(super) plan: Plan<Addr<Session>>,
@@ -48,12 +50,18 @@ pub struct Router {
 
 impl Router {
     /// A router over `state` (empty, or restored from the store).
-    pub fn new(state: RouterState, persistence: Addr<Persistence>, durability: Durability) -> Self {
+    pub(crate) fn new(
+        state: RouterState,
+        persistence: Addr<Persistence>,
+        durability: Durability,
+        backlog: Backlog,
+    ) -> Self {
         Router {
             state,
             sessions: HashMap::new(),
             persistence,
             durability,
+            backlog,
             routed: 0,
             plan: Plan::default(),
             cluster: Box::new(Standalone),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::state::{Delivery, RouterState, Shares};
-use crate::delivery::{Origin, Outgoing};
+use crate::delivery::Outgoing;
 use crate::message::{ClientId, Message};
 use crate::persistence::convert::message_record;
 use crate::persistence::{Op, QueuedDelivery};
@@ -36,8 +36,6 @@ pub struct Publish<'a> {
     pub shares: Shares<'a>,
     /// Whether anything is stored (false with `durability = "memory"`).
     pub store: bool,
-    /// The message's cluster number, recorded with its stored copies.
-    pub origin: Option<Origin>,
 }
 
 /// What to do with one message. Reused from message to message (`A`: the address of a

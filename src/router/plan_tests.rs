@@ -46,7 +46,6 @@ fn publish(msg: &Arc<Message>, store: bool) -> Publish<'_> {
         inbound_qos2: None,
         shares: Shares::All,
         store,
-        origin: None,
     }
 }
 

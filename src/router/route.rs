@@ -38,7 +38,6 @@ impl Router {
             inbound_qos2: msg.inbound_qos2,
             shares,
             store: self.durability != Durability::Memory,
-            origin,
         };
         let mut plan = std::mem::take(&mut self.plan);
         let (sessions, replaying) = (&self.sessions, &self.replaying);
@@ -103,7 +102,8 @@ impl Router {
         if !plan.stores() {
             return (plan.matched, None);
         }
-        let (durable, done) = ticket(self.durability);
+        let (durable, done) = ticket(self.backlog.durability(self.durability));
+        self.backlog.sent();
         self.persistence.do_send(PersistDeliveries {
             msg: Arc::clone(msg),
             targets: std::mem::take(&mut plan.targets),

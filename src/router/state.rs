@@ -32,8 +32,6 @@ pub struct Delivery {
 /// The result of subscribing to one filter.
 #[derive(Debug, Clone)]
 pub struct SubscribeOutcome {
-    /// True when the client already had a subscription with this filter (it was replaced).
-    pub existed: bool,
     /// Retained messages to send now, per the retain handling option.
     pub retained: Vec<Arc<Message>>,
 }
@@ -202,7 +200,7 @@ impl RouterState {
                     }
                 });
         }
-        SubscribeOutcome { existed, retained }
+        SubscribeOutcome { retained }
     }
 
     /// Removes a subscription; true when it existed.
@@ -248,6 +246,7 @@ impl RouterState {
     /// Every session that must receive `msg`, one delivery per client at the highest
     /// granted QoS of its matching subscriptions [MQTT-3.3.5-1], plus one member of each
     /// matching shared subscription group.
+    #[cfg(test)]
     pub fn route(&mut self, msg: &Message) -> Vec<Delivery> {
         let mut out = Vec::new();
         self.route_into(msg, Shares::All, &mut out);
