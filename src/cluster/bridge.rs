@@ -177,30 +177,8 @@ async fn run(
     channels: Channels,
     isolation: Isolation,
 ) -> Result<(), ClusterError> {
-    let (node_id, replicas) = (config.node_id.clone(), config.replicas);
-    let options = async_nats::ConnectOptions::new()
-        .name(format!("starling-{node_id}"))
-        .connection_timeout(Duration::from_secs(5))
-        .subscription_capacity(SUBSCRIPTION_CAPACITY);
-    let (options, link_rx, link_poll) = isolation::track(options);
-    let client = options
-        .connect(addrs)
-        .await
-        .map_err(|e| ClusterError::Connect(e.to_string()))?;
-    info!(node_id, "connected to NATS");
-    tokio::spawn(isolation::poll(client.clone(), link_poll));
-    let evict = router.clone();
-    tokio::spawn(isolation::watch(
-        link_rx,
-        config.isolation_grace(),
-        isolation,
-        move || {
-            evict.do_send(EvictSessions {
-                reason: isolation::DISCONNECT_REASON,
-                why: isolation::DISCONNECT_WHY,
-            })
-        },
-    ));
+    let replicas = config.replicas;
+    let client = connect(addrs, config, &router, isolation).await?;
     let js = async_nats::jetstream::new(client.clone());
     let stream = tokio::time::timeout(START_TIMEOUT, retained::ensure_stream(&js, replicas))
         .await
@@ -209,18 +187,17 @@ async fn run(
         .await
         .map_err(|_| ClusterError::JetStream("timed out creating the sessions bucket".into()))?
         .map_err(|e| ClusterError::JetStream(e.to_string()))?;
-    let me = Owner {
-        node: node_id,
-        origin,
-        epoch: 0,
-        persistent: false,
-    };
     let (ready_tx, ready_rx) = oneshot::channel();
     tokio::spawn(retained::follow(stream, router.clone(), ready_tx));
     let links = ownership::Links {
         client: client.clone(),
         store: sessions,
-        me,
+        me: Owner {
+            node: config.node_id.clone(),
+            origin,
+            epoch: 0,
+            persistent: false,
+        },
         router: router.clone(),
         persistence,
         keep_stored: config.session_state,
@@ -248,6 +225,41 @@ async fn run(
             "timed out loading retained messages".into(),
         )),
     }
+}
+
+/// Connects to NATS and starts following the connection's state: the isolation flag,
+/// and evicting the local sessions once the node has been cut off for the grace time.
+async fn connect(
+    addrs: Vec<async_nats::ServerAddr>,
+    config: &ClusterConfig,
+    router: &Addr<Router>,
+    isolation: Isolation,
+) -> Result<async_nats::Client, ClusterError> {
+    let node_id = &config.node_id;
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("starling-{node_id}"))
+        .connection_timeout(Duration::from_secs(5))
+        .subscription_capacity(SUBSCRIPTION_CAPACITY);
+    let (options, link_rx, link_poll) = isolation::track(options);
+    let client = options
+        .connect(addrs)
+        .await
+        .map_err(|e| ClusterError::Connect(e.to_string()))?;
+    info!(node_id, "connected to NATS");
+    tokio::spawn(isolation::poll(client.clone(), link_poll));
+    let evict = router.clone();
+    tokio::spawn(isolation::watch(
+        link_rx,
+        config.isolation_grace(),
+        isolation,
+        move || {
+            evict.do_send(EvictSessions {
+                reason: isolation::DISCONNECT_REASON,
+                why: isolation::DISCONNECT_WHY,
+            })
+        },
+    ));
+    Ok(client)
 }
 
 /// Keeps one NATS subscription (two for a filter ending in `/#`) per filter with local

@@ -177,124 +177,165 @@ type ClaimDone = (
 
 /// Runs for the node's life: claims, notices in and out, kicks.
 pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<OwnershipCmd>) {
-    let Links {
-        client,
-        store,
-        me,
-        router,
-        persistence,
-        keep_stored,
-    } = links;
-    let mut notices = match client.subscribe(control_subject(&me.node)).await {
+    let subject = control_subject(&links.me.node);
+    let mut notices = match links.client.subscribe(subject).await {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "cannot subscribe to the control subject; no cross-node takeover");
             return;
         }
     };
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ClaimDone>();
-    let mut claims = Claims::default();
+    let (done, mut done_rx) = mpsc::unbounded_channel::<ClaimDone>();
+    let mut task = Task {
+        links,
+        claims: Claims::default(),
+        done,
+    };
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 None => return,
-                Some(OwnershipCmd::Claim(id, persistent)) => {
-                    let me = Owner { persistent, ..me.clone() };
-                    start_claim(&mut claims, &store, &me, &done_tx, id, None);
-                }
-                Some(OwnershipCmd::ClaimAndLoad(req)) => {
-                    let (id, persistent) = (req.client_id.clone(), req.record.is_some());
-                    let me = Owner { persistent, ..me.clone() };
-                    start_claim(&mut claims, &store, &me, &done_tx, id, Some(req));
-                }
-                Some(OwnershipCmd::Release(id)) => {
-                    claims.0.remove(&id);
-                }
+                Some(cmd) => task.on_cmd(cmd),
             },
-            Some((id, result, req)) = done_rx.recv() => {
-                let Some((revision, previous)) = result else {
-                    warn!(client_id = %id, "session ownership not claimed; other nodes may keep a session for this id");
-                    // Availability: serve the connection with whatever the store holds.
-                    if let Some(req) = req {
-                        finish(&persistence, *req, true);
-                    }
-                    continue;
-                };
-                if claims.claimed(&id, revision) {
-                    router.do_send(RemoteTakeover { client_id: id.clone(), flushed: None, keep_stored });
-                }
-                let notice = Notice { client_id: id.as_str().to_owned(), revision };
-                let elsewhere = previous.as_ref().filter(|p| p.node != me.node).map(|p| control_subject(&p.node));
-                // Only a persistent session leaves state behind (its expiry may drop to
-                // 0, never rise from it [MQTT-3.14.2-2]).
-                let existed = previous.as_ref().is_some_and(|p| p.persistent);
-                match (elsewhere, req) {
-                    (Some(subject), Some(req)) => {
-                        let (client, persistence) = (client.clone(), persistence.clone());
-                        tokio::spawn(async move {
-                            release(&client, subject, &notice).await;
-                            finish(&persistence, *req, existed);
-                        });
-                    }
-                    (Some(subject), None) => {
-                        if let Ok(bytes) = serde_json::to_vec(&notice) {
-                            let _ = client.publish(subject, bytes.into()).await;
-                        }
-                    }
-                    (None, Some(req)) => finish(&persistence, *req, existed),
-                    (None, None) => {}
-                }
-            }
-            Some(m) = notices.next() => {
-                let Ok(notice) = serde_json::from_slice::<Notice>(&m.payload) else { continue };
-                let id = ClientId::new(notice.client_id);
-                let mine = claims.0.contains_key(&id);
-                let kick = claims.notice(&id, notice.revision);
-                if kick {
-                    debug!(client_id = %id, "session taken over by another node");
-                }
-                match (kick || !mine, m.reply) {
-                    // Close the local session (if any) and answer once its state is stored.
-                    (true, reply) => {
-                        let (tx, rx) = oneshot::channel();
-                        let flushed = reply.is_some().then_some(tx);
-                        router.do_send(RemoteTakeover { client_id: id, flushed, keep_stored });
-                        if let Some(reply) = reply {
-                            let client = client.clone();
-                            tokio::spawn(async move {
-                                let answer = match tokio::time::timeout(FLUSH_TIMEOUT, rx).await {
-                                    Ok(Ok(())) => "released",
-                                    _ => "unflushed",
-                                };
-                                let _ = client.publish(reply, answer.into()).await;
-                            });
-                        }
-                    }
-                    // A newer local claim keeps the session.
-                    (false, Some(reply)) => {
-                        let _ = client.publish(reply, "kept".into()).await;
-                    }
-                    (false, None) => {}
-                }
-            }
+            Some(done) = done_rx.recv() => task.on_claimed(done).await,
+            Some(m) = notices.next() => task.on_notice(m).await,
         }
     }
 }
 
-fn start_claim(
-    claims: &mut Claims,
-    store: &kv::Store,
-    me: &Owner,
-    done: &mpsc::UnboundedSender<ClaimDone>,
-    id: ClientId,
-    req: Option<Box<ClaimRequest>>,
-) {
-    claims.0.insert(id.clone(), (None, 0));
-    let (store, me, done) = (store.clone(), me.clone(), done.clone());
-    tokio::spawn(async move {
-        let result = tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &id, &me)).await;
-        let _ = done.send((id, result.ok().flatten(), req));
-    });
+/// The ownership task's state between events.
+struct Task {
+    links: Links,
+    claims: Claims,
+    /// Where the spawned claims report.
+    done: mpsc::UnboundedSender<ClaimDone>,
+}
+
+impl Task {
+    fn on_cmd(&mut self, cmd: OwnershipCmd) {
+        match cmd {
+            OwnershipCmd::Claim(id, persistent) => self.start_claim(id, persistent, None),
+            OwnershipCmd::ClaimAndLoad(req) => {
+                let (id, persistent) = (req.client_id.clone(), req.record.is_some());
+                self.start_claim(id, persistent, Some(req));
+            }
+            OwnershipCmd::Release(id) => {
+                self.claims.0.remove(&id);
+            }
+        }
+    }
+
+    /// Claims `id` for this node in the background; the result comes back on `done`.
+    fn start_claim(&mut self, id: ClientId, persistent: bool, req: Option<Box<ClaimRequest>>) {
+        self.claims.0.insert(id.clone(), (None, 0));
+        let me = Owner {
+            persistent,
+            ..self.links.me.clone()
+        };
+        let (store, done) = (self.links.store.clone(), self.done.clone());
+        tokio::spawn(async move {
+            let result = tokio::time::timeout(CLAIM_TIMEOUT, claim(&store, &id, &me)).await;
+            let _ = done.send((id, result.ok().flatten(), req));
+        });
+    }
+
+    /// A claim finished: kick the local session if a newer claim came meanwhile, tell
+    /// the previous owner, and (for a [`ClaimRequest`]) load the session.
+    async fn on_claimed(&mut self, (id, result, req): ClaimDone) {
+        let Links {
+            client,
+            me,
+            router,
+            persistence,
+            keep_stored,
+            ..
+        } = &self.links;
+        let Some((revision, previous)) = result else {
+            warn!(client_id = %id, "session ownership not claimed; other nodes may keep a session for this id");
+            // Availability: serve the connection with whatever the store holds.
+            if let Some(req) = req {
+                finish(persistence, *req, true);
+            }
+            return;
+        };
+        if self.claims.claimed(&id, revision) {
+            router.do_send(RemoteTakeover {
+                client_id: id.clone(),
+                flushed: None,
+                keep_stored: *keep_stored,
+            });
+        }
+        let notice = Notice {
+            client_id: id.as_str().to_owned(),
+            revision,
+        };
+        let elsewhere = previous
+            .as_ref()
+            .filter(|p| p.node != me.node)
+            .map(|p| control_subject(&p.node));
+        // Only a persistent session leaves state behind (its expiry may drop to
+        // 0, never rise from it [MQTT-3.14.2-2]).
+        let existed = previous.as_ref().is_some_and(|p| p.persistent);
+        match (elsewhere, req) {
+            (Some(subject), Some(req)) => {
+                let (client, persistence) = (client.clone(), persistence.clone());
+                tokio::spawn(async move {
+                    release(&client, subject, &notice).await;
+                    finish(&persistence, *req, existed);
+                });
+            }
+            (Some(subject), None) => {
+                if let Ok(bytes) = serde_json::to_vec(&notice) {
+                    let _ = client.publish(subject, bytes.into()).await;
+                }
+            }
+            (None, Some(req)) => finish(persistence, *req, existed),
+            (None, None) => {}
+        }
+    }
+
+    /// Another node claimed a client id: close the local session unless a newer local
+    /// claim keeps it, and answer a request.
+    async fn on_notice(&mut self, m: async_nats::Message) {
+        let Ok(notice) = serde_json::from_slice::<Notice>(&m.payload) else {
+            return;
+        };
+        let id = ClientId::new(notice.client_id);
+        let mine = self.claims.0.contains_key(&id);
+        let kick = self.claims.notice(&id, notice.revision);
+        if kick {
+            debug!(client_id = %id, "session taken over by another node");
+        }
+        match (kick || !mine, m.reply) {
+            (true, reply) => self.take_over(id, reply),
+            // A newer local claim keeps the session.
+            (false, Some(reply)) => {
+                let _ = self.links.client.publish(reply, "kept".into()).await;
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// Closes the local session (if any) and answers `reply` once its state is stored.
+    fn take_over(&self, client_id: ClientId, reply: Option<async_nats::Subject>) {
+        let (tx, rx) = oneshot::channel();
+        let flushed = reply.is_some().then_some(tx);
+        self.links.router.do_send(RemoteTakeover {
+            client_id,
+            flushed,
+            keep_stored: self.links.keep_stored,
+        });
+        if let Some(reply) = reply {
+            let client = self.links.client.clone();
+            tokio::spawn(async move {
+                let answer = match tokio::time::timeout(FLUSH_TIMEOUT, rx).await {
+                    Ok(Ok(())) => "released",
+                    _ => "unflushed",
+                };
+                let _ = client.publish(reply, answer.into()).await;
+            });
+        }
+    }
 }
 
 /// Asks the previous owner to close its session and store its final state; returns

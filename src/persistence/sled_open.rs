@@ -27,14 +27,6 @@ pub(super) struct Opened {
 /// Opens the store in `dir`; with `create`, creates a fresh one in a missing or empty
 /// directory (and writes the schema key and the marker), otherwise never writes either.
 pub(super) fn open(dir: &Path, create: bool) -> Result<Opened, StoreError> {
-    let err = |reason: &str, damaged: bool| {
-        let (path, reason) = (dir.to_owned(), reason.to_owned());
-        if damaged {
-            StoreError::Damaged { path, reason }
-        } else {
-            StoreError::NotAStore { path, reason }
-        }
-    };
     let has_marker = check_dir(dir, create)?;
     let db = open_db(dir).map_err(|source| StoreError::Open {
         path: dir.to_owned(),
@@ -48,40 +40,9 @@ pub(super) fn open(dir: &Path, create: bool) -> Result<Opened, StoreError> {
     };
     let fresh = stored_schema.is_none();
     let schema = match stored_schema {
-        Some(v) => {
-            let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                tree: "meta",
-                key: SCHEMA_KEY.to_vec(),
-                reason: format!("schema version has {} bytes, expected 4", v.len()),
-            })?;
-            let found = u32::from_be_bytes(bytes);
-            if found > CURRENT_SCHEMA {
-                return Err(StoreError::NewerSchema {
-                    path: dir.to_owned(),
-                    found,
-                    supported: CURRENT_SCHEMA,
-                });
-            }
-            found
-        }
+        Some(v) => schema_version(dir, &v)?,
         None => {
-            if has_marker {
-                return Err(err(
-                    "the database has no schema version although the store was \
-                     initialized: its files were damaged, truncated or replaced",
-                    true,
-                ));
-            }
-            let mut empty = true;
-            for name in &names {
-                empty &= db.open_tree(name)?.is_empty();
-            }
-            if !empty {
-                return Err(err("the database has data but no schema version", false));
-            }
-            if !create {
-                return Err(err("the database is empty", false));
-            }
+            check_uninitialized(dir, &db, &names, has_marker, create)?;
             CURRENT_SCHEMA
         }
     };
@@ -100,20 +61,80 @@ pub(super) fn open(dir: &Path, create: bool) -> Result<Opened, StoreError> {
             source,
         })?;
     }
-    let next_seq = match trees[QUEUE].get(NEXT_SEQ_KEY)? {
-        Some(v) => read_u64(&v).ok_or_else(|| StoreError::Corrupt {
-            tree: "meta",
-            key: NEXT_SEQ_KEY.to_vec(),
-            reason: format!("next_seq has {} bytes, expected 8", v.len()),
-        })?,
-        None => 1,
-    };
+    let next_seq = read_next_seq(&trees[QUEUE])?;
     Ok(Opened {
         db,
         trees,
         schema,
         next_seq: next_seq.max(1),
     })
+}
+
+/// The stored schema version, refused when newer than this binary's.
+fn schema_version(dir: &Path, v: &[u8]) -> Result<u32, StoreError> {
+    let bytes: [u8; 4] = v.try_into().map_err(|_| StoreError::Corrupt {
+        tree: "meta",
+        key: SCHEMA_KEY.to_vec(),
+        reason: format!("schema version has {} bytes, expected 4", v.len()),
+    })?;
+    let found = u32::from_be_bytes(bytes);
+    if found > CURRENT_SCHEMA {
+        return Err(StoreError::NewerSchema {
+            path: dir.to_owned(),
+            found,
+            supported: CURRENT_SCHEMA,
+        });
+    }
+    Ok(found)
+}
+
+/// A database without a schema version may only become a store when it is empty, was
+/// never initialized (no marker) and `create` allows it.
+fn check_uninitialized(
+    dir: &Path,
+    db: &sled::Db,
+    names: &[sled::IVec],
+    has_marker: bool,
+    create: bool,
+) -> Result<(), StoreError> {
+    let err = |reason: &str, damaged: bool| {
+        let (path, reason) = (dir.to_owned(), reason.to_owned());
+        if damaged {
+            StoreError::Damaged { path, reason }
+        } else {
+            StoreError::NotAStore { path, reason }
+        }
+    };
+    if has_marker {
+        return Err(err(
+            "the database has no schema version although the store was \
+             initialized: its files were damaged, truncated or replaced",
+            true,
+        ));
+    }
+    let mut empty = true;
+    for name in names {
+        empty &= db.open_tree(name)?.is_empty();
+    }
+    if !empty {
+        return Err(err("the database has data but no schema version", false));
+    }
+    if !create {
+        return Err(err("the database is empty", false));
+    }
+    Ok(())
+}
+
+/// The queue seq high-water mark; 1 when none is stored.
+fn read_next_seq(queue: &sled::Tree) -> Result<u64, StoreError> {
+    match queue.get(NEXT_SEQ_KEY)? {
+        Some(v) => read_u64(&v).ok_or_else(|| StoreError::Corrupt {
+            tree: "meta",
+            key: NEXT_SEQ_KEY.to_vec(),
+            reason: format!("next_seq has {} bytes, expected 8", v.len()),
+        }),
+        None => Ok(1),
+    }
 }
 
 /// Refuses directories that exist but hold something other than a store, so a wrong or

@@ -57,6 +57,9 @@ impl std::fmt::Debug for SledStore {
 /// Pending writes of one `apply`, per tree: key → `Some(value)` to insert, `None` to remove.
 type Plan = [BTreeMap<Vec<u8>, Option<Vec<u8>>>; 6];
 
+/// Sessions being loaded, by client id.
+type Sessions = BTreeMap<String, StoredSession>;
+
 impl SledStore {
     /// Opens the store in `dir`, creating the directory and a fresh store if needed.
     /// Fails if `dir` holds other files, a corrupt database, a database without a schema
@@ -119,6 +122,203 @@ impl SledStore {
         copy.next_seq = self.next_seq;
         copy.flush()?;
         Ok(copy)
+    }
+
+    /// The session records, by client id, without their children yet.
+    fn load_sessions(&self) -> Result<Sessions, StoreError> {
+        let mut sessions = BTreeMap::new();
+        for kv in self.trees[SESSIONS].iter() {
+            let (k, v) = kv?;
+            let id = utf8_key("sessions", &k)?;
+            let record: SessionRecord = decode("sessions", &k, &v)?;
+            if record.client_id != id {
+                return Err(StoreError::Corrupt {
+                    tree: "sessions",
+                    key: k.to_vec(),
+                    reason: format!("record is for client {:?}", record.client_id),
+                });
+            }
+            let s = StoredSession {
+                record,
+                subscriptions: Vec::new(),
+                queue: Vec::new(),
+                inbound_qos2: Vec::new(),
+                replay: None,
+            };
+            sessions.insert(id.to_owned(), s);
+        }
+        Ok(sessions)
+    }
+
+    /// Adds the subscriptions to their sessions; returns the orphans' count.
+    fn load_subscriptions(&self, sessions: &mut Sessions) -> Result<usize, StoreError> {
+        let mut orphans = 0usize;
+        for kv in self.trees[SUBS].iter() {
+            let (k, v) = kv?;
+            let (id, _) = split_key("subs", &k)?;
+            let sub: SubscriptionRecord = decode("subs", &k, &v)?;
+            match sessions.get_mut(id) {
+                Some(s) => s.subscriptions.push(sub),
+                None => orphans += 1,
+            }
+        }
+        Ok(orphans)
+    }
+
+    /// Adds the queued messages to their sessions; returns the orphans' count and the
+    /// next queue seq (above every stored one).
+    fn load_queues(&self, sessions: &mut Sessions) -> Result<(usize, u64), StoreError> {
+        let mut orphans = 0usize;
+        let mut next_seq = self.next_seq;
+        for kv in self.trees[QUEUE].iter() {
+            let (k, v) = kv?;
+            if k.as_ref() == NEXT_SEQ_KEY {
+                continue;
+            }
+            let (id, rest) = split_key("queue", &k)?;
+            let seq = read_u64(rest).ok_or_else(|| StoreError::Corrupt {
+                tree: "queue",
+                key: k.to_vec(),
+                reason: "seq is not 8 bytes".into(),
+            })?;
+            next_seq = next_seq.max(seq.saturating_add(1));
+            let rec: QueuedRecord = decode("queue", &k, &v)?;
+            match sessions.get_mut(id) {
+                Some(s) => s.queue.push((seq, rec)),
+                None => orphans += 1,
+            }
+        }
+        Ok((orphans, next_seq))
+    }
+
+    /// Adds the inbound QoS 2 packet ids to their sessions; returns the orphans' count.
+    fn load_inbound_qos2(&self, sessions: &mut Sessions) -> Result<usize, StoreError> {
+        let mut orphans = 0usize;
+        for k in self.trees[QOS2IN].iter().keys() {
+            let k = k?;
+            let (id, rest) = split_key("qos2in", &k)?;
+            let bytes: [u8; 2] = rest.try_into().map_err(|_| StoreError::Corrupt {
+                tree: "qos2in",
+                key: k.to_vec(),
+                reason: "packet id is not 2 bytes".into(),
+            })?;
+            match sessions.get_mut(id) {
+                Some(s) => s.inbound_qos2.push(u16::from_be_bytes(bytes)),
+                None => orphans += 1,
+            }
+        }
+        Ok(orphans)
+    }
+
+    fn load_retained(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut retained = Vec::new();
+        for kv in self.trees[RETAINED].iter() {
+            let (k, v) = kv?;
+            utf8_key("retained", &k)?;
+            let msg: MessageRecord = decode("retained", &k, &v)?;
+            retained.push(msg);
+        }
+        Ok(retained)
+    }
+
+    /// Adds the writes of one op to `plan`; `next_seq` rises past each queued seq.
+    fn plan_op(&self, plan: &mut Plan, next_seq: &mut u64, op: Op) -> Result<(), StoreError> {
+        let (tree, key, value) = match op {
+            Op::PutSession(rec) => {
+                let v = encode(&rec)?;
+                (SESSIONS, rec.client_id.into_bytes(), Some(v))
+            }
+            Op::DeleteSession { client_id } => {
+                let p = prefix(&client_id);
+                for tree in [SUBS, QUEUE, QOS2IN] {
+                    self.delete_prefix(plan, tree, &p)?;
+                }
+                (SESSIONS, client_id.into_bytes(), None)
+            }
+            Op::PutSubscription { client_id, sub } => {
+                let k = child_key(&client_id, sub.filter.as_bytes());
+                (SUBS, k, Some(encode(&sub)?))
+            }
+            Op::DeleteSubscription { client_id, filter } => {
+                (SUBS, child_key(&client_id, filter.as_bytes()), None)
+            }
+            Op::PutQueued {
+                client_id,
+                seq,
+                rec,
+            } => {
+                *next_seq = (*next_seq).max(seq.saturating_add(1));
+                let k = child_key(&client_id, &seq.to_be_bytes());
+                (QUEUE, k, Some(encode(&rec)?))
+            }
+            Op::DeleteQueued { client_id, seq } => {
+                (QUEUE, child_key(&client_id, &seq.to_be_bytes()), None)
+            }
+            Op::PutInboundQos2 {
+                client_id,
+                packet_id,
+            } => {
+                let k = child_key(&client_id, &packet_id.to_be_bytes());
+                (QOS2IN, k, Some(Vec::new()))
+            }
+            Op::DeleteInboundQos2 {
+                client_id,
+                packet_id,
+            } => (
+                QOS2IN,
+                child_key(&client_id, &packet_id.to_be_bytes()),
+                None,
+            ),
+            Op::PutRetained(msg) => {
+                let v = encode(&msg)?;
+                (RETAINED, msg.topic.into_bytes(), Some(v))
+            }
+            Op::DeleteRetained { topic } => (RETAINED, topic.into_bytes(), None),
+            Op::Delivered { .. } => return Ok(()),
+        };
+        plan[tree].insert(key, value);
+        Ok(())
+    }
+
+    /// Writes `plan` atomically: one batch per tree it touches, in a transaction when it
+    /// touches more than one.
+    fn write_plan(&self, plan: Plan) -> Result<(), StoreError> {
+        let mut trees = Vec::new();
+        let mut batches = Vec::new();
+        for (i, writes) in plan.into_iter().enumerate() {
+            if writes.is_empty() {
+                continue;
+            }
+            let mut batch = Batch::default();
+            for (k, v) in writes {
+                match v {
+                    Some(v) => batch.insert(k, v),
+                    None => batch.remove(k),
+                }
+            }
+            trees.push(&self.trees[i]);
+            batches.push(batch);
+        }
+        match trees.len() {
+            0 => {}
+            // A single tree's batch is atomic on its own, without the transaction cost.
+            1 => trees[0].apply_batch(batches.swap_remove(0))?,
+            _ => trees
+                .as_slice()
+                .transaction(|views| {
+                    for (view, batch) in views.iter().zip(&batches) {
+                        view.apply_batch(batch)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e: TransactionError<()>| match e {
+                    TransactionError::Storage(e) => StoreError::Sled(e),
+                    TransactionError::Abort(()) => {
+                        StoreError::Sled(sled::Error::ReportableBug("transaction aborted".into()))
+                    }
+                })?,
+        }
+        Ok(())
     }
 
     /// Adds removals of every key under `prefix` in `tree`, on disk or earlier in the plan.
@@ -191,82 +391,17 @@ impl Store for SledStore {
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let mut sessions: BTreeMap<String, StoredSession> = BTreeMap::new();
-        for kv in self.trees[SESSIONS].iter() {
-            let (k, v) = kv?;
-            let id = utf8_key("sessions", &k)?;
-            let record: SessionRecord = decode("sessions", &k, &v)?;
-            if record.client_id != id {
-                return Err(StoreError::Corrupt {
-                    tree: "sessions",
-                    key: k.to_vec(),
-                    reason: format!("record is for client {:?}", record.client_id),
-                });
-            }
-            let s = StoredSession {
-                record,
-                subscriptions: Vec::new(),
-                queue: Vec::new(),
-                inbound_qos2: Vec::new(),
-                replay: None,
-            };
-            sessions.insert(id.to_owned(), s);
-        }
-        let mut orphans = 0usize;
-        for kv in self.trees[SUBS].iter() {
-            let (k, v) = kv?;
-            let (id, _) = split_key("subs", &k)?;
-            let sub: SubscriptionRecord = decode("subs", &k, &v)?;
-            match sessions.get_mut(id) {
-                Some(s) => s.subscriptions.push(sub),
-                None => orphans += 1,
-            }
-        }
-        let mut next_seq = self.next_seq;
-        for kv in self.trees[QUEUE].iter() {
-            let (k, v) = kv?;
-            if k.as_ref() == NEXT_SEQ_KEY {
-                continue;
-            }
-            let (id, rest) = split_key("queue", &k)?;
-            let seq = read_u64(rest).ok_or_else(|| StoreError::Corrupt {
-                tree: "queue",
-                key: k.to_vec(),
-                reason: "seq is not 8 bytes".into(),
-            })?;
-            next_seq = next_seq.max(seq.saturating_add(1));
-            let rec: QueuedRecord = decode("queue", &k, &v)?;
-            match sessions.get_mut(id) {
-                Some(s) => s.queue.push((seq, rec)),
-                None => orphans += 1,
-            }
-        }
-        for k in self.trees[QOS2IN].iter().keys() {
-            let k = k?;
-            let (id, rest) = split_key("qos2in", &k)?;
-            let bytes: [u8; 2] = rest.try_into().map_err(|_| StoreError::Corrupt {
-                tree: "qos2in",
-                key: k.to_vec(),
-                reason: "packet id is not 2 bytes".into(),
-            })?;
-            match sessions.get_mut(id) {
-                Some(s) => s.inbound_qos2.push(u16::from_be_bytes(bytes)),
-                None => orphans += 1,
-            }
-        }
+        let mut sessions = self.load_sessions()?;
+        let mut orphans = self.load_subscriptions(&mut sessions)?;
+        let (queued_orphans, next_seq) = self.load_queues(&mut sessions)?;
+        orphans += queued_orphans;
+        orphans += self.load_inbound_qos2(&mut sessions)?;
         if orphans > 0 {
             tracing::debug!(orphans, "store entries without a session record ignored");
         }
-        let mut retained = Vec::new();
-        for kv in self.trees[RETAINED].iter() {
-            let (k, v) = kv?;
-            utf8_key("retained", &k)?;
-            let msg: MessageRecord = decode("retained", &k, &v)?;
-            retained.push(msg);
-        }
         Ok(Snapshot {
             sessions: sessions.into_values().collect(),
-            retained,
+            retained: self.load_retained()?,
             next_seq,
         })
     }
@@ -276,98 +411,12 @@ impl Store for SledStore {
         let mut plan: Plan = Default::default();
         let mut next_seq = self.next_seq;
         for op in ops {
-            match op {
-                Op::PutSession(rec) => {
-                    let v = encode(&rec)?;
-                    plan[SESSIONS].insert(rec.client_id.into_bytes(), Some(v));
-                }
-                Op::DeleteSession { client_id } => {
-                    let p = prefix(&client_id);
-                    for tree in [SUBS, QUEUE, QOS2IN] {
-                        self.delete_prefix(&mut plan, tree, &p)?;
-                    }
-                    plan[SESSIONS].insert(client_id.into_bytes(), None);
-                }
-                Op::PutSubscription { client_id, sub } => {
-                    let k = child_key(&client_id, sub.filter.as_bytes());
-                    plan[SUBS].insert(k, Some(encode(&sub)?));
-                }
-                Op::DeleteSubscription { client_id, filter } => {
-                    plan[SUBS].insert(child_key(&client_id, filter.as_bytes()), None);
-                }
-                Op::PutQueued {
-                    client_id,
-                    seq,
-                    rec,
-                } => {
-                    next_seq = next_seq.max(seq.saturating_add(1));
-                    let k = child_key(&client_id, &seq.to_be_bytes());
-                    plan[QUEUE].insert(k, Some(encode(&rec)?));
-                }
-                Op::DeleteQueued { client_id, seq } => {
-                    plan[QUEUE].insert(child_key(&client_id, &seq.to_be_bytes()), None);
-                }
-                Op::PutInboundQos2 {
-                    client_id,
-                    packet_id,
-                } => {
-                    let k = child_key(&client_id, &packet_id.to_be_bytes());
-                    plan[QOS2IN].insert(k, Some(Vec::new()));
-                }
-                Op::DeleteInboundQos2 {
-                    client_id,
-                    packet_id,
-                } => {
-                    plan[QOS2IN].insert(child_key(&client_id, &packet_id.to_be_bytes()), None);
-                }
-                Op::PutRetained(msg) => {
-                    let v = encode(&msg)?;
-                    plan[RETAINED].insert(msg.topic.into_bytes(), Some(v));
-                }
-                Op::DeleteRetained { topic } => {
-                    plan[RETAINED].insert(topic.into_bytes(), None);
-                }
-                Op::Delivered { .. } => {}
-            }
+            self.plan_op(&mut plan, &mut next_seq, op)?;
         }
         if next_seq > self.next_seq {
             plan[QUEUE].insert(NEXT_SEQ_KEY.to_vec(), Some(next_seq.to_be_bytes().to_vec()));
         }
-        let mut trees = Vec::new();
-        let mut batches = Vec::new();
-        for (i, writes) in plan.into_iter().enumerate() {
-            if writes.is_empty() {
-                continue;
-            }
-            let mut batch = Batch::default();
-            for (k, v) in writes {
-                match v {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
-                }
-            }
-            trees.push(&self.trees[i]);
-            batches.push(batch);
-        }
-        match trees.len() {
-            0 => {}
-            // A single tree's batch is atomic on its own, without the transaction cost.
-            1 => trees[0].apply_batch(batches.swap_remove(0))?,
-            _ => trees
-                .as_slice()
-                .transaction(|views| {
-                    for (view, batch) in views.iter().zip(&batches) {
-                        view.apply_batch(batch)?;
-                    }
-                    Ok(())
-                })
-                .map_err(|e: TransactionError<()>| match e {
-                    TransactionError::Storage(e) => StoreError::Sled(e),
-                    TransactionError::Abort(()) => {
-                        StoreError::Sled(sled::Error::ReportableBug("transaction aborted".into()))
-                    }
-                })?,
-        }
+        self.write_plan(plan)?;
         self.next_seq = next_seq;
         Ok(())
     }

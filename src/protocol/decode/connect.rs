@@ -15,82 +15,23 @@ use crate::protocol::types::{ProtocolVersion, QoS, ReasonCode};
 
 /// CONNECT, decoded at the protocol level it declares.
 pub(super) fn decode_connect(mut body: Bytes) -> DResult<Packet> {
-    let name = read_binary(&mut body)?;
-    let level = read_u8(&mut body)?;
-    let version = match (&name[..], level) {
-        (b"MQTT", 4) => ProtocolVersion::V311,
-        (b"MQTT", 5) => ProtocolVersion::V5,
-        (b"MQIsdp", 3) => ProtocolVersion::V31,
-        _ => {
-            return Err(DecodeError::UnsupportedProtocolVersion {
-                name: String::from_utf8_lossy(&name).into_owned(),
-                level,
-            })
-        }
-    };
+    let version = read_protocol(&mut body)?;
     let v5 = version.is_v5();
-
-    let flags = read_u8(&mut body)?;
-    if flags & 0x01 != 0 {
-        return malformed("[MQTT-3.1.2-3] CONNECT reserved flag is not 0");
-    }
-    let clean_start = flags & 0x02 != 0;
-    let will_flag = flags & 0x04 != 0;
-    let will_qos = (flags >> 3) & 0b11;
-    let will_retain = flags & 0x20 != 0;
-    let password_flag = flags & 0x40 != 0;
-    let username_flag = flags & 0x80 != 0;
-    if !will_flag {
-        if will_qos != 0 {
-            return malformed("[MQTT-3.1.2-11] will QoS must be 0 when the will flag is 0");
-        }
-        if will_retain {
-            return malformed("[MQTT-3.1.2-13] will retain must be 0 when the will flag is 0");
-        }
-    }
-    let Some(will_qos) = QoS::from_u8(will_qos) else {
-        return malformed("[MQTT-3.1.2-14] will QoS 3");
-    };
-    if !v5 && password_flag && !username_flag {
-        return malformed("[MQTT-3.1.2-22] password flag set without the user name flag");
-    }
+    let flags = ConnectFlags::read(&mut body, v5)?;
     let keep_alive = read_u16(&mut body)?;
-    let properties = if v5 {
-        let props = read_properties(&mut body, PropKind::Connect)?;
-        if props.authentication_data.is_some() && props.authentication_method.is_none() {
-            return protocol(
-                "[MQTT-3.1.2.11.10] authentication data without an authentication method",
-            );
-        }
-        props
-    } else {
-        Properties::default()
-    };
+    let properties = read_connect_properties(&mut body, v5)?;
     let client_id = read_string(&mut body, v5)?;
-    let will = if will_flag {
-        let properties = if v5 {
-            read_properties(&mut body, PropKind::Will)?
-        } else {
-            Properties::default()
-        };
-        let topic = read_topic_name(&mut body, v5, false)?;
-        let payload = read_binary(&mut body)?;
-        Some(LastWill {
-            topic,
-            payload,
-            qos: will_qos,
-            retain: will_retain,
-            properties,
-        })
+    let will = if flags.will {
+        Some(read_will(&mut body, &flags, v5)?)
     } else {
         None
     };
-    let username = if username_flag {
+    let username = if flags.username {
         Some(read_string(&mut body, v5)?)
     } else {
         None
     };
-    let password = if password_flag {
+    let password = if flags.password {
         Some(read_binary(&mut body)?)
     } else {
         None
@@ -98,7 +39,7 @@ pub(super) fn decode_connect(mut body: Bytes) -> DResult<Packet> {
     finish(&body)?;
     Ok(Packet::Connect(Box::new(Connect {
         protocol: version,
-        clean_start,
+        clean_start: flags.clean_start,
         keep_alive,
         properties,
         client_id,
@@ -106,6 +47,97 @@ pub(super) fn decode_connect(mut body: Bytes) -> DResult<Packet> {
         username,
         password,
     })))
+}
+
+/// The protocol name and level (section 3.1.2.1 and 3.1.2.2).
+fn read_protocol(body: &mut Bytes) -> DResult<ProtocolVersion> {
+    let name = read_binary(body)?;
+    let level = read_u8(body)?;
+    match (&name[..], level) {
+        (b"MQTT", 4) => Ok(ProtocolVersion::V311),
+        (b"MQTT", 5) => Ok(ProtocolVersion::V5),
+        (b"MQIsdp", 3) => Ok(ProtocolVersion::V31),
+        _ => Err(DecodeError::UnsupportedProtocolVersion {
+            name: String::from_utf8_lossy(&name).into_owned(),
+            level,
+        }),
+    }
+}
+
+/// The connect flags (section 3.1.2.3), checked against each other.
+struct ConnectFlags {
+    clean_start: bool,
+    will: bool,
+    will_qos: QoS,
+    will_retain: bool,
+    password: bool,
+    username: bool,
+}
+
+impl ConnectFlags {
+    fn read(body: &mut Bytes, v5: bool) -> DResult<ConnectFlags> {
+        let flags = read_u8(body)?;
+        if flags & 0x01 != 0 {
+            return malformed("[MQTT-3.1.2-3] CONNECT reserved flag is not 0");
+        }
+        let will = flags & 0x04 != 0;
+        let will_qos = (flags >> 3) & 0b11;
+        let will_retain = flags & 0x20 != 0;
+        let password = flags & 0x40 != 0;
+        let username = flags & 0x80 != 0;
+        if !will {
+            if will_qos != 0 {
+                return malformed("[MQTT-3.1.2-11] will QoS must be 0 when the will flag is 0");
+            }
+            if will_retain {
+                return malformed("[MQTT-3.1.2-13] will retain must be 0 when the will flag is 0");
+            }
+        }
+        let Some(will_qos) = QoS::from_u8(will_qos) else {
+            return malformed("[MQTT-3.1.2-14] will QoS 3");
+        };
+        if !v5 && password && !username {
+            return malformed("[MQTT-3.1.2-22] password flag set without the user name flag");
+        }
+        Ok(ConnectFlags {
+            clean_start: flags & 0x02 != 0,
+            will,
+            will_qos,
+            will_retain,
+            password,
+            username,
+        })
+    }
+}
+
+/// The CONNECT properties (5.0 only; empty before).
+fn read_connect_properties(body: &mut Bytes, v5: bool) -> DResult<Properties> {
+    if !v5 {
+        return Ok(Properties::default());
+    }
+    let props = read_properties(body, PropKind::Connect)?;
+    if props.authentication_data.is_some() && props.authentication_method.is_none() {
+        return protocol("[MQTT-3.1.2.11.10] authentication data without an authentication method");
+    }
+    Ok(props)
+}
+
+/// The will properties, topic and payload (section 3.1.3.2 to 3.1.3.4).
+fn read_will(body: &mut Bytes, flags: &ConnectFlags, v5: bool) -> DResult<LastWill> {
+    let properties = if v5 {
+        read_properties(body, PropKind::Will)?
+    } else {
+        Properties::default()
+    };
+    let topic = read_topic_name(body, v5, false)?;
+    let payload = read_binary(body)?;
+    Ok(LastWill {
+        topic,
+        payload,
+        qos: flags.will_qos,
+        retain: flags.will_retain,
+        properties,
+    })
 }
 
 /// CONNACK: 3.x return codes are mapped to reason codes.

@@ -6,7 +6,7 @@ mod packets;
 mod properties;
 mod reader;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::DecodeError;
 use super::packet::Packet;
@@ -36,25 +36,9 @@ pub fn decode_packet(
         return Ok(None);
     };
     check_first_byte(first, version)?;
-
-    let mut remaining = 0usize;
-    let mut header_len = 1;
-    loop {
-        let Some(&b) = src.get(header_len) else {
-            return Ok(None);
-        };
-        remaining |= usize::from(b & 0x7F) << (7 * (header_len - 1));
-        header_len += 1;
-        if b & 0x80 == 0 {
-            if header_len > 2 && b == 0 {
-                return malformed("[MQTT-1.5.5-1] remaining length not in its minimal encoding");
-            }
-            break;
-        }
-        if header_len == 5 {
-            return malformed("[MQTT-1.5.5-1] remaining length longer than 4 bytes");
-        }
-    }
+    let Some((header_len, remaining)) = read_remaining_length(src)? else {
+        return Ok(None);
+    };
 
     let total = header_len + remaining;
     if total > max_packet_size {
@@ -70,17 +54,46 @@ pub fn decode_packet(
 
     let mut body = src.split_to(total).freeze();
     body.advance(header_len);
+    decode_body(first, body, version).map(Some)
+}
+
+/// Reads the remaining length after the first byte: the fixed header's length and the
+/// remaining length, or `None` while the variable byte integer is incomplete.
+#[inline]
+fn read_remaining_length(src: &[u8]) -> DResult<Option<(usize, usize)>> {
+    let mut remaining = 0usize;
+    let mut header_len = 1;
+    loop {
+        let Some(&b) = src.get(header_len) else {
+            return Ok(None);
+        };
+        remaining |= usize::from(b & 0x7F) << (7 * (header_len - 1));
+        header_len += 1;
+        if b & 0x80 == 0 {
+            if header_len > 2 && b == 0 {
+                return malformed("[MQTT-1.5.5-1] remaining length not in its minimal encoding");
+            }
+            return Ok(Some((header_len, remaining)));
+        }
+        if header_len == 5 {
+            return malformed("[MQTT-1.5.5-1] remaining length longer than 4 bytes");
+        }
+    }
+}
+
+/// Decodes the complete body of a packet whose first byte is `first`.
+fn decode_body(first: u8, body: Bytes, version: Option<ProtocolVersion>) -> DResult<Packet> {
     let flags = first & 0x0F;
     let packet_type = first >> 4;
     if packet_type == 1 {
-        return connect::decode_connect(body).map(Some);
+        return connect::decode_connect(body);
     }
     // check_first_byte refused everything but CONNECT without a version.
     let Some(version) = version else {
         return protocol(FIRST_NOT_CONNECT);
     };
     let v5 = version.is_v5();
-    let packet = match packet_type {
+    Ok(match packet_type {
         2 => connect::decode_connack(body, v5)?,
         3 => Packet::Publish(packets::decode_publish(body, flags, v5)?),
         4 => Packet::PubAck(packets::decode_pub_response(body, packet_type, v5)?),
@@ -91,22 +104,27 @@ pub fn decode_packet(
         9 => Packet::SubAck(packets::decode_suback(body, v5)?),
         10 => Packet::Unsubscribe(packets::decode_unsubscribe(body, v5)?),
         11 => Packet::UnsubAck(packets::decode_unsuback(body, v5)?),
-        12 => {
-            if body.has_remaining() {
-                return malformed("[MQTT-3.12.1] PINGREQ with a non-zero remaining length");
-            }
-            Packet::PingReq
-        }
-        13 => {
-            if body.has_remaining() {
-                return malformed("[MQTT-3.13.1] PINGRESP with a non-zero remaining length");
-            }
-            Packet::PingResp
-        }
+        12 => empty(
+            &body,
+            Packet::PingReq,
+            "[MQTT-3.12.1] PINGREQ with a non-zero remaining length",
+        )?,
+        13 => empty(
+            &body,
+            Packet::PingResp,
+            "[MQTT-3.13.1] PINGRESP with a non-zero remaining length",
+        )?,
         14 => Packet::Disconnect(packets::decode_disconnect(body, v5)?),
         _ => Packet::Auth(packets::decode_auth(body)?),
-    };
-    Ok(Some(packet))
+    })
+}
+
+/// A packet without a body (PINGREQ, PINGRESP).
+fn empty(body: &Bytes, packet: Packet, msg: &'static str) -> DResult<Packet> {
+    if body.has_remaining() {
+        return malformed(msg);
+    }
+    Ok(packet)
 }
 
 const FIRST_NOT_CONNECT: &str = "[MQTT-3.1.0-1] the first packet from a client must be CONNECT";

@@ -173,7 +173,24 @@ pub(super) fn read_properties(buf: &mut Bytes, kind: PropKind) -> DResult<Proper
 }
 
 /// Reads the value of property `id` (known and allowed) into `props`.
+#[inline]
 fn read_one(p: &mut Bytes, id: u8, props: &mut Properties) -> DResult<()> {
+    match id {
+        0x01..=0x0B | 0x23 => read_message_property(p, id, props),
+        0x24 | 0x25 | 0x28..=0x2A => read_capability(p, id, props),
+        0x26 => {
+            let key = read_string(p, true)?;
+            let value = read_string(p, true)?;
+            props.user_properties.push(UserProperty { key, value });
+            Ok(())
+        }
+        _ => read_connection_property(p, id, props),
+    }
+}
+
+/// The properties of an application message (PUBLISH and the will).
+#[inline]
+fn read_message_property(p: &mut Bytes, id: u8, props: &mut Properties) -> DResult<()> {
     match id {
         0x01 => {
             props.payload_format_indicator = Some(flag(
@@ -198,6 +215,17 @@ fn read_one(p: &mut Bytes, id: u8, props: &mut Properties) -> DResult<()> {
             }
             props.subscription_identifiers.push(v);
         }
+        // Alias 0 is answered with DISCONNECT 0x94 by the session [MQTT-3.3.2-8].
+        0x23 => props.topic_alias = Some(read_u16(p)?),
+        _ => return malformed("[MQTT-2.2.2.2] unknown property identifier"),
+    }
+    Ok(())
+}
+
+/// The properties of the connection and the session: CONNECT, CONNACK, DISCONNECT,
+/// AUTH, the will delay, and the reason string of the acknowledgements.
+fn read_connection_property(p: &mut Bytes, id: u8, props: &mut Properties) -> DResult<()> {
+    match id {
         0x11 => props.session_expiry_interval = Some(read_u32(p)?),
         0x12 => props.assigned_client_identifier = Some(read_string(p, true)?),
         0x13 => props.server_keep_alive = Some(read_u16(p)?),
@@ -223,22 +251,6 @@ fn read_one(p: &mut Bytes, id: u8, props: &mut Properties) -> DResult<()> {
             props.receive_maximum = Some(non_zero_u16(p, "[MQTT-3.1.2.11.3] receive maximum 0")?)
         }
         0x22 => props.topic_alias_maximum = Some(read_u16(p)?),
-        // Alias 0 is answered with DISCONNECT 0x94 by the session [MQTT-3.3.2-8].
-        0x23 => props.topic_alias = Some(read_u16(p)?),
-        0x24 => {
-            props.maximum_qos = Some(flag(p, "[MQTT-3.2.2.3.4] maximum QoS other than 0 or 1")?)
-        }
-        0x25 => {
-            props.retain_available = Some(flag(
-                p,
-                "[MQTT-3.2.2.3.5] retain available other than 0 or 1",
-            )?)
-        }
-        0x26 => {
-            let key = read_string(p, true)?;
-            let value = read_string(p, true)?;
-            props.user_properties.push(UserProperty { key, value });
-        }
         0x27 => {
             let v = read_u32(p)?;
             if v == 0 {
@@ -246,25 +258,36 @@ fn read_one(p: &mut Bytes, id: u8, props: &mut Properties) -> DResult<()> {
             }
             props.maximum_packet_size = Some(v);
         }
-        0x28 => {
-            props.wildcard_subscription_available = Some(flag(
-                p,
-                "[MQTT-3.2.2.3.11] wildcard subscription available other than 0 or 1",
-            )?)
-        }
-        0x29 => {
-            props.subscription_identifier_available = Some(flag(
-                p,
-                "[MQTT-3.2.2.3.12] subscription identifier available other than 0 or 1",
-            )?)
-        }
-        0x2A => {
-            props.shared_subscription_available = Some(flag(
-                p,
-                "[MQTT-3.2.2.3.13] shared subscription available other than 0 or 1",
-            )?)
-        }
         _ => return malformed("[MQTT-2.2.2.2] unknown property identifier"),
     }
+    Ok(())
+}
+
+/// The server's capability flags in CONNACK.
+fn read_capability(p: &mut Bytes, id: u8, props: &mut Properties) -> DResult<()> {
+    let (field, msg) = match id {
+        0x24 => (
+            &mut props.maximum_qos,
+            "[MQTT-3.2.2.3.4] maximum QoS other than 0 or 1",
+        ),
+        0x25 => (
+            &mut props.retain_available,
+            "[MQTT-3.2.2.3.5] retain available other than 0 or 1",
+        ),
+        0x28 => (
+            &mut props.wildcard_subscription_available,
+            "[MQTT-3.2.2.3.11] wildcard subscription available other than 0 or 1",
+        ),
+        0x29 => (
+            &mut props.subscription_identifier_available,
+            "[MQTT-3.2.2.3.12] subscription identifier available other than 0 or 1",
+        ),
+        0x2A => (
+            &mut props.shared_subscription_available,
+            "[MQTT-3.2.2.3.13] shared subscription available other than 0 or 1",
+        ),
+        _ => return malformed("[MQTT-2.2.2.2] unknown property identifier"),
+    };
+    *field = Some(flag(p, msg)?);
     Ok(())
 }

@@ -5,7 +5,10 @@ use bytes::{BufMut, BytesMut};
 use super::properties::{block_len, properties_len, put_properties};
 use super::{bin_len, check_remaining, put_bin, put_str, str_len, Sizes};
 use crate::protocol::error::EncodeError;
-use crate::protocol::packet::{Connect, Packet, PubResponse, Publish, SubscriptionOptions};
+use crate::protocol::packet::{
+    ConnAck, Connect, Packet, PubResponse, Publish, SubAck, Subscribe, SubscriptionOptions,
+    Unsubscribe,
+};
 use crate::protocol::properties::Properties;
 use crate::protocol::types::{ProtocolVersion, QoS};
 
@@ -40,47 +43,14 @@ pub(super) fn sizes(packet: &Packet, version: ProtocolVersion) -> Result<Sizes, 
         }
         Packet::Publish(p) => publish_len(p, v5, &mut s)?,
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
-            if !v5 {
-                2
-            } else {
-                s.props = properties_len(&r.properties)?;
-                match (r.reason.0, s.props) {
-                    (0, 0) => 2,
-                    (_, 0) => 3,
-                    (_, n) => 3 + block_len(n),
-                }
-            }
+            pub_response_len(r, v5, &mut s)?
         }
-        Packet::Subscribe(sub) => {
-            if sub.filters.is_empty() {
-                return Err(EncodeError::Invalid(
-                    "[MQTT-3.8.3-3] SUBSCRIBE without topic filters",
-                ));
-            }
-            s.props = props(&sub.properties, v5)?;
-            let mut n = 2 + if v5 { block_len(s.props) } else { 0 };
-            for (f, _) in &sub.filters {
-                n += str_len(f.as_str())? + 1;
-            }
-            n
-        }
+        Packet::Subscribe(sub) => subscribe_len(sub, v5, &mut s)?,
         Packet::SubAck(a) => {
             s.props = props(&a.properties, v5)?;
             2 + if v5 { block_len(s.props) } else { 0 } + a.reasons.len()
         }
-        Packet::Unsubscribe(u) => {
-            if u.filters.is_empty() {
-                return Err(EncodeError::Invalid(
-                    "[MQTT-3.10.3-2] UNSUBSCRIBE without topic filters",
-                ));
-            }
-            s.props = props(&u.properties, v5)?;
-            let mut n = 2 + if v5 { block_len(s.props) } else { 0 };
-            for f in &u.filters {
-                n += str_len(f.as_str())?;
-            }
-            n
-        }
+        Packet::Unsubscribe(u) => unsubscribe_len(u, v5, &mut s)?,
         Packet::UnsubAck(a) => {
             if v5 {
                 s.props = properties_len(&a.properties)?;
@@ -110,6 +80,48 @@ pub(super) fn sizes(packet: &Packet, version: ProtocolVersion) -> Result<Sizes, 
     };
     s.remaining = check_remaining(remaining)?;
     Ok(s)
+}
+
+/// PUBACK, PUBREC, PUBREL, PUBCOMP: the reason code and the properties only when needed.
+#[inline]
+fn pub_response_len(r: &PubResponse, v5: bool, s: &mut Sizes) -> Result<usize, EncodeError> {
+    if !v5 {
+        return Ok(2);
+    }
+    s.props = properties_len(&r.properties)?;
+    Ok(match (r.reason.0, s.props) {
+        (0, 0) => 2,
+        (_, 0) => 3,
+        (_, n) => 3 + block_len(n),
+    })
+}
+
+fn subscribe_len(sub: &Subscribe, v5: bool, s: &mut Sizes) -> Result<usize, EncodeError> {
+    if sub.filters.is_empty() {
+        return Err(EncodeError::Invalid(
+            "[MQTT-3.8.3-3] SUBSCRIBE without topic filters",
+        ));
+    }
+    s.props = props(&sub.properties, v5)?;
+    let mut n = 2 + if v5 { block_len(s.props) } else { 0 };
+    for (f, _) in &sub.filters {
+        n += str_len(f.as_str())? + 1;
+    }
+    Ok(n)
+}
+
+fn unsubscribe_len(u: &Unsubscribe, v5: bool, s: &mut Sizes) -> Result<usize, EncodeError> {
+    if u.filters.is_empty() {
+        return Err(EncodeError::Invalid(
+            "[MQTT-3.10.3-2] UNSUBSCRIBE without topic filters",
+        ));
+    }
+    s.props = props(&u.properties, v5)?;
+    let mut n = 2 + if v5 { block_len(s.props) } else { 0 };
+    for f in &u.filters {
+        n += str_len(f.as_str())?;
+    }
+    Ok(n)
 }
 
 /// DISCONNECT and AUTH: empty when successful without properties.
@@ -199,60 +211,14 @@ pub(super) fn put_body(packet: &Packet, version: ProtocolVersion, s: Sizes, dst:
     let v5 = version.is_v5();
     match packet {
         Packet::Connect(c) => put_connect(c, s, dst),
-        Packet::ConnAck(c) => {
-            dst.put_u8(u8::from(c.session_present));
-            if v5 {
-                dst.put_u8(c.reason.0);
-                put_properties(&c.properties, s.props, dst);
-            } else {
-                dst.put_u8(c.reason.to_v3_connack());
-            }
-        }
-        Packet::Publish(p) => {
-            put_str(dst, p.topic.as_str());
-            if let Some(id) = p.packet_id {
-                dst.put_u16(id.get());
-            }
-            if v5 {
-                put_properties(&p.properties, s.props, dst);
-            }
-            dst.put_slice(&p.payload);
-        }
+        Packet::ConnAck(c) => put_connack(c, v5, s, dst),
+        Packet::Publish(p) => put_publish(p, v5, s, dst),
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
             put_pub_response(r, v5, s, dst)
         }
-        Packet::Subscribe(sub) => {
-            dst.put_u16(sub.packet_id.get());
-            if v5 {
-                put_properties(&sub.properties, s.props, dst);
-            }
-            for (f, o) in &sub.filters {
-                put_str(dst, f.as_str());
-                dst.put_u8(options_byte(o, v5));
-            }
-        }
-        Packet::SubAck(a) => {
-            dst.put_u16(a.packet_id.get());
-            if v5 {
-                put_properties(&a.properties, s.props, dst);
-            }
-            for r in &a.reasons {
-                dst.put_u8(match r.0 {
-                    code if v5 => code,
-                    code @ 0..=2 => code,
-                    _ => 0x80,
-                });
-            }
-        }
-        Packet::Unsubscribe(u) => {
-            dst.put_u16(u.packet_id.get());
-            if v5 {
-                put_properties(&u.properties, s.props, dst);
-            }
-            for f in &u.filters {
-                put_str(dst, f.as_str());
-            }
-        }
+        Packet::Subscribe(sub) => put_subscribe(sub, v5, s, dst),
+        Packet::SubAck(a) => put_suback(a, v5, s, dst),
+        Packet::Unsubscribe(u) => put_unsubscribe(u, v5, s, dst),
         Packet::UnsubAck(a) => {
             dst.put_u16(a.packet_id.get());
             if v5 {
@@ -264,20 +230,78 @@ pub(super) fn put_body(packet: &Packet, version: ProtocolVersion, s: Sizes, dst:
         }
         Packet::PingReq | Packet::PingResp => {}
         Packet::Disconnect(d) => {
-            if v5 && s.remaining > 0 {
-                dst.put_u8(d.reason.0);
-                if s.remaining > 1 {
-                    put_properties(&d.properties, s.props, dst);
-                }
+            if v5 {
+                put_reason_and_props(d.reason.0, &d.properties, s, dst);
             }
         }
-        Packet::Auth(a) => {
-            if s.remaining > 0 {
-                dst.put_u8(a.reason.0);
-                if s.remaining > 1 {
-                    put_properties(&a.properties, s.props, dst);
-                }
-            }
+        Packet::Auth(a) => put_reason_and_props(a.reason.0, &a.properties, s, dst),
+    }
+}
+
+fn put_connack(c: &ConnAck, v5: bool, s: Sizes, dst: &mut BytesMut) {
+    dst.put_u8(u8::from(c.session_present));
+    if v5 {
+        dst.put_u8(c.reason.0);
+        put_properties(&c.properties, s.props, dst);
+    } else {
+        dst.put_u8(c.reason.to_v3_connack());
+    }
+}
+
+#[inline]
+fn put_publish(p: &Publish, v5: bool, s: Sizes, dst: &mut BytesMut) {
+    put_str(dst, p.topic.as_str());
+    if let Some(id) = p.packet_id {
+        dst.put_u16(id.get());
+    }
+    if v5 {
+        put_properties(&p.properties, s.props, dst);
+    }
+    dst.put_slice(&p.payload);
+}
+
+fn put_subscribe(sub: &Subscribe, v5: bool, s: Sizes, dst: &mut BytesMut) {
+    dst.put_u16(sub.packet_id.get());
+    if v5 {
+        put_properties(&sub.properties, s.props, dst);
+    }
+    for (f, o) in &sub.filters {
+        put_str(dst, f.as_str());
+        dst.put_u8(options_byte(o, v5));
+    }
+}
+
+/// SUBACK: 3.x knows only the granted QoS and failure (0x80).
+fn put_suback(a: &SubAck, v5: bool, s: Sizes, dst: &mut BytesMut) {
+    dst.put_u16(a.packet_id.get());
+    if v5 {
+        put_properties(&a.properties, s.props, dst);
+    }
+    for r in &a.reasons {
+        dst.put_u8(match r.0 {
+            code if v5 => code,
+            code @ 0..=2 => code,
+            _ => 0x80,
+        });
+    }
+}
+
+fn put_unsubscribe(u: &Unsubscribe, v5: bool, s: Sizes, dst: &mut BytesMut) {
+    dst.put_u16(u.packet_id.get());
+    if v5 {
+        put_properties(&u.properties, s.props, dst);
+    }
+    for f in &u.filters {
+        put_str(dst, f.as_str());
+    }
+}
+
+/// DISCONNECT and AUTH (5.0): what [`reason_and_props`] sized.
+fn put_reason_and_props(reason: u8, props: &Properties, s: Sizes, dst: &mut BytesMut) {
+    if s.remaining > 0 {
+        dst.put_u8(reason);
+        if s.remaining > 1 {
+            put_properties(props, s.props, dst);
         }
     }
 }
