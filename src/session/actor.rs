@@ -233,10 +233,10 @@ impl Session {
         if link.writer.is_closing() {
             return;
         }
-        if let (Close::Server(_), true) = (how, self.inbound.acks_pending()) {
+        if let (Close::Server(_), true) = (how, self.inbound.flow.acks_pending()) {
             // Publishes already accepted are acknowledged first: nothing may follow a
             // DISCONNECT [MQTT-3.14.4-1]. Reading stops now; the close resumes once the
-            // router has answered (see `Session::flush_acks`).
+            // router has answered (see `Session::on_routed`).
             if let Some(read) = link.read.take() {
                 ctx.cancel_future(read);
             }
@@ -315,7 +315,7 @@ impl Session {
     /// clean one ends.
     pub(super) fn crash(&mut self, ctx: &mut Context<Self>) {
         tracing::error!(client_id = %self.state.client_id, "session failed; closing its connection");
-        self.inbound.clear_acks();
+        self.inbound.flow.clear_acks();
         let will = self.will.take();
         let persistent = self.persistent();
         if !persistent {
@@ -357,7 +357,7 @@ impl Session {
     /// Stops a gone session once nothing it sent to the router is still on its way: a
     /// `send` to a full mailbox holds its message until polled, and stopping would drop it.
     pub(super) fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
-        if self.phase == Phase::Gone && self.link.is_none() && !self.inbound.routing() {
+        if self.phase == Phase::Gone && self.link.is_none() && !self.inbound.flow.routing() {
             ctx.stop();
         }
     }

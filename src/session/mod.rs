@@ -9,6 +9,7 @@ mod gate;
 pub mod handshake;
 mod inbound;
 mod inflight;
+mod inflow;
 mod messages;
 mod outbound;
 mod persist;
