@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tracing::debug;
 
-use super::actor::{Close, Phase, Session};
+use super::actor::Session;
 use super::gate::Gate;
 use super::inflow::{AckSlot, Inflow};
+use super::lifecycle::{Close, Phase};
 use super::policy::{check_payload, check_publish, Refusal};
 use super::state::AckResult;
 use crate::message::Message;
@@ -71,8 +72,8 @@ impl StreamHandler<Result<Packet, DecodeError>> for Session {
 
 impl Session {
     fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
-        tracing::trace!(phase = ?self.phase, kind = packet.packet_type(), "packet in");
-        if self.phase != Phase::Live {
+        tracing::trace!(phase = ?self.life.phase(), kind = packet.packet_type(), "packet in");
+        if self.life.phase() != Phase::Live {
             return;
         }
         match packet {
@@ -330,11 +331,8 @@ impl Session {
             return;
         }
         self.flush_acks();
-        if let (Some(how), false) = (self.deferred_close, self.inbound.flow.acks_pending()) {
-            self.deferred_close = None;
-            self.close(ctx, how);
-        }
-        self.stop_if_idle(ctx);
+        let actions = self.life.acks_settled(self.facts());
+        self.perform(actions, ctx);
     }
 
     /// Sends the acknowledgements that are ready, in order.
