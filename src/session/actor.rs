@@ -6,24 +6,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
 use super::aliases::OutboundAliases;
 use super::gate::Gated;
-use super::handshake::{connack, Accepted, NEVER_EXPIRES};
+use super::handshake::{connack, Accepted};
 use super::inbound::Inbound;
-use super::messages::{Evict, Handover, Shutdown, Takeover};
+use super::lifecycle::{Lifecycle, Phase};
+use super::messages::{Evict, Shutdown, Takeover};
 use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
 use super::Shared;
 use crate::auth::AuthExchange;
 use crate::persistence::Persist;
-use crate::protocol::{
-    encoded_len, Disconnect, LastWill, MqttCodec, Packet, PubResponse, ReasonCode,
-};
-use crate::router::messages::{Register, SessionEnded, WentOffline};
+use crate::protocol::{LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
+use crate::router::messages::Register;
 use crate::router::Router;
 use crate::sys::ConnectedGuard;
 use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
@@ -33,8 +31,6 @@ const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The same in cluster mode, where it covers the claim (a JetStream write, seconds
 /// during a leader election), the previous node's release (5 s at most) and the load.
 const CLUSTER_HANDOVER_TIMEOUT: Duration = Duration::from_secs(25);
-/// A longest wait for a closing connection to flush before the actor stops anyway.
-const LINGER: Duration = Duration::from_secs(5);
 
 /// Everything a new session actor starts from.
 pub struct SessionSetup {
@@ -47,42 +43,35 @@ pub struct SessionSetup {
     pub shared: Arc<Shared>,
 }
 
-/// How a connection ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Close {
-    /// The client sent DISCONNECT; `send_will` for 5.0 reason 0x04.
-    ClientDisconnect { send_will: bool },
-    /// The connection failed or ended without DISCONNECT.
-    Lost,
-    /// The broker closes it; 5.0 clients get a DISCONNECT with this reason first.
-    Server(ReasonCode),
-}
-
-/// Where the session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Registered with the router, waiting for a previous session's state.
-    Connecting,
-    Live,
-    /// No connection; the session waits for its client or its expiry.
-    Offline,
-    /// Ended or handed over; the actor stops once its connection has flushed.
-    Gone,
-}
-
-/// The connection as the connect task hands it to a new session actor.
-struct Handoff {
-    reader: FramedRead<BoxedReader, MqttCodec>,
-    writer: BoxedWriter,
-    permit: ConnectionPermit,
+/// What `started` begins with.
+pub(super) enum Start {
+    /// The connection as the connect task hands it to a new session actor.
+    Connection {
+        reader: FramedRead<BoxedReader, MqttCodec>,
+        writer: BoxedWriter,
+        permit: ConnectionPermit,
+    },
+    /// A session loaded from the store: its will and when its client went away.
+    Restored {
+        will: Option<Box<LastWill>>,
+        offline_since_ms: Option<u64>,
+    },
 }
 
 /// The live connection of a session.
 pub(super) struct Link {
     pub writer: Writer,
-    read: Option<SpawnHandle>,
+    pub read: Option<SpawnHandle>,
     _permit: ConnectionPermit,
     _connected: ConnectedGuard,
+}
+
+/// The timers the lifecycle asked for.
+#[derive(Default)]
+pub(super) struct Timers {
+    /// A will waiting out its delay (the will itself is in the lifecycle).
+    pub will: Option<SpawnHandle>,
+    pub expiry: Option<SpawnHandle>,
 }
 
 /// The session actor.
@@ -93,22 +82,15 @@ pub struct Session {
     pub(super) router: Addr<Router>,
     pub(super) state: Box<SessionState>,
     pub(super) accepted: Accepted,
-    pub(super) will: Option<Box<LastWill>>,
     pub(super) link: Option<Link>,
-    pub(super) phase: Phase,
+    /// Phase, pending close and will: decides, the actor carries out.
+    pub(super) life: Lifecycle,
     pub(super) inbound: Inbound,
     pub(super) last_seen: Instant,
-    /// What `started` needs to take over the connection (boxed: used once).
-    setup: Option<Box<Handoff>>,
+    /// What `started` begins with (boxed: used once).
+    pub(super) setup: Option<Box<Start>>,
     peer: SocketAddr,
-    /// A will waiting out its delay (5.0), published at the latest when the session ends.
-    pub(super) pending_will: Option<(SpawnHandle, Box<LastWill>)>,
-    pub(super) expiry: Option<SpawnHandle>,
-    /// A server-side close waiting for pending acknowledgements.
-    pub(super) deferred_close: Option<Close>,
-    /// A restored session's will and when its client went away.
-    pub(super) restored_will: Option<Box<LastWill>>,
-    pub(super) offline_since_ms: Option<u64>,
+    pub(super) timers: Timers,
     /// The Reason String of the DISCONNECT the server is about to send (5.0).
     pub(super) close_text: Option<String>,
     /// Topic aliases towards the client (5.0), per connection.
@@ -126,11 +108,10 @@ impl Session {
         );
         let client_aliases = setup.accepted.client_topic_alias_maximum;
         let mut session = Session::offline(setup.accepted, state, setup.shared);
-        session.phase = Phase::Connecting;
-        session.will = setup.will.map(Box::new);
+        session.life = Lifecycle::connecting(setup.will.map(Box::new));
         session.peer = setup.peer;
         session.out_aliases = OutboundAliases::new(client_aliases);
-        session.setup = Some(Box::new(Handoff {
+        session.setup = Some(Box::new(Start::Connection {
             reader: setup.reader,
             writer: setup.writer,
             permit: setup.permit,
@@ -144,17 +125,12 @@ impl Session {
             inbound: Inbound::new(shared.config.limits.topic_alias_maximum),
             state: Box::new(state),
             accepted,
-            will: None,
             link: None,
-            phase: Phase::Offline,
+            life: Lifecycle::offline(),
             last_seen: Instant::now(),
             setup: None,
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
-            pending_will: None,
-            expiry: None,
-            deferred_close: None,
-            restored_will: None,
-            offline_since_ms: None,
+            timers: Timers::default(),
             close_text: None,
             out_aliases: OutboundAliases::new(0),
             reauth: None,
@@ -204,7 +180,7 @@ impl Session {
             let alias = self.apply_alias(&mut p);
             self.send_publish(&p, alias);
         }
-        self.phase = Phase::Live;
+        self.life.resumed();
         self.start_keep_alive(ctx);
         self.pump(ctx);
     }
@@ -218,162 +194,11 @@ impl Session {
         let limit = Duration::from_millis(u64::from(ka) * 1500);
         let every = Duration::from_millis((u64::from(ka) * 500).max(250));
         ctx.run_interval(every, move |act, ctx| {
-            if act.phase == Phase::Live && act.last_seen.elapsed() > limit {
+            if act.life.phase() == Phase::Live && act.last_seen.elapsed() > limit {
                 debug!(client_id = %act.state.client_id, "keep alive expired");
                 act.fail(ctx, ReasonCode::KEEP_ALIVE_TIMEOUT, "keep alive expired");
             }
         });
-    }
-
-    /// Ends the connection (not necessarily the session).
-    pub(super) fn close(&mut self, ctx: &mut Context<Self>, how: Close) {
-        let Some(link) = self.link.as_mut() else {
-            return;
-        };
-        if link.writer.is_closing() {
-            return;
-        }
-        if let (Close::Server(_), true) = (how, self.inbound.acks_pending()) {
-            // Publishes already accepted are acknowledged first: nothing may follow a
-            // DISCONNECT [MQTT-3.14.4-1]. Reading stops now; the close resumes once the
-            // router has answered (see `Session::flush_acks`).
-            if let Some(read) = link.read.take() {
-                ctx.cancel_future(read);
-            }
-            self.deferred_close.get_or_insert(how);
-            return;
-        }
-        if let Close::Server(reason) = how {
-            if self.accepted.protocol.is_v5() {
-                let disconnect = self.disconnect_packet(reason);
-                if let Some(link) = self.link.as_mut() {
-                    link.writer.send(&disconnect);
-                }
-            }
-        }
-        let Some(link) = self.link.as_mut() else {
-            return;
-        };
-        link.writer.close();
-        if let Some(read) = link.read.take() {
-            ctx.cancel_future(read);
-        }
-        if self.phase == Phase::Gone {
-            return;
-        }
-        self.phase = Phase::Offline;
-        let expiry = self.accepted.session_expiry;
-        if how != (Close::ClientDisconnect { send_will: false }) {
-            self.schedule_will(ctx, expiry);
-        }
-        self.will = None;
-        self.store_session_offline(ctx);
-        self.router.do_send(WentOffline {
-            client_id: self.state.client_id.clone(),
-            addr: ctx.address(),
-        });
-        self.hand_over_shared(ctx);
-        if expiry == 0 {
-            self.end(ctx);
-            return;
-        }
-        self.state.drop_queued_qos0();
-        if expiry != NEVER_EXPIRES {
-            let after = Duration::from_secs(u64::from(expiry));
-            self.expiry = Some(ctx.run_later(after, |act, ctx| act.end(ctx)));
-        }
-    }
-
-    /// Closes the connection for a client's error; a 5.0 client's DISCONNECT carries
-    /// `why` as its Reason String (see [`Session::disconnect_packet`]).
-    pub(super) fn fail(&mut self, ctx: &mut Context<Self>, reason: ReasonCode, why: &str) {
-        debug!(client_id = %self.state.client_id, %reason, why, "closing the connection");
-        self.close_text.get_or_insert_with(|| why.to_owned());
-        self.close(ctx, Close::Server(reason));
-    }
-
-    /// The server's DISCONNECT: with the Reason String of [`Session::fail`], unless the
-    /// client asked for no problem information (the spec allows it on DISCONNECT
-    /// [MQTT-3.1.2-29]; Starling honours the wish) or it would make the packet larger
-    /// than the client accepts [MQTT-3.14.2-3].
-    fn disconnect_packet(&mut self, reason: ReasonCode) -> Packet {
-        let mut disconnect = Disconnect::new(reason);
-        if self.accepted.request_problem_information {
-            disconnect.properties.reason_string = self.close_text.take().map(Into::into);
-        }
-        let packet = Packet::Disconnect(disconnect);
-        let max = self.accepted.client_max_packet_size.unwrap_or(u32::MAX) as usize;
-        if encoded_len(&packet, self.accepted.protocol) > max {
-            return Packet::Disconnect(Disconnect::new(reason));
-        }
-        packet
-    }
-
-    /// A handler failed: the state may be inconsistent, so this actor goes. Only this
-    /// client is disconnected (5.0: 0x83). A persistent session keeps its subscriptions
-    /// and stored state, which its client's next CONNECT reloads from the store; a
-    /// clean one ends.
-    pub(super) fn crash(&mut self, ctx: &mut Context<Self>) {
-        tracing::error!(client_id = %self.state.client_id, "session failed; closing its connection");
-        self.inbound.clear_acks();
-        let will = self.will.take();
-        let persistent = self.persistent();
-        if !persistent {
-            self.end(ctx);
-        }
-        self.phase = Phase::Gone;
-        self.close(
-            ctx,
-            Close::Server(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR),
-        );
-        if let Some(will) = will {
-            self.publish_will(&will);
-        }
-        self.stop_when_flushed(ctx);
-    }
-
-    /// The session is over: its subscriptions go and a delayed will is sent now.
-    pub(super) fn end(&mut self, ctx: &mut Context<Self>) {
-        if self.phase == Phase::Gone {
-            return;
-        }
-        self.phase = Phase::Gone;
-        self.fire_pending_will(ctx);
-        self.router.do_send(SessionEnded {
-            client_id: self.state.client_id.clone(),
-            addr: ctx.address(),
-        });
-        self.stop_when_flushed(ctx);
-    }
-
-    fn stop_when_flushed(&mut self, ctx: &mut Context<Self>) {
-        if self.link.is_none() {
-            self.stop_if_idle(ctx);
-        } else {
-            ctx.run_later(LINGER, |_, ctx| ctx.stop());
-        }
-    }
-
-    /// Stops a gone session once nothing it sent to the router is still on its way: a
-    /// `send` to a full mailbox holds its message until polled, and stopping would drop it.
-    pub(super) fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
-        if self.phase == Phase::Gone && self.link.is_none() && !self.inbound.routing() {
-            ctx.stop();
-        }
-    }
-
-    /// The write side finished (flushed and shut down, or failed).
-    pub(super) fn on_writer_closed(&mut self, ctx: &mut Context<Self>) {
-        if self.link.as_ref().is_some_and(|l| !l.writer.is_closing()) {
-            // The socket failed while the connection was live.
-            self.close(ctx, Close::Lost);
-        }
-        if let Some(link) = self.link.take() {
-            if let Some(read) = link.read {
-                ctx.cancel_future(read);
-            }
-        }
-        self.stop_if_idle(ctx);
     }
 }
 
@@ -388,18 +213,23 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(Handoff {
-            reader,
-            writer,
-            permit,
-        }) = self.setup.take().map(|b| *b)
-        else {
-            if self.phase == Phase::Offline {
-                self.start_restored(ctx);
-            } else {
-                ctx.stop();
+        let (reader, writer, permit) = match self.setup.take().map(|b| *b) {
+            Some(Start::Connection {
+                reader,
+                writer,
+                permit,
+            }) => (reader, writer, permit),
+            Some(Start::Restored {
+                will,
+                offline_since_ms,
+            }) => {
+                self.start_restored(will, offline_since_ms, ctx);
+                return;
             }
-            return;
+            None => {
+                ctx.stop();
+                return;
+            }
         };
         let read = ctx.add_stream(Gated::new(reader, self.inbound.gate.clone()));
         self.link = Some(Link {
@@ -408,6 +238,7 @@ impl Actor for Session {
             _permit: permit,
             _connected: self.shared.metrics.connection(),
         });
+        self.life.opened();
         ctx.spawn(WriteLoop);
         let register = Register {
             client_id: self.accepted.client_id.clone(),
@@ -449,7 +280,8 @@ impl Handler<Takeover> for Session {
 
     fn handle(&mut self, msg: Takeover, ctx: &mut Self::Context) {
         debug!(client_id = %self.state.client_id, "session taken over");
-        self.take_over(msg.handover, ctx);
+        let actions = self.life.take_over(msg.handover.is_some(), self.facts());
+        self.perform_with(actions, msg.handover, ctx);
         if let Some(done) = msg.flushed {
             // Behind every store op this actor sent before: the final state.
             self.shared.persistence.do_send(Persist {
@@ -460,49 +292,12 @@ impl Handler<Takeover> for Session {
     }
 }
 
-impl Session {
-    fn take_over(&mut self, handover: Option<oneshot::Sender<Handover>>, ctx: &mut Context<Self>) {
-        match handover {
-            Some(tx) if self.phase == Phase::Gone => {
-                let _ = tx.send(Handover::Ended);
-            }
-            Some(tx) => {
-                // The session continues elsewhere: a delayed will is cancelled
-                // [MQTT-3.1.3-9]; a will without delay goes out as the connection closes.
-                if let Some(will) = self.will.take() {
-                    if will.properties.will_delay_interval.unwrap_or(0) == 0 {
-                        self.publish_will(&will);
-                    }
-                }
-                self.cancel_pending_will(ctx);
-                self.phase = Phase::Gone;
-                self.close(ctx, Close::Server(ReasonCode::SESSION_TAKEN_OVER));
-                let limits = queue_limits(&self.shared);
-                let empty =
-                    SessionState::new(self.state.client_id.clone(), self.state.protocol, limits);
-                let state = std::mem::replace(&mut self.state, Box::new(empty));
-                let _ = tx.send(Handover::State(state));
-                self.stop_when_flushed(ctx);
-            }
-            None => {
-                let will = self.will.take();
-                self.phase = Phase::Gone;
-                self.close(ctx, Close::Server(ReasonCode::SESSION_TAKEN_OVER));
-                if let Some(will) = will {
-                    self.publish_will(&will);
-                }
-                self.stop_when_flushed(ctx);
-            }
-        }
-    }
-}
-
 impl Handler<Shutdown> for Session {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        self.will = None;
-        self.close(ctx, Close::Server(ReasonCode::SERVER_SHUTTING_DOWN));
+        let actions = self.life.shutdown(self.facts());
+        self.perform(actions, ctx);
     }
 }
 
@@ -511,7 +306,7 @@ impl Handler<Evict> for Session {
 
     fn handle(&mut self, msg: Evict, ctx: &mut Self::Context) {
         // An offline session has nothing to close (and no Reason String to keep).
-        if self.link.is_some() {
+        if self.life.has_connection() {
             self.fail(ctx, msg.reason, msg.why);
         }
     }

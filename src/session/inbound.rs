@@ -1,17 +1,18 @@
 //! Packets from the client: PUBLISH and its acknowledgements, SUBSCRIBE, UNSUBSCRIBE,
-//! PINGREQ and DISCONNECT. Inbound publishes are routed with a bounded window; past it
-//! the session stops reading the socket (TCP backpressure) instead of acknowledging and
-//! dropping. Acknowledgements go out in the order the publishes came in [MQTT-4.6.0-2].
+//! PINGREQ and DISCONNECT. The order of acknowledgements and the routing window are
+//! decided by [`Inflow`]; this file carries its decisions out (the read gate, writes).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tracing::debug;
 
-use super::actor::{Close, Phase, Session};
+use super::actor::Session;
 use super::gate::Gate;
+use super::inflow::{AckSlot, Inflow};
+use super::lifecycle::{Close, Phase};
 use super::policy::{check_payload, check_publish, Refusal};
 use super::state::AckResult;
 use crate::message::Message;
@@ -21,52 +22,24 @@ use crate::protocol::{
 use crate::router::messages::Route;
 use crate::topic::TopicName;
 
-/// Inbound publishes routed but not yet answered by the router before reading pauses.
-const ROUTE_WINDOW: usize = 128;
-/// Reading resumes once no more than this many are unanswered.
-const ROUTE_RESUME: usize = ROUTE_WINDOW / 2;
-
 /// The session's inbound bookkeeping.
 pub(super) struct Inbound {
     /// Topic aliases the client set (5.0, section 3.3.2.3.4).
     aliases: HashMap<u16, TopicName>,
     alias_max: u16,
-    /// Acknowledgements in arrival order; `None` until the router has answered.
-    acks: VecDeque<Option<Packet>>,
-    /// Sequence number of `acks[0]`.
-    acks_base: u64,
-    routes_in_flight: usize,
-    /// Closed while `routes_in_flight` is past the window: the socket is not read.
+    /// Pending acknowledgements and the routing window.
+    pub flow: Inflow,
+    /// Closed while the routing window is full: the socket is not read.
     pub gate: Gate,
-    /// QoS 1 publishes not yet acknowledged (the receive maximum counts them).
-    unacked_qos1: usize,
 }
 
 impl Inbound {
-    /// Forgets acknowledgements not yet sent (their publishes stay unacknowledged).
-    pub fn clear_acks(&mut self) {
-        self.acks.clear();
-    }
-
-    /// True while acknowledgements wait for the router's answer.
-    pub fn acks_pending(&self) -> bool {
-        !self.acks.is_empty()
-    }
-
-    /// True while routed publishes await the router's answer.
-    pub fn routing(&self) -> bool {
-        self.routes_in_flight > 0
-    }
-
     pub fn new(alias_max: u16) -> Inbound {
         Inbound {
             aliases: HashMap::new(),
             alias_max,
-            acks: VecDeque::new(),
-            acks_base: 0,
-            routes_in_flight: 0,
+            flow: Inflow::default(),
             gate: Gate::default(),
-            unacked_qos1: 0,
         }
     }
 }
@@ -99,8 +72,8 @@ impl StreamHandler<Result<Packet, DecodeError>> for Session {
 
 impl Session {
     fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
-        tracing::trace!(phase = ?self.phase, kind = packet.packet_type(), "packet in");
-        if self.phase != Phase::Live {
+        tracing::trace!(phase = ?self.life.phase(), kind = packet.packet_type(), "packet in");
+        if self.life.phase() != Phase::Live {
             return;
         }
         match packet {
@@ -212,7 +185,7 @@ impl Session {
         let validate = self.shared.config.limits.validate_utf8_payloads;
         let payload_ok = check_payload(validate, &p.properties, &p.payload);
         if let Some((qos, id)) = ack {
-            let unacked = self.inbound.unacked_qos1 + self.state.awaiting_rel_len();
+            let unacked = self.inbound.flow.unacked_qos1() + self.state.awaiting_rel_len();
             let max = usize::from(self.shared.config.limits.receive_maximum);
             if self.is_v5() && unacked >= max {
                 // [MQTT-3.3.4-8]: more unacknowledged QoS 1/2 publishes than allowed.
@@ -227,14 +200,10 @@ impl Session {
             }
             if qos == QoS::ExactlyOnce && !self.state.begin_inbound_qos2(id) {
                 // A re-sent QoS 2 PUBLISH: answer again, deliver once [MQTT-4.3.3-9].
-                self.inbound
-                    .acks
-                    .push_back(Some(Packet::PubRec(PubResponse::new(id))));
+                let rec = Packet::PubRec(PubResponse::new(id));
+                self.inbound.flow.push_ack(rec);
                 self.flush_acks();
                 return;
-            }
-            if qos == QoS::AtLeastOnce {
-                self.inbound.unacked_qos1 += 1;
             }
         } else if let Err(refusal) = payload_ok {
             self.fail(ctx, refusal.reason, refusal.text);
@@ -264,10 +233,7 @@ impl Session {
             resp.properties = Default::default();
             packet = wrap(resp);
         }
-        if qos == QoS::AtLeastOnce {
-            self.inbound.unacked_qos1 += 1; // undone as the PUBACK goes out
-        }
-        self.inbound.acks.push_back(Some(packet));
+        self.inbound.flow.push_ack(packet);
         self.flush_acks();
     }
 
@@ -326,11 +292,7 @@ impl Session {
     /// Hands a message to the router; the acknowledgement goes out once it is routed
     /// and, in `sync` durability, once persistent subscribers' copies are on disk.
     fn route(&mut self, msg: Arc<Message>, ack: Option<(QoS, PacketId)>, ctx: &mut Context<Self>) {
-        let slot = ack.map(|_| {
-            self.inbound.acks.push_back(None);
-            self.inbound.acks_base + self.inbound.acks.len() as u64 - 1
-        });
-        self.inbound.routes_in_flight += 1;
+        let sent = self.inbound.flow.on_route(msg.qos, ack.map(|(_, id)| id));
         let inbound_qos2 = ack
             .filter(|(q, _)| *q == QoS::ExactlyOnce)
             .map(|(_, id)| id);
@@ -343,71 +305,39 @@ impl Session {
             };
             durable.then_some(routed.matched)
         };
+        let slot = sent.ack;
         let fut = fut.into_actor(self).map(move |matched, act, ctx| {
-            act.on_routed(matched, slot.zip(ack), ctx);
+            act.on_routed(matched, slot, ctx);
         });
         ctx.spawn(fut);
-        if self.inbound.routes_in_flight >= ROUTE_WINDOW {
+        if sent.pause {
             // Stop reading the socket until the router catches up.
             self.inbound.gate.close();
         }
     }
 
     /// A publish was routed to `matched` sessions (`None`: the router is gone or the
-    /// store failed, so it is not acknowledged): fill in the acknowledgement's slot,
-    /// send what is ready, and finish a close that waited for it.
-    fn on_routed(
-        &mut self,
-        matched: Option<usize>,
-        ack: Option<(u64, (QoS, PacketId))>,
-        ctx: &mut Context<Self>,
-    ) {
-        self.inbound.routes_in_flight -= 1;
-        if self.inbound.routes_in_flight <= ROUTE_RESUME {
+    /// store failed, so it is not acknowledged): send the acknowledgements that are
+    /// ready, and finish a close that waited for them.
+    fn on_routed(&mut self, matched: Option<usize>, ack: Option<AckSlot>, ctx: &mut Context<Self>) {
+        let answered = self.inbound.flow.on_routed(matched, ack, self.is_v5());
+        if answered.resume {
             self.inbound.gate.open();
         }
-        let Some(matched) = matched else {
-            self.inbound.acks.clear();
-            self.fail(
-                ctx,
-                ReasonCode::UNSPECIFIED_ERROR,
-                "publish not routed or stored",
-            );
+        if answered.failed {
+            let why = "publish not routed or stored";
+            self.fail(ctx, ReasonCode::UNSPECIFIED_ERROR, why);
             self.stop_if_idle(ctx);
             return;
-        };
-        if let Some((slot, (qos, id))) = ack {
-            let mut resp = PubResponse::new(id);
-            if matched == 0 && self.is_v5() {
-                resp.reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
-            }
-            let packet = match qos {
-                QoS::AtLeastOnce => Packet::PubAck(resp),
-                _ => Packet::PubRec(resp),
-            };
-            let index = (slot - self.inbound.acks_base) as usize;
-            if let Some(entry) = self.inbound.acks.get_mut(index) {
-                *entry = Some(packet);
-            }
-            self.flush_acks();
         }
-        if let (Some(how), false) = (self.deferred_close, self.inbound.acks_pending()) {
-            self.deferred_close = None;
-            self.close(ctx, how);
-        }
-        self.stop_if_idle(ctx);
+        self.flush_acks();
+        let actions = self.life.acks_settled(self.facts());
+        self.perform(actions, ctx);
     }
 
     /// Sends the acknowledgements that are ready, in order.
     fn flush_acks(&mut self) {
-        while let Some(Some(_)) = self.inbound.acks.front() {
-            let Some(Some(packet)) = self.inbound.acks.pop_front() else {
-                break;
-            };
-            self.inbound.acks_base += 1;
-            if let Packet::PubAck(_) = packet {
-                self.inbound.unacked_qos1 -= 1;
-            }
+        while let Some(packet) = self.inbound.flow.next_ack() {
             self.send(&packet);
         }
     }

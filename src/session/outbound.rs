@@ -7,8 +7,9 @@ use std::time::Instant;
 use actix::prelude::*;
 use tracing::trace;
 
-use super::actor::{Phase, Session};
+use super::actor::Session;
 use super::aliases::AliasUse;
+use super::lifecycle::Phase;
 use super::messages::{Deliver, DeliverBatch};
 use super::writer::HIGH_WATER;
 use crate::delivery::Outgoing;
@@ -43,7 +44,7 @@ impl Handler<DeliverBatch> for Session {
 impl Session {
     /// Queues one delivery; false when it was not kept.
     fn accept(&mut self, d: Outgoing) -> bool {
-        if self.phase == Phase::Gone {
+        if self.life.phase() == Phase::Gone {
             return false;
         }
         if self.link.is_none() && d.qos == QoS::AtMostOnce {
@@ -66,7 +67,7 @@ impl Session {
 impl Session {
     /// Moves queued messages to the socket while the window and buffer allow.
     pub(super) fn pump(&mut self, _ctx: &mut Context<Self>) {
-        if self.phase != Phase::Live {
+        if self.life.phase() != Phase::Live {
             return;
         }
         let window = usize::from(self.accepted.outbound_window);

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tracing::warn;
 
-use super::actor::{Phase, Session};
-use super::handshake::{Accepted, NEVER_EXPIRES};
+use super::actor::{Session, Start};
+use super::handshake::Accepted;
 use super::state::{QueueLimits, SessionState};
 use super::Shared;
 use crate::delivery::Outgoing;
@@ -18,7 +18,7 @@ use crate::persistence::convert::{
     outgoing_from_record, queued_record, session_record, unix_ms_now, will_from_record,
 };
 use crate::persistence::{Durable, Loaded, Op, Persist, SessionRecord, StoredSession};
-use crate::protocol::{PacketId, ProtocolVersion};
+use crate::protocol::{LastWill, PacketId, ProtocolVersion};
 use crate::router::messages::{ForgetClient, Prior, Register, RestoreSession, UpdateSession};
 use crate::router::Router;
 use crate::session::Handover;
@@ -34,10 +34,7 @@ impl Session {
         if !self.persistent() {
             return None;
         }
-        let will = self
-            .will
-            .as_deref()
-            .or(self.pending_will.as_ref().map(|(_, w)| &**w));
+        let will = self.life.stored_will();
         Some(session_record(
             &self.state.client_id,
             self.accepted.protocol.level(),
@@ -128,28 +125,28 @@ impl Session {
         let will = rec.will.as_ref().and_then(will_from_record);
         let offline_since_ms = rec.disconnected_at_ms;
         let mut session = Session::offline(accepted, state, shared);
-        session.restored_will = will.map(Box::new);
-        session.offline_since_ms = offline_since_ms;
+        session.setup = Some(Box::new(Start::Restored {
+            will: will.map(Box::new),
+            offline_since_ms,
+        }));
         session
     }
 
     /// Started from the store: join the registry, then wait for expiry (counted from
     /// when the client went away) and for a delayed will.
-    pub(super) fn start_restored(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn start_restored(
+        &mut self,
+        will: Option<Box<LastWill>>,
+        offline_since_ms: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
         let now_ms = unix_ms_now();
-        let since = self.offline_since_ms.unwrap_or(now_ms);
+        let since = offline_since_ms.unwrap_or(now_ms);
         let elapsed = Duration::from_millis(now_ms.saturating_sub(since));
-        if let Some(will) = self.restored_will.take() {
-            let delay =
-                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
-            self.delay_will(ctx, will, delay.saturating_sub(elapsed));
-        }
-        if self.accepted.session_expiry != NEVER_EXPIRES {
-            let expiry = Duration::from_secs(u64::from(self.accepted.session_expiry));
-            let left = expiry.saturating_sub(elapsed);
-            self.expiry = Some(ctx.run_later(left, |act, ctx| act.end(ctx)));
-        }
-        self.phase = Phase::Offline;
+        let actions = self
+            .life
+            .restore(will, self.accepted.session_expiry, elapsed);
+        self.perform(actions, ctx);
         self.last_seen = Instant::now();
     }
 }

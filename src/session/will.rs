@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
-
 use super::actor::Session;
 use crate::message::{ClientId, Message};
 use crate::protocol::LastWill;
@@ -33,46 +31,7 @@ pub fn will_message(will: &LastWill, client: &ClientId) -> Message {
 }
 
 impl Session {
-    /// Publishes the will now, or after the will delay (5.0) unless the session is
-    /// resumed first [MQTT-3.1.3-9].
-    pub(super) fn schedule_will(&mut self, ctx: &mut Context<Session>, expiry: u32) {
-        let Some(will) = self.will.clone() else {
-            return;
-        };
-        let delay = will.properties.will_delay_interval.unwrap_or(0);
-        if delay == 0 || expiry == 0 {
-            self.publish_will(&will);
-            return;
-        }
-        self.delay_will(ctx, will, Duration::from_secs(u64::from(delay.min(expiry))));
-    }
-
-    /// Publishes `will` after `after`, or when the session ends if that comes first.
-    pub(super) fn delay_will(
-        &mut self,
-        ctx: &mut Context<Session>,
-        will: Box<LastWill>,
-        after: Duration,
-    ) {
-        let handle = ctx.run_later(after, |act, ctx| act.fire_pending_will(ctx));
-        self.pending_will = Some((handle, will));
-    }
-
-    /// Publishes a will that is waiting out its delay, now.
-    pub(super) fn fire_pending_will(&mut self, ctx: &mut Context<Session>) {
-        if let Some((handle, will)) = self.pending_will.take() {
-            ctx.cancel_future(handle);
-            self.publish_will(&will);
-        }
-    }
-
-    /// The client came back within the will delay: no will.
-    pub(super) fn cancel_pending_will(&mut self, ctx: &mut Context<Session>) {
-        if let Some((handle, _)) = self.pending_will.take() {
-            ctx.cancel_future(handle);
-        }
-    }
-
+    /// Routes the will (its timing is decided by the lifecycle).
     pub(super) fn publish_will(&self, will: &LastWill) {
         let msg = will_message(will, &self.state.client_id);
         self.router.do_send(Route {

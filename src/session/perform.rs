@@ -1,0 +1,196 @@
+//! The actor's half of the lifecycle: closes, crashes, expiry and the end of the write
+//! side go through [`Lifecycle`], and the [`Action`]s it returns are carried out here
+//! with the actor's context (timers, the writer, the router, the store).
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use super::actor::Session;
+use super::lifecycle::{Action, Actions, Close, Facts};
+use super::messages::Handover;
+use super::state::SessionState;
+use crate::protocol::{encoded_len, Disconnect, Packet, ReasonCode};
+use crate::router::messages::{SessionEnded, WentOffline};
+
+/// A longest wait for a closing connection to flush before the actor stops anyway.
+const LINGER: Duration = Duration::from_secs(5);
+
+impl Session {
+    /// What the lifecycle needs to know of the rest of the session now.
+    pub(super) fn facts(&self) -> Facts {
+        // The lifecycle's view of the connection follows the actions it returned.
+        debug_assert_eq!(self.link.is_some(), self.life.has_connection());
+        Facts {
+            acks_pending: self.inbound.flow.acks_pending(),
+            routing: self.inbound.flow.routing(),
+            v5: self.is_v5(),
+            expiry: self.accepted.session_expiry,
+        }
+    }
+
+    /// Ends the connection (not necessarily the session).
+    pub(super) fn close(&mut self, ctx: &mut Context<Self>, how: Close) {
+        let actions = self.life.close(how, self.facts());
+        self.perform(actions, ctx);
+    }
+
+    /// Closes the connection for a client's error; a 5.0 client's DISCONNECT carries
+    /// `why` as its Reason String (see [`Session::disconnect_packet`]).
+    pub(super) fn fail(&mut self, ctx: &mut Context<Self>, reason: ReasonCode, why: &str) {
+        debug!(client_id = %self.state.client_id, %reason, why, "closing the connection");
+        self.close_text.get_or_insert_with(|| why.to_owned());
+        self.close(ctx, Close::Server(reason));
+    }
+
+    /// A handler failed: the state may be inconsistent, so this actor goes. Only this
+    /// client is disconnected (5.0: 0x83). A persistent session keeps its subscriptions
+    /// and stored state, which its client's next CONNECT reloads from the store; a
+    /// clean one ends.
+    pub(super) fn crash(&mut self, ctx: &mut Context<Self>) {
+        tracing::error!(client_id = %self.state.client_id, "session failed; closing its connection");
+        self.inbound.flow.clear_acks();
+        let actions = self.life.crash(self.facts());
+        self.perform(actions, ctx);
+    }
+
+    /// The session is over: its subscriptions go and a delayed will is sent now.
+    pub(super) fn end(&mut self, ctx: &mut Context<Self>) {
+        let actions = self.life.end(self.facts());
+        self.perform(actions, ctx);
+    }
+
+    /// Stops a gone session once nothing it sent to the router is still on its way.
+    pub(super) fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
+        let actions = self.life.idle(self.facts());
+        self.perform(actions, ctx);
+    }
+
+    /// The write side finished (flushed and shut down, or failed).
+    pub(super) fn on_writer_closed(&mut self, ctx: &mut Context<Self>) {
+        let actions = self.life.writer_closed(self.facts());
+        self.perform(actions, ctx);
+    }
+
+    /// Carries out the lifecycle's actions, in order.
+    pub(super) fn perform(&mut self, actions: Actions, ctx: &mut Context<Self>) {
+        self.perform_with(actions, None, ctx);
+    }
+
+    /// The same, with the channel to a session taking this one over.
+    pub(super) fn perform_with(
+        &mut self,
+        actions: Actions,
+        mut handover: Option<oneshot::Sender<Handover>>,
+        ctx: &mut Context<Self>,
+    ) {
+        for action in actions {
+            match action {
+                Action::HandOverState => {
+                    let state = self.take_state();
+                    if let Some(tx) = handover.take() {
+                        let _ = tx.send(Handover::State(state));
+                    }
+                }
+                Action::AnswerEnded => {
+                    if let Some(tx) = handover.take() {
+                        let _ = tx.send(Handover::Ended);
+                    }
+                }
+                other => self.perform_one(other, ctx),
+            }
+        }
+    }
+
+    fn perform_one(&mut self, action: Action, ctx: &mut Context<Self>) {
+        match action {
+            Action::StopReading => self.stop_reading(ctx),
+            Action::SendDisconnect(reason) => {
+                let disconnect = self.disconnect_packet(reason);
+                self.send(&disconnect);
+            }
+            Action::CloseWriter => {
+                if let Some(w) = self.writer_mut() {
+                    w.close();
+                }
+                self.stop_reading(ctx);
+            }
+            Action::PublishWill(will) => self.publish_will(&will),
+            Action::DelayWill(after) => {
+                let handle = ctx.run_later(after, |act, ctx| {
+                    let actions = act.life.will_due();
+                    act.perform(actions, ctx);
+                });
+                self.timers.will = Some(handle);
+            }
+            Action::CancelWillTimer => {
+                if let Some(handle) = self.timers.will.take() {
+                    ctx.cancel_future(handle);
+                }
+            }
+            Action::GoneOffline => self.gone_offline(ctx),
+            Action::DropQueuedQos0 => self.state.drop_queued_qos0(),
+            Action::ScheduleExpiry(after) => {
+                self.timers.expiry = Some(ctx.run_later(after, |act, ctx| act.end(ctx)));
+            }
+            Action::EndSession => self.router.do_send(SessionEnded {
+                client_id: self.state.client_id.clone(),
+                addr: ctx.address(),
+            }),
+            Action::DropLink => {
+                if let Some(read) = self.link.take().and_then(|l| l.read) {
+                    ctx.cancel_future(read);
+                }
+            }
+            Action::Linger => {
+                ctx.run_later(LINGER, |_, ctx| ctx.stop());
+            }
+            Action::Stop => ctx.stop(),
+            // Only with a handover channel (see `perform_with`).
+            Action::HandOverState | Action::AnswerEnded => {}
+        }
+    }
+
+    fn stop_reading(&mut self, ctx: &mut Context<Self>) {
+        if let Some(read) = self.link.as_mut().and_then(|l| l.read.take()) {
+            ctx.cancel_future(read);
+        }
+    }
+
+    /// The connection is gone and the session stays: the stored record says since
+    /// when, shared subscriptions skip it, and its shared messages go to others.
+    fn gone_offline(&mut self, ctx: &mut Context<Self>) {
+        self.store_session_offline(ctx);
+        self.router.do_send(WentOffline {
+            client_id: self.state.client_id.clone(),
+            addr: ctx.address(),
+        });
+        self.hand_over_shared(ctx);
+    }
+
+    /// The state for the session taking over; an empty one stays here.
+    fn take_state(&mut self) -> Box<SessionState> {
+        let limits = super::actor::queue_limits(&self.shared);
+        let empty = SessionState::new(self.state.client_id.clone(), self.state.protocol, limits);
+        std::mem::replace(&mut self.state, Box::new(empty))
+    }
+
+    /// The server's DISCONNECT: with the Reason String of [`Session::fail`], unless the
+    /// client asked for no problem information (the spec allows it on DISCONNECT
+    /// [MQTT-3.1.2-29]; Starling honours the wish) or it would make the packet larger
+    /// than the client accepts [MQTT-3.14.2-3].
+    fn disconnect_packet(&mut self, reason: ReasonCode) -> Packet {
+        let mut disconnect = Disconnect::new(reason);
+        if self.accepted.request_problem_information {
+            disconnect.properties.reason_string = self.close_text.take().map(Into::into);
+        }
+        let packet = Packet::Disconnect(disconnect);
+        let max = self.accepted.client_max_packet_size.unwrap_or(u32::MAX) as usize;
+        if encoded_len(&packet, self.accepted.protocol) > max {
+            return Packet::Disconnect(Disconnect::new(reason));
+        }
+        packet
+    }
+}
