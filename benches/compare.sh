@@ -12,6 +12,8 @@
 #   DURATION_SECS=N hard cap of one generator run (default 300)
 #   PORT_BASE=N     first loopback port tried (default 18830)
 #   NO_UNPINNED=1   skip the extra unpinned Starling runs
+#   STARLING=PATH   the Starling binary to measure (default: this tree's release build;
+#                   the generator is always this tree's)
 #   MOSQUITTO_NODELAY=1  add `set_tcp_nodelay true` to the Mosquitto config (default: off,
 #                   Mosquitto's own default; Starling always sets TCP_NODELAY)
 set -euo pipefail
@@ -75,7 +77,8 @@ fi
 log "building"
 cargo build --release --bin starling --bin starling-bench >&2
 BENCH=$ROOT/target/release/starling-bench
-STARLING=$ROOT/target/release/starling
+# STARLING=path: another build of Starling in the Starling column (a before/after run).
+STARLING=${STARLING:-$ROOT/target/release/starling}
 
 TMP=$(mktemp -d)
 BROKER_PID=""
@@ -281,7 +284,7 @@ report() {
     if [[ -n $MOSQUITTO ]]; then mv=$("$MOSQUITTO" -h 2>&1 | head -1 || true); fi
     [[ ${MOSQUITTO_NODELAY:-0} == 1 ]] && mv+=" (set_tcp_nodelay true)"
     echo "- Mosquitto: $mv"
-    echo "- Starling: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo " (with uncommitted changes)")"
+    echo "- Starling: $STARLING, tree at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo " (with uncommitted changes)")"
     [[ -n $RUMQTTD ]] && echo "- rumqttd: $("$RUMQTTD" --version 2>&1 | head -1)"
     echo "- Runs: $RUNS per cell (median), QUICK=$QUICK; broker on CPU 1, generator on CPU 0 (\"unpinned\": neither pinned)"
     echo

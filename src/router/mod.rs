@@ -1,6 +1,38 @@
 //! The router: owns the subscription trie, the retained messages and the registry of
 //! session actors; routes each published message to the sessions that subscribed.
 
+//!
+//! # Messages between the actors
+//!
+//! Every router handler runs through the guarded dispatch (`dispatch.rs`); the failure
+//! answer of each is listed there (`None`, a failed ticket: never a success).
+//!
+//! | message | from → to | meaning |
+//! |---|---|---|
+//! | `Register { client_id, clean_start, addr, persist }` → `Option<RegisterReply { prior }>` | Session → Router | claim the client id; `prior` says where the previous state arrives: `Prior::Live` (the old actor hands it over) or `Prior::Stored` (the store loads it) |
+//! | `Takeover { handover: Option<oneshot::Sender> }` | Router → old Session | close (5.0: DISCONNECT 0x8E) and send the state over, or discard it (clean start) |
+//! | `Route { msg, inbound_qos2 }` → `Routed { matched, durable }` | Session → Router | route one PUBLISH; `matched` feeds the 5.0 "no matching subscribers" code; `durable` is the ticket the PUBACK waits for |
+//! | `Deliver(Outgoing)` | Router → Session | one delivery at the granted QoS (`Outgoing`: `seq` is its stored number, `share` the `$share` filter when only a shared subscription matched) |
+//! | `DeliverBatch(Vec<Outgoing>)` | Router → Session | the deliveries the router dealt one session in one turn, in routing order (a single one goes as `Deliver`) |
+//! | `FlushOutbox` | Router → itself (`ctx.notify`) | end of the router's turn: send what the outbox holds |
+//! | `Subscribe` → `SubscribeReply`, `Unsubscribe` → `Option<Vec<bool>>` | Session → Router | change subscriptions; retained messages come back with the outcome |
+//! | `WentOffline`, `SessionEnded` | Session → Router | shared subscriptions skip offline members; an ended session's subscriptions go |
+//! | `Reshare { from, items }` → `Option<Vec<bool>>` | Session → Router | the connection of a shared-subscription member closed: its unacknowledged QoS 1 and unsent QoS 1/2 messages from `$share` groups go to another online member (the stored copy moves in the same batch); the answer says which ones left, the rest stay (QoS 2 already sent always stays, [MQTT-4.8.2-4/5]). The session waits for the answer (`ctx.wait`), so a reconnect cannot get a moved message too |
+//! | `ShutdownSessions` / `Shutdown` | Broker → Router → Sessions | close every connection (5.0: DISCONNECT 0x8B) |
+//! | `EvictSessions` / `Evict { reason }` | cluster bridge → Router → Sessions | the node is cut off from NATS: close every live connection as a server-side close (5.0: DISCONNECT 0x9C; wills go out, persistent sessions stay) |
+//! | `Adopt { client_id, addr }` | Broker → Router | a session restored from the store joins the registry (at start) |
+//! | `UpdateSession { record }` | Session → Router | the stored record changed (went offline, new expiry) |
+//! | `ForgetClient` | Session → Router | the session it resumed had ended: drop stale subscriptions |
+//! | `Persist { ops, done }` | Router/Session → Persistence | store ops; `done` resolves once durable (`sync`) |
+//! | `PersistDeliveries { msg, targets, extra, done }` | Router → Persistence | one routed message queued for each persistent target (records built off the router) |
+//! | `LoadSession { client_id, reply, then }` → `Loaded` | Router or ownership task → Persistence | a session actor died (or another node held it); the stored state goes to the new actor (`Loaded::Failed`: the connection is refused); `then` is applied after the load |
+//! | `FlushNow` | Broker → Persistence | final flush at shutdown |
+//! | `RemoteTakeover { client_id, flushed }` | ownership task → Router | cluster: another node claimed the id; the local session closes (`Takeover { flushed }`: it sends an empty `Persist` whose `done` answers the other node once the final state is stored) |
+//! | `AttachCluster { port }` | Broker → Router | the cluster port replaces `Standalone` |
+//! | `RouteRemote { msg, origin, share }` | cluster bridge → Router | a message from another node, routed to local sessions only |
+//! | `RestoreSession { subscriptions, next_seq, replay }` → `Option<Restored>` | Session → Router | cluster: a session loaded from JetStream; its subscriptions join the router before the CONNACK; with a replay cursor the router asks the bridge for the message log and holds the session's deliveries |
+//! | `ReplayDone { client_id, messages }` | cluster bridge → Router | the log's messages the resumed session had not received; delivered before the held ones |
+
 mod actor;
 mod cluster;
 mod dispatch;
@@ -21,4 +53,4 @@ mod state;
 pub use actor::{Router, MAILBOX_CAPACITY};
 pub use interest::InterestChange;
 pub use port::ClusterPort;
-pub use state::RouterState;
+pub use state::{RouterState, SubscribeOutcome};

@@ -1,6 +1,7 @@
 //! The first moments of a connection: read CONNECT within the connect timeout,
 //! authenticate it (`auth_flow.rs`), refuse it with the right CONNACK, or start the session actor that owns the connection.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -14,8 +15,10 @@ use super::actor::{Session, SessionSetup};
 use super::auth_flow::{authenticate, Refused};
 use super::handshake::{admit, refusal};
 use super::Shared;
-use crate::protocol::{encode_packet, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode};
-use crate::transport::{BoxedWriter, Connection};
+use crate::protocol::{
+    encode_packet, Connect, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode,
+};
+use crate::transport::{BoxedReader, BoxedWriter, Connection};
 
 /// Initial read buffer of a connection.
 const READ_BUFFER_START: usize = 256;
@@ -28,46 +31,20 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     // default is 8 KiB); the codec reserves room for each packet as it arrives.
     let mut reader = FramedRead::with_capacity(conn.reader, codec, READ_BUFFER_START);
     let mut writer = conn.writer;
-    // [MQTT-3.1.0-1]: the first packet must be CONNECT, within the connect timeout.
-    let first = tokio::time::timeout(limits.connect_timeout(), reader.next()).await;
-    let connect = match first {
-        Err(_) => {
-            debug!(peer = %conn.peer, "no CONNECT within the connect timeout; closing");
-            return;
-        }
-        Ok(None) => return,
-        Ok(Some(Err(error))) => {
-            debug!(peer = %conn.peer, %error, "bad CONNECT; closing");
-            let level = connect_level(reader.read_buffer());
-            if let DecodeError::UnsupportedProtocolVersion { level, .. } = error {
-                // [MQTT-3.1.2-2]: CONNACK return code 1 (0x84 in 5.0 terms), 3.1.1 format;
-                // a wrong protocol name at level 5 gets 0x84 in 5.0 form [MQTT-3.1.2-1].
-                let form = match level {
-                    5 => ProtocolVersion::V5,
-                    _ => ProtocolVersion::V311,
-                };
-                let ack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
-                refuse(&mut writer, Packet::ConnAck(ack), form).await;
-            } else if level == Some(5) {
-                // [MQTT-3.1.4-1]: a 5.0 client may be told why before the close (4.13).
-                let ack = refusal(error.reason_code());
-                refuse(&mut writer, Packet::ConnAck(ack), ProtocolVersion::V5).await;
-            }
-            return;
-        }
-        Ok(Some(Ok(Packet::Connect(connect)))) => connect,
-        Ok(Some(Ok(_))) => return,
+    let peer = conn.peer;
+    let Some(connect) = read_connect(&mut reader, &mut writer, &shared, peer).await else {
+        return;
     };
     let version = connect.protocol;
     let Some(permit) = conn.permit else {
-        debug!(peer = %conn.peer, "connection limit reached; refusing");
+        debug!(%peer, "connection limit reached; refusing");
         let ack = refusal(ReasonCode::SERVER_BUSY);
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
     };
     if shared.isolation.is_isolated() {
         // Clients should go to a node that reaches the cluster (3.1.1: code 3).
-        debug!(peer = %conn.peer, "cut off from the cluster; refusing");
+        debug!(%peer, "cut off from the cluster; refusing");
         let ack = refusal(ReasonCode::SERVER_UNAVAILABLE);
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
@@ -75,7 +52,7 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     let mut accepted = match admit(&connect, &shared.config, fresh_client_id) {
         Ok(a) => a,
         Err(ack) => {
-            debug!(peer = %conn.peer, reason = %ack.reason, "CONNECT refused");
+            debug!(%peer, reason = %ack.reason, "CONNECT refused");
             refuse(&mut writer, Packet::ConnAck(*ack), version).await;
             return;
         }
@@ -94,26 +71,70 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     match authenticated {
         Ok(()) => {}
         Err(Refused::Connack(reason)) => {
-            info!(peer = %conn.peer, client_id = %accepted.client_id, %reason, "authentication failed");
+            info!(%peer, client_id = %accepted.client_id, %reason, "authentication failed");
             refuse(&mut writer, Packet::ConnAck(refusal(reason)), version).await;
             return;
         }
         Err(Refused::Close) => {
-            debug!(peer = %conn.peer, "connection closed during authentication");
+            debug!(%peer, "connection closed during authentication");
             return;
         }
     }
-    debug!(peer = %conn.peer, client_id = %accepted.client_id, ?version, "connected");
+    debug!(%peer, client_id = %accepted.client_id, ?version, "connected");
     let setup = SessionSetup {
         accepted,
         will: connect.will,
         reader,
         writer,
-        peer: conn.peer,
+        peer,
         permit,
         shared,
     };
     Session::create(move |_| Session::new(setup));
+}
+
+/// The first packet, which must be CONNECT, within the connect timeout
+/// [MQTT-3.1.0-1]; `None` once the connection was answered (if at all) and closed.
+async fn read_connect(
+    reader: &mut FramedRead<BoxedReader, MqttCodec>,
+    writer: &mut BoxedWriter,
+    shared: &Shared,
+    peer: SocketAddr,
+) -> Option<Connect> {
+    let first = tokio::time::timeout(shared.config.limits.connect_timeout(), reader.next()).await;
+    match first {
+        Err(_) => {
+            debug!(%peer, "no CONNECT within the connect timeout; closing");
+            None
+        }
+        Ok(None) => None,
+        Ok(Some(Err(error))) => {
+            debug!(%peer, %error, "bad CONNECT; closing");
+            let level = connect_level(reader.read_buffer());
+            refuse_bad_connect(writer, &error, level).await;
+            None
+        }
+        Ok(Some(Ok(Packet::Connect(connect)))) => Some(*connect),
+        Ok(Some(Ok(_))) => None,
+    }
+}
+
+/// Answers a CONNECT that did not decode, where the spec asks for a CONNACK.
+async fn refuse_bad_connect(writer: &mut BoxedWriter, error: &DecodeError, level: Option<u8>) {
+    if let DecodeError::UnsupportedProtocolVersion { level, .. } = error {
+        // [MQTT-3.1.2-2]: CONNACK return code 1 (0x84 in 5.0 terms), 3.1.1 format;
+        // a wrong protocol name at level 5 gets 0x84 in 5.0 form [MQTT-3.1.2-1].
+        let form = match level {
+            5 => ProtocolVersion::V5,
+            _ => ProtocolVersion::V311,
+        };
+        let ack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
+        refuse(writer, Packet::ConnAck(ack), form).await;
+    } else if level == Some(5) {
+        // [MQTT-3.1.4-1]: a 5.0 client may be told why before the close (4.13).
+        let ack = refusal(error.reason_code());
+        refuse(writer, Packet::ConnAck(ack), ProtocolVersion::V5).await;
+    }
 }
 
 /// Sends a refusal and closes; errors are moot, the connection is going anyway.

@@ -6,12 +6,15 @@ use actix::prelude::*;
 
 use super::actor::Session;
 use super::policy::{check_subscription_ids, grant};
+use crate::config::Capabilities;
 use crate::delivery::{Outgoing, SubEntry};
 use crate::protocol::Packet;
 use crate::protocol::{QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
 use crate::router::messages::{
     Reshare, Subscribe as RouterSubscribe, Unsubscribe as RouterUnsubscribe,
 };
+use crate::router::SubscribeOutcome;
+use crate::topic::TopicFilter;
 
 impl Session {
     pub(super) fn on_subscribe(&mut self, s: Subscribe, ctx: &mut Context<Self>) {
@@ -22,30 +25,12 @@ impl Session {
             return;
         }
         let id = ids.first().copied();
-        // One verdict per filter, in order: the granted QoS or the refusing code.
-        let verdicts: Vec<Result<QoS, ReasonCode>> = s
-            .filters
-            .iter()
-            .map(|(filter, options)| grant(caps, filter, options.qos))
-            .collect();
-        let filters: Vec<_> = s
-            .filters
-            .into_iter()
-            .zip(&verdicts)
-            .filter_map(|((filter, mut options), verdict)| {
-                options.qos = *verdict.as_ref().ok()?;
-                Some((filter, SubEntry { options, id }))
-            })
-            .collect();
-        let granted: Vec<QoS> = verdicts.iter().filter_map(|v| v.ok()).collect();
-        let reasons: Vec<ReasonCode> = verdicts
-            .iter()
-            .map(|v| match v {
-                Ok(qos) => ReasonCode::granted(*qos),
-                Err(code) => *code,
-            })
-            .collect();
         let packet_id = s.packet_id;
+        let Verdicts {
+            filters,
+            granted,
+            reasons,
+        } = verdicts(caps, s, id);
         if filters.is_empty() {
             self.send(&Packet::SubAck(SubAck {
                 packet_id,
@@ -80,24 +65,34 @@ impl Session {
                 properties: Default::default(),
                 reasons,
             }));
-            // Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained.
-            for (outcome, qos) in outcomes.into_iter().zip(granted) {
-                for msg in outcome.retained {
-                    let qos = msg.qos.min(qos);
-                    let sub_ids = id.into_iter().collect();
-                    act.state.enqueue(Outgoing {
-                        msg,
-                        qos,
-                        retain: true,
-                        sub_ids,
-                        seq: None,
-                        share: None,
-                    });
-                }
-            }
+            act.queue_retained(outcomes, granted, id);
             act.pump(ctx);
         });
         ctx.wait(fut);
+    }
+
+    /// Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained, at the
+    /// lower of their QoS and the granted one.
+    fn queue_retained(
+        &mut self,
+        outcomes: Vec<SubscribeOutcome>,
+        granted: Vec<QoS>,
+        id: Option<u32>,
+    ) {
+        for (outcome, qos) in outcomes.into_iter().zip(granted) {
+            for msg in outcome.retained {
+                let qos = msg.qos.min(qos);
+                let sub_ids = id.into_iter().collect();
+                self.state.enqueue(Outgoing {
+                    msg,
+                    qos,
+                    retain: true,
+                    sub_ids,
+                    seq: None,
+                    share: None,
+                });
+            }
+        }
     }
 
     pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe, ctx: &mut Context<Self>) {
@@ -171,5 +166,45 @@ impl Session {
             act.state.remove_handed_over(&gone);
         });
         ctx.wait(fut);
+    }
+}
+
+/// What a SUBSCRIBE asks for, checked against the capabilities.
+struct Verdicts {
+    /// The filters granted, for the router.
+    filters: Vec<(TopicFilter, SubEntry)>,
+    /// Their granted QoS, in order.
+    granted: Vec<QoS>,
+    /// The SUBACK's codes, one per requested filter in order: granted QoS or refusal.
+    reasons: Vec<ReasonCode>,
+}
+
+fn verdicts(caps: &Capabilities, s: Subscribe, id: Option<u32>) -> Verdicts {
+    let verdicts: Vec<Result<QoS, ReasonCode>> = s
+        .filters
+        .iter()
+        .map(|(filter, options)| grant(caps, filter, options.qos))
+        .collect();
+    let filters = s
+        .filters
+        .into_iter()
+        .zip(&verdicts)
+        .filter_map(|((filter, mut options), verdict)| {
+            options.qos = *verdict.as_ref().ok()?;
+            Some((filter, SubEntry { options, id }))
+        })
+        .collect();
+    let granted = verdicts.iter().filter_map(|v| v.ok()).collect();
+    let reasons = verdicts
+        .iter()
+        .map(|v| match v {
+            Ok(qos) => ReasonCode::granted(*qos),
+            Err(code) => *code,
+        })
+        .collect();
+    Verdicts {
+        filters,
+        granted,
+        reasons,
     }
 }
