@@ -42,6 +42,7 @@ fn main() -> anyhow::Result<()> {
             retain_handling: 0,
             subscription_id: None,
         };
+        let client_id = client_id.into();
         ops.push(Op::PutSubscription { client_id, sub });
         if ops.len() >= 10_000 {
             flush(&mut store, &mut ops)?;
@@ -67,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         };
         let seq = (m / sessions.max(1)) as u64 + 1;
         ops.push(Op::PutQueued {
-            client_id: format!("bench-{i}"),
+            client_id: format!("bench-{i}").into(),
             seq,
             rec,
         });

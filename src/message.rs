@@ -29,6 +29,18 @@ impl ClientId {
     }
 }
 
+impl From<&str> for ClientId {
+    fn from(id: &str) -> ClientId {
+        ClientId(std::sync::Arc::from(id))
+    }
+}
+
+impl From<String> for ClientId {
+    fn from(id: String) -> ClientId {
+        ClientId(std::sync::Arc::from(id))
+    }
+}
+
 impl fmt::Debug for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ClientId({:?})", &*self.0)

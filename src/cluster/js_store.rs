@@ -267,14 +267,14 @@ impl Store for JsStore {
             let (subject, value) = match op {
                 Op::PutSession(r) => (Key::new(&r.client_id, Kind::Record).subject(), encode(r)?),
                 Op::PutSubscription { client_id, sub } => {
-                    cursors.subscribed(client_id, &sub.filter, now_ms);
+                    cursors.subscribed(client_id.as_str(), &sub.filter, now_ms);
                     let kind = Kind::Subscription(&sub.filter);
-                    (Key::new(client_id, kind).subject(), encode(sub)?)
+                    (Key::new(client_id.as_str(), kind).subject(), encode(sub)?)
                 }
                 Op::DeleteSubscription { client_id, filter } => {
-                    cursors.unsubscribed(client_id, filter);
+                    cursors.unsubscribed(client_id.as_str(), filter);
                     (
-                        Key::new(client_id, Kind::Subscription(filter)).subject(),
+                        Key::new(client_id.as_str(), Kind::Subscription(filter)).subject(),
                         Bytes::new(),
                     )
                 }
@@ -283,39 +283,35 @@ impl Store for JsStore {
                     seq,
                     rec,
                 } => (
-                    Key::new(client_id, Kind::Queued(*seq)).subject(),
+                    Key::new(client_id.as_str(), Kind::Queued(*seq)).subject(),
                     encode(rec)?,
                 ),
                 Op::DeleteQueued { client_id, seq } => (
-                    Key::new(client_id, Kind::Queued(*seq)).subject(),
+                    Key::new(client_id.as_str(), Kind::Queued(*seq)).subject(),
                     Bytes::new(),
                 ),
                 Op::PutInboundQos2 {
                     client_id,
                     packet_id,
                 } => (
-                    Key::new(client_id, Kind::Qos2(*packet_id)).subject(),
+                    Key::new(client_id.as_str(), Kind::Qos2(*packet_id)).subject(),
                     encode(packet_id)?,
                 ),
                 Op::DeleteInboundQos2 {
                     client_id,
                     packet_id,
                 } => (
-                    Key::new(client_id, Kind::Qos2(*packet_id)).subject(),
+                    Key::new(client_id.as_str(), Kind::Qos2(*packet_id)).subject(),
                     Bytes::new(),
                 ),
-                Op::Delivered {
-                    client_id,
-                    origin,
-                    seq,
-                } => {
-                    cursors.delivered(client_id, *origin, *seq, now_ms);
+                Op::Delivered { client_id, origin } => {
+                    cursors.delivered(client_id.as_str(), origin.node, origin.seq, now_ms);
                     continue;
                 }
                 Op::DeleteSession { client_id } => {
-                    cursors.forget(client_id);
+                    cursors.forget(client_id.as_str());
                     self.publish(std::mem::take(&mut writes))?;
-                    self.purge_client(client_id)?;
+                    self.purge_client(client_id.as_str())?;
                     continue;
                 }
                 // The retained stream holds these.

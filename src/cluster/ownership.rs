@@ -365,10 +365,10 @@ async fn release(client: &async_nats::Client, subject: String, notice: &Notice) 
 /// After the claim (and release): the load or the delete, then the new record, in the
 /// persistence actor's order. `existed`: the id had an owner, so state may be stored.
 fn finish(persistence: &Addr<Persistence>, req: ClaimRequest, existed: bool) {
-    let client_id = req.client_id.as_str().to_owned();
     let mut ops = Vec::new();
     // Resumed now, but it ends with its connection; or a clean start over a stored one.
     if (req.resume && req.record.is_none()) || (!req.resume && existed) {
+        let client_id = req.client_id.clone();
         ops.push(Op::DeleteSession { client_id });
     }
     ops.extend(req.record.map(Op::PutSession));

@@ -444,16 +444,14 @@ impl Persistence {
         if !msg.targets.is_empty() && self.durability != Durability::Memory {
             let record = message_record(&msg.msg);
             for t in msg.targets {
-                let client_id = t.client.as_str().to_owned();
                 if let Some(origin) = msg.origin {
                     ops.push(Op::Delivered {
-                        client_id: client_id.clone(),
-                        origin: origin.node,
-                        seq: origin.seq,
+                        client_id: t.client.clone(),
+                        origin,
                     });
                 }
                 ops.push(Op::PutQueued {
-                    client_id,
+                    client_id: t.client,
                     seq: t.seq,
                     rec: QueuedRecord {
                         message: record.clone(),

@@ -120,7 +120,7 @@ mod tests {
             let ops = (0..1000)
                 .map(|i| {
                     seq += 1;
-                    let client_id = format!("c{}", (batch * 1000 + i) % 100);
+                    let client_id = format!("c{}", (batch * 1000 + i) % 100).into();
                     Op::PutQueued {
                         client_id,
                         seq,
@@ -133,7 +133,7 @@ mod tests {
         store.flush().unwrap();
         let full = store.size_on_disk().unwrap();
         let ends = (0..100).map(|i| Op::DeleteSession {
-            client_id: format!("c{i}"),
+            client_id: format!("c{i}").into(),
         });
         store.apply(ends.collect()).unwrap();
         store.flush().unwrap();

@@ -1,6 +1,7 @@
 //! Expiry at start: drops expired sessions, queued messages and retained messages.
 
 use super::store::{Op, Snapshot};
+use crate::message::ClientId;
 
 /// Removes from `snapshot` what expired at `now_ms` (unix ms) and returns the ops that
 /// remove it from the store too:
@@ -24,14 +25,14 @@ pub fn drop_expired(snapshot: &mut Snapshot, now_ms: u64) -> Vec<Op> {
             && since.saturating_add(u64::from(rec.expiry_secs) * 1000) <= now_ms;
         if expired {
             ops.push(Op::DeleteSession {
-                client_id: rec.client_id.clone(),
+                client_id: ClientId::new(rec.client_id.clone()),
             });
             return false;
         }
         if was_online {
             ops.push(Op::PutSession(rec.clone()));
         }
-        let client_id = &rec.client_id;
+        let client_id = ClientId::new(rec.client_id.clone());
         s.queue.retain(|(seq, q)| {
             let drop = q.packet_id.is_none() && q.message.is_expired(now_ms);
             if drop {

@@ -42,15 +42,18 @@ impl MemoryStore {
                 self.sessions.insert(rec.client_id.clone(), rec);
             }
             Op::DeleteSession { client_id } => {
+                let client_id = client_id.as_str().to_owned();
                 self.sessions.remove(&client_id);
                 self.subs.retain(|(id, _), _| *id != client_id);
                 self.queue.retain(|(id, _), _| *id != client_id);
                 self.qos2in.retain(|(id, _)| *id != client_id);
             }
             Op::PutSubscription { client_id, sub } => {
+                let client_id = client_id.as_str().to_owned();
                 self.subs.insert((client_id, sub.filter.clone()), sub);
             }
             Op::DeleteSubscription { client_id, filter } => {
+                let client_id = client_id.as_str().to_owned();
                 self.subs.remove(&(client_id, filter));
             }
             Op::PutQueued {
@@ -58,22 +61,26 @@ impl MemoryStore {
                 seq,
                 rec,
             } => {
+                let client_id = client_id.as_str().to_owned();
                 self.next_seq = self.next_seq.max(seq.saturating_add(1));
                 self.queue.insert((client_id, seq), rec);
             }
             Op::DeleteQueued { client_id, seq } => {
+                let client_id = client_id.as_str().to_owned();
                 self.queue.remove(&(client_id, seq));
             }
             Op::PutInboundQos2 {
                 client_id,
                 packet_id,
             } => {
+                let client_id = client_id.as_str().to_owned();
                 self.qos2in.insert((client_id, packet_id));
             }
             Op::DeleteInboundQos2 {
                 client_id,
                 packet_id,
             } => {
+                let client_id = client_id.as_str().to_owned();
                 self.qos2in.remove(&(client_id, packet_id));
             }
             Op::PutRetained(msg) => {

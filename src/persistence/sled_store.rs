@@ -229,18 +229,18 @@ impl SledStore {
                 (SESSIONS, rec.client_id.into_bytes(), Some(v))
             }
             Op::DeleteSession { client_id } => {
-                let p = prefix(&client_id);
+                let p = prefix(client_id.as_str());
                 for tree in [SUBS, QUEUE, QOS2IN] {
                     self.delete_prefix(plan, tree, &p)?;
                 }
-                (SESSIONS, client_id.into_bytes(), None)
+                (SESSIONS, client_id.as_str().as_bytes().to_vec(), None)
             }
             Op::PutSubscription { client_id, sub } => {
-                let k = child_key(&client_id, sub.filter.as_bytes());
+                let k = child_key(client_id.as_str(), sub.filter.as_bytes());
                 (SUBS, k, Some(encode(&sub)?))
             }
             Op::DeleteSubscription { client_id, filter } => {
-                (SUBS, child_key(&client_id, filter.as_bytes()), None)
+                (SUBS, child_key(client_id.as_str(), filter.as_bytes()), None)
             }
             Op::PutQueued {
                 client_id,
@@ -248,17 +248,19 @@ impl SledStore {
                 rec,
             } => {
                 *next_seq = (*next_seq).max(seq.saturating_add(1));
-                let k = child_key(&client_id, &seq.to_be_bytes());
+                let k = child_key(client_id.as_str(), &seq.to_be_bytes());
                 (QUEUE, k, Some(encode(&rec)?))
             }
-            Op::DeleteQueued { client_id, seq } => {
-                (QUEUE, child_key(&client_id, &seq.to_be_bytes()), None)
-            }
+            Op::DeleteQueued { client_id, seq } => (
+                QUEUE,
+                child_key(client_id.as_str(), &seq.to_be_bytes()),
+                None,
+            ),
             Op::PutInboundQos2 {
                 client_id,
                 packet_id,
             } => {
-                let k = child_key(&client_id, &packet_id.to_be_bytes());
+                let k = child_key(client_id.as_str(), &packet_id.to_be_bytes());
                 (QOS2IN, k, Some(Vec::new()))
             }
             Op::DeleteInboundQos2 {
@@ -266,7 +268,7 @@ impl SledStore {
                 packet_id,
             } => (
                 QOS2IN,
-                child_key(&client_id, &packet_id.to_be_bytes()),
+                child_key(client_id.as_str(), &packet_id.to_be_bytes()),
                 None,
             ),
             Op::PutRetained(msg) => {

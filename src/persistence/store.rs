@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::delivery::Origin;
+use crate::message::ClientId;
+
 use super::records::{
     MessageRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
 };
@@ -89,26 +92,26 @@ pub enum Op {
     /// Removes the session and everything under it (subscriptions, queue, inbound qos2 ids).
     DeleteSession {
         /// Client id.
-        client_id: String,
+        client_id: ClientId,
     },
     /// Inserts or replaces the subscription with the same filter.
     PutSubscription {
         /// Client id.
-        client_id: String,
+        client_id: ClientId,
         /// The subscription.
         sub: SubscriptionRecord,
     },
     /// Removes a subscription (no-op if absent).
     DeleteSubscription {
         /// Client id.
-        client_id: String,
+        client_id: ClientId,
         /// Its filter.
         filter: String,
     },
     /// Inserts or overwrites a queued message (e.g. when it gets a packet id).
     PutQueued {
         /// Client id.
-        client_id: String,
+        client_id: ClientId,
         /// Global sequence number (orders the session's queue).
         seq: u64,
         /// The queued message.
@@ -117,21 +120,21 @@ pub enum Op {
     /// Removes a queued message (no-op if absent).
     DeleteQueued {
         /// Client id.
-        client_id: String,
+        client_id: ClientId,
         /// Its seq.
         seq: u64,
     },
     /// Records an inbound QoS 2 packet id (PUBREC sent, PUBREL awaited).
     PutInboundQos2 {
         /// Client id.
-        client_id: String,
+        client_id: ClientId,
         /// Packet id.
         packet_id: u16,
     },
     /// Forgets an inbound QoS 2 packet id.
     DeleteInboundQos2 {
         /// Client id.
-        client_id: String,
+        client_id: ClientId,
         /// Packet id.
         packet_id: u16,
     },
@@ -146,11 +149,9 @@ pub enum Op {
     /// session (its [`ReplayCursor`]). Stores without a message log ignore it.
     Delivered {
         /// Client id.
-        client_id: String,
-        /// The publishing node's incarnation.
-        origin: u64,
-        /// The message's number there.
-        seq: u64,
+        client_id: ClientId,
+        /// The message's cluster number.
+        origin: Origin,
     },
 }
 
@@ -166,7 +167,7 @@ impl Op {
             | Op::DeleteQueued { client_id, .. }
             | Op::PutInboundQos2 { client_id, .. }
             | Op::DeleteInboundQos2 { client_id, .. }
-            | Op::Delivered { client_id, .. } => Some(client_id),
+            | Op::Delivered { client_id, .. } => Some(client_id.as_str()),
             Op::PutRetained(_) | Op::DeleteRetained { .. } => None,
         }
     }

@@ -90,7 +90,7 @@ impl Router {
     pub(super) fn drop_client(&mut self, client: &ClientId) {
         if self.state.is_persistent(client) {
             self.persist(vec![Op::DeleteSession {
-                client_id: client.as_str().to_owned(),
+                client_id: client.clone(),
             }]);
         }
         self.state.remove_client(client);
@@ -163,7 +163,7 @@ impl Router {
             }
             None if self.state.is_persistent(&client) => {
                 self.persist(vec![Op::DeleteSession {
-                    client_id: client.as_str().to_owned(),
+                    client_id: client.clone(),
                 }]);
                 self.state.set_persistent(&client, false, 0);
             }
@@ -198,8 +198,8 @@ impl Router {
             Some(_) => {}
             None => {
                 if self.state.is_persistent(&msg.client_id) {
-                    let id = msg.client_id.as_str().to_owned();
-                    self.persist(vec![Op::DeleteSession { client_id: id }]);
+                    let client_id = msg.client_id.clone();
+                    self.persist(vec![Op::DeleteSession { client_id }]);
                 }
                 self.state.set_persistent(&msg.client_id, false, 0);
             }
@@ -234,12 +234,12 @@ impl Router {
         // The stored session record (just written at Register) stays; its stale
         // subscriptions go.
         let subs = self.state.subscriptions_of(&msg.client_id);
-        let id = msg.client_id.as_str();
+        let id = &msg.client_id;
         if self.state.is_persistent(&msg.client_id) {
             let ops = subs
                 .iter()
                 .map(|(f, _)| Op::DeleteSubscription {
-                    client_id: id.to_owned(),
+                    client_id: id.clone(),
                     filter: f.as_str().to_owned(),
                 })
                 .collect();
@@ -287,12 +287,12 @@ impl Router {
                 durable: None,
             };
         }
-        let id = msg.client_id.as_str();
+        let id = &msg.client_id;
         let ops = msg
             .filters
             .iter()
             .map(|(f, e)| Op::PutSubscription {
-                client_id: id.to_owned(),
+                client_id: id.clone(),
                 sub: subscription_record(f, e),
             })
             .collect();
@@ -310,12 +310,12 @@ impl Router {
     ) -> Option<Vec<bool>> {
         self.outbox.flush();
         if self.state.is_persistent(&msg.client_id) {
-            let id = msg.client_id.as_str();
+            let id = &msg.client_id;
             let ops = msg
                 .filters
                 .iter()
                 .map(|f| Op::DeleteSubscription {
-                    client_id: id.to_owned(),
+                    client_id: id.clone(),
                     filter: f.as_str().to_owned(),
                 })
                 .collect();

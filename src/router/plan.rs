@@ -103,7 +103,7 @@ impl RouterState {
         if let (Some(id), Some(publisher)) = (p.inbound_qos2, &p.msg.publisher) {
             if p.store && self.is_persistent(publisher) {
                 plan.ops.push(Op::PutInboundQos2 {
-                    client_id: publisher.as_str().to_owned(),
+                    client_id: publisher.clone(),
                     packet_id: id.get(),
                 });
             }

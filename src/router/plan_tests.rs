@@ -139,7 +139,7 @@ fn retained_messages_and_inbound_qos2_ids_join_the_store_batch() {
     assert!(matches!(plan.ops[0], Op::PutRetained(ref rec) if rec.topic == "r"));
     assert!(matches!(
         plan.ops[1],
-        Op::PutInboundQos2 { ref client_id, packet_id: 5 } if client_id == "pub"
+        Op::PutInboundQos2 { ref client_id, packet_id: 5 } if client_id.as_str() == "pub"
     ));
     assert_eq!(r.retained_count(), 1);
     // An empty retained payload deletes, in the store too.
@@ -161,7 +161,7 @@ fn deliveries_found_elsewhere_carry_their_extra_ops() {
     let m = message("t", QoS::AtLeastOnce, false, "x");
     let found = r.route(&m);
     let forget = vec![Op::DeleteQueued {
-        client_id: "old".to_owned(),
+        client_id: id("old"),
         seq: 9,
     }];
     let mut plan = Plan::default();

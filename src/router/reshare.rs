@@ -45,7 +45,7 @@ impl Router {
         debug!(%from, to = %d.client, topic = %out.msg.topic, "shared message handed to another member");
         // The leaving member's stored copy goes in the same batch as the new one.
         let forget = out.seq.map(|seq| Op::DeleteQueued {
-            client_id: from.as_str().to_owned(),
+            client_id: from.clone(),
             seq,
         });
         self.deliver(&out.msg, [d], forget.into_iter().collect(), None);

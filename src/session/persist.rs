@@ -66,7 +66,7 @@ impl Session {
     /// A stored delivery was acknowledged by the client: it leaves the store.
     pub(super) fn forget_stored(&self, seq: Option<u64>) {
         if let Some(seq) = seq {
-            let client_id = self.state.client_id.as_str().to_owned();
+            let client_id = self.state.client_id.clone();
             self.store(vec![Op::DeleteQueued { client_id, seq }], false);
         }
     }
@@ -76,7 +76,7 @@ impl Session {
     pub(super) fn store_released(&self, seq: u64, packet_id: PacketId) -> Option<Durable> {
         let inflight = self.state.inflight_get(packet_id)?;
         let rec = queued_record(&inflight.out, Some(packet_id.get()), true);
-        let client_id = self.state.client_id.as_str().to_owned();
+        let client_id = self.state.client_id.clone();
         self.store(
             vec![Op::PutQueued {
                 client_id,
@@ -90,7 +90,7 @@ impl Session {
     /// An inbound QoS 2 message was released by the client.
     pub(super) fn forget_inbound_qos2(&self, packet_id: PacketId) {
         if self.persistent() {
-            let client_id = self.state.client_id.as_str().to_owned();
+            let client_id = self.state.client_id.clone();
             self.store(
                 vec![Op::DeleteInboundQos2 {
                     client_id,

@@ -90,31 +90,31 @@ pub fn js_store_round_trip(urls: &[String]) {
     let mut ops = vec![Op::PutSession(record(None))];
     for f in ["b/#", "a/+", "gone"] {
         ops.push(Op::PutSubscription {
-            client_id: c(),
+            client_id: c().into(),
             sub: sub(f),
         });
     }
     for seq in [12, 3, 7] {
         ops.push(Op::PutQueued {
-            client_id: c(),
+            client_id: c().into(),
             seq,
             rec: queued(seq as u8),
         });
     }
     ops.push(Op::DeleteQueued {
-        client_id: c(),
+        client_id: c().into(),
         seq: 7,
     });
     ops.push(Op::DeleteSubscription {
-        client_id: c(),
+        client_id: c().into(),
         filter: "gone".into(),
     });
     ops.push(Op::PutInboundQos2 {
-        client_id: c(),
+        client_id: c().into(),
         packet_id: 9,
     });
     ops.push(Op::PutInboundQos2 {
-        client_id: c(),
+        client_id: c().into(),
         packet_id: 2,
     });
     store.apply(ops).expect("apply");
@@ -146,7 +146,9 @@ pub fn js_store_round_trip(urls: &[String]) {
         "purged: {s:?}"
     );
     store
-        .apply(vec![Op::DeleteSession { client_id: c() }])
+        .apply(vec![Op::DeleteSession {
+            client_id: c().into(),
+        }])
         .expect("apply");
     assert!(store.load_session(id).expect("load").is_none(), "deleted");
 }

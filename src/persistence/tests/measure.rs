@@ -80,7 +80,7 @@ fn space_is_reclaimed() {
     let start = Instant::now();
     for batch in 0..100 {
         s.apply(vec![Op::DeleteSession {
-            client_id: format!("session-{batch:03}"),
+            client_id: format!("session-{batch:03}").into(),
         }])
         .unwrap();
     }
@@ -123,7 +123,7 @@ fn space_under_churn() {
         let full = s.size_on_disk().unwrap();
         for b in 0..100 {
             s.apply(vec![Op::DeleteSession {
-                client_id: format!("session-{b:03}"),
+                client_id: format!("session-{b:03}").into(),
             }])
             .unwrap();
         }

@@ -16,6 +16,10 @@ fn id() -> impl Strategy<Value = String> {
     prop::sample::select(&IDS[..]).prop_map(String::from)
 }
 
+fn cid() -> impl Strategy<Value = crate::message::ClientId> {
+    id().prop_map(crate::message::ClientId::from)
+}
+
 fn props() -> impl Strategy<Value = PropertiesRecord> {
     (
         any::<Option<u8>>(),
@@ -85,8 +89,8 @@ fn op() -> impl Strategy<Value = Op> {
     let pid = 1u16..4;
     prop_oneof![
         3 => session().prop_map(Op::PutSession),
-        1 => id().prop_map(|client_id| Op::DeleteSession { client_id }),
-        2 => (id(), prop::sample::select(&FILTERS[..]), 0u8..3, any::<Option<u32>>()).prop_map(
+        1 => cid().prop_map(|client_id| Op::DeleteSession { client_id }),
+        2 => (cid(), prop::sample::select(&FILTERS[..]), 0u8..3, any::<Option<u32>>()).prop_map(
             |(client_id, f, qos, subscription_id)| Op::PutSubscription {
                 client_id,
                 sub: SubscriptionRecord {
@@ -99,9 +103,9 @@ fn op() -> impl Strategy<Value = Op> {
                 },
             }
         ),
-        1 => (id(), prop::sample::select(&FILTERS[..]))
+        1 => (cid(), prop::sample::select(&FILTERS[..]))
             .prop_map(|(client_id, f)| Op::DeleteSubscription { client_id, filter: f.into() }),
-        4 => (id(), seq.clone(), message(), any::<Option<u16>>(), any::<bool>()).prop_map(
+        4 => (cid(), seq.clone(), message(), any::<Option<u16>>(), any::<bool>()).prop_map(
             |(client_id, seq, message, packet_id, released)| Op::PutQueued {
                 client_id,
                 seq,
@@ -115,10 +119,10 @@ fn op() -> impl Strategy<Value = Op> {
                 },
             }
         ),
-        2 => (id(), seq).prop_map(|(client_id, seq)| Op::DeleteQueued { client_id, seq }),
-        1 => (id(), pid.clone())
+        2 => (cid(), seq).prop_map(|(client_id, seq)| Op::DeleteQueued { client_id, seq }),
+        1 => (cid(), pid.clone())
             .prop_map(|(client_id, packet_id)| Op::PutInboundQos2 { client_id, packet_id }),
-        1 => (id(), pid).prop_map(|(client_id, packet_id)| Op::DeleteInboundQos2 { client_id, packet_id }),
+        1 => (cid(), pid).prop_map(|(client_id, packet_id)| Op::DeleteInboundQos2 { client_id, packet_id }),
         1 => message().prop_map(Op::PutRetained),
         1 => prop::sample::select(&TOPICS[..]).prop_map(|t| Op::DeleteRetained { topic: t.into() }),
     ]
