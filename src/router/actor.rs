@@ -45,7 +45,7 @@ pub struct Router {
     /// Test-only faults armed by `$fault/router/<handler>` publishes.
     pub(super) faults: crate::guard::Faults,
     /// Sessions catching up on the message log, with their deliveries held meanwhile.
-    pub(super) replaying: HashMap<ClientId, Vec<super::replay::Held>>,
+    pub(super) replaying: HashMap<ClientId, super::replay::Replaying>,
 }
 
 impl Router {

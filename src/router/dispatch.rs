@@ -37,21 +37,19 @@ impl Supervised for Router {
     /// the context the restart replaced, is put back:
     /// - the trie, an index over the subscriptions, is rebuilt;
     /// - deliveries held in the outbox go out now (their `FlushOutbox` was dropped);
-    /// - each session whose deliveries a message-log replay holds gets its guard timer
-    ///   again, so a replay that never answers still releases them;
+    /// - each session whose deliveries a message-log replay holds asks for its replay
+    ///   again (the answer may have been lost) and gets its guard timer again, so a
+    ///   replay that never answers still releases them;
     /// - the cluster hears the interest changes made before the failure.
     fn restarting(&mut self, ctx: &mut Self::Context) {
         self.state.rebuild_index();
         self.outbox.restart();
-        let held: Vec<_> = self.replaying.keys().cloned().collect();
-        for client in &held {
-            self.arm_replay_guard(client.clone(), ctx);
-        }
+        let replaying = self.replaying.len();
+        self.restart_replays(ctx);
         self.sync_interest();
         warn!(
             sessions = self.sessions.len(),
-            replaying = held.len(),
-            "router restarted; index rebuilt"
+            replaying, "router restarted; index rebuilt"
         );
     }
 }

@@ -4,6 +4,7 @@
 //! get yet, in log order, and after them the held ones, so that nothing published while
 //! the session had no live owner is lost and each publisher's order is kept.
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -23,6 +24,15 @@ use crate::persistence::ReplayCursor;
 /// the log writes queued before it.
 const REPLAY_GUARD: Duration = Duration::from_secs(90);
 
+/// A session catching up on the message log.
+pub(super) struct Replaying {
+    /// Where its replay started: asked again if the router restarts meanwhile (the
+    /// answer may have been lost with the failed handler).
+    pub cursor: ReplayCursor,
+    /// Its deliveries since, in routing order.
+    pub held: Vec<Held>,
+}
+
 /// A delivery held while its session's replay runs.
 pub(super) struct Held {
     pub msg: Arc<Message>,
@@ -39,12 +49,37 @@ impl Router {
         cursor: ReplayCursor,
         ctx: &mut Context<Router>,
     ) {
-        if cursor.subs.is_empty() || !self.cluster.replay(client.clone(), cursor) {
+        if cursor.subs.is_empty() || !self.cluster.replay(client.clone(), cursor.clone()) {
             return;
         }
         // (A replay already running for it keeps what it holds.)
-        self.replaying.entry(client.clone()).or_default();
+        match self.replaying.entry(client.clone()) {
+            Entry::Occupied(mut e) => e.get_mut().cursor = cursor,
+            Entry::Vacant(e) => {
+                let held = Vec::new();
+                e.insert(Replaying { cursor, held });
+            }
+        }
         self.arm_replay_guard(client.clone(), ctx);
+    }
+
+    /// After a restart of the router: each held session's replay is asked for again
+    /// (its answer may have been lost with the failed handler; a second answer is
+    /// dropped as late) and its guard re-armed, since the restart dropped the timers.
+    pub(super) fn restart_replays(&mut self, ctx: &mut Context<Router>) {
+        let held: Vec<_> = self
+            .replaying
+            .iter()
+            .map(|(c, r)| (c.clone(), r.cursor.clone()))
+            .collect();
+        for (client, cursor) in held {
+            if self.cluster.replay(client.clone(), cursor) {
+                self.arm_replay_guard(client, ctx);
+            } else {
+                warn!(client_id = %client, "message log replay not asked again; delivering without it");
+                self.finish_replay(client, Vec::new(), ctx);
+            }
+        }
     }
 
     /// The bridge always answers within its own bounds; should it not, the held
@@ -80,7 +115,11 @@ impl Router {
         ctx: &mut Context<Router>,
     ) {
         self.outbox.flush();
-        let held = self.replaying.remove(&client).unwrap_or_default();
+        let held = self
+            .replaying
+            .remove(&client)
+            .map(|r| r.held)
+            .unwrap_or_default();
         let live: HashSet<Origin> = held.iter().filter_map(|h| h.origin).collect();
         let mut replayed = 0usize;
         for (m, origin) in messages {

@@ -11,7 +11,7 @@ use ahash::AHashMap as HashMap;
 use super::actor::Router;
 use super::messages::{Route, Routed};
 use super::plan::{Plan, Publish, Target};
-use super::replay::Held;
+use super::replay::{Held, Replaying};
 use super::state::{Delivery, Shares};
 use crate::config::Durability;
 use crate::delivery::Origin;
@@ -90,9 +90,9 @@ impl Router {
             }
         }
         for delivery in plan.hold.drain(..) {
-            if let Some(held) = self.replaying.get_mut(&delivery.client) {
+            if let Some(r) = self.replaying.get_mut(&delivery.client) {
                 let msg = Arc::clone(msg);
-                held.push(Held {
+                r.held.push(Held {
                     msg,
                     delivery,
                     origin,
@@ -119,7 +119,7 @@ impl Router {
 /// (cluster mode), else to its session if one is registered.
 fn target(
     sessions: &HashMap<ClientId, Addr<Session>>,
-    replaying: &HashMap<ClientId, Vec<Held>>,
+    replaying: &HashMap<ClientId, Replaying>,
     client: &ClientId,
 ) -> Target<Addr<Session>> {
     let Some(addr) = sessions.get(client) else {

@@ -18,7 +18,22 @@ const BEFORE_KILL: usize = 40;
 /// killed while the publisher on node 1 goes on. Once every publish was acknowledged,
 /// the subscriber resumes on node 2: every acknowledged message arrives (some twice:
 /// QoS 1), in publish order after what it already had.
+#[allow(dead_code)]
 pub async fn every_acknowledged_message_arrives(cluster: &mut StarlingCluster) {
+    resume_after_kill(cluster, None).await;
+}
+
+/// The same, with a failure of the router handler `fault` armed on node 2 before the
+/// resume (`fault-injection` builds), and a second publisher streaming during it.
+#[allow(dead_code)]
+pub async fn every_acknowledged_message_arrives_despite(
+    cluster: &mut StarlingCluster,
+    fault: &str,
+) {
+    resume_after_kill(cluster, Some(fault)).await;
+}
+
+async fn resume_after_kill(cluster: &mut StarlingCluster, fault: Option<&str>) {
     let (mut sub, present) = connect_persistent(&cluster.nodes[0], "k-sub").await;
     assert!(!present);
     sub.subscribe(&[("k/#", QoS::AtLeastOnce)]).await;
@@ -55,15 +70,25 @@ pub async fn every_acknowledged_message_arrives(cluster: &mut StarlingCluster) {
         .await
         .expect("publisher bounded")
         .expect("every publish acknowledged");
+    let (total, during) = match fault {
+        Some(handler) => (N + DURING, Some(arm_and_stream(cluster, handler).await)),
+        None => (N, None),
+    };
     let (mut again, present) = connect_persistent(&cluster.nodes[2], "k-sub").await;
     assert!(present, "the session survives kill -9 of its node");
+    if let Some(during) = during {
+        tokio::time::timeout(WAIT * 6, during)
+            .await
+            .expect("second publisher bounded")
+            .expect("every publish acknowledged");
+    }
     let after: Vec<u32> = drain(&mut again, QUIET * 4, WAIT * 3)
         .await
         .iter()
         .map(|m| number(&text(m)))
         .collect();
     let got: BTreeSet<u32> = before.iter().chain(&after).copied().collect();
-    let missing: Vec<u32> = (1..=N).filter(|i| !got.contains(i)).collect();
+    let missing: Vec<u32> = (1..=total).filter(|i| !got.contains(i)).collect();
     assert!(
         missing.is_empty(),
         "acknowledged but never delivered: {missing:?} (before the kill: {before:?}; after: {after:?})"
@@ -80,7 +105,38 @@ pub async fn every_acknowledged_message_arrives(cluster: &mut StarlingCluster) {
         firsts.windows(2).all(|w| w[0] < w[1]),
         "new messages out of order after the resume: {firsts:?}"
     );
+    if let Some(handler) = fault {
+        let injected = format!("injected fault in router {handler}");
+        assert!(
+            cluster.nodes[2].log_text().contains(&injected),
+            "the fault fired on node 2"
+        );
+    }
     again.disconnect().await;
+}
+
+/// Messages the second publisher sends while the session resumes.
+const DURING: u32 = 200;
+
+/// Arms the fault on node 2, then starts publishing `k/301..=500` from node 1.
+async fn arm_and_stream(cluster: &StarlingCluster, handler: &str) -> tokio::task::JoinHandle<()> {
+    let mut arm = RawClient::connected_v5(cluster.addr(2), "k-arm", Properties::default()).await;
+    let topic = format!("$fault/router/{handler}");
+    arm.publish(&topic, QoS::AtLeastOnce, false, b"arm").await;
+    arm.disconnect().await;
+    let mut p = RawClient::connected_v5(cluster.addr(1), "k-pub2", Properties::default()).await;
+    tokio::spawn(async move {
+        for i in N + 1..=N + DURING {
+            p.publish(
+                &format!("k/{i}"),
+                QoS::AtLeastOnce,
+                false,
+                format!("k-{i}").as_bytes(),
+            )
+            .await;
+        }
+        p.disconnect().await;
+    })
 }
 
 fn number(payload: &str) -> u32 {
