@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use starling::protocol::{
-    decode_packet, encode_packet, Connect, EncodedPublish, Packet, PacketId, Properties,
+    decode_packet, encode_packet, Connect, EncodedPublish, Flow, Packet, PacketId, Properties,
     PropertyFields, ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions, UserProperty,
 };
 use starling::topic::{TopicFilter, TopicName};
@@ -34,10 +34,9 @@ fn v5_properties() -> Properties {
 fn publish(qos: QoS, v5: bool) -> Packet {
     Packet::Publish(Publish {
         dup: false,
-        qos,
+        flow: Flow::with_id(qos, pid(17)),
         retain: false,
         topic: TopicName::new("site/42/device/1337/temperature").expect("valid topic"),
-        packet_id: (qos != QoS::AtMostOnce).then(|| pid(17)),
         properties: if v5 {
             v5_properties()
         } else {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use crate::protocol::{EncodedPublish, PacketId, Properties, ProtocolVersion, Publish, QoS};
+use crate::protocol::{EncodedPublish, Flow, PacketId, Properties, ProtocolVersion, Publish, QoS};
 use crate::topic::TopicName;
 
 /// A client identifier as sent in CONNECT (or assigned by the broker).
@@ -113,17 +113,16 @@ impl Message {
             return None;
         }
         slot.get_or_init(|| {
-            let (qos, retain, packet_id) = match kind.variant {
-                Variant::Qos0 { retain } => (QoS::AtMostOnce, retain, None),
+            let (flow, retain) = match kind.variant {
+                Variant::Qos0 { retain } => (Flow::AtMostOnce, retain),
                 // Flags and id are patched per receiver; 1 is a placeholder.
-                Variant::WithPacketId => (QoS::AtLeastOnce, false, PacketId::new(1)),
+                Variant::WithPacketId => (Flow::AtLeastOnce(PacketId::MIN), false),
             };
             let publish = Publish {
                 dup: false,
-                qos,
+                flow,
                 retain,
                 topic: self.topic.clone(),
-                packet_id,
                 properties: if kind.v5 {
                     self.properties.clone()
                 } else {
@@ -228,10 +227,9 @@ mod tests {
         let mut direct = BytesMut::new();
         let publish = Publish {
             dup: false,
-            qos: QoS::AtMostOnce,
+            flow: Flow::AtMostOnce,
             retain: false,
             topic: msg.topic.clone(),
-            packet_id: None,
             properties: Properties::default(),
             payload: msg.payload.clone(),
         };

@@ -77,7 +77,7 @@ async fn qos_levels_and_overlaps(cluster: &StarlingCluster) {
     }
     for (i, cap) in [(0, QoS::ExactlyOnce), (1, QoS::AtLeastOnce)] {
         let got = drain(&mut subs[i], QUIET, WAIT).await;
-        let seen: Vec<(String, QoS)> = got.iter().map(|p| (text(p), p.qos)).collect();
+        let seen: Vec<(String, QoS)> = got.iter().map(|p| (text(p), p.qos())).collect();
         let want: Vec<(String, QoS)> = [
             ("m0", QoS::AtMostOnce),
             ("m1", QoS::AtLeastOnce),
@@ -275,7 +275,7 @@ async fn will_crosses_nodes(cluster: &StarlingCluster) {
     assert_eq!(ack.reason, ReasonCode::SUCCESS);
     drop(dying);
     let will = recv_payload(&mut watcher[0], "gone", WAIT).await;
-    assert_eq!(will.qos, QoS::AtLeastOnce);
+    assert_eq!(will.qos(), QoS::AtLeastOnce);
 }
 
 /// The same client id connecting on another node takes the session over: the old

@@ -398,7 +398,7 @@ async fn overlapping_subscriptions_deliver_one_copy_at_max_qos() {
         let first = sub.recv_publish_acked().await;
         assert_eq!(first.payload.as_ref(), b"one");
         assert_eq!(
-            first.qos,
+            first.qos(),
             RawQoS::ExactlyOnce,
             "delivered at the max granted QoS"
         );

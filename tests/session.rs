@@ -51,7 +51,7 @@ async fn offline_queue(broker: &BrokerProcess, v5: bool, id: &str, n: usize) {
             Bytes::from(format!("m{i}")),
             "queued message {i} in order"
         );
-        assert_eq!(p.qos, QoS::AtLeastOnce);
+        assert_eq!(p.qos(), QoS::AtLeastOnce);
     }
 }
 
@@ -358,7 +358,8 @@ async fn unacked_qos1_delivery_resent_with_dup_after_reconnect() {
         assert_eq!(again.payload.as_ref(), b"m1");
         assert!(again.dup, "re-delivery must set DUP = 1");
         assert_eq!(
-            again.packet_id, first.packet_id,
+            again.packet_id(),
+            first.packet_id(),
             "original packet identifier"
         );
         sub.ack(&again).await;

@@ -59,7 +59,7 @@ async fn every_receiver_gets_its_own_correct_copy() {
             for i in 0..count {
                 let p = s.recv_publish_acked().await;
                 assert_eq!(p.topic.as_str(), "se/t", "subscriber {n}, message {i}");
-                assert_eq!(p.qos, qos_of(i), "subscriber {n}, message {i}");
+                assert_eq!(p.qos(), qos_of(i), "subscriber {n}, message {i}");
                 assert!(!p.retain, "[MQTT-3.3.1-9] live delivery clears RETAIN");
                 assert!(!p.dup);
                 assert_eq!(
@@ -67,7 +67,7 @@ async fn every_receiver_gets_its_own_correct_copy() {
                     &payload(i)[..],
                     "subscriber {n}, message {i}"
                 );
-                ids.extend(p.packet_id);
+                ids.extend(p.packet_id());
             }
             assert_eq!(
                 ids.len(),
@@ -77,8 +77,8 @@ async fn every_receiver_gets_its_own_correct_copy() {
         }
         for i in 0..count {
             let p = qos0_sub.expect_publish().await;
-            assert_eq!(p.qos, QoS::AtMostOnce);
-            assert_eq!(p.packet_id, None);
+            assert_eq!(p.qos(), QoS::AtMostOnce);
+            assert_eq!(p.packet_id(), None);
             assert_eq!(
                 &p.payload[..],
                 &payload(i)[..],

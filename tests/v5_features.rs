@@ -134,7 +134,7 @@ async fn subscribe_is_capped_and_unavailable_filters_refused() {
         let mut publ = RawClient::connected_v5(addr, "cappub", Properties::default()).await;
         publ.publish("a/b", QoS::AtLeastOnce, false, b"one").await;
         let p = sub.recv_publish_acked().await;
-        assert_eq!((p.topic.as_str(), p.qos), ("a/b", QoS::AtLeastOnce));
+        assert_eq!((p.topic.as_str(), p.qos()), ("a/b", QoS::AtLeastOnce));
         sub.expect_nothing(Duration::from_millis(300)).await;
     })
     .await;

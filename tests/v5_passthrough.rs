@@ -13,8 +13,8 @@ use common::{
     bounded, filter, publish_packet, session_expiry, subscription_id, BrokerProcess, RawClient,
 };
 use starling::protocol::{
-    Packet, Properties, PropertyFields, Publish, QoS, ReasonCode, SubAck, SubscriptionOptions,
-    UserProperty,
+    Flow, Packet, PacketId, Properties, PropertyFields, Publish, QoS, ReasonCode, SubAck,
+    SubscriptionOptions, UserProperty,
 };
 
 fn user(key: &str, value: &str) -> UserProperty {
@@ -24,12 +24,14 @@ fn user(key: &str, value: &str) -> UserProperty {
     }
 }
 
-/// Sends `p` (a packet id is assigned at QoS > 0) and, at QoS 1, waits for a successful
+/// Sends `p` (its packet id is replaced by the next one at QoS 1) and, at QoS 1, waits for a successful
 /// PUBACK.
 async fn publish_with(c: &mut RawClient, mut p: Publish) {
-    assert_ne!(p.qos, QoS::ExactlyOnce, "helper covers QoS 0 and 1");
-    let id = (p.qos == QoS::AtLeastOnce).then(|| c.next_packet_id());
-    p.packet_id = id;
+    assert_ne!(p.qos(), QoS::ExactlyOnce, "helper covers QoS 0 and 1");
+    let id = (p.qos() == QoS::AtLeastOnce).then(|| c.next_packet_id());
+    if let Some(id) = id {
+        p.flow = Flow::AtLeastOnce(id);
+    }
     c.send(Packet::Publish(p)).await;
     let Some(id) = id else { return };
     match c
@@ -67,7 +69,7 @@ async fn user_properties_and_content_type_pass_through() {
         assert_eq!(ack.reasons, vec![ReasonCode::GRANTED_QOS_1]);
         let mut publ = RawClient::connected_v5(addr, "up-pub", Properties::default()).await;
         let users = vec![user("k", "second-first"), user("k", "first-second")];
-        let mut p = publish_packet("up/t", QoS::AtLeastOnce, b"{\"a\":1}", None);
+        let mut p = publish_packet("up/t", QoS::AtLeastOnce, b"{\"a\":1}", PacketId::new(1));
         p.properties.user_properties = users.clone();
         p.properties.content_type = Some(ByteString::from("application/json"));
         p.properties.payload_format_indicator = Some(1);
@@ -109,7 +111,12 @@ async fn request_response_properties_pass_through() {
             .await;
 
         let correlation = Bytes::from_static(b"\x00\x01corr\xff");
-        let mut req = publish_packet("rr/req/time", QoS::AtLeastOnce, b"what time?", None);
+        let mut req = publish_packet(
+            "rr/req/time",
+            QoS::AtLeastOnce,
+            b"what time?",
+            PacketId::new(1),
+        );
         req.properties.response_topic = Some(ByteString::from("rr/reply/rr-req"));
         req.properties.correlation_data = Some(correlation.clone());
         publish_with(&mut requester, req).await;
@@ -130,7 +137,8 @@ async fn request_response_properties_pass_through() {
             .expect("Correlation Data forwarded");
         assert_eq!(corr, correlation);
 
-        let mut answer = publish_packet(&response_topic, QoS::AtLeastOnce, b"noon", None);
+        let mut answer =
+            publish_packet(&response_topic, QoS::AtLeastOnce, b"noon", PacketId::new(1));
         answer.properties.correlation_data = Some(corr);
         publish_with(&mut responder, answer).await;
 
@@ -202,7 +210,7 @@ async fn message_expiry_is_decremented_and_expired_not_delivered() {
 
         let mut publ = RawClient::connected_v5(addr, "exp-pub", Properties::default()).await;
         for (payload, expiry) in [(&b"short"[..], 1u32), (&b"long"[..], 60)] {
-            let mut p = publish_packet("exp/t", QoS::AtLeastOnce, payload, None);
+            let mut p = publish_packet("exp/t", QoS::AtLeastOnce, payload, PacketId::new(1));
             p.properties.message_expiry_interval = Some(expiry);
             publish_with(&mut publ, p).await;
         }

@@ -17,8 +17,8 @@ pub use decode::decode_packet;
 pub use encode::{encode_packet, encoded_len, EncodedPublish};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PubResponse, Publish, RetainHandling,
-    SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+    Auth, ConnAck, Connect, Disconnect, Flow, LastWill, Packet, PubResponse, Publish,
+    RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 pub use properties::{Properties, PropertyFields, UserProperty};
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode};

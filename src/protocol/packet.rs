@@ -90,14 +90,70 @@ pub struct ConnAck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
     pub dup: bool,
-    pub qos: QoS,
+    /// The QoS with the packet id that QoS 1 and 2 carry and QoS 0 does not.
+    pub flow: Flow,
     pub retain: bool,
     /// Empty only in 5.0 when a topic alias stands for the name.
     pub topic: TopicName,
-    /// Present exactly when `qos` is 1 or 2.
-    pub packet_id: Option<PacketId>,
     pub properties: Properties,
     pub payload: Bytes,
+}
+
+impl Publish {
+    /// The QoS it is published at.
+    pub fn qos(&self) -> QoS {
+        self.flow.qos()
+    }
+
+    /// Its packet id: `Some` exactly at QoS 1 and 2.
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.flow.packet_id()
+    }
+}
+
+/// A PUBLISH's QoS and packet id together, so that a QoS 1/2 PUBLISH without a packet
+/// id [MQTT-2.2.1-3] or a QoS 0 one with one [MQTT-2.2.1-2] cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flow {
+    AtMostOnce,
+    AtLeastOnce(PacketId),
+    ExactlyOnce(PacketId),
+}
+
+impl Flow {
+    /// `qos` with `id`: `None` when they do not go together.
+    pub fn new(qos: QoS, id: Option<PacketId>) -> Option<Flow> {
+        match (qos, id) {
+            (QoS::AtMostOnce, None) => Some(Flow::AtMostOnce),
+            (QoS::AtLeastOnce, Some(id)) => Some(Flow::AtLeastOnce(id)),
+            (QoS::ExactlyOnce, Some(id)) => Some(Flow::ExactlyOnce(id)),
+            _ => None,
+        }
+    }
+
+    /// QoS 1 or 2 with `id`; QoS 0 ignores it.
+    pub fn with_id(qos: QoS, id: PacketId) -> Flow {
+        match qos {
+            QoS::AtMostOnce => Flow::AtMostOnce,
+            QoS::AtLeastOnce => Flow::AtLeastOnce(id),
+            QoS::ExactlyOnce => Flow::ExactlyOnce(id),
+        }
+    }
+
+    pub fn qos(self) -> QoS {
+        match self {
+            Flow::AtMostOnce => QoS::AtMostOnce,
+            Flow::AtLeastOnce(_) => QoS::AtLeastOnce,
+            Flow::ExactlyOnce(_) => QoS::ExactlyOnce,
+        }
+    }
+
+    pub fn packet_id(self) -> Option<PacketId> {
+        match self {
+            Flow::AtMostOnce => None,
+            Flow::AtLeastOnce(id) | Flow::ExactlyOnce(id) => Some(id),
+        }
+    }
 }
 
 /// PUBACK, PUBREC, PUBREL and PUBCOMP share one shape (sections 3.4 to 3.7).

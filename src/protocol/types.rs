@@ -55,6 +55,9 @@ impl QoS {
 pub struct PacketId(NonZeroU16);
 
 impl PacketId {
+    /// The first identifier, 1.
+    pub const MIN: PacketId = PacketId(NonZeroU16::MIN);
+
     /// Returns `None` for zero, which is never a valid packet identifier.
     pub fn new(v: u16) -> Option<PacketId> {
         NonZeroU16::new(v).map(PacketId)

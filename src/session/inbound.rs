@@ -17,7 +17,8 @@ use super::policy::{check_payload, check_publish, Refusal};
 use super::state::AckResult;
 use crate::message::Message;
 use crate::protocol::{
-    encoded_len, DecodeError, Disconnect, Packet, PacketId, PubResponse, Publish, QoS, ReasonCode,
+    encoded_len, DecodeError, Disconnect, Flow, Packet, PacketId, PubResponse, Publish, QoS,
+    ReasonCode,
 };
 use crate::router::messages::Route;
 use crate::topic::TopicName;
@@ -159,9 +160,9 @@ impl Session {
         if p.topic.as_str() == "$fault/session" {
             panic!("injected session fault");
         }
-        tracing::trace!(topic = %p.topic, qos = ?p.qos, retain = p.retain, "publish in");
+        tracing::trace!(topic = %p.topic, qos = ?p.qos(), retain = p.retain, "publish in");
         self.shared.metrics.add_received();
-        if let Err(refusal) = check_publish(&self.shared.config.capabilities, p.qos, p.retain) {
+        if let Err(refusal) = check_publish(&self.shared.config.capabilities, p.qos(), p.retain) {
             // 3.1.1 has no DISCONNECT from the server: the connection just closes.
             self.fail(ctx, refusal.reason, refusal.text);
             return;
@@ -170,17 +171,11 @@ impl Session {
             self.fail(ctx, reason, why);
             return;
         }
-        let ack = match (p.qos, p.packet_id) {
-            (QoS::AtMostOnce, _) => None,
-            (_, None) => {
-                self.fail(
-                    ctx,
-                    ReasonCode::PROTOCOL_ERROR,
-                    "QoS 1/2 PUBLISH without packet id",
-                );
-                return;
-            }
-            (qos, Some(id)) => Some((qos, id)),
+        // (A QoS 1/2 PUBLISH always has its packet id: `Flow`.)
+        let ack = match p.flow {
+            Flow::AtMostOnce => None,
+            Flow::AtLeastOnce(id) => Some((QoS::AtLeastOnce, id)),
+            Flow::ExactlyOnce(id) => Some((QoS::ExactlyOnce, id)),
         };
         let validate = self.shared.config.limits.validate_utf8_payloads;
         let payload_ok = check_payload(validate, &p.properties, &p.payload);
@@ -270,6 +265,7 @@ impl Session {
     }
 
     fn message_from(&self, p: Publish) -> Message {
+        let qos = p.qos();
         let mut properties = p.properties;
         if !properties.subscription_identifiers.is_empty() {
             properties.subscription_identifiers.clear();
@@ -278,9 +274,9 @@ impl Session {
             .message_expiry_interval
             .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
         Message {
+            qos,
             topic: p.topic,
             payload: p.payload,
-            qos: p.qos,
             retain: p.retain,
             properties,
             expires_at,

@@ -14,7 +14,7 @@ use super::messages::{Deliver, DeliverBatch};
 use super::writer::HIGH_WATER;
 use crate::delivery::Outgoing;
 use crate::message::{Encoding, Variant};
-use crate::protocol::{encoded_len, Packet, PacketId, Properties, Publish, QoS};
+use crate::protocol::{encoded_len, Flow, Packet, PacketId, Properties, Publish, QoS};
 use crate::topic::TopicName;
 
 impl Handler<Deliver> for Session {
@@ -186,12 +186,16 @@ impl Session {
             p.message_expiry_interval = msg.remaining_expiry(Instant::now());
             p
         };
+        debug_assert_eq!(packet_id.is_some(), out.qos != QoS::AtMostOnce);
+        let flow = match packet_id {
+            Some(id) => Flow::with_id(out.qos, id),
+            None => Flow::AtMostOnce,
+        };
         Packet::Publish(Publish {
             dup,
-            qos: out.qos,
+            flow,
             retain: out.retain,
             topic: msg.topic.clone(),
-            packet_id,
             properties,
             payload: msg.payload.clone(),
         })

@@ -220,7 +220,7 @@ mod tests {
     use futures::task::noop_waker_ref;
 
     use super::*;
-    use crate::protocol::Publish;
+    use crate::protocol::{Flow, Publish};
     use crate::topic::TopicName;
 
     /// A socket that takes at most `limit` bytes per call, from several slices when
@@ -288,10 +288,9 @@ mod tests {
     fn encoded(size: usize, qos: QoS) -> EncodedPublish {
         let p = Publish {
             dup: false,
-            qos,
+            flow: Flow::with_id(qos, PacketId::new(1).unwrap()),
             retain: false,
             topic: TopicName::new("w/t").unwrap(),
-            packet_id: (qos != QoS::AtMostOnce).then(|| PacketId::new(1).unwrap()),
             properties: Default::default(),
             payload: Bytes::from(vec![size as u8; size]),
         };

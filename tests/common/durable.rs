@@ -199,7 +199,7 @@ impl Collector {
                     if self.slow_every > 0 && self.publishes % self.slow_every == 0 {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    match (p.qos, p.packet_id) {
+                    match (p.qos(), p.packet_id()) {
                         (QoS::AtMostOnce, _) => {
                             self.deliver(idx);
                             None
@@ -229,7 +229,7 @@ impl Collector {
                             }
                             Some(Packet::PubRec(PubResponse::new(id)))
                         }
-                        _ => panic!("QoS {:?} PUBLISH without packet id", p.qos),
+                        _ => panic!("QoS {:?} PUBLISH without packet id", p.qos()),
                     }
                 }
                 Event::Packet(Packet::PubRel(r)) => {

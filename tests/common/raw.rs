@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use starling::protocol::{
-    ConnAck, Connect, DecodeError, Disconnect, MqttCodec, Packet, PacketId, Properties,
+    ConnAck, Connect, DecodeError, Disconnect, Flow, MqttCodec, Packet, PacketId, Properties,
     PropertyFields, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe,
     SubscriptionOptions,
 };
@@ -338,8 +338,8 @@ impl RawClient {
 
     /// Completes the QoS flow as receiver of `p`.
     pub async fn ack(&mut self, p: &Publish) {
-        let Some(id) = p.packet_id else { return };
-        match p.qos {
+        let Some(id) = p.packet_id() else { return };
+        match p.qos() {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(Packet::PubAck(PubResponse::new(id))).await,
             QoS::ExactlyOnce => {
@@ -395,10 +395,9 @@ pub fn connect_packet(version: ProtocolVersion, id: &str, clean: bool, keepalive
 pub fn publish_packet(t: &str, qos: QoS, payload: &[u8], packet_id: Option<PacketId>) -> Publish {
     Publish {
         dup: false,
-        qos,
+        flow: Flow::new(qos, packet_id).expect("a packet id exactly at QoS 1/2"),
         retain: false,
         topic: topic(t),
-        packet_id,
         properties: Properties::default(),
         payload: Bytes::copy_from_slice(payload),
     }

@@ -124,14 +124,14 @@ async fn deliveries_under_way_are_completed_after_unsubscribe() {
         let one = s.expect_publish().await;
         let two = s.expect_publish().await;
         assert_eq!(
-            (one.payload.as_ref(), one.qos),
+            (one.payload.as_ref(), one.qos()),
             (&b"one"[..], QoS::AtLeastOnce)
         );
         assert_eq!(
-            (two.payload.as_ref(), two.qos),
+            (two.payload.as_ref(), two.qos()),
             (&b"two"[..], QoS::ExactlyOnce)
         );
-        let (one_id, two_id) = (one.packet_id.expect("id"), two.packet_id.expect("id"));
+        let (one_id, two_id) = (one.packet_id().expect("id"), two.packet_id().expect("id"));
 
         unsubscribe(&mut s, 3, &["fin/t"]).await;
         s.send(Packet::PubRec(PubResponse::new(two_id))).await;
@@ -147,7 +147,7 @@ async fn deliveries_under_way_are_completed_after_unsubscribe() {
         for _ in 0..2 {
             match s.next_event(Duration::from_secs(5)).await {
                 Event::Packet(Packet::Publish(p)) => {
-                    assert!(p.dup && p.packet_id == Some(one_id), "{p:?}");
+                    assert!(p.dup && p.packet_id() == Some(one_id), "{p:?}");
                     s.send(Packet::PubAck(PubResponse::new(one_id))).await;
                     resent.push("publish");
                 }

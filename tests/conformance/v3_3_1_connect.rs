@@ -179,7 +179,7 @@ async fn full_payload_in_order_is_accepted() {
         let will = obs.recv_publish_acked().await;
         assert_eq!(will.topic.as_str(), "order/will");
         assert_eq!(will.payload.as_ref(), b"will message");
-        assert_eq!(will.qos, QoS::AtLeastOnce);
+        assert_eq!(will.qos(), QoS::AtLeastOnce);
     })
     .await;
 }

@@ -53,9 +53,13 @@ async fn incoming_dup_is_not_propagated() {
             other => panic!("want PUBACK, got {other:?}"),
         }
         let got1 = s1.recv_publish_acked().await;
-        assert_eq!((got1.qos, got1.dup), (QoS::AtLeastOnce, false), "{got1:?}");
+        assert_eq!(
+            (got1.qos(), got1.dup),
+            (QoS::AtLeastOnce, false),
+            "{got1:?}"
+        );
         let got0 = s0.expect_publish().await;
-        assert_eq!((got0.qos, got0.dup), (QoS::AtMostOnce, false), "{got0:?}");
+        assert_eq!((got0.qos(), got0.dup), (QoS::AtMostOnce, false), "{got0:?}");
     })
     .await;
 }

@@ -71,13 +71,17 @@ async fn identical_filter_replaces_the_subscription_and_resends_retained() {
         let again = s.expect_publish().await;
         assert_eq!(again.payload.as_ref(), b"retained", "retained re-sent");
         assert!(again.retain);
-        assert_eq!(again.qos, QoS::AtMostOnce, "at the new subscription's QoS");
+        assert_eq!(
+            again.qos(),
+            QoS::AtMostOnce,
+            "at the new subscription's QoS"
+        );
 
         p.publish("same/live", QoS::ExactlyOnce, false, b"live")
             .await;
         let live = s.expect_publish().await;
         assert_eq!(
-            (live.payload.as_ref(), live.qos),
+            (live.payload.as_ref(), live.qos()),
             (&b"live"[..], QoS::AtMostOnce)
         );
         s.expect_nothing(Duration::from_millis(300)).await;

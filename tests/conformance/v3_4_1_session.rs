@@ -47,7 +47,7 @@ async fn clean_session_state_lasts_while_the_connection_does() {
         }
 
         c.send(Packet::PubAck(PubResponse::new(
-            before.packet_id.expect("id"),
+            before.packet_id().expect("id"),
         )))
         .await;
         c.ack(&own).await;

@@ -22,9 +22,9 @@ async fn qos0_delivery_has_qos0_and_dup0() {
         for payload in [b"0", b"1", b"2"] {
             let got = s.expect_publish().await;
             assert_eq!(got.payload.as_ref(), payload);
-            assert_eq!(got.qos, QoS::AtMostOnce, "{got:?}");
+            assert_eq!(got.qos(), QoS::AtMostOnce, "{got:?}");
             assert!(!got.dup, "DUP 0 at QoS 0: {got:?}");
-            assert_eq!(got.packet_id, None);
+            assert_eq!(got.packet_id(), None);
         }
     })
     .await;

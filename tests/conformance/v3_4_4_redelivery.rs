@@ -24,7 +24,7 @@ async fn resumed_session_resends_publish_and_pubrel_with_original_ids() {
         let released = s.expect_publish().await;
         let qos1 = s.expect_publish().await;
         let qos2 = s.expect_publish().await;
-        let rel_id = released.packet_id.expect("id");
+        let rel_id = released.packet_id().expect("id");
         s.send(Packet::PubRec(PubResponse::new(rel_id))).await;
         match s.expect_packet("PUBREL").await {
             Packet::PubRel(r) => assert_eq!(r.packet_id, rel_id),
@@ -40,10 +40,10 @@ async fn resumed_session_resends_publish_and_pubrel_with_original_ids() {
         }
         for want in [&qos1, &qos2] {
             let got = s.expect_publish().await;
-            assert_eq!(got.packet_id, want.packet_id, "original id: {got:?}");
+            assert_eq!(got.packet_id(), want.packet_id(), "original id: {got:?}");
             assert_eq!(
-                (got.qos, got.payload.clone()),
-                (want.qos, want.payload.clone())
+                (got.qos(), got.payload.clone()),
+                (want.qos(), want.payload.clone())
             );
             assert!(got.dup, "DUP 1 on the re-sent PUBLISH: {got:?}");
             s.ack(&got).await;

@@ -194,8 +194,8 @@ async fn inflight_qos1_and_qos2_deliveries_complete_after_unsubscribe() {
         p.publish("fly/2", QoS::ExactlyOnce, false, b"two").await;
         let q1 = c.expect_publish().await;
         let q2 = c.expect_publish().await;
-        assert_eq!((q1.qos, q2.qos), (QoS::AtLeastOnce, QoS::ExactlyOnce));
-        let (id1, id2) = (q1.packet_id.expect("id"), q2.packet_id.expect("id"));
+        assert_eq!((q1.qos(), q2.qos()), (QoS::AtLeastOnce, QoS::ExactlyOnce));
+        let (id1, id2) = (q1.packet_id().expect("id"), q2.packet_id().expect("id"));
         let ack = unsubscribe_id(&mut c, 100, &["fly/#"]).await;
         assert_eq!(ack.reasons, vec![ReasonCode::SUCCESS]);
         c.send(Packet::PubRec(PubResponse::new(id2))).await;
@@ -217,7 +217,7 @@ async fn inflight_qos1_and_qos2_deliveries_complete_after_unsubscribe() {
             }
         }
         let again = resent_publish.expect("the QoS 1 PUBLISH is re-sent");
-        assert_eq!((again.packet_id, again.dup), (Some(id1), true));
+        assert_eq!((again.packet_id(), again.dup), (Some(id1), true));
         assert_eq!(again.payload.as_ref(), b"one");
         assert_eq!(resent_pubrel.expect("the PUBREL is re-sent").packet_id, id2);
         c.send(Packet::PubAck(PubResponse::new(id1))).await;

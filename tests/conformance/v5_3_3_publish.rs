@@ -42,7 +42,7 @@ async fn redelivery_sets_dup() {
                 .session_present
         );
         let again = c.expect_publish().await;
-        assert_eq!((again.packet_id, again.dup), (first.packet_id, true));
+        assert_eq!((again.packet_id(), again.dup), (first.packet_id(), true));
         c.ack(&again).await;
     })
     .await;
@@ -185,7 +185,7 @@ async fn full_receive_window_holds_back_only_publishes() {
             Event::Timeout => {}
             other => panic!("a second PUBLISH beyond Receive Maximum 1: {other:?}"),
         }
-        c.send(Packet::PubAck(PubResponse::new(first.packet_id.expect("id"))))
+        c.send(Packet::PubAck(PubResponse::new(first.packet_id().expect("id"))))
             .await;
         let second = c.recv_publish_acked().await;
         assert_eq!(second.payload, "2");

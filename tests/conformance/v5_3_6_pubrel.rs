@@ -88,7 +88,7 @@ async fn server_pubrel_uses_pubrel_codes_within_maximum_packet_size() {
         )))
         .await;
         let m = sub.expect_publish().await;
-        let id = m.packet_id.expect("QoS 2 id");
+        let id = m.packet_id().expect("QoS 2 id");
         let unknown = PacketId::new(id.get().wrapping_add(1000).max(1)).expect("id");
         sub.send(Packet::PubRec(PubResponse::new(unknown))).await;
         let (r, size) = expect_pubrel(&mut sub).await;

@@ -146,7 +146,7 @@ async fn identical_filter_replaces_the_subscription() {
             RawClient::connected_v5(broker.addr(), "s-rep-pub", Properties::default()).await;
         p.publish("rep/t", QoS::ExactlyOnce, false, b"x").await;
         let got = c.recv_publish_acked().await;
-        assert_eq!(got.qos, QoS::ExactlyOnce);
+        assert_eq!(got.qos(), QoS::ExactlyOnce);
         assert_eq!(got.properties.subscription_identifiers, vec![2]);
         c.expect_nothing(QUIET).await;
     })
@@ -205,7 +205,7 @@ async fn resubscribe_resends_retained_and_loses_nothing() {
             match c.next_event(Duration::from_secs(5)).await {
                 Event::Packet(Packet::SubAck(a)) if a.packet_id == id => subacks += 1,
                 Event::Packet(Packet::Publish(m)) => {
-                    if let Some(pid) = m.packet_id {
+                    if let Some(pid) = m.packet_id() {
                         c.send(Packet::PubAck(PubResponse::new(pid))).await;
                     }
                     match (m.topic.as_str(), m.retain) {

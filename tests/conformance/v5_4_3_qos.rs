@@ -97,7 +97,7 @@ async fn first_deliveries_have_dup_0_at_every_qos() {
         let got = payloads(&mut sub, 3).await;
         let seen: Vec<_> = got
             .iter()
-            .map(|m| (m.payload.clone(), m.qos, m.dup, m.packet_id.is_some()))
+            .map(|m| (m.payload.clone(), m.qos(), m.dup, m.packet_id().is_some()))
             .collect();
         let b = |s: &'static str| Bytes::from_static(s.as_bytes());
         assert_eq!(
@@ -243,12 +243,12 @@ async fn qos2_sent_publish_is_not_expired() {
         p.send(Packet::Publish(m)).await;
         expect_ack(&mut p, 5, pid(1)).await;
         let first = sub.expect_publish().await;
-        let id = first.packet_id.expect("id");
+        let id = first.packet_id().expect("id");
         drop(sub);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let mut sub = persistent(&broker, "q7-sub", false, Properties::default()).await;
         let again = sub.expect_publish().await;
-        assert_eq!((again.packet_id, again.dup), (Some(id), true));
+        assert_eq!((again.packet_id(), again.dup), (Some(id), true));
         assert_eq!(again.payload, "short-lived");
         sub.send(Packet::PubRec(PubResponse::new(id))).await;
         assert_eq!(expect_ack(&mut sub, 6, id).await, ReasonCode::SUCCESS);
@@ -269,7 +269,7 @@ async fn qos2_sender_resends_pubrel_not_publish() {
         let mut p = RawClient::connected_v5(broker.addr(), "q6-pub", Properties::default()).await;
         p.publish("q6/t", QoS::ExactlyOnce, false, b"x").await;
         let m = sub.expect_publish().await;
-        let id = m.packet_id.expect("id");
+        let id = m.packet_id().expect("id");
         sub.send(Packet::PubRec(PubResponse::new(id))).await;
         assert_eq!(expect_ack(&mut sub, 6, id).await, ReasonCode::SUCCESS);
         drop(sub);
@@ -306,19 +306,19 @@ async fn error_acknowledgements_end_the_exchange() {
         let err = ReasonCode::UNSPECIFIED_ERROR;
         let a = sub.expect_publish().await;
         assert_eq!(a.payload, "a");
-        sub.send(Packet::PubAck(ack(err, a.packet_id.expect("id"))))
+        sub.send(Packet::PubAck(ack(err, a.packet_id().expect("id"))))
             .await;
         let b = sub.expect_publish().await;
         assert_eq!(b.payload, "b");
-        sub.send(Packet::PubAck(PubResponse::new(b.packet_id.expect("id"))))
+        sub.send(Packet::PubAck(PubResponse::new(b.packet_id().expect("id"))))
             .await;
         let c = sub.expect_publish().await;
         assert_eq!(c.payload, "c");
-        sub.send(Packet::PubRec(ack(err, c.packet_id.expect("id"))))
+        sub.send(Packet::PubRec(ack(err, c.packet_id().expect("id"))))
             .await;
         let d = sub.expect_publish().await; // not a PUBREL for c
         assert_eq!((d.payload.as_ref(), d.dup), (&b"d"[..], false));
-        let d_id = d.packet_id.expect("id");
+        let d_id = d.packet_id().expect("id");
         sub.send(Packet::PubRec(PubResponse::new(d_id))).await;
         assert_eq!(expect_ack(&mut sub, 6, d_id).await, ReasonCode::SUCCESS);
         sub.send(Packet::PubComp(PubResponse::new(d_id))).await;

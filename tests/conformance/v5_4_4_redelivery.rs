@@ -30,7 +30,7 @@ async fn publisher(broker: &BrokerProcess, id: &str) -> RawClient {
 }
 
 fn id_of(p: &Publish) -> PacketId {
-    p.packet_id
+    p.packet_id()
         .expect("QoS > 0 PUBLISH has a Packet Identifier")
 }
 
@@ -47,8 +47,8 @@ async fn unacknowledged_publishes_are_resent_on_resume_only() {
         p.publish("rd/t", QoS::AtLeastOnce, false, b"one").await;
         p.publish("rd/t", QoS::ExactlyOnce, false, b"two").await;
         let first = [c.expect_publish().await, c.expect_publish().await];
-        assert_eq!(first[0].qos, QoS::AtLeastOnce);
-        assert_eq!(first[1].qos, QoS::ExactlyOnce);
+        assert_eq!(first[0].qos(), QoS::AtLeastOnce);
+        assert_eq!(first[1].qos(), QoS::ExactlyOnce);
         assert!(first.iter().all(|m| !m.dup));
         c.expect_nothing(Duration::from_millis(1500)).await;
         drop(c);
@@ -58,8 +58,8 @@ async fn unacknowledged_publishes_are_resent_on_resume_only() {
         for original in &first {
             let again = c.expect_publish().await;
             assert_eq!(again.payload, original.payload);
-            assert_eq!(again.packet_id, original.packet_id);
-            assert_eq!(again.qos, original.qos);
+            assert_eq!(again.packet_id(), original.packet_id());
+            assert_eq!(again.qos(), original.qos());
             assert!(again.dup, "a re-sent PUBLISH has DUP 1");
             c.ack(&again).await;
         }

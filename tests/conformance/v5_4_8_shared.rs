@@ -18,9 +18,9 @@ async fn collect(c: &mut RawClient, ack: bool, within: Duration) -> Vec<(String,
         match c.next_event(within).await {
             Event::Packet(Packet::Publish(p)) => {
                 if ack {
-                    if let Some(id) = p.packet_id {
+                    if let Some(id) = p.packet_id() {
                         let reply = PubResponse::new(id);
-                        c.send(match p.qos {
+                        c.send(match p.qos() {
                             QoS::ExactlyOnce => Packet::PubRec(reply),
                             _ => Packet::PubAck(reply),
                         })
@@ -28,7 +28,7 @@ async fn collect(c: &mut RawClient, ack: bool, within: Duration) -> Vec<(String,
                     }
                 }
                 let text = String::from_utf8(p.payload.to_vec()).expect("utf-8 payload");
-                got.push((text, p.qos, p.dup));
+                got.push((text, p.qos(), p.dup));
             }
             Event::Packet(Packet::PubRel(r)) => {
                 c.send(Packet::PubComp(PubResponse::new(r.packet_id))).await;
@@ -209,7 +209,7 @@ async fn error_puback_discards_the_message() {
         .await;
         publish_n(&broker, QoS::AtLeastOnce, 1).await;
         let p = a.expect_publish().await;
-        let mut refusal = PubResponse::new(p.packet_id.expect("QoS 1 id"));
+        let mut refusal = PubResponse::new(p.packet_id().expect("QoS 1 id"));
         refusal.reason = ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR;
         a.send(Packet::PubAck(refusal)).await;
         let mut b = member(

@@ -68,7 +68,10 @@ async fn other_packets_are_answered_at_zero_quota() {
         let waiting = c.expect_publish().await;
         assert_eq!(waiting.payload.as_ref(), b"waiting");
         let q0 = c.expect_publish().await;
-        assert_eq!((q0.payload.as_ref(), q0.qos), (&b"q0"[..], QoS::AtMostOnce));
+        assert_eq!(
+            (q0.payload.as_ref(), q0.qos()),
+            (&b"q0"[..], QoS::AtMostOnce)
+        );
     })
     .await;
 }

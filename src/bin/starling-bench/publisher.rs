@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use starling::protocol::{Packet, PacketId, Properties, PubResponse, Publish, QoS};
+use starling::protocol::{Flow, Packet, PacketId, Properties, PubResponse, Publish, QoS};
 use starling::topic::TopicName;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
@@ -117,10 +117,9 @@ pub async fn run(
             let sent_ns = start.elapsed().as_nanos() as u64;
             conn.queue(&Packet::Publish(Publish {
                 dup: false,
-                qos: spec.qos,
+                flow: Flow::new(spec.qos, packet_id).expect("an id exactly at QoS 1/2"),
                 retain: false,
                 topic: spec.topic.clone(),
-                packet_id,
                 properties: Properties::default(),
                 payload: track::payload(spec.index, res.sent, sent_ns, spec.size),
             }));

@@ -79,7 +79,7 @@ pub async fn run(
                     if tracker.record(&p.payload, now_ns) {
                         fresh += 1;
                     }
-                    match (p.qos, p.packet_id) {
+                    match (p.qos(), p.packet_id()) {
                         (QoS::AtLeastOnce, Some(id)) => {
                             conn.queue(&Packet::PubAck(PubResponse::new(id)))
                         }

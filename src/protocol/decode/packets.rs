@@ -8,8 +8,8 @@ use super::reader::{
     DResult,
 };
 use crate::protocol::packet::{
-    Auth, Disconnect, PubResponse, Publish, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
-    UnsubAck, Unsubscribe,
+    Auth, Disconnect, Flow, PubResponse, Publish, RetainHandling, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use crate::protocol::properties::Properties;
 use crate::protocol::types::{QoS, ReasonCode};
@@ -61,10 +61,9 @@ pub(super) fn decode_publish(mut body: Bytes, flags: u8, v5: bool) -> DResult<Pu
         return malformed("[MQTT-3.3.1-4] PUBLISH QoS 3");
     };
     let topic = read_topic_name(&mut body, v5, v5)?;
-    let packet_id = if qos == QoS::AtMostOnce {
-        None
-    } else {
-        Some(read_packet_id(&mut body)?)
+    let flow = match qos {
+        QoS::AtMostOnce => Flow::AtMostOnce,
+        _ => Flow::with_id(qos, read_packet_id(&mut body)?),
     };
     let properties = if v5 {
         let props = read_properties(&mut body, PropKind::Publish)?;
@@ -77,10 +76,9 @@ pub(super) fn decode_publish(mut body: Bytes, flags: u8, v5: bool) -> DResult<Pu
     };
     Ok(Publish {
         dup: flags & 0b1000 != 0,
-        qos,
+        flow,
         retain: flags & 0b0001 != 0,
         topic,
-        packet_id,
         properties,
         payload: body,
     })

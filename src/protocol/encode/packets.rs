@@ -6,16 +6,16 @@ use super::properties::{block_len, properties_len, put_properties};
 use super::{bin_len, check_remaining, put_bin, put_str, str_len, Sizes};
 use crate::protocol::error::EncodeError;
 use crate::protocol::packet::{
-    ConnAck, Connect, Packet, PubResponse, Publish, SubAck, Subscribe, SubscriptionOptions,
+    ConnAck, Connect, Flow, Packet, PubResponse, Publish, SubAck, Subscribe, SubscriptionOptions,
     Unsubscribe,
 };
 use crate::protocol::properties::Properties;
-use crate::protocol::types::{ProtocolVersion, QoS};
+use crate::protocol::types::ProtocolVersion;
 
 /// The first byte of the fixed header: type and flags.
 pub(super) fn first_byte(packet: &Packet) -> u8 {
     let flags = match packet {
-        Packet::Publish(p) => (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain),
+        Packet::Publish(p) => (u8::from(p.dup) << 3) | ((p.qos() as u8) << 1) | u8::from(p.retain),
         Packet::PubRel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => 0b0010,
         _ => 0,
     };
@@ -134,20 +134,9 @@ fn reason_and_props(reason: u8, props: usize) -> usize {
 }
 
 fn publish_len(p: &Publish, v5: bool, s: &mut Sizes) -> Result<usize, EncodeError> {
-    match (p.qos, p.packet_id) {
-        (QoS::AtMostOnce, Some(_)) => {
-            return Err(EncodeError::Invalid(
-                "[MQTT-2.2.1-2] QoS 0 PUBLISH with a packet identifier",
-            ))
-        }
-        (QoS::AtLeastOnce | QoS::ExactlyOnce, None) => {
-            return Err(EncodeError::Invalid(
-                "[MQTT-2.2.1-3] QoS 1/2 PUBLISH without a packet identifier",
-            ))
-        }
-        _ => {}
-    }
-    if p.dup && p.qos == QoS::AtMostOnce {
+    // (A QoS 0 PUBLISH with a packet id, or a QoS 1/2 one without [MQTT-2.2.1-2/3],
+    // cannot be built: `Flow`.)
+    if p.dup && p.flow == Flow::AtMostOnce {
         return Err(EncodeError::Invalid(
             "[MQTT-3.3.1-2] DUP set on a QoS 0 PUBLISH",
         ));
@@ -158,7 +147,7 @@ fn publish_len(p: &Publish, v5: bool, s: &mut Sizes) -> Result<usize, EncodeErro
         ));
     }
     let mut n = str_len(p.topic.as_str())? + p.payload.len();
-    if p.packet_id.is_some() {
+    if p.packet_id().is_some() {
         n += 2;
     }
     if v5 {
@@ -251,7 +240,7 @@ fn put_connack(c: &ConnAck, v5: bool, s: Sizes, dst: &mut BytesMut) {
 #[inline]
 fn put_publish(p: &Publish, v5: bool, s: Sizes, dst: &mut BytesMut) {
     put_str(dst, p.topic.as_str());
-    if let Some(id) = p.packet_id {
+    if let Some(id) = p.packet_id() {
         dst.put_u16(id.get());
     }
     if v5 {

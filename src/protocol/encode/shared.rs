@@ -22,7 +22,7 @@ impl EncodedPublish {
     /// placeholder: [`EncodedPublish::put_with_id`] writes the real one.
     pub fn new(publish: Publish, version: ProtocolVersion) -> Result<EncodedPublish, EncodeError> {
         let topic_len = publish.topic.as_str().len();
-        let has_id = publish.packet_id.is_some();
+        let has_id = publish.packet_id().is_some();
         let packet = Packet::Publish(publish);
         let mut dst = BytesMut::new();
         encode_packet(&packet, version, &mut dst)?;
@@ -76,16 +76,15 @@ impl EncodedPublish {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Properties, PropertyFields, UserProperty};
+    use crate::protocol::{Flow, Properties, PropertyFields, UserProperty};
     use crate::topic::TopicName;
 
     fn publish(qos: QoS, dup: bool, retain: bool, id: Option<u16>, topic: &str) -> Publish {
         Publish {
             dup,
-            qos,
+            flow: Flow::new(qos, id.and_then(PacketId::new)).unwrap(),
             retain,
             topic: TopicName::new(topic).unwrap(),
-            packet_id: id.and_then(PacketId::new),
             properties: Properties::from(PropertyFields {
                 content_type: Some("text/plain".into()),
                 user_properties: vec![UserProperty {

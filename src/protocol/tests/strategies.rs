@@ -9,9 +9,9 @@ use proptest::prelude::*;
 
 use crate::protocol::decode::valid_reason;
 use crate::protocol::{
-    Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PacketId, Properties, PropertyFields,
-    ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe, UserProperty,
+    Auth, ConnAck, Connect, Disconnect, Flow, LastWill, Packet, PacketId, Properties,
+    PropertyFields, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck,
+    Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, UserProperty,
 };
 use crate::topic::{TopicFilter, TopicName};
 
@@ -290,10 +290,9 @@ pub(super) fn publish(v5: bool) -> BoxedStrategy<Packet> {
             let has_id = qos != QoS::AtMostOnce;
             Packet::Publish(Publish {
                 dup: dup && has_id,
-                qos,
+                flow: Flow::with_id(qos, id),
                 retain,
                 topic,
-                packet_id: has_id.then_some(id),
                 properties,
                 payload,
             })

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::check_row;
 use crate::protocol::{
-    ConnAck, Connect, Disconnect, LastWill, Packet, PacketId, Properties, ProtocolVersion,
+    ConnAck, Connect, Disconnect, Flow, LastWill, Packet, PacketId, Properties, ProtocolVersion,
     PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
     Unsubscribe,
 };
@@ -38,10 +38,9 @@ pub(super) fn connect(protocol: ProtocolVersion) -> Connect {
 pub(super) fn publish(qos: QoS, id: Option<u16>, t: &str, payload: &'static [u8]) -> Publish {
     Publish {
         dup: false,
-        qos,
+        flow: Flow::new(qos, id.map(pid)).expect("QoS and packet id go together"),
         retain: false,
         topic: topic(t),
-        packet_id: id.map(pid),
         properties: Properties::default(),
         payload: Bytes::from_static(payload),
     }
