@@ -58,6 +58,24 @@ pub fn dispatch<A: Guarded, M: Call<A>>(act: &mut A, msg: M, ctx: &mut Context<A
     }
 }
 
+/// Routes every message of `$actor` that implements [`Call`] through [`dispatch`].
+macro_rules! guarded_handlers {
+    ($actor:ty) => {
+        impl<M> ::actix::Handler<M> for $actor
+        where
+            M: $crate::guard::Call<$actor>,
+            M::Result: ::actix::dev::MessageResponse<$actor, M>,
+        {
+            type Result = M::Result;
+
+            fn handle(&mut self, msg: M, ctx: &mut ::actix::Context<Self>) -> M::Result {
+                $crate::guard::dispatch(self, msg, ctx)
+            }
+        }
+    };
+}
+pub(crate) use guarded_handlers;
+
 /// Implements [`Call`] for messages whose handler is a method of the actor:
 /// `calls!(Router { Register => on_register, failed None; ... })`.
 macro_rules! calls {

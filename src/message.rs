@@ -41,6 +41,13 @@ impl From<String> for ClientId {
     }
 }
 
+/// Looked up by its text (the store's records carry it as a `String`).
+impl std::borrow::Borrow<str> for ClientId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ClientId({:?})", &*self.0)

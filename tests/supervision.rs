@@ -91,6 +91,41 @@ async fn session_failure_disconnects_only_that_client_and_it_resumes() {
     .await;
 }
 
+// The store fails to load a session whose actor died: that CONNECT is refused (CONNACK
+// 0x88, no DISCONNECT) and the session stays as stored; the next CONNECT resumes it, with
+// the messages queued while it was down.
+#[tokio::test]
+async fn a_failed_session_load_refuses_the_connect_and_the_next_one_resumes() {
+    let broker = BrokerProcess::start();
+    bounded(async {
+        let addr = broker.addr();
+        let mut a = RawClient::connected_v5(addr, "reload", session_expiry(300)).await;
+        a.subscribe(&[("sup/l", QoS::AtLeastOnce)]).await;
+        a.publish("$fault/session", QoS::AtMostOnce, false, b"boom")
+            .await;
+        a.expect_closed().await;
+        publish_all(addr, "pub", "sup/l", 0..5).await;
+        // Arms a failure of the next load (a retained publish reaches the store).
+        let mut arm = RawClient::connected_v311(addr, "arm", true).await;
+        let topic = "$fault/persistence/LoadSession";
+        arm.publish(topic, QoS::AtMostOnce, true, b"arm").await;
+        arm.disconnect().await;
+        let mut a = RawClient::open(addr).await;
+        let ack = a.connect_v5("reload", false, 30, session_expiry(300)).await;
+        assert_eq!(ack.reason, ReasonCode::SERVER_UNAVAILABLE);
+        assert!(
+            a.expect_closed().await.is_none(),
+            "no DISCONNECT after a refusal"
+        );
+        assert!(log_shows(&broker, "injected fault in persistence LoadSession").await);
+        let mut a = RawClient::open(addr).await;
+        let ack = a.connect_v5("reload", false, 30, session_expiry(300)).await;
+        assert!(ack.session_present, "the stored session resumes");
+        assert_eq!(drain(&mut a).await, numbers(0..5));
+    })
+    .await;
+}
+
 // The router fails while routing: it restarts with its index rebuilt, and routing
 // resumes for every connected client without reconnecting them.
 #[tokio::test]

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{filter, publish_packet, session_expiry, BrokerProcess, RawClient};
 use common::{publish_pipelined, Collector, Stop};
-use starling::protocol::{Packet, Properties, QoS, Subscribe, SubscriptionOptions, Unsubscribe};
+use starling::protocol::{
+    Packet, Properties, QoS, ReasonCode, Subscribe, SubscriptionOptions, Unsubscribe,
+};
 
 /// Messages each publisher sends per burst, and the pause between bursts (pacing the
 /// stream so that it is still flowing while the faults go in; not synchronisation).
@@ -161,7 +163,9 @@ async fn inject_faults(broker: &BrokerProcess) {
                     30,
                 );
                 other.send(Packet::Connect(Box::new(connect))).await;
-                other.expect_closed().await;
+                // Refused with CONNACK 0x88 (3.1.1: 3): the client may retry.
+                let ack = other.expect_connect_refused().await.expect("a CONNACK");
+                assert_eq!(ack.reason, ReasonCode::SERVER_UNAVAILABLE);
                 c.disconnect().await;
             }
             // Run by the publishers' stream, and by the `$SYS` timer.

@@ -1,7 +1,11 @@
 //! The router's end of the bridge: [`ClusterHandle`] implements the router's
 //! [`ClusterPort`] by queueing work for the bridge's tasks (`super::bridge`).
 
+use std::collections::hash_map::Entry;
+use std::collections::VecDeque;
 use std::sync::Arc;
+
+use ahash::AHashMap as HashMap;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -16,7 +20,7 @@ use crate::delivery::Origin;
 use crate::message::{ClientId, Message};
 use crate::persistence::{failed_ticket, Durable, Loaded, ReplayCursor, SessionRecord};
 use crate::protocol::ReasonCode;
-use crate::router::{ClusterPort, InterestChange};
+use crate::router::{ClusterPort, Held, InterestChange};
 use crate::session::Isolation;
 
 /// How many recent message numbers are remembered to drop duplicate copies.
@@ -36,6 +40,22 @@ pub struct ClusterHandle {
     /// Session state lives in JetStream: sessions are claimed and loaded through it.
     session_state: bool,
     dedup: Dedup,
+    /// Sessions catching up on the message log, with their deliveries held meanwhile.
+    replaying: HashMap<ClientId, Replaying>,
+    /// The number of the next replay asked.
+    generation: u64,
+}
+
+/// A session catching up on the message log.
+struct Replaying {
+    /// Where its replay started: asked again after a restart of the router.
+    cursor: ReplayCursor,
+    /// The replay running; answers to earlier ones are stale.
+    generation: u64,
+    /// Its deliveries since, in routing order.
+    held: VecDeque<Held>,
+    /// Being delivered: new deliveries go straight to the session.
+    releasing: bool,
 }
 
 /// What [`ClusterHandle::new`] is made of.
@@ -62,7 +82,34 @@ impl ClusterHandle {
             message_log: parts.message_log,
             session_state: parts.session_state,
             dedup: Dedup::new(DEDUP_WINDOW),
+            replaying: HashMap::new(),
+            generation: 0,
         }
+    }
+
+    /// Queues `client`'s replay after a barrier on the interest changes sent so far, so
+    /// that it starts once the session's NATS subscriptions are active.
+    fn ask_replay(&mut self, client: ClientId, cursor: ReplayCursor) -> Option<u64> {
+        if !self.message_log {
+            return None;
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        let (after, tx) = ticket(true);
+        if let Some(tx) = tx {
+            let _ = self.interest.send(InterestCmd::Barrier(tx));
+        }
+        let job = ReplayJob {
+            client,
+            generation,
+            cursor,
+            after,
+        };
+        let queued = self.publish.try_send(Outbound::Replay(job)).is_ok();
+        if !queued {
+            warn!("cluster publish queue full; session not replayed from the message log");
+        }
+        queued.then_some(generation)
     }
 
     fn full(&mut self, ack: bool) -> Option<Durable> {
@@ -187,26 +234,84 @@ impl ClusterPort for ClusterHandle {
             .send(OwnershipCmd::ClaimAndLoad(Box::new(req)));
     }
 
-    /// Queued after a barrier on the interest changes sent so far, so the replay starts
-    /// once the session's NATS subscriptions are active.
-    fn replay(&mut self, client: ClientId, cursor: ReplayCursor) -> bool {
-        if !self.message_log {
-            return false;
+    /// A replay already running for the session keeps what it holds.
+    fn replay(&mut self, client: ClientId, cursor: ReplayCursor) -> Option<u64> {
+        let generation = self.ask_replay(client.clone(), cursor.clone())?;
+        match self.replaying.entry(client) {
+            Entry::Occupied(mut e) => {
+                let r = e.get_mut();
+                (r.cursor, r.generation, r.releasing) = (cursor, generation, false);
+            }
+            Entry::Vacant(e) => {
+                let held = VecDeque::new();
+                e.insert(Replaying {
+                    cursor,
+                    generation,
+                    held,
+                    releasing: false,
+                });
+            }
         }
-        let (after, tx) = ticket(true);
-        if let Some(tx) = tx {
-            let _ = self.interest.send(InterestCmd::Barrier(tx));
+        Some(generation)
+    }
+
+    fn replaying(&self, client: &ClientId, generation: u64) -> bool {
+        self.replaying
+            .get(client)
+            .is_some_and(|r| r.generation == generation && !r.releasing)
+    }
+
+    fn holds_any(&self) -> bool {
+        !self.replaying.is_empty()
+    }
+
+    fn holds(&self, client: &ClientId) -> bool {
+        self.replaying.get(client).is_some_and(|r| !r.releasing)
+    }
+
+    fn begin_release(&mut self, client: &ClientId) {
+        if let Some(r) = self.replaying.get_mut(client) {
+            r.releasing = true;
         }
-        let job = ReplayJob {
-            client,
-            cursor,
-            after,
-        };
-        let queued = self.publish.try_send(Outbound::Replay(job)).is_ok();
-        if !queued {
-            warn!("cluster publish queue full; session not replayed from the message log");
+    }
+
+    fn hold(&mut self, held: Held) {
+        if let Some(r) = self.replaying.get_mut(&held.delivery.client) {
+            r.held.push_back(held);
         }
-        queued
+    }
+
+    fn held_origins(&self, client: &ClientId) -> ahash::AHashSet<Origin> {
+        let held = self.replaying.get(client).map(|r| &r.held);
+        held.into_iter()
+            .flatten()
+            .filter_map(|h| h.origin)
+            .collect()
+    }
+
+    fn next_held(&mut self, client: &ClientId) -> Option<Held> {
+        self.replaying.get_mut(client)?.held.pop_front()
+    }
+
+    fn end_replay(&mut self, client: &ClientId) {
+        self.replaying.remove(client);
+    }
+
+    fn restart_replays(&mut self) -> Vec<(ClientId, Option<u64>)> {
+        let running: Vec<_> = self
+            .replaying
+            .iter()
+            .map(|(c, r)| (c.clone(), r.cursor.clone()))
+            .collect();
+        let mut asked = Vec::with_capacity(running.len());
+        for (client, cursor) in running {
+            let generation = self.ask_replay(client.clone(), cursor);
+            if let (Some(g), Some(r)) = (generation, self.replaying.get_mut(&client)) {
+                (r.generation, r.releasing) = (g, false);
+            }
+            asked.push((client, generation));
+        }
+        asked
     }
 
     /// While the node is cut off from NATS (`super::isolation`).

@@ -111,6 +111,8 @@ pub(super) async fn confirm(
 /// One session's replay request.
 pub struct ReplayJob {
     pub client: ClientId,
+    /// Passed back in `ReplayDone`.
+    pub generation: u64,
     pub cursor: ReplayCursor,
     /// Resolves once the session's NATS subscriptions reached the server: from then on
     /// what the log does not hold yet arrives live.
@@ -121,6 +123,7 @@ pub struct ReplayJob {
 pub(super) async fn run(stream: stream::Stream, job: ReplayJob, router: Addr<Router>) {
     let ReplayJob {
         client,
+        generation,
         cursor,
         after,
     } = job;
@@ -141,6 +144,7 @@ pub(super) async fn run(stream: stream::Stream, job: ReplayJob, router: Addr<Rou
     debug!(client_id = %client, messages = messages.len(), "message log replayed");
     router.do_send(ReplayDone {
         client_id: client,
+        generation,
         messages,
     });
 }

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::bridge::ClusterError;
 use super::envelope::Envelope;
+use super::interest::is_node_local_topic;
 use super::subject::{retained_subject, RETAINED_PREFIX};
 use crate::message::Message;
 use crate::router::messages::RetainRemote;
@@ -173,6 +174,8 @@ async fn follow_once(
             last_seen = last_seen.max(seq);
         }
         match Envelope::decode(&m.payload).map(|e| e.to_message()) {
+            // `$SYS` describes one node: never taken from the cluster.
+            Ok(Ok(msg)) if is_node_local_topic(msg.topic.as_str()) => {}
             Ok(Ok(msg)) => {
                 if router
                     .send(RetainRemote { msg: Arc::new(msg) })

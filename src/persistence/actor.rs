@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info};
 
 use super::convert::{message_record, unix_ms_now};
+use super::loading::Loads;
 use super::records::QueuedRecord;
 use super::ticket::Backlog;
 use super::{
@@ -20,7 +21,7 @@ use super::{
 };
 use crate::config::{Durability, StorageConfig};
 use crate::delivery::Origin;
-use crate::guard::{calls, Call, Guarded};
+use crate::guard::{calls, guarded_handlers, Guarded};
 use crate::message::{ClientId, Message};
 use crate::protocol::QoS;
 
@@ -89,6 +90,14 @@ pub enum Loaded {
     Failed,
 }
 
+/// A load that ran off the actor's thread is done; `then` is `None` when it failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct LoadDone {
+    client_id: ClientId,
+    then: Option<Vec<Op>>,
+}
+
 /// Commit and flush everything now (shutdown).
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -127,6 +136,10 @@ pub struct Persistence {
     reopen: Option<Reopen>,
     /// Routed messages sent here and not handled yet.
     backlog: Backlog,
+    /// Loads running off this thread, and the ops that wait for them.
+    loads: Loads,
+    /// Test-only faults armed by `$fault/persistence/<handler>` publishes.
+    faults: crate::guard::Faults,
 }
 
 /// Builds a fresh store after a restart of the actor.
@@ -177,6 +190,8 @@ impl Persistence {
             baseline: 0,
             reopen: None,
             backlog,
+            loads: Loads::default(),
+            faults: Default::default(),
         }
     }
 
@@ -212,6 +227,10 @@ impl Persistence {
             }
             return;
         }
+        let (ops, done) = match self.loads.is_empty() {
+            true => (ops, done),
+            false => self.loads.split(ops, done),
+        };
         self.pending.extend(ops);
         self.waiters.extend(done);
         if self.pending.len() >= MAX_PENDING_OPS {
@@ -220,8 +239,12 @@ impl Persistence {
             self.commit(false);
             return;
         }
+        self.schedule_commit(ctx);
+    }
+
+    /// `sync`: a commit behind whatever is already queued (those ops join its batch).
+    fn schedule_commit(&mut self, ctx: &mut Context<Self>) {
         if self.durability == Durability::Sync && !self.scheduled {
-            // Behind whatever is already queued: those ops join this batch.
             self.scheduled = true;
             ctx.notify(Commit);
         }
@@ -338,20 +361,14 @@ impl Supervised for Persistence {
     }
 }
 
-impl<M> Handler<M> for Persistence
-where
-    M: Call<Persistence>,
-    M::Result: actix::dev::MessageResponse<Persistence, M>,
-{
-    type Result = M::Result;
-
-    fn handle(&mut self, msg: M, ctx: &mut Context<Self>) -> M::Result {
-        crate::guard::dispatch(self, msg, ctx)
-    }
-}
+guarded_handlers!(Persistence);
 
 impl Guarded for Persistence {
     const ACTOR: &'static str = "persistence";
+
+    fn take_fault(&mut self, name: &'static str) -> bool {
+        self.faults.take(name)
+    }
 }
 
 calls!(Persistence {
@@ -360,6 +377,7 @@ calls!(Persistence {
     PersistDeliveries => on_persist_deliveries, failed ();
     Commit => on_commit, failed ();
     FlushTick => on_flush_tick, failed ();
+    LoadDone => on_load_done, failed ();
     CompactCheck => on_compact_check, failed ();
     FlushNow => on_flush_now, failed false;
 });
@@ -387,48 +405,75 @@ impl Persistence {
 impl Persistence {
     /// Loads on this thread when the store reads locally (sled, memory); a store that
     /// reads over the network (JetStream) gets a reader that loads on a blocking
-    /// thread, so one CONNECT does not stall every acknowledgement waiting for the
-    /// next commit.
+    /// thread (`super::loading`), so one CONNECT does not stall every acknowledgement
+    /// waiting for the next commit. `then` is applied only after a load that worked
+    /// (a failed one refuses the connection; the stored session stays as it is).
     fn on_load_session(&mut self, msg: LoadSession, ctx: &mut Context<Self>) {
         let reader = self.store.as_ref().and_then(|s| s.session_reader());
-        // Pending changes first, so the load sees them; a reader elsewhere sees only
-        // what is flushed.
-        if !self.commit(reader.is_some()) && reader.is_some() {
+        let Some(reader) = reader else {
+            // Pending changes first, so the load sees them.
+            self.commit(false);
+            let LoadSession {
+                client_id,
+                reply,
+                then,
+            } = msg;
+            let loaded = match self.store_mut() {
+                Some(store) => loaded_from(store.load_session(client_id.as_str()), &client_id),
+                None => Loaded::Failed,
+            };
+            if !matches!(loaded, Loaded::Failed) {
+                self.enqueue(then, None, ctx);
+            }
+            let _ = reply.send(loaded);
+            return;
+        };
+        if self.loads.is_loading(msg.client_id.as_str()) {
+            self.loads.park_load(msg);
+            return;
+        }
+        // A reader elsewhere sees only what is flushed.
+        if !self.commit(true) {
             let _ = msg.reply.send(Loaded::Failed);
             return;
         }
-        let LoadSession {
-            client_id,
-            reply,
-            then,
-        } = msg;
-        match reader {
-            Some(reader) => {
-                // Until the read is done no other op concerns this client: the router
-                // routes nothing to it before the session is restored, and `then`
-                // (its new record) waits for the read.
-                let me = ctx.address();
-                tokio::task::spawn_blocking(move || {
-                    let loaded = reader.load_session(client_id.as_str());
-                    // Queued before the answer, so before anything the resumed session
-                    // sends the store.
-                    if !then.is_empty() {
-                        me.do_send(Persist {
-                            ops: then,
-                            done: None,
-                        });
-                    }
-                    let _ = reply.send(loaded_from(loaded, &client_id));
-                });
-            }
-            None => {
-                let loaded = match self.store_mut() {
-                    Some(store) => loaded_from(store.load_session(client_id.as_str()), &client_id),
-                    None => Loaded::Failed,
-                };
-                self.enqueue(then, None, ctx);
-                let _ = reply.send(loaded);
-            }
+        self.loads.start(msg.client_id.clone());
+        let me = ctx.address();
+        tokio::task::spawn_blocking(move || {
+            let LoadSession {
+                client_id,
+                reply,
+                then,
+            } = msg;
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                reader.load_session(client_id.as_str())
+            }));
+            let loaded = match read {
+                Ok(result) => loaded_from(result, &client_id),
+                Err(_) => Loaded::Failed,
+            };
+            // Queued before the answer, so before anything the resumed session sends.
+            let then = (!matches!(loaded, Loaded::Failed)).then_some(then);
+            me.do_send(LoadDone { client_id, then });
+            let _ = reply.send(loaded);
+        });
+    }
+
+    /// A load off this thread is done: its `then`, then what waited for it.
+    fn on_load_done(&mut self, msg: LoadDone, ctx: &mut Context<Self>) {
+        let Some(released) = self.loads.finish(&msg.client_id) else {
+            return;
+        };
+        if let Some(then) = msg.then {
+            self.enqueue(then, None, ctx);
+        }
+        self.enqueue(released.ops, None, ctx);
+        if !released.waiters.is_empty() {
+            self.waiters.extend(released.waiters);
+            self.schedule_commit(ctx);
+        }
+        for load in released.loads {
+            self.on_load_session(load, ctx);
         }
     }
 }
@@ -436,9 +481,14 @@ impl Persistence {
 impl Persistence {
     fn on_persist_deliveries(&mut self, msg: PersistDeliveries, ctx: &mut Context<Self>) {
         self.backlog.handled();
+        // Test builds: `$fault/persistence` (retained, so that it is stored) fails here;
+        // `$fault/persistence/<Handler>` arms one failure of that handler.
         #[cfg(feature = "fault-injection")]
-        if msg.msg.topic.as_str() == "$fault/persistence" {
-            panic!("injected persistence fault");
+        if let Some(name) = msg.msg.topic.as_str().strip_prefix("$fault/persistence") {
+            match name.strip_prefix('/') {
+                Some(handler) => return self.faults.arm(handler),
+                None => panic!("injected persistence fault"),
+            }
         }
         let mut ops = msg.extra;
         if !msg.targets.is_empty() && self.durability != Durability::Memory {

@@ -9,6 +9,7 @@ mod compact;
 pub mod convert;
 mod expiry;
 mod inspect;
+mod loading;
 mod memory_store;
 mod records;
 mod sled_open;

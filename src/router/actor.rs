@@ -18,7 +18,9 @@ use super::state::RouterState;
 use crate::config::Durability;
 use crate::message::ClientId;
 use crate::persistence::convert::subscription_record;
-use crate::persistence::{ticket, Backlog, Durable, LoadSession, Op, Persist, Persistence};
+use crate::persistence::{
+    ticket, Backlog, Durable, LoadSession, Op, Persist, Persistence, SessionRecord,
+};
 use crate::session::{Session, Shutdown, Takeover};
 
 /// Mailbox size: high enough that a `send` never parks. A parked `send` is retried when
@@ -44,8 +46,6 @@ pub struct Router {
     pub(super) outbox: Outbox,
     /// Test-only faults armed by `$fault/router/<handler>` publishes.
     pub(super) faults: crate::guard::Faults,
-    /// Sessions catching up on the message log, with their deliveries held meanwhile.
-    pub(super) replaying: HashMap<ClientId, super::replay::Replaying>,
 }
 
 impl Router {
@@ -67,7 +67,6 @@ impl Router {
             cluster: Box::new(Standalone),
             outbox: Outbox::default(),
             faults: Default::default(),
-            replaying: HashMap::new(),
         }
     }
 
@@ -83,6 +82,23 @@ impl Router {
     pub(super) fn persist(&self, ops: Vec<Op>) {
         if !ops.is_empty() {
             self.persistence.do_send(Persist { ops, done: None });
+        }
+    }
+
+    /// The store ops for the record of a session that registered (`None`: it is not
+    /// persistent), with the router's persistent flag updated.
+    fn record_ops(&mut self, client: &ClientId, record: Option<SessionRecord>) -> Vec<Op> {
+        match record {
+            Some(record) => {
+                self.state.set_persistent(client, true, 1);
+                vec![Op::PutSession(record)]
+            }
+            None if self.state.is_persistent(client) => {
+                self.state.set_persistent(client, false, 0);
+                let client_id = client.clone();
+                vec![Op::DeleteSession { client_id }]
+            }
+            None => Vec::new(),
         }
     }
 
@@ -118,14 +134,18 @@ impl Router {
             return Some(self.register_elsewhere(client, msg.clean_start, msg.persist));
         }
         let persistent = self.state.is_persistent(&client);
+        // The new session's record, stored below unless it must wait for a load.
+        let mut record = Some(msg.persist);
         let prior = match previous {
-            // The previous session actor died: its stored state is the truth.
+            // The previous session actor died: its stored state is the truth. The new
+            // record is written once the load has read it, and only if it could.
             Some(dead) if !dead.connected() && !msg.clean_start && persistent => {
+                let then = self.record_ops(&client, record.take().flatten());
                 let (tx, rx) = oneshot::channel();
                 self.persistence.do_send(LoadSession {
                     client_id: client.clone(),
                     reply: tx,
-                    then: Vec::new(),
+                    then,
                 });
                 Some(Prior::Stored(rx))
             }
@@ -156,18 +176,9 @@ impl Router {
             }
         };
         self.state.set_online(&client, true);
-        match msg.persist {
-            Some(record) => {
-                self.state.set_persistent(&client, true, 1);
-                self.persist(vec![Op::PutSession(record)]);
-            }
-            None if self.state.is_persistent(&client) => {
-                self.persist(vec![Op::DeleteSession {
-                    client_id: client.clone(),
-                }]);
-                self.state.set_persistent(&client, false, 0);
-            }
-            None => {}
+        if let Some(record) = record {
+            let ops = self.record_ops(&client, record);
+            self.persist(ops);
         }
         self.sync_interest();
         self.cluster

@@ -8,20 +8,10 @@ use tracing::warn;
 use super::actor::Router;
 use super::messages::*;
 use super::outbox::FlushOutbox;
-use crate::guard::{calls, Call, Guarded};
+use crate::guard::{calls, guarded_handlers, Guarded};
 use crate::persistence::failed_ticket;
 
-impl<M> Handler<M> for Router
-where
-    M: Call<Router>,
-    M::Result: actix::dev::MessageResponse<Router, M>,
-{
-    type Result = M::Result;
-
-    fn handle(&mut self, msg: M, ctx: &mut Context<Self>) -> M::Result {
-        crate::guard::dispatch(self, msg, ctx)
-    }
-}
+guarded_handlers!(Router);
 
 impl Guarded for Router {
     const ACTOR: &'static str = "router";
@@ -44,12 +34,11 @@ impl Supervised for Router {
     fn restarting(&mut self, ctx: &mut Self::Context) {
         self.state.rebuild_index();
         self.outbox.restart();
-        let replaying = self.replaying.len();
         self.restart_replays(ctx);
         self.sync_interest();
         warn!(
             sessions = self.sessions.len(),
-            replaying, "router restarted; index rebuilt"
+            "router restarted; index rebuilt"
         );
     }
 }

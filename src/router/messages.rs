@@ -233,6 +233,9 @@ pub struct RestoreSession {
 #[rtype(result = "()")]
 pub struct ReplayDone {
     pub client_id: ClientId,
+    /// Which replay of the session this answers (see `ClusterPort::replay`): an answer
+    /// to an earlier one is dropped.
+    pub generation: u64,
     pub messages: Vec<(Arc<Message>, Origin)>,
 }
 

@@ -49,8 +49,10 @@ mod restore;
 mod route;
 mod share;
 mod state;
+#[cfg(test)]
+mod test_support;
 
 pub use actor::{Router, MAILBOX_CAPACITY};
 pub use interest::InterestChange;
-pub use port::ClusterPort;
+pub use port::{ClusterPort, Held};
 pub use state::{RouterState, SubscribeOutcome};

@@ -4,40 +4,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use super::plan::{Plan, Publish, Target};
 use super::state::{RouterState, Shares};
-use crate::delivery::SubEntry;
+use super::test_support::{entry, filter, id, message};
 use crate::message::{ClientId, Message};
 use crate::persistence::Op;
-use crate::protocol::{PacketId, Properties, QoS, SubscriptionOptions};
-use crate::topic::{TopicFilter, TopicName};
+use crate::protocol::{PacketId, QoS};
 
-fn id(s: &str) -> ClientId {
-    ClientId::new(s.to_string())
-}
-
-fn subscribe(r: &mut RouterState, client: &str, filter: &str, qos: QoS) {
-    let entry = SubEntry {
-        options: SubscriptionOptions::with_qos(qos),
-        id: None,
-    };
-    let filter = TopicFilter::new(filter.to_string()).unwrap();
-    r.subscribe(&id(client), &filter, entry, Instant::now());
-}
-
-fn message(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Arc<Message> {
-    Arc::new(Message {
-        topic: TopicName::new(topic.to_string()).unwrap(),
-        payload: Bytes::from_static(payload.as_bytes()),
-        qos,
-        retain,
-        properties: Properties::default(),
-        expires_at: None,
-        publisher: Some(id("pub")),
-        encoded: Default::default(),
-    })
+fn subscribe(r: &mut RouterState, client: &str, f: &str, qos: QoS) {
+    r.subscribe(&id(client), &filter(f), entry(qos), Instant::now());
 }
 
 fn publish(msg: &Arc<Message>, store: bool) -> Publish<'_> {

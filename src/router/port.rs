@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::interest::InterestChange;
+use super::state::Delivery;
 use crate::delivery::Origin;
 use crate::message::{ClientId, Message};
 use crate::persistence::{Durable, Loaded, ReplayCursor, SessionRecord};
@@ -74,10 +75,56 @@ pub trait ClusterPort: Send {
         let _ = loaded.send(Loaded::Nothing);
     }
 
-    /// Asks for the message-log replay of a resumed session from `cursor`; the answer
-    /// comes as `ReplayDone`. False when there is none to wait for.
-    fn replay(&mut self, _client: ClientId, _cursor: ReplayCursor) -> bool {
+    /// Asks for the message-log replay of a resumed session from `cursor` (the answer
+    /// comes as `ReplayDone` with the returned generation) and holds the session's
+    /// deliveries until it ends ([`ClusterPort::end_replay`]). `None` when there is none
+    /// to wait for.
+    fn replay(&mut self, _client: ClientId, _cursor: ReplayCursor) -> Option<u64> {
+        None
+    }
+
+    /// True while replay `generation` of `client` is the one running (an answer or a
+    /// guard of an earlier one is stale).
+    fn replaying(&self, _client: &ClientId, _generation: u64) -> bool {
         false
+    }
+
+    /// True while some session's deliveries are held (checked once per message).
+    fn holds_any(&self) -> bool {
+        false
+    }
+
+    /// True while `client`'s deliveries are held.
+    fn holds(&self, _client: &ClientId) -> bool {
+        false
+    }
+
+    /// Keeps one delivery of a session whose replay runs.
+    fn hold(&mut self, _held: Held) {}
+
+    /// The replay of `client` is being delivered: from now on its new deliveries are
+    /// no longer held (what is held still is, until taken).
+    fn begin_release(&mut self, _client: &ClientId) {}
+
+    /// The message numbers of what is held for `client` (a replay skips those).
+    fn held_origins(&self, _client: &ClientId) -> ahash::AHashSet<Origin> {
+        ahash::AHashSet::new()
+    }
+
+    /// The next delivery held for `client`, in routing order. The router takes them
+    /// one at a time, so that a failure while it delivers leaves the rest held.
+    fn next_held(&mut self, _client: &ClientId) -> Option<Held> {
+        None
+    }
+
+    /// Ends `client`'s replay once its held deliveries are taken.
+    fn end_replay(&mut self, _client: &ClientId) {}
+
+    /// After a restart of the router, whose failed handler may have lost a replay's
+    /// answer: asks every running replay again. Returns each held session with the
+    /// generation of its new replay (`None`: not asked again, to be released without).
+    fn restart_replays(&mut self) -> Vec<(ClientId, Option<u64>)> {
+        Vec::new()
     }
 
     /// The DISCONNECT (reason, Reason String) for every connection while this node
@@ -91,6 +138,14 @@ pub trait ClusterPort: Send {
     fn first_copy(&mut self, _origin: Origin) -> bool {
         true
     }
+}
+
+/// A delivery held while its session's replay runs.
+#[derive(Debug)]
+pub struct Held {
+    pub msg: Arc<Message>,
+    pub delivery: Delivery,
+    pub origin: Option<Origin>,
 }
 
 /// A node on its own.

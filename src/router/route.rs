@@ -11,7 +11,7 @@ use ahash::AHashMap as HashMap;
 use super::actor::Router;
 use super::messages::{Route, Routed};
 use super::plan::{Plan, Publish, Target};
-use super::replay::{Held, Replaying};
+use super::port::{ClusterPort, Held};
 use super::state::{Delivery, Shares};
 use crate::config::Durability;
 use crate::delivery::Origin;
@@ -40,9 +40,10 @@ impl Router {
             store: self.durability != Durability::Memory,
         };
         let mut plan = std::mem::take(&mut self.plan);
-        let (sessions, replaying) = (&self.sessions, &self.replaying);
+        let (sessions, cluster) = (&self.sessions, &*self.cluster);
+        let holds = cluster.holds_any();
         self.state
-            .publish(publish, |c| target(sessions, replaying, c), &mut plan);
+            .publish(publish, |c| target(sessions, holds, cluster, c), &mut plan);
         let (mut matched, mut durable) = self.carry_out(&msg.msg, &mut plan, origin);
         self.plan = plan;
         if let Some(origin) = origin {
@@ -68,8 +69,9 @@ impl Router {
     ) -> (usize, Option<Durable>) {
         let store = self.durability != Durability::Memory;
         let mut plan = std::mem::take(&mut self.plan);
-        let (sessions, replaying) = (&self.sessions, &self.replaying);
-        let target = |c: &ClientId| target(sessions, replaying, c);
+        let (sessions, cluster) = (&self.sessions, &*self.cluster);
+        let holds = cluster.holds_any();
+        let target = |c: &ClientId| target(sessions, holds, cluster, c);
         self.state
             .plan_deliveries(msg, deliveries, extra, store, target, &mut plan);
         let done = self.carry_out(msg, &mut plan, origin);
@@ -90,14 +92,12 @@ impl Router {
             }
         }
         for delivery in plan.hold.drain(..) {
-            if let Some(r) = self.replaying.get_mut(&delivery.client) {
-                let msg = Arc::clone(msg);
-                r.held.push(Held {
-                    msg,
-                    delivery,
-                    origin,
-                });
-            }
+            let msg = Arc::clone(msg);
+            self.cluster.hold(Held {
+                msg,
+                delivery,
+                origin,
+            });
         }
         if !plan.stores() {
             return (plan.matched, None);
@@ -115,18 +115,19 @@ impl Router {
     }
 }
 
-/// Where `client`'s deliveries go: held while its session replays the message log
-/// (cluster mode), else to its session if one is registered.
+/// Where `client`'s deliveries go: to its session if one is registered, unless the
+/// cluster port holds them while the session replays the message log. `holds`: whether
+/// the port holds anyone's (asked once per message, so the common case pays one lookup).
 fn target(
     sessions: &HashMap<ClientId, Addr<Session>>,
-    replaying: &HashMap<ClientId, Replaying>,
+    holds: bool,
+    cluster: &dyn ClusterPort,
     client: &ClientId,
 ) -> Target<Addr<Session>> {
     let Some(addr) = sessions.get(client) else {
         return Target::Gone;
     };
-    // An empty map costs no hash: the common case pays one lookup.
-    if !replaying.is_empty() && replaying.contains_key(client) {
+    if holds && cluster.holds(client) {
         return Target::Hold;
     }
     Target::Send(addr.clone())

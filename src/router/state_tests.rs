@@ -1,40 +1,9 @@
-use std::sync::Arc;
 use std::time::Instant;
-
-use bytes::Bytes;
 
 use super::*;
 use crate::config::ShareStrategy;
-use crate::protocol::{Properties, SubscriptionOptions};
-use crate::topic::TopicName;
 
-fn id(s: &str) -> ClientId {
-    ClientId::new(s.to_string())
-}
-
-fn filter(s: &str) -> TopicFilter {
-    TopicFilter::new(s.to_string()).unwrap()
-}
-
-fn entry(qos: QoS) -> SubEntry {
-    SubEntry {
-        options: SubscriptionOptions::with_qos(qos),
-        id: None,
-    }
-}
-
-fn message(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Arc<Message> {
-    Arc::new(Message {
-        topic: TopicName::new(topic.to_string()).unwrap(),
-        payload: Bytes::from_static(payload.as_bytes()),
-        qos,
-        retain,
-        properties: Properties::default(),
-        expires_at: None,
-        publisher: Some(id("pub")),
-        encoded: Default::default(),
-    })
-}
+use crate::router::test_support::{entry, filter, id, message};
 
 #[test]
 fn overlapping_subscriptions_deliver_once_at_max_qos() {

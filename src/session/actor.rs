@@ -265,7 +265,7 @@ impl Actor for Session {
                 .into_actor(self)
                 .map(|outcome, act, ctx| match outcome {
                     Some(prior) => act.resume(prior, ctx),
-                    None => act.fail(ctx, ReasonCode::SERVER_UNAVAILABLE, "session not resumed"),
+                    None => act.refuse(ctx),
                 });
         ctx.wait(fut);
     }

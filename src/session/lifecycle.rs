@@ -258,6 +258,19 @@ impl Lifecycle {
         }
     }
 
+    /// The session could not be resumed (the refusing CONNACK went out first): the
+    /// connection closes with no will, nothing stored and no DISCONNECT, and the actor
+    /// stops. The router then holds a dead address for the id, so the client's next
+    /// CONNECT loads the session from the store again.
+    pub fn refuse(&mut self, f: Facts) -> Actions {
+        let mut out = Actions::new();
+        self.will = None;
+        self.phase = Phase::Gone;
+        self.close_into(Close::Lost, f, &mut out);
+        self.stop_when_flushed(f, &mut out);
+        out
+    }
+
     /// A handler failed: this actor goes (5.0: DISCONNECT 0x83). A persistent session
     /// stays in the store for its client's next CONNECT; a clean one ends. The actor
     /// forgets its pending acknowledgements first (`f.acks_pending` is false).

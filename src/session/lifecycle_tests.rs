@@ -22,6 +22,7 @@ enum Event {
     TakeOver { handover: bool },
     Shutdown,
     Idle,
+    Refuse,
 }
 
 /// A row: the event, whether acknowledgements and routes are pending, and the
@@ -73,6 +74,7 @@ fn run(life: &mut Lifecycle, expiry: u32, steps: Vec<Step>) {
             Event::TakeOver { handover } => life.take_over(handover, f),
             Event::Shutdown => life.shutdown(f),
             Event::Idle => life.idle(f),
+            Event::Refuse => life.refuse(f),
         };
         assert_eq!(got, expected, "step {i}: {event:?}");
     }
@@ -416,4 +418,20 @@ fn nothing_is_closed_before_the_connection_is_open() {
     let mut life = Lifecycle::connecting(None);
     assert!(life.close(Close::Lost, facts(0, false, false)).is_empty());
     assert_eq!(life.phase(), Phase::Connecting);
+}
+
+#[test]
+fn a_refused_resume_closes_without_will_record_or_end() {
+    // The connection was opened, its CONNACK refused: the stored session stays as it is.
+    let mut life = Lifecycle::connecting(Some(will(None)));
+    life.opened();
+    run(
+        &mut life,
+        300,
+        vec![
+            (Event::Refuse, false, false, vec![CloseWriter, Linger]),
+            (Event::WriterClosed, false, false, vec![DropLink, Stop]),
+        ],
+    );
+    assert_eq!(life.phase(), Phase::Gone);
 }

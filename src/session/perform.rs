@@ -45,6 +45,17 @@ impl Session {
         self.close(ctx, Close::Server(reason));
     }
 
+    /// The session could not be resumed now (the router or the store failed, or the
+    /// stored state did not arrive in time): CONNACK 0x88 (3.1.1: 3, server
+    /// unavailable), then the connection closes; the session stays as stored.
+    pub(super) fn refuse(&mut self, ctx: &mut Context<Self>) {
+        tracing::warn!(client_id = %self.state.client_id, "session not resumed; connection refused");
+        let ack = super::handshake::refusal(ReasonCode::SERVER_UNAVAILABLE);
+        self.send(&Packet::ConnAck(ack));
+        let actions = self.life.refuse(self.facts());
+        self.perform(actions, ctx);
+    }
+
     /// A handler failed: the state may be inconsistent, so this actor goes. Only this
     /// client is disconnected (5.0: 0x83). A persistent session keeps its subscriptions
     /// and stored state, which its client's next CONNECT reloads from the store; a

@@ -39,19 +39,7 @@ async fn resume_after_kill(cluster: &mut StarlingCluster, fault: Option<&str>) {
     sub.subscribe(&[("k/#", QoS::AtLeastOnce)]).await;
     let mut p = RawClient::connected_v5(cluster.addr(1), "k-pub", Properties::default()).await;
     await_routes(&mut p, "k/probe", std::slice::from_mut(&mut sub), &[0]).await;
-    let publisher = tokio::spawn(async move {
-        for i in 1..=N {
-            // Returns once the PUBACK arrived.
-            p.publish(
-                &format!("k/{i}"),
-                QoS::AtLeastOnce,
-                false,
-                format!("k-{i}").as_bytes(),
-            )
-            .await;
-        }
-        p.disconnect().await;
-    });
+    let publisher = stream(p, 1..=N);
     let mut before = Vec::new();
     while before.len() < BEFORE_KILL {
         match sub.next_event(WAIT).await {
@@ -124,16 +112,17 @@ async fn arm_and_stream(cluster: &StarlingCluster, handler: &str) -> tokio::task
     let topic = format!("$fault/router/{handler}");
     arm.publish(&topic, QoS::AtLeastOnce, false, b"arm").await;
     arm.disconnect().await;
-    let mut p = RawClient::connected_v5(cluster.addr(1), "k-pub2", Properties::default()).await;
+    let p = RawClient::connected_v5(cluster.addr(1), "k-pub2", Properties::default()).await;
+    stream(p, N + 1..=N + DURING)
+}
+
+/// Publishes `k/i` (payload `k-i`) at QoS 1 for each `i`, each once its PUBACK arrived.
+fn stream(mut p: RawClient, range: std::ops::RangeInclusive<u32>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        for i in N + 1..=N + DURING {
-            p.publish(
-                &format!("k/{i}"),
-                QoS::AtLeastOnce,
-                false,
-                format!("k-{i}").as_bytes(),
-            )
-            .await;
+        for i in range {
+            let (topic, payload) = (format!("k/{i}"), format!("k-{i}"));
+            p.publish(&topic, QoS::AtLeastOnce, false, payload.as_bytes())
+                .await;
         }
         p.disconnect().await;
     })

@@ -1,6 +1,7 @@
 //! Tests of the persistence layer: model-based store equivalence, sled specifics, expiry.
 
 mod expiry;
+mod loading;
 mod measure;
 mod model;
 mod sled;
