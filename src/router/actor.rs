@@ -39,9 +39,13 @@ pub struct Router {
     pub(super) backlog: Backlog,
     pub(super) routed: u64,
     /// The plan of the message being routed; kept to reuse its allocations.
-    pub(super) plan: Plan<Addr<Session>>,
+    pub(super) plan: Plan,
     /// The other nodes, if any ([`Standalone`] on a single node).
     pub(super) cluster: Box<dyn ClusterPort>,
+    /// The port's answers to `shares_elsewhere` and `interest_elsewhere`, which do not
+    /// change (asked once, not per message).
+    pub(super) shares_elsewhere: bool,
+    pub(super) interest_elsewhere: bool,
     /// Deliveries held until the end of the turn.
     pub(super) outbox: Outbox,
     /// Test-only faults armed by `$fault/router/<handler>` publishes.
@@ -65,6 +69,8 @@ impl Router {
             routed: 0,
             plan: Plan::default(),
             cluster: Box::new(Standalone),
+            shares_elsewhere: false,
+            interest_elsewhere: false,
             outbox: Outbox::default(),
             faults: Default::default(),
         }

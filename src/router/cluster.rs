@@ -22,6 +22,8 @@ use crate::session::{Evict, Takeover};
 
 impl Router {
     pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) {
+        self.shares_elsewhere = msg.port.shares_elsewhere();
+        self.interest_elsewhere = msg.port.interest_elsewhere();
         self.cluster = msg.port;
         // Every filter restored from the store so far becomes a NATS subscription.
         self.state.enable_interest();

@@ -28,11 +28,22 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    /// Holds one delivery; true when the outbox should be flushed now (it is full).
-    pub fn push(&mut self, client: ClientId, addr: Addr<Session>, d: Outgoing) -> bool {
+    /// Holds one delivery for `client`, whose session `addr` finds (asked only for the
+    /// first delivery of the turn: cloning an `Addr` allocates); true when the outbox
+    /// should be flushed now (it is full).
+    #[inline]
+    pub fn push(
+        &mut self,
+        client: ClientId,
+        d: Outgoing,
+        addr: impl FnOnce(&ClientId) -> Option<Addr<Session>>,
+    ) -> bool {
         match self.index.get(&client) {
             Some(&i) => self.batches[i].1.push(d),
             None => {
+                let Some(addr) = addr(&client) else {
+                    return false;
+                };
                 self.index.insert(client, self.batches.len());
                 self.batches.push((addr, vec![d]));
             }

@@ -1,6 +1,7 @@
 //! Publishing as plain state: [`RouterState::publish`] turns one published message into
-//! a [`Plan`] (which sessions get which delivery now, which are held, what the store
-//! must write, how many sessions matched), and [`RouterState::plan_deliveries`] does the
+//! a [`Plan`] (which sessions get which delivery now, handed to a `send` callback as it
+//! is decided, so that nothing is buffered twice; which are held; what the store must
+//! write; how many sessions matched), and [`RouterState::plan_deliveries`] does the
 //! same for deliveries found otherwise (from another node, a replay, a shared
 //! subscription's hand-over). No actor is involved: the router actor only says where
 //! each client's session is ([`Target`]), then sends what the plan says.
@@ -38,14 +39,12 @@ pub struct Publish<'a> {
     pub store: bool,
 }
 
-/// What to do with one message. Reused from message to message (`A`: the address of a
-/// session).
-#[derive(Debug)]
-pub struct Plan<A> {
+/// What to do with one message, besides the deliveries sent as it is made. Reused from
+/// message to message.
+#[derive(Debug, Default)]
+pub struct Plan {
     /// Sessions it was handed to (sent or held).
     pub matched: usize,
-    /// Deliveries to send now, in routing order.
-    pub send: Vec<(ClientId, A, Outgoing)>,
     /// Deliveries held for sessions replaying the message log.
     pub hold: Vec<Delivery>,
     /// Persistent sessions whose stored queue gets the message (QoS 1/2).
@@ -56,31 +55,22 @@ pub struct Plan<A> {
     matches: Vec<Delivery>,
 }
 
-impl<A> Default for Plan<A> {
-    fn default() -> Self {
-        Plan {
-            matched: 0,
-            send: Vec::new(),
-            hold: Vec::new(),
-            targets: Vec::new(),
-            ops: Vec::new(),
-            matches: Vec::new(),
-        }
-    }
-}
-
-impl<A> Plan<A> {
+impl Plan {
     /// True when the store has something to write for this message.
     pub fn stores(&self) -> bool {
         !self.targets.is_empty() || !self.ops.is_empty()
     }
 
+    /// Empties the plan; the caller took what it carried out, so the vectors are
+    /// usually empty already and the check is all it costs.
+    #[inline]
     fn clear(&mut self) {
         self.matched = 0;
-        self.send.clear();
-        self.hold.clear();
-        self.targets.clear();
-        self.ops.clear();
+        if !self.hold.is_empty() || !self.targets.is_empty() || !self.ops.is_empty() {
+            self.hold.clear();
+            self.targets.clear();
+            self.ops.clear();
+        }
     }
 }
 
@@ -91,7 +81,8 @@ impl RouterState {
         &mut self,
         p: Publish<'_>,
         target: impl FnMut(&ClientId) -> Target<A>,
-        plan: &mut Plan<A>,
+        send: impl FnMut(ClientId, A, Outgoing),
+        plan: &mut Plan,
     ) {
         plan.clear();
         if p.msg.retain {
@@ -110,7 +101,7 @@ impl RouterState {
         }
         let mut matches = std::mem::take(&mut plan.matches);
         self.route_into(p.msg, p.shares, &mut matches);
-        self.plan_into(p.msg, matches.drain(..), p.store, target, plan);
+        self.plan_into(p.msg, matches.drain(..), p.store, target, send, plan);
         plan.matches = matches;
     }
 
@@ -123,11 +114,12 @@ impl RouterState {
         extra: Vec<Op>,
         store: bool,
         target: impl FnMut(&ClientId) -> Target<A>,
-        plan: &mut Plan<A>,
+        send: impl FnMut(ClientId, A, Outgoing),
+        plan: &mut Plan,
     ) {
         plan.clear();
         plan.ops = extra;
-        self.plan_into(msg, deliveries, store, target, plan);
+        self.plan_into(msg, deliveries, store, target, send, plan);
     }
 
     /// Splits deliveries into sent, held and gone; a QoS 1/2 delivery sent to a
@@ -138,7 +130,8 @@ impl RouterState {
         deliveries: impl IntoIterator<Item = Delivery>,
         store: bool,
         mut target: impl FnMut(&ClientId) -> Target<A>,
-        plan: &mut Plan<A>,
+        mut send: impl FnMut(ClientId, A, Outgoing),
+        plan: &mut Plan,
     ) {
         for d in deliveries {
             let addr = match target(&d.client) {
@@ -172,7 +165,7 @@ impl RouterState {
                 seq,
                 share: d.share,
             };
-            plan.send.push((d.client, addr, out));
+            send(d.client, addr, out);
         }
     }
 }

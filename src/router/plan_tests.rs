@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::plan::{Plan, Publish, Target};
 use super::state::{RouterState, Shares};
 use super::test_support::{entry, filter, id, message};
+use crate::delivery::Outgoing;
 use crate::message::{ClientId, Message};
 use crate::persistence::Op;
 use crate::protocol::{PacketId, QoS};
@@ -29,11 +30,21 @@ fn everyone(c: &ClientId) -> Target<String> {
     Target::Send(c.as_str().to_owned())
 }
 
-fn sent(plan: &Plan<String>) -> Vec<(String, QoS, Option<u64>)> {
-    plan.send
-        .iter()
-        .map(|(_, addr, out)| (addr.clone(), out.qos, out.seq))
-        .collect()
+/// `publish`, returning (address, QoS, seq) of each delivery it sent.
+fn publish_to(
+    r: &mut RouterState,
+    p: Publish<'_>,
+    target: impl FnMut(&ClientId) -> Target<String>,
+    plan: &mut Plan,
+) -> Vec<(String, QoS, Option<u64>)> {
+    let mut sent = Vec::new();
+    r.publish(
+        p,
+        target,
+        |_, a, out| sent.push((a, out.qos, out.seq)),
+        plan,
+    );
+    sent
 }
 
 #[test]
@@ -44,8 +55,7 @@ fn persistent_sessions_number_qos1_and_qos2_deliveries_and_the_store_queues_them
     r.set_persistent(&id("p"), true, 7);
     let mut plan = Plan::default();
     let m = message("t/1", QoS::AtLeastOnce, false, "x");
-    r.publish(publish(&m, true), everyone, &mut plan);
-    let mut got = sent(&plan);
+    let mut got = publish_to(&mut r, publish(&m, true), everyone, &mut plan);
     got.sort();
     assert_eq!(
         got,
@@ -63,14 +73,14 @@ fn persistent_sessions_number_qos1_and_qos2_deliveries_and_the_store_queues_them
     assert_eq!(targets, [(id("p"), 7)]);
     assert!(plan.ops.is_empty());
     // The next message takes the next number; QoS 0 none; nothing without a store.
-    r.publish(publish(&m, true), everyone, &mut plan);
+    publish_to(&mut r, publish(&m, true), everyone, &mut plan);
     assert_eq!(plan.targets[0].seq, 8);
     let q0 = message("t/1", QoS::AtMostOnce, false, "x");
-    r.publish(publish(&q0, true), everyone, &mut plan);
+    publish_to(&mut r, publish(&q0, true), everyone, &mut plan);
     assert!(!plan.stores());
-    r.publish(publish(&m, false), everyone, &mut plan);
+    let sent = publish_to(&mut r, publish(&m, false), everyone, &mut plan);
     assert!(!plan.stores(), "durability memory stores nothing");
-    assert!(plan.send.iter().all(|(_, _, out)| out.seq.is_none()));
+    assert!(sent.iter().all(|(_, _, seq)| seq.is_none()));
 }
 
 #[test]
@@ -87,8 +97,8 @@ fn held_sessions_wait_and_gone_ones_are_not_counted() {
     };
     let mut plan = Plan::default();
     let m = message("t", QoS::AtLeastOnce, false, "x");
-    r.publish(publish(&m, true), target, &mut plan);
-    assert_eq!(sent(&plan), [("a".to_owned(), QoS::AtLeastOnce, Some(1))]);
+    let sent = publish_to(&mut r, publish(&m, true), target, &mut plan);
+    assert_eq!(sent, [("a".to_owned(), QoS::AtLeastOnce, Some(1))]);
     let held: Vec<_> = plan.hold.iter().map(|d| d.client.clone()).collect();
     assert_eq!(held, [id("b")]);
     assert_eq!(plan.matched, 2, "held counts, gone does not");
@@ -109,8 +119,8 @@ fn retained_messages_and_inbound_qos2_ids_join_the_store_batch() {
         inbound_qos2: PacketId::new(5),
         ..publish(&m, true)
     };
-    r.publish(p, everyone, &mut plan);
-    assert!(plan.send.is_empty() && plan.matched == 0);
+    let sent = publish_to(&mut r, p, everyone, &mut plan);
+    assert!(sent.is_empty() && plan.matched == 0);
     assert!(matches!(plan.ops[0], Op::PutRetained(ref rec) if rec.topic == "r"));
     assert!(matches!(
         plan.ops[1],
@@ -119,11 +129,11 @@ fn retained_messages_and_inbound_qos2_ids_join_the_store_batch() {
     assert_eq!(r.retained_count(), 1);
     // An empty retained payload deletes, in the store too.
     let clear = message("r", QoS::AtMostOnce, true, "");
-    r.publish(publish(&clear, true), everyone, &mut plan);
+    publish_to(&mut r, publish(&clear, true), everyone, &mut plan);
     assert!(matches!(plan.ops[..], [Op::DeleteRetained { ref topic }] if topic == "r"));
     assert_eq!(r.retained_count(), 0);
     // Without a store the retained copy is kept in memory only.
-    r.publish(publish(&m, false), everyone, &mut plan);
+    publish_to(&mut r, publish(&m, false), everyone, &mut plan);
     assert!(!plan.stores());
     assert_eq!(r.retained_count(), 1);
 }
@@ -140,7 +150,9 @@ fn deliveries_found_elsewhere_carry_their_extra_ops() {
         seq: 9,
     }];
     let mut plan = Plan::default();
-    r.plan_deliveries(&m, found, forget, true, everyone, &mut plan);
-    assert_eq!(sent(&plan), [("a".to_owned(), QoS::AtLeastOnce, Some(3))]);
+    let mut sent = Vec::new();
+    let send = |_, a, out: Outgoing| sent.push((a, out.qos, out.seq));
+    r.plan_deliveries(&m, found, forget, true, everyone, send, &mut plan);
+    assert_eq!(sent, [("a".to_owned(), QoS::AtLeastOnce, Some(3))]);
     assert!(matches!(plan.ops[..], [Op::DeleteQueued { seq: 9, .. }]));
 }

@@ -10,11 +10,12 @@ use ahash::AHashMap as HashMap;
 
 use super::actor::Router;
 use super::messages::{Route, Routed};
-use super::plan::{Plan, Publish, Target};
+use super::outbox::Outbox;
+use super::plan::{Publish, Target};
 use super::port::{ClusterPort, Held};
 use super::state::{Delivery, Shares};
 use crate::config::Durability;
-use crate::delivery::Origin;
+use crate::delivery::{Origin, Outgoing};
 use crate::message::{ClientId, Message};
 use crate::persistence::{ticket, Durable, Op, PersistDeliveries};
 use crate::protocol::QoS;
@@ -27,7 +28,7 @@ impl Router {
             return self.inject_fault(fault);
         }
         self.routed += 1;
-        let shares = match self.cluster.shares_elsewhere() {
+        let shares = match self.shares_elsewhere {
             true => Shares::Skip,
             false => Shares::All,
         };
@@ -39,19 +40,18 @@ impl Router {
             shares,
             store: self.durability != Durability::Memory,
         };
-        let mut plan = std::mem::take(&mut self.plan);
-        let (sessions, cluster) = (&self.sessions, &*self.cluster);
+        let (sessions, cluster, outbox) = (&self.sessions, &*self.cluster, &mut self.outbox);
         let holds = cluster.holds_any();
-        self.state
-            .publish(publish, |c| target(sessions, holds, cluster, c), &mut plan);
-        let (mut matched, mut durable) = self.carry_out(&msg.msg, &mut plan, origin);
-        self.plan = plan;
+        let target = |c: &ClientId| target(sessions, holds, cluster, c);
+        let send = |c, (), out| send(outbox, sessions, c, out);
+        self.state.publish(publish, target, send, &mut self.plan);
+        let (mut matched, mut durable) = self.carry_out(&msg.msg, origin);
         if let Some(origin) = origin {
             let ack = msg.msg.qos != QoS::AtMostOnce;
             let forwarded = self.cluster.forward(&msg.msg, origin, ack);
             durable = Durable::join_opt(durable, forwarded);
         }
-        if self.cluster.interest_elsewhere() {
+        if self.interest_elsewhere {
             // Remote subscribers are unknown here: never "no matching subscribers".
             matched = matched.max(1);
         }
@@ -68,29 +68,25 @@ impl Router {
         origin: Option<Origin>,
     ) -> (usize, Option<Durable>) {
         let store = self.durability != Durability::Memory;
-        let mut plan = std::mem::take(&mut self.plan);
-        let (sessions, cluster) = (&self.sessions, &*self.cluster);
+        let (sessions, cluster, outbox) = (&self.sessions, &*self.cluster, &mut self.outbox);
         let holds = cluster.holds_any();
         let target = |c: &ClientId| target(sessions, holds, cluster, c);
+        let send = |c, (), out| send(outbox, sessions, c, out);
+        let plan = &mut self.plan;
         self.state
-            .plan_deliveries(msg, deliveries, extra, store, target, &mut plan);
-        let done = self.carry_out(msg, &mut plan, origin);
-        self.plan = plan;
-        done
+            .plan_deliveries(msg, deliveries, extra, store, target, send, plan);
+        self.carry_out(msg, origin)
     }
 
-    /// Sends what `plan` says; returns how many sessions matched and the store's ticket.
+    /// Carries out the rest of `plan` (the deliveries went out as it was made): held
+    /// deliveries to the port, the store's part to the persistence actor. Returns how
+    /// many sessions matched and the store's ticket.
     fn carry_out(
         &mut self,
         msg: &Arc<Message>,
-        plan: &mut Plan<Addr<Session>>,
         origin: Option<Origin>,
     ) -> (usize, Option<Durable>) {
-        for (client, addr, out) in plan.send.drain(..) {
-            if self.outbox.push(client, addr, out) {
-                self.outbox.flush();
-            }
-        }
+        let plan = &mut self.plan;
         for delivery in plan.hold.drain(..) {
             let msg = Arc::clone(msg);
             self.cluster.hold(Held {
@@ -115,20 +111,33 @@ impl Router {
     }
 }
 
+/// One delivery into the outbox (the session's address is looked up once per turn).
+fn send(
+    outbox: &mut Outbox,
+    sessions: &HashMap<ClientId, Addr<Session>>,
+    client: ClientId,
+    out: Outgoing,
+) {
+    if outbox.push(client, out, |c| sessions.get(c).cloned()) {
+        outbox.flush();
+    }
+}
+
 /// Where `client`'s deliveries go: to its session if one is registered, unless the
 /// cluster port holds them while the session replays the message log. `holds`: whether
 /// the port holds anyone's (asked once per message, so the common case pays one lookup).
+/// The address itself is looked up by the outbox, once per session and turn.
 fn target(
     sessions: &HashMap<ClientId, Addr<Session>>,
     holds: bool,
     cluster: &dyn ClusterPort,
     client: &ClientId,
-) -> Target<Addr<Session>> {
-    let Some(addr) = sessions.get(client) else {
+) -> Target<()> {
+    if !sessions.contains_key(client) {
         return Target::Gone;
-    };
+    }
     if holds && cluster.holds(client) {
         return Target::Hold;
     }
-    Target::Send(addr.clone())
+    Target::Send(())
 }
