@@ -105,18 +105,18 @@ impl RouterState {
         plan.matches = matches;
     }
 
-    /// Plans `deliveries` of `msg` found by other means; `extra` store ops join the
-    /// same batch.
+    /// Plans `deliveries` of `msg` found by other means. The store ops the caller put
+    /// in `plan.ops` stay and join the same batch.
     pub fn plan_deliveries<A>(
         &mut self,
         msg: &Arc<Message>,
         deliveries: impl IntoIterator<Item = Delivery>,
-        extra: Vec<Op>,
         store: bool,
         target: impl FnMut(&ClientId) -> Target<A>,
         send: impl FnMut(ClientId, A, Outgoing),
         plan: &mut Plan,
     ) {
+        let extra = std::mem::take(&mut plan.ops);
         plan.clear();
         plan.ops = extra;
         self.plan_into(msg, deliveries, store, target, send, plan);

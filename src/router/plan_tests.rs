@@ -150,9 +150,10 @@ fn deliveries_found_elsewhere_carry_their_extra_ops() {
         seq: 9,
     }];
     let mut plan = Plan::default();
+    plan.ops = forget;
     let mut sent = Vec::new();
     let send = |_, a, out: Outgoing| sent.push((a, out.qos, out.seq));
-    r.plan_deliveries(&m, found, forget, true, everyone, send, &mut plan);
+    r.plan_deliveries(&m, found, true, everyone, send, &mut plan);
     assert_eq!(sent, [("a".to_owned(), QoS::AtLeastOnce, Some(3))]);
     assert!(matches!(plan.ops[..], [Op::DeleteQueued { seq: 9, .. }]));
 }

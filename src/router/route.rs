@@ -73,8 +73,9 @@ impl Router {
         let target = |c: &ClientId| target(sessions, holds, cluster, c);
         let send = |c, (), out| send(outbox, sessions, c, out);
         let plan = &mut self.plan;
+        plan.ops = extra;
         self.state
-            .plan_deliveries(msg, deliveries, extra, store, target, send, plan);
+            .plan_deliveries(msg, deliveries, store, target, send, plan);
         self.carry_out(msg, origin)
     }
 
