@@ -4,7 +4,6 @@
 //! messages queue up and go into the following batch.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -13,6 +12,10 @@ use tracing::{error, info};
 
 use super::convert::{message_record, unix_ms_now};
 use super::loading::Loads;
+use super::messages::{
+    Commit, CompactCheck, FlushNow, FlushTick, LoadDone, LoadSession, Loaded, Persist,
+    PersistDeliveries,
+};
 use super::records::QueuedRecord;
 use super::ticket::Backlog;
 use super::{
@@ -20,10 +23,8 @@ use super::{
     StoredSession,
 };
 use crate::config::{Durability, StorageConfig};
-use crate::delivery::Origin;
 use crate::guard::{calls, guarded_handlers, Guarded};
-use crate::message::{ClientId, Message};
-use crate::protocol::QoS;
+use crate::message::ClientId;
 
 /// Ops held for the next batch at most; past it they are applied at once.
 const MAX_PENDING_OPS: usize = 65_536;
@@ -34,88 +35,6 @@ const COMPACT_CHECK: Duration = Duration::from_secs(30);
 /// A store is compacted once it is this large and twice its size after the last
 /// compaction (or start).
 const COMPACT_MIN_BYTES: u64 = 32 * 1024 * 1024;
-
-/// Apply `ops`; `done` fires once they are durable (sync mode).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Persist {
-    pub ops: Vec<Op>,
-    pub done: Option<oneshot::Sender<()>>,
-}
-
-/// One delivery of a routed message to a persistent session.
-#[derive(Debug, Clone)]
-pub struct QueuedDelivery {
-    pub client: ClientId,
-    pub seq: u64,
-    pub qos: QoS,
-    pub retain: bool,
-    pub sub_ids: Vec<u32>,
-}
-
-/// Queue `msg` for each of `targets`, plus `extra` ops (retained message, inbound QoS 2
-/// id), all in one batch. The records are built here, off the router.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PersistDeliveries {
-    pub msg: Arc<Message>,
-    pub targets: Vec<QueuedDelivery>,
-    pub extra: Vec<Op>,
-    pub done: Option<oneshot::Sender<()>>,
-    /// Cluster mode: the message's (origin, seq), recorded for each target.
-    pub origin: Option<Origin>,
-}
-
-/// Load one stored session for a client whose session actor died (or, in cluster mode,
-/// that another node held); the answer goes to the new session actor.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct LoadSession {
-    pub client_id: ClientId,
-    pub reply: oneshot::Sender<Loaded>,
-    /// Ops for the same client applied once the load has read what it needs (the load
-    /// does not see them).
-    pub then: Vec<Op>,
-}
-
-/// The answer to [`LoadSession`]. A dropped sender means [`Loaded::Failed`] too.
-#[derive(Debug)]
-pub enum Loaded {
-    /// The session as stored.
-    Found(Box<StoredSession>),
-    /// Nothing is stored for the client id: the session had ended.
-    Nothing,
-    /// The store could not be read: the connection is refused (the client retries),
-    /// never resumed as a fresh session.
-    Failed,
-}
-
-/// A load that ran off the actor's thread is done; `then` is `None` when it failed.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct LoadDone {
-    client_id: ClientId,
-    then: Option<Vec<Op>>,
-}
-
-/// Commit and flush everything now (shutdown).
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct FlushNow;
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Commit;
-
-/// The flush timer (`periodic`: every `flush_interval_ms`; `sync`: a lazy flush).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct FlushTick;
-
-/// The compaction timer.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct CompactCheck;
 
 /// The persistence actor. It runs under a `Supervisor`: a panic in a handler stops it,
 /// and the restart re-opens the store (the source of truth) before anything else.

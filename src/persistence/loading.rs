@@ -8,7 +8,7 @@
 use ahash::AHashMap as HashMap;
 use tokio::sync::oneshot;
 
-use super::actor::LoadSession;
+use super::messages::LoadSession;
 use super::store::Op;
 use crate::message::ClientId;
 

@@ -11,6 +11,7 @@ mod expiry;
 mod inspect;
 mod loading;
 mod memory_store;
+mod messages;
 mod records;
 mod sled_open;
 mod sled_store;
@@ -19,14 +20,12 @@ mod store;
 mod tests;
 mod ticket;
 
-pub use actor::{
-    open_store, store_dir, FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, Persistence,
-    QueuedDelivery, Reopen,
-};
+pub use actor::{open_store, store_dir, Persistence, Reopen};
 pub use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;
 pub use inspect::{inspect, Report, SessionSummary};
 pub use memory_store::MemoryStore;
+pub use messages::{FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, QueuedDelivery};
 pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
     WillRecord,
