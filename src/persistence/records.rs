@@ -222,7 +222,7 @@ mod tests {
 }
 
 /// Cluster mode: what a session had received, for the replay of the message log when it
-/// resumes on another node (`cluster::replay`).
+/// resumes on another node (the cluster's message log).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayCursor {
     /// Per publishing node incarnation: the highest sequence number queued for the

@@ -162,7 +162,7 @@ pub struct ShutdownSessions;
 
 /// Close every live connection with `reason` (5.0: DISCONNECT) as a server-side close:
 /// wills are published and persistent sessions stay (the node is cut off from the
-/// cluster, `cluster::isolation`).
+/// cluster, see the cluster's isolation).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EvictSessions {

@@ -1,4 +1,4 @@
-//! The router's port to a cluster of nodes. `crate::cluster` implements [`ClusterPort`]
+//! The router's port to a cluster of nodes. The cluster module implements [`ClusterPort`]
 //! over NATS; a single node runs with [`Standalone`], whose every answer is "nothing to
 //! do", so the router's own code has no cluster fields or branches. Through the port the
 //! router sends locally published messages to the other nodes (a ticket covers their

@@ -1,5 +1,5 @@
 //! Cluster mode: a session resumed from JetStream catches up on the message log
-//! (`cluster::replay`). From its restore until the replay's answer, the cluster port
+//! (the cluster's message log). From its restore until the replay's answer, the cluster port
 //! holds the session's new deliveries; then the router delivers the replayed messages
 //! the session did not get yet, in log order, and after them the held ones, so that
 //! nothing published while the session had no live owner is lost and each publisher's

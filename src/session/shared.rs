@@ -27,7 +27,7 @@ pub struct Shared {
 }
 
 /// The node refuses new connections: set in cluster mode by the bridge while the node
-/// is cut off from the cluster (`cluster::isolation`), read by the connect path. A
+/// is cut off from the cluster (the cluster's isolation watcher), read by the connect path. A
 /// single-host broker is never isolated.
 #[derive(Debug, Clone, Default)]
 pub struct Isolation(Arc<AtomicBool>);
