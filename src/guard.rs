@@ -36,6 +36,7 @@ pub trait Call<A: Guarded>: Message + Sized {
 
 /// Runs `msg`'s handler; a panic stops the actor (the supervisor restarts it) and
 /// answers [`Call::failed`].
+#[inline]
 pub fn dispatch<A: Guarded, M: Call<A>>(act: &mut A, msg: M, ctx: &mut Context<A>) -> M::Result {
     let armed = act.take_fault(M::NAME);
     let run = AssertUnwindSafe(|| {
@@ -68,6 +69,7 @@ macro_rules! guarded_handlers {
         {
             type Result = M::Result;
 
+            #[inline]
             fn handle(&mut self, msg: M, ctx: &mut ::actix::Context<Self>) -> M::Result {
                 $crate::guard::dispatch(self, msg, ctx)
             }
@@ -84,6 +86,7 @@ macro_rules! calls {
             impl $crate::guard::Call<$actor> for $msg {
                 const NAME: &'static str = stringify!($msg);
 
+                #[inline]
                 fn call(self, act: &mut $actor, ctx: &mut ::actix::Context<$actor>) -> Self::Result {
                     act.$method(self, ctx)
                 }

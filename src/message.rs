@@ -27,6 +27,13 @@ impl ClientId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Where this id's shared text lives: equal for clones of one id, and unique among
+    /// the ids alive at one time (a cheap identity check before a lookup).
+    #[inline]
+    pub(crate) fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
 }
 
 impl From<&str> for ClientId {

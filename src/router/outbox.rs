@@ -23,50 +23,76 @@ pub(super) struct Outbox {
     index: HashMap<ClientId, usize>,
     batches: Vec<(Addr<Session>, Vec<Outgoing>)>,
     held: usize,
+    /// The last slot handed out, with where its client's id lives (`ClientId::addr`):
+    /// consecutive deliveries to one session (a fan-in) skip the lookup. The index
+    /// keeps that id alive until the flush that forgets both, so no other id can have
+    /// the same address meanwhile.
+    last: Option<(usize, Slot)>,
     /// A `FlushOutbox` is already queued to this router.
     scheduled: bool,
 }
 
+/// A session's place in the outbox for the current turn (valid until the next flush).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Slot(usize);
+
 impl Outbox {
-    /// Holds one delivery for `client`, whose session `addr` finds (asked only for the
-    /// first delivery of the turn: cloning an `Addr` allocates); true when the outbox
-    /// should be flushed now (it is full).
+    /// `client`'s place in this turn's outbox, made on its first delivery of the turn
+    /// with the session `addr` finds (cloning an `Addr` allocates, so once per session
+    /// and turn); `None` when it has no session. Every change of who is registered
+    /// flushes the outbox first, so a slot's address stays right for the turn.
     #[inline]
-    pub fn push(
+    pub fn slot(
         &mut self,
-        client: ClientId,
-        d: Outgoing,
+        client: &ClientId,
         addr: impl FnOnce(&ClientId) -> Option<Addr<Session>>,
-    ) -> bool {
-        match self.index.get(&client) {
-            Some(&i) => self.batches[i].1.push(d),
-            None => {
-                let Some(addr) = addr(&client) else {
-                    return false;
-                };
-                self.index.insert(client, self.batches.len());
-                self.batches.push((addr, vec![d]));
+    ) -> Option<Slot> {
+        if let Some((last, slot)) = self.last {
+            if last == client.addr() {
+                return Some(slot);
             }
         }
+        let slot = match self.index.get(client) {
+            Some(&i) => Slot(i),
+            None => {
+                let addr = addr(client)?;
+                let i = self.batches.len();
+                self.index.insert(client.clone(), i);
+                self.batches.push((addr, Vec::new()));
+                Slot(i)
+            }
+        };
+        self.last = Some((client.addr(), slot));
+        Some(slot)
+    }
+
+    /// Holds one delivery in `slot`, taken from [`Outbox::slot`] since the last flush;
+    /// true when the outbox should be flushed now (it is full).
+    #[inline]
+    pub fn push(&mut self, slot: Slot, d: Outgoing) -> bool {
+        self.batches[slot.0].1.push(d);
         self.held += 1;
         self.held >= MAX_HELD
     }
 
     /// Sends everything held, one message per session.
     pub fn flush(&mut self) {
-        if self.held == 0 {
+        if self.batches.is_empty() {
             return;
         }
         for (addr, mut batch) in self.batches.drain(..) {
-            if batch.len() == 1 {
-                if let Some(d) = batch.pop() {
-                    addr.do_send(Deliver(d));
+            match batch.len() {
+                0 => {}
+                1 => {
+                    if let Some(d) = batch.pop() {
+                        addr.do_send(Deliver(d));
+                    }
                 }
-            } else {
-                addr.do_send(DeliverBatch(batch));
+                _ => addr.do_send(DeliverBatch(batch)),
             }
         }
         self.index.clear();
+        self.last = None;
         self.held = 0;
     }
 

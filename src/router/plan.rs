@@ -1,10 +1,10 @@
 //! Publishing as plain state: [`RouterState::publish`] turns one published message into
-//! a [`Plan`] (which sessions get which delivery now, handed to a `send` callback as it
-//! is decided, so that nothing is buffered twice; which are held; what the store must
+//! a [`Plan`] (which sessions get which delivery now, handed to the caller's [`Sink`] as
+//! it is decided, so that nothing is buffered twice; which are held; what the store must
 //! write; how many sessions matched), and [`RouterState::plan_deliveries`] does the
 //! same for deliveries found otherwise (from another node, a replay, a shared
-//! subscription's hand-over). No actor is involved: the router actor only says where
-//! each client's session is ([`Target`]), then sends what the plan says.
+//! subscription's hand-over). No actor is involved: the router actor's sink only says
+//! where each client's session is ([`Target`]), then sends what the plan says.
 
 use std::sync::Arc;
 
@@ -24,6 +24,33 @@ pub enum Target<A> {
     Hold,
     /// Nowhere: no session is registered for it.
     Gone,
+}
+
+/// Where a plan's deliveries go: the caller says where each client's session is, then
+/// takes each delivery as the plan decides it. A pair of closures `(target, send)` is
+/// one.
+pub trait Sink {
+    /// How the caller finds a session again when its delivery comes (an address, a
+    /// slot in an outbox).
+    type Slot;
+    /// Where `client`'s deliveries go.
+    fn target(&mut self, client: &ClientId) -> Target<Self::Slot>;
+    /// One delivery to the session that [`Sink::target`] found.
+    fn send(&mut self, client: ClientId, slot: Self::Slot, out: Outgoing);
+}
+
+impl<A, T, S> Sink for (T, S)
+where
+    T: FnMut(&ClientId) -> Target<A>,
+    S: FnMut(ClientId, A, Outgoing),
+{
+    type Slot = A;
+    fn target(&mut self, client: &ClientId) -> Target<A> {
+        (self.0)(client)
+    }
+    fn send(&mut self, client: ClientId, slot: A, out: Outgoing) {
+        (self.1)(client, slot, out)
+    }
 }
 
 /// One locally published message and how to publish it.
@@ -77,13 +104,7 @@ impl Plan {
 impl RouterState {
     /// Plans one locally published message: its retained copy (kept here, and stored),
     /// the publisher's inbound QoS 2 id (stored), then every matching subscription.
-    pub fn publish<A>(
-        &mut self,
-        p: Publish<'_>,
-        target: impl FnMut(&ClientId) -> Target<A>,
-        send: impl FnMut(ClientId, A, Outgoing),
-        plan: &mut Plan,
-    ) {
+    pub fn publish(&mut self, p: Publish<'_>, sink: &mut impl Sink, plan: &mut Plan) {
         plan.clear();
         if p.msg.retain {
             self.retain(p.msg);
@@ -101,47 +122,45 @@ impl RouterState {
         }
         let mut matches = std::mem::take(&mut plan.matches);
         self.route_into(p.msg, p.shares, &mut matches);
-        self.plan_into(p.msg, matches.drain(..), p.store, target, send, plan);
+        self.plan_into(p.msg, matches.drain(..), p.store, sink, plan);
         plan.matches = matches;
     }
 
     /// Plans `deliveries` of `msg` found by other means. The store ops the caller put
     /// in `plan.ops` stay and join the same batch.
-    pub fn plan_deliveries<A>(
+    pub fn plan_deliveries(
         &mut self,
         msg: &Arc<Message>,
         deliveries: impl IntoIterator<Item = Delivery>,
         store: bool,
-        target: impl FnMut(&ClientId) -> Target<A>,
-        send: impl FnMut(ClientId, A, Outgoing),
+        sink: &mut impl Sink,
         plan: &mut Plan,
     ) {
         let extra = std::mem::take(&mut plan.ops);
         plan.clear();
         plan.ops = extra;
-        self.plan_into(msg, deliveries, store, target, send, plan);
+        self.plan_into(msg, deliveries, store, sink, plan);
     }
 
     /// Splits deliveries into sent, held and gone; a QoS 1/2 delivery sent to a
     /// persistent session takes the next number of its stored queue.
-    fn plan_into<A>(
+    fn plan_into<S: Sink>(
         &mut self,
         msg: &Arc<Message>,
         deliveries: impl IntoIterator<Item = Delivery>,
         store: bool,
-        mut target: impl FnMut(&ClientId) -> Target<A>,
-        mut send: impl FnMut(ClientId, A, Outgoing),
+        sink: &mut S,
         plan: &mut Plan,
     ) {
         for d in deliveries {
-            let addr = match target(&d.client) {
+            let slot = match sink.target(&d.client) {
                 Target::Gone => continue,
                 Target::Hold => {
                     plan.matched += 1;
                     plan.hold.push(d);
                     continue;
                 }
-                Target::Send(addr) => addr,
+                Target::Send(slot) => slot,
             };
             plan.matched += 1;
             let seq = match (d.qos, store) {
@@ -165,7 +184,7 @@ impl RouterState {
                 seq,
                 share: d.share,
             };
-            send(d.client, addr, out);
+            sink.send(d.client, slot, out);
         }
     }
 }

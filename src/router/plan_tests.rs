@@ -38,12 +38,8 @@ fn publish_to(
     plan: &mut Plan,
 ) -> Vec<(String, QoS, Option<u64>)> {
     let mut sent = Vec::new();
-    r.publish(
-        p,
-        target,
-        |_, a, out| sent.push((a, out.qos, out.seq)),
-        plan,
-    );
+    let send = |_, a, out: Outgoing| sent.push((a, out.qos, out.seq));
+    r.publish(p, &mut (target, send), plan);
     sent
 }
 
@@ -153,7 +149,7 @@ fn deliveries_found_elsewhere_carry_their_extra_ops() {
     plan.ops = forget;
     let mut sent = Vec::new();
     let send = |_, a, out: Outgoing| sent.push((a, out.qos, out.seq));
-    r.plan_deliveries(&m, found, true, everyone, send, &mut plan);
+    r.plan_deliveries(&m, found, true, &mut (everyone, send), &mut plan);
     assert_eq!(sent, [("a".to_owned(), QoS::AtLeastOnce, Some(3))]);
     assert!(matches!(plan.ops[..], [Op::DeleteQueued { seq: 9, .. }]));
 }

@@ -10,8 +10,8 @@ use ahash::AHashMap as HashMap;
 
 use super::actor::Router;
 use super::messages::{Route, Routed};
-use super::outbox::Outbox;
-use super::plan::{Publish, Target};
+use super::outbox::{Outbox, Slot};
+use super::plan::{Publish, Sink, Target};
 use super::port::{ClusterPort, Held};
 use super::state::{Delivery, Shares};
 use crate::config::Durability;
@@ -40,11 +40,8 @@ impl Router {
             shares,
             store: self.durability != Durability::Memory,
         };
-        let (sessions, cluster, outbox) = (&self.sessions, &*self.cluster, &mut self.outbox);
-        let holds = cluster.holds_any();
-        let target = |c: &ClientId| target(sessions, holds, cluster, c);
-        let send = |c, (), out| send(outbox, sessions, c, out);
-        self.state.publish(publish, target, send, &mut self.plan);
+        let mut sink = RouterSink::new(&self.sessions, &*self.cluster, &mut self.outbox);
+        self.state.publish(publish, &mut sink, &mut self.plan);
         let (mut matched, mut durable) = self.carry_out(&msg.msg, origin);
         if let Some(origin) = origin {
             let ack = msg.msg.qos != QoS::AtMostOnce;
@@ -68,14 +65,11 @@ impl Router {
         origin: Option<Origin>,
     ) -> (usize, Option<Durable>) {
         let store = self.durability != Durability::Memory;
-        let (sessions, cluster, outbox) = (&self.sessions, &*self.cluster, &mut self.outbox);
-        let holds = cluster.holds_any();
-        let target = |c: &ClientId| target(sessions, holds, cluster, c);
-        let send = |c, (), out| send(outbox, sessions, c, out);
+        let mut sink = RouterSink::new(&self.sessions, &*self.cluster, &mut self.outbox);
         let plan = &mut self.plan;
         plan.ops = extra;
         self.state
-            .plan_deliveries(msg, deliveries, store, target, send, plan);
+            .plan_deliveries(msg, deliveries, store, &mut sink, plan);
         self.carry_out(msg, origin)
     }
 
@@ -112,33 +106,58 @@ impl Router {
     }
 }
 
-/// One delivery into the outbox (the session's address is looked up once per turn).
-fn send(
-    outbox: &mut Outbox,
-    sessions: &HashMap<ClientId, Addr<Session>>,
-    client: ClientId,
-    out: Outgoing,
-) {
-    if outbox.push(client, out, |c| sessions.get(c).cloned()) {
-        outbox.flush();
+/// The router's side of a plan: where each client's session is, and the outbox that
+/// takes its deliveries.
+struct RouterSink<'a> {
+    sessions: &'a HashMap<ClientId, Addr<Session>>,
+    cluster: &'a dyn ClusterPort,
+    /// Whether the port holds anyone's deliveries (asked once per message, so the
+    /// common case pays nothing for holds).
+    holds: bool,
+    outbox: &'a mut Outbox,
+}
+
+impl<'a> RouterSink<'a> {
+    fn new(
+        sessions: &'a HashMap<ClientId, Addr<Session>>,
+        cluster: &'a dyn ClusterPort,
+        outbox: &'a mut Outbox,
+    ) -> Self {
+        let holds = cluster.holds_any();
+        RouterSink {
+            sessions,
+            cluster,
+            holds,
+            outbox,
+        }
     }
 }
 
-/// Where `client`'s deliveries go: to its session if one is registered, unless the
-/// cluster port holds them while the session replays the message log. `holds`: whether
-/// the port holds anyone's (asked once per message, so the common case pays one lookup).
-/// The address itself is looked up by the outbox, once per session and turn.
-fn target(
-    sessions: &HashMap<ClientId, Addr<Session>>,
-    holds: bool,
-    cluster: &dyn ClusterPort,
-    client: &ClientId,
-) -> Target<()> {
-    if !sessions.contains_key(client) {
-        return Target::Gone;
+impl Sink for RouterSink<'_> {
+    type Slot = Slot;
+
+    /// A client's deliveries go to its session if one is registered, unless the
+    /// cluster port holds them while the session replays the message log. A client
+    /// already in this turn's outbox costs one lookup.
+    #[inline]
+    fn target(&mut self, client: &ClientId) -> Target<Slot> {
+        if self.holds && self.cluster.holds(client) {
+            return match self.sessions.contains_key(client) {
+                true => Target::Hold,
+                false => Target::Gone,
+            };
+        }
+        let sessions = self.sessions;
+        match self.outbox.slot(client, |c| sessions.get(c).cloned()) {
+            Some(slot) => Target::Send(slot),
+            None => Target::Gone,
+        }
     }
-    if holds && cluster.holds(client) {
-        return Target::Hold;
+
+    #[inline]
+    fn send(&mut self, _: ClientId, slot: Slot, out: Outgoing) {
+        if self.outbox.push(slot, out) {
+            self.outbox.flush();
+        }
     }
-    Target::Send(())
 }
