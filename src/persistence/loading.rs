@@ -26,9 +26,16 @@ struct Parked {
 #[derive(Default)]
 pub(super) struct Loads {
     by_client: HashMap<ClientId, Parked>,
-    /// Waiters of batches with ops for several loading clients: released once no load
-    /// runs.
-    after_all: Vec<oneshot::Sender<()>>,
+    /// Waiters of batches with ops for several loading clients: each is released once
+    /// the last of those loads is done.
+    spanning: Vec<Spanning>,
+}
+
+/// The waiter of a batch whose ops wait for several loads.
+struct Spanning {
+    /// The loading clients it still waits for.
+    clients: Vec<ClientId>,
+    done: oneshot::Sender<()>,
 }
 
 /// What a finished load releases.
@@ -66,8 +73,7 @@ impl Loads {
         done: Option<oneshot::Sender<()>>,
     ) -> (Vec<Op>, Option<oneshot::Sender<()>>) {
         let mut now = Vec::with_capacity(ops.len());
-        let mut waited_on: Option<ClientId> = None;
-        let mut several = false;
+        let mut waited_on: Vec<ClientId> = Vec::new();
         for op in ops {
             let parked = op.client_id().and_then(|c| self.by_client.get_key_value(c));
             let Some((client, _)) = parked else {
@@ -75,31 +81,45 @@ impl Loads {
                 continue;
             };
             let client = client.clone();
-            several |= waited_on.as_ref().is_some_and(|w| *w != client);
-            waited_on.get_or_insert_with(|| client.clone());
             if let Some(parked) = self.by_client.get_mut(&client) {
                 parked.ops.push(op);
             }
+            if !waited_on.contains(&client) {
+                waited_on.push(client);
+            }
         }
-        let Some(client) = waited_on else {
+        if waited_on.is_empty() {
             return (now, done);
-        };
+        }
         if let Some(done) = done {
-            match (several, self.by_client.get_mut(&client)) {
-                (false, Some(parked)) => parked.waiters.push(done),
-                _ => self.after_all.push(done),
+            match &waited_on[..] {
+                [client] => match self.by_client.get_mut(client) {
+                    Some(parked) => parked.waiters.push(done),
+                    None => drop(done),
+                },
+                _ => self.spanning.push(Spanning {
+                    clients: waited_on,
+                    done,
+                }),
             }
         }
         (now, None)
     }
 
-    /// The load of `client` is done: what waited for it (and, once no load runs, the
-    /// waiters of batches that spanned several).
+    /// The load of `client` is done: what waited for it, and the waiters of batches
+    /// that spanned several loads of which this was the last.
     pub fn finish(&mut self, client: &ClientId) -> Option<Released> {
         let parked = self.by_client.remove(client)?;
         let mut waiters = parked.waiters;
-        if self.by_client.is_empty() {
-            waiters.append(&mut self.after_all);
+        let mut i = 0;
+        while i < self.spanning.len() {
+            let spanning = &mut self.spanning[i];
+            spanning.clients.retain(|c| c != client);
+            if spanning.clients.is_empty() {
+                waiters.push(self.spanning.swap_remove(i).done);
+            } else {
+                i += 1;
+            }
         }
         Some(Released {
             ops: parked.ops,
@@ -149,5 +169,26 @@ mod tests {
         let second = loads.finish(&"y".into()).unwrap();
         assert_eq!(second.waiters.len(), 1);
         assert_eq!(second.ops, vec![delete("y")]);
+    }
+
+    #[test]
+    fn a_spanning_batch_is_released_with_its_own_loads_while_others_start() {
+        let mut loads = Loads::default();
+        loads.start("x".into());
+        loads.start("y".into());
+        let (tx, _rx) = oneshot::channel();
+        let (_, done) = loads.split(vec![delete("x"), delete("y")], Some(tx));
+        assert!(done.is_none());
+        // Loads of other clients keep starting: they must not hold the batch back.
+        loads.start("z".into());
+        assert!(loads.finish(&"x".into()).unwrap().waiters.is_empty());
+        loads.start("w".into());
+        let released = loads.finish(&"y".into()).unwrap();
+        assert_eq!(
+            released.waiters.len(),
+            1,
+            "released with y, z and w still loading"
+        );
+        assert!(!loads.is_empty());
     }
 }
