@@ -16,7 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{
     await_routes, connect_packet, connect_persistent, drain, nats_server_or_skip,
-    publish_qos1_within, recv_payload, subscribe_offline, text, RawClient, StarlingCluster,
+    publish_qos1_within, recv_payload, subscribe_offline, text, NatsCluster, RawClient,
+    StarlingCluster,
 };
 use starling::protocol::{LastWill, Properties, PropertyFields, ProtocolVersion, QoS, ReasonCode};
 use tokio::sync::{Mutex, MutexGuard};
@@ -426,6 +427,24 @@ async fn sessions_move_between_nodes() {
     })
     .await
     .expect("cluster test body exceeded its bound");
+}
+
+/// The JetStream store's loads see the purges and writes acknowledged just before them,
+/// over many cycles (`cluster::js_store`; R1 consumers sat on random, possibly lagging
+/// replicas). NATS alone: no Starling nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_loads_follow_purges() {
+    let Some(bin) = nats_server_or_skip("store_loads_follow_purges") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start(&bin);
+    let urls = nats.urls();
+    let cycles = tokio::task::spawn_blocking(move || store::purge_then_write(&urls, 150));
+    tokio::time::timeout(BODY, cycles)
+        .await
+        .expect("store cycles exceeded their bound")
+        .expect("store cycles");
 }
 
 /// kill -9 of a node in the middle of a QoS 1 stream to a persistent session on it:

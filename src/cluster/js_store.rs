@@ -14,8 +14,10 @@
 //! futures; [`Store::flush`] waits for all of them, re-sending (bounded, across a leader
 //! election) those that failed and were not superseded by a later write of the same key.
 //! [`Store::load`] returns no sessions: a node loads a session when its client connects
-//! ([`Store::load_session`]). Retained messages are not stored here (they have their own
-//! stream, [`super::retained`]).
+//! ([`Store::load_session`]), reading from the stream leader, which has applied every
+//! write and purge it acknowledged (a replica may lag behind it: `io::read_all`).
+//! Retained messages are not stored here (they have their own stream,
+//! [`super::retained`]).
 //!
 //! The trait is synchronous and runs on the persistence actor's thread; the NATS work
 //! runs on a small runtime of the store's own, and the caller blocks on the answer.

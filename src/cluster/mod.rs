@@ -115,8 +115,10 @@
 //! are acknowledged by JetStream (R3: stored by a quorum). Batches are not atomic across
 //! keys (each write is idempotent and ordered on the store's own NATS connection; a
 //! session purge waits for the writes before it). `load()` at start returns no sessions:
-//! a session is read when its client connects (an ephemeral consumer, last message per
-//! subject, under the client's prefix). A session whose expiry passed since it went
+//! a session is read when its client connects (the subjects under the client's prefix,
+//! then the last message of each, all answered by the stream leader: an ephemeral
+//! consumer sat on a random replica, which may not have applied the latest acknowledged
+//! writes and purges yet). A session whose expiry passed since it went
 //! offline is purged at that read; nothing else expires sessions that no node holds.
 //!
 //! **Session ownership and takeover.** The key-value bucket `STARLING_SESSIONS` (`replicas`

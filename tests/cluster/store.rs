@@ -1,7 +1,14 @@
-//! The session state stream seen directly: how many messages it holds for a client, and
-//! a round trip of the JetStream `Store` (used by tests/cluster.rs).
+//! The session state stream seen directly: how many messages it holds for a client, a
+//! round trip of the JetStream `Store`, and its loads right after purges (used by
+//! tests/cluster.rs).
 
 use std::time::Duration;
+
+use starling::config::ClusterConfig;
+use starling::persistence::{
+    MessageRecord, Op, PropertiesRecord, QueuedRecord, SessionRecord, Store, SubscriptionRecord,
+};
+use starling::JsStore;
 
 use super::WAIT;
 
@@ -41,27 +48,9 @@ pub async fn wait_stored(urls: &[String], client_id: &str, n: u64) {
 /// The JetStream `Store` itself: what is applied and flushed comes back from
 /// `load_session` (deletes included, sorted); a deleted or expired session is absent.
 pub fn js_store_round_trip(urls: &[String]) {
-    use starling::config::ClusterConfig;
-    use starling::persistence::{
-        MessageRecord, Op, PropertiesRecord, QueuedRecord, SessionRecord, Store, SubscriptionRecord,
-    };
-    use starling::JsStore;
-    let config = ClusterConfig {
-        enabled: true,
-        urls: urls.to_vec(),
-        node_id: "store-test".into(),
-        replicas: 3,
-        ..ClusterConfig::default()
-    };
-    let mut store = JsStore::open(&config).expect("open the store");
+    let mut store = open_store(urls);
     let id = "st/ore é";
-    let record = |disconnected_at_ms| SessionRecord {
-        client_id: id.into(),
-        protocol: 5,
-        expiry_secs: 60,
-        disconnected_at_ms,
-        will: None,
-    };
+    let record = |disconnected_at_ms| session(id, disconnected_at_ms);
     let sub = |filter: &str| SubscriptionRecord {
         filter: filter.into(),
         qos: 1,
@@ -151,4 +140,55 @@ pub fn js_store_round_trip(urls: &[String]) {
         }])
         .expect("apply");
     assert!(store.load_session(id).expect("load").is_none(), "deleted");
+}
+
+/// `cycles` times: a session written, deleted, written expired (the load purges it) and
+/// written again, each load right after the write before it. A load sees everything the
+/// store had acknowledged even when a replica lags: loads that read through a consumer
+/// on a lagging replica now and then still saw the deleted session, or missed the
+/// record written after the purge.
+pub fn purge_then_write(urls: &[String], cycles: u32) {
+    let mut store = open_store(urls);
+    for cycle in 0..cycles {
+        let id = format!("cycle {}", cycle % 4);
+        let put = |disconnected_at_ms| vec![Op::PutSession(session(&id, disconnected_at_ms))];
+        let load = |store: &JsStore| store.load_session(&id).expect("load");
+        store.apply(put(None)).expect("apply");
+        assert!(load(&store).is_some(), "cycle {cycle}: written");
+        store
+            .apply(vec![Op::DeleteSession {
+                client_id: id.clone().into(),
+            }])
+            .expect("apply");
+        assert!(load(&store).is_none(), "cycle {cycle}: deleted");
+        store.apply(put(Some(1))).expect("apply");
+        assert!(load(&store).is_none(), "cycle {cycle}: expired");
+        store.apply(put(None)).expect("apply");
+        assert!(
+            load(&store).is_some(),
+            "cycle {cycle}: written after the purge"
+        );
+    }
+}
+
+fn open_store(urls: &[String]) -> JsStore {
+    let config = ClusterConfig {
+        enabled: true,
+        urls: urls.to_vec(),
+        node_id: "store-test".into(),
+        replicas: 3,
+        ..ClusterConfig::default()
+    };
+    JsStore::open(&config).expect("open the store")
+}
+
+/// A v5 session record with a one-minute expiry, offline since `disconnected_at_ms`.
+fn session(id: &str, disconnected_at_ms: Option<u64>) -> SessionRecord {
+    SessionRecord {
+        client_id: id.into(),
+        protocol: 5,
+        expiry_secs: 60,
+        disconnected_at_ms,
+        will: None,
+    }
 }

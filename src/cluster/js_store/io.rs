@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use async_nats::header::HeaderMap;
-use async_nats::jetstream::{self, consumer, context::PublishAckFuture, stream};
+use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::{self, context::PublishAckFuture, stream};
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use tracing::warn;
 
 use super::{keys, STREAM};
@@ -22,8 +24,8 @@ pub(super) const ATTEMPTS: u32 = 6;
 pub(super) const RETRY_STEP: Duration = Duration::from_millis(500);
 /// How long one acknowledgement may take before it counts as failed.
 const ACK_TIMEOUT: Duration = Duration::from_secs(4);
-/// Messages fetched per pull while loading a session.
-const LOAD_BATCH: usize = 1000;
+/// Values requested at once while loading a session.
+const LOAD_CONCURRENCY: usize = 64;
 
 /// One write whose acknowledgement is outstanding.
 pub(super) struct Pending {
@@ -122,8 +124,8 @@ pub(super) async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> s
 }
 
 /// The last message of every subject matching `filter`, tombstones left out. Retried
-/// whole, a bounded number of times, while JetStream answers "no responders" (a consumer
-/// or stream leader being elected, e.g. just after the cluster started).
+/// whole, a bounded number of times, while JetStream answers "no responders" (a stream
+/// leader being elected, e.g. just after the cluster started).
 pub(super) async fn read_all(
     stream: stream::Stream,
     filter: String,
@@ -142,16 +144,42 @@ pub(super) async fn read_all(
     }
 }
 
-/// One try of [`read_all`]: an ephemeral consumer (last per subject) counts the
-/// subjects at creation; they are then pulled in batches.
+/// One try of [`read_all`]: the subjects under `filter` (stream info), then the last
+/// message of each (`STREAM.MSG.GET`, `LOAD_CONCURRENCY` at a time).
+///
+/// Both requests are answered by the stream leader alone, which has applied every write
+/// and purge it acknowledged. Not a consumer: an R1 consumer is placed on a random
+/// replica of the stream, and a follower may not yet have applied the writes the leader
+/// just acknowledged; a load read there missed a record written right after a purge,
+/// or saw a session the store had just deleted (and purged it again, live).
 async fn read_once(stream: &stream::Stream, filter: &str) -> Result<Vec<(String, Bytes)>, String> {
-    let mut out = Vec::new();
-    let policy = consumer::DeliverPolicy::LastPerSubject;
-    crate::cluster::jetstream::read_ephemeral(stream, policy, filter.to_owned(), LOAD_BATCH, |m| {
-        if !m.payload.is_empty() {
-            out.push((m.subject.to_string(), m.payload.clone()));
+    let mut listed = stream
+        .info_builder()
+        .subjects(filter)
+        .fetch()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut subjects = Vec::new();
+    while let Some((subject, _count)) = listed.try_next().await.map_err(|e| e.to_string())? {
+        subjects.push(subject);
+    }
+    let gets = subjects.into_iter().map(|subject| async move {
+        let got = stream
+            .raw_message_builder()
+            .last_by_subject(subject.clone())
+            .send()
+            .await;
+        match got {
+            Ok(m) => Ok((!m.payload.is_empty()).then_some((subject, m.payload))),
+            // Gone since it was listed (an expired tombstone, a purge).
+            Err(e) if matches!(e.kind(), RawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(e) => Err(format!("{subject}: {e}")),
         }
-    })
-    .await?;
+    });
+    let mut values = futures::stream::iter(gets).buffer_unordered(LOAD_CONCURRENCY);
+    let mut out = Vec::new();
+    while let Some(value) = values.next().await {
+        out.extend(value?);
+    }
     Ok(out)
 }
