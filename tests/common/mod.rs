@@ -48,10 +48,25 @@ pub fn kill_and_reap(child: &mut Option<Child>) {
     }
 }
 
-/// A free loopback port: bind port 0, read it, release it.
+/// A free loopback port, below Linux's ephemeral range (32768–60999): a port the kernel
+/// handed out for `bind(0)` could be taken by an outgoing connection between its release
+/// here and its use by a server (nats-server failed so: "address already in use"). Each
+/// test process walks its own sequence, starting at a place its process id picks, and
+/// checks each port by binding it.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
 }
 
 /// Waits for a child with a deadline; `None` when it is still running then.
