@@ -27,6 +27,8 @@ impl Supervised for Router {
     /// the context the restart replaced, is put back:
     /// - the trie, an index over the subscriptions, is rebuilt;
     /// - deliveries held in the outbox go out now (their `FlushOutbox` was dropped);
+    /// - a message from the cluster whose handler failed is handled again
+    ///   (`super::redo`): its publisher was answered on another node;
     /// - each session whose deliveries a message-log replay holds asks for its replay
     ///   again (the answer may have been lost) and gets its guard timer again, so a
     ///   replay that never answers still releases them;
@@ -34,6 +36,7 @@ impl Supervised for Router {
     fn restarting(&mut self, ctx: &mut Self::Context) {
         self.state.rebuild_index();
         self.outbox.restart();
+        self.redo(ctx);
         self.restart_replays(ctx);
         self.sync_interest();
         warn!(
@@ -62,9 +65,6 @@ calls!(Router {
     FlushOutbox => on_flush_outbox, failed ();
     AttachCluster => on_attach_cluster, failed ();
     EvictSessions => on_evict_sessions, failed ();
-    RouteRemote => on_route_remote, failed ();
-    RetainRemote => on_retain_remote, failed ();
-    RemoteTakeover => on_remote_takeover, failed ();
     RestoreSession => on_restore_session, failed None;
     ReplayDone => on_replay_done, failed ();
 });

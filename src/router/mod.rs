@@ -43,6 +43,7 @@ mod plan;
 #[cfg(test)]
 mod plan_tests;
 mod port;
+mod redo;
 mod replay;
 mod reshare;
 mod restore;
