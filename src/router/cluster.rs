@@ -21,7 +21,7 @@ use crate::persistence::{Persist, SessionRecord};
 use crate::session::{Evict, Takeover};
 
 impl Router {
-    pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) {
+    pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) -> bool {
         self.shares_elsewhere = msg.port.shares_elsewhere();
         self.interest_elsewhere = msg.port.interest_elsewhere();
         self.cluster = msg.port;
@@ -32,6 +32,7 @@ impl Router {
             subscriptions = self.state.subscription_count(),
             "router joined the cluster"
         );
+        true
     }
 }
 

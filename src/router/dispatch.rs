@@ -28,7 +28,8 @@ impl Supervised for Router {
     /// - the trie, an index over the subscriptions, is rebuilt;
     /// - deliveries held in the outbox go out now (their `FlushOutbox` was dropped);
     /// - a message from the cluster whose handler failed is handled again
-    ///   (`super::redo`): its publisher was answered on another node;
+    ///   (`super::redo`): its publisher was answered on another node; so is the
+    ///   `Adopt` of a stored session at start;
     /// - each session whose deliveries a message-log replay holds asks for its replay
     ///   again (the answer may have been lost) and gets its guard timer again, so a
     ///   replay that never answers still releases them;
@@ -48,7 +49,6 @@ impl Supervised for Router {
 
 calls!(Router {
     Register => on_register, failed None;
-    Adopt => on_adopt, failed ();
     UpdateSession => on_update_session, failed ();
     WentOffline => on_went_offline, failed ();
     SessionEnded => on_session_ended, failed ();
@@ -63,7 +63,7 @@ calls!(Router {
     GetStats => on_get_stats, failed RouterStats::default();
     ShutdownSessions => on_shutdown_sessions, failed ();
     FlushOutbox => on_flush_outbox, failed ();
-    AttachCluster => on_attach_cluster, failed ();
+    AttachCluster => on_attach_cluster, failed false;
     EvictSessions => on_evict_sessions, failed ();
     RestoreSession => on_restore_session, failed None;
     ReplayDone => on_replay_done, failed ();

@@ -171,9 +171,10 @@ pub struct EvictSessions {
 }
 
 /// A cluster is up: the router works through this port from now on (it replaces
-/// [`Standalone`](super::port::Standalone)).
+/// [`Standalone`](super::port::Standalone)). The answer is false when the router failed
+/// while attaching it: the node would run alone, so the broker does not start.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "bool")]
 pub struct AttachCluster {
     pub port: Box<dyn super::port::ClusterPort>,
 }

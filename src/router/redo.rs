@@ -1,9 +1,10 @@
-//! Messages from the cluster whose sender cannot be told of a failure: another node
+//! Messages whose sender cannot be told of a failure: from the cluster (another node
 //! acknowledged the remote publish, the retained stream's consumer moved past the
-//! retained message, and the node taking a session over goes on without it. Their
-//! failed reply reaches nobody who could send them again, so the router keeps a copy
-//! while it handles one ([`Call::keep`]), and `restarting` handles the copy a failed
-//! handler left behind, before anything queued after it.
+//! retained message, and the node taking a session over goes on without it), and the
+//! broker's `Adopt` of each stored session at start (sent without waiting, before any
+//! client can connect). Their failed reply reaches nobody who could send them again,
+//! so the router keeps a copy while it handles one ([`Call::keep`]), and `restarting`
+//! handles the copy a failed handler left behind, before anything queued after it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -12,15 +13,18 @@ use actix::prelude::*;
 use tracing::error;
 
 use super::actor::Router;
-use super::messages::{RemoteTakeover, RetainRemote, RouteRemote};
+use super::messages::{Adopt, RemoteTakeover, RetainRemote, RouteRemote};
 use crate::guard::Call;
 use crate::message::Message;
 
-/// The copy of the cluster message being handled.
+/// The copy of the message being handled.
 pub(super) enum Redo {
     Remote(RouteRemote),
     Retain(Arc<Message>),
     Takeover(RemoteTakeover),
+    /// Without it a stored session would stay out of the registry: the messages for it
+    /// would be skipped and its client's next CONNECT would delete its stored state.
+    Adopt(Adopt),
 }
 
 impl Call<Router> for RouteRemote {
@@ -80,8 +84,26 @@ impl Call<Router> for RemoteTakeover {
     fn failed() {}
 }
 
+impl Call<Router> for Adopt {
+    const NAME: &'static str = "Adopt";
+
+    fn keep(&mut self, act: &mut Router) {
+        act.redo = Some(Redo::Adopt(Adopt {
+            client_id: self.client_id.clone(),
+            addr: self.addr.clone(),
+        }));
+    }
+
+    fn call(self, act: &mut Router, ctx: &mut Context<Router>) {
+        act.on_adopt(self, ctx);
+        act.redo = None;
+    }
+
+    fn failed() {}
+}
+
 impl Router {
-    /// After a restart: handles once more the cluster message whose handler failed (a
+    /// After a restart: handles once more the message whose handler failed (a
     /// remote message is routed again even if its first copy was counted: the failed
     /// run may have delivered part of it, and QoS 1 allows a duplicate, not a loss).
     /// Should it fail again it is dropped, so that no message fails the router forever.
@@ -93,9 +115,10 @@ impl Router {
             Redo::Remote(msg) => self.route_remote(msg, true),
             Redo::Retain(msg) => self.state.retain(&msg),
             Redo::Takeover(msg) => self.on_remote_takeover(msg, ctx),
+            Redo::Adopt(msg) => self.on_adopt(msg, ctx),
         }));
         if again.is_err() {
-            error!("cluster message failed the router twice; dropped");
+            error!("message failed the router twice; dropped");
         }
         self.outbox.flush();
     }
