@@ -335,7 +335,12 @@ impl BrokerHandle {
     /// stops the broker's arbiters.
     pub async fn stop(self) {
         self.accepting.cancel();
-        let _ = self.router.send(ShutdownSessions).await;
+        // A router that failed meanwhile is asked once more once restarted; otherwise
+        // the connections would stay open until the linger below.
+        if self.router.send(ShutdownSessions).await != Ok(true) {
+            tracing::warn!("the router failed closing the connections; asking again");
+            let _ = self.router.send(ShutdownSessions).await;
+        }
         // Each connection closes once its DISCONNECT is flushed (a session waits for the
         // acknowledgements it owes first); a socket that takes no more data is given up
         // after the session's own linger.

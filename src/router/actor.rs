@@ -364,10 +364,15 @@ impl Router {
 }
 
 impl Router {
-    pub(super) fn on_shutdown_sessions(&mut self, _: ShutdownSessions, _: &mut Context<Self>) {
+    pub(super) fn on_shutdown_sessions(
+        &mut self,
+        _: ShutdownSessions,
+        _: &mut Context<Self>,
+    ) -> bool {
         self.outbox.flush();
         for addr in self.sessions.values() {
             addr.do_send(Shutdown);
         }
+        true
     }
 }

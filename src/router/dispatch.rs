@@ -61,7 +61,7 @@ calls!(Router {
     Unsubscribe => on_unsubscribe, failed None;
     Reshare => on_reshare, failed None;
     GetStats => on_get_stats, failed RouterStats::default();
-    ShutdownSessions => on_shutdown_sessions, failed ();
+    ShutdownSessions => on_shutdown_sessions, failed false;
     FlushOutbox => on_flush_outbox, failed ();
     AttachCluster => on_attach_cluster, failed false;
     EvictSessions => on_evict_sessions, failed ();

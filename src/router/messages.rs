@@ -155,9 +155,10 @@ pub struct RouterStats {
     pub routed: u64,
 }
 
-/// Close every session's connection (broker shutdown).
+/// Close every session's connection (broker shutdown). False when the router failed
+/// doing it (the broker asks again).
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "bool")]
 pub struct ShutdownSessions;
 
 /// Close every live connection with `reason` (5.0: DISCONNECT) as a server-side close:
