@@ -16,7 +16,7 @@ use common::{
     await_routes, connect_persistent, drain, nats_server_or_skip, recv_payload, text,
     BrokerProcess, RawClient, StarlingCluster,
 };
-use starling::protocol::{Properties, QoS};
+use starling::protocol::{Properties, QoS, ReasonCode};
 
 const BODY: Duration = Duration::from_secs(120);
 const WAIT: Duration = Duration::from_secs(10);
@@ -69,6 +69,53 @@ async fn cluster_handlers_fail_while_a_qos1_stream_crosses_the_cluster() {
     };
     let cluster = StarlingCluster::start(&bin);
     tokio::time::timeout(BODY, stream_despite_faults(&cluster))
+        .await
+        .expect("cluster test body exceeded its bound");
+}
+
+// Node 2 knows only NATS server 2 (as in tests/cluster_partition.rs); killing it cuts
+// the node off, and after the grace its router evicts the local sessions, told once by
+// the isolation watcher. The router fails in that eviction (`EvictSessions`): the 5.0
+// client on node 2 must still get DISCONNECT 0x9C, not stay connected to a node the
+// cluster no longer hears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_eviction_still_closes_the_isolated_nodes_clients() {
+    let name = "a_failed_eviction_still_closes_the_isolated_nodes_clients";
+    let Some(bin) = nats_server_or_skip(name) else {
+        return;
+    };
+    let mut cluster =
+        StarlingCluster::start_with(&bin, "isolation_grace_ms = 500\n", |i, urls| match i {
+            2 => vec![urls[2].clone()],
+            _ => vec![urls[i].clone(), urls[1 - i].clone()],
+        });
+    let body = async {
+        let n2 = cluster.addr(2);
+        let mut v5 = RawClient::connected_v5(n2, "evict-v5", Properties::default()).await;
+        let mut arm = RawClient::connected_v311(n2, "arm-evict", true).await;
+        arm.publish(
+            "$fault/router/EvictSessions",
+            QoS::AtLeastOnce,
+            false,
+            b"arm",
+        )
+        .await;
+        arm.disconnect().await;
+        cluster.nats.servers[2].kill9();
+        // The grace, and the NATS client noticing the loss (seconds).
+        let disconnect = v5.expect_closed_within(WAIT).await;
+        assert_eq!(
+            disconnect.map(|d| d.reason),
+            Some(ReasonCode::USE_ANOTHER_SERVER),
+            "the 5.0 client on the isolated node gets DISCONNECT 0x9C"
+        );
+        let log = cluster.nodes[2].log_text();
+        assert!(
+            log.contains("injected fault in router EvictSessions"),
+            "node 2's router failed in EvictSessions"
+        );
+    };
+    tokio::time::timeout(BODY, body)
         .await
         .expect("cluster test body exceeded its bound");
 }

@@ -29,7 +29,7 @@ impl Supervised for Router {
     /// - deliveries held in the outbox go out now (their `FlushOutbox` was dropped);
     /// - a message from the cluster whose handler failed is handled again
     ///   (`super::redo`): its publisher was answered on another node; so is the
-    ///   `Adopt` of a stored session at start;
+    ///   `Adopt` of a stored session at start, and `EvictSessions`;
     /// - each session whose deliveries a message-log replay holds asks for its replay
     ///   again (the answer may have been lost) and gets its guard timer again, so a
     ///   replay that never answers still releases them;
@@ -64,7 +64,6 @@ calls!(Router {
     ShutdownSessions => on_shutdown_sessions, failed false;
     FlushOutbox => on_flush_outbox, failed ();
     AttachCluster => on_attach_cluster, failed false;
-    EvictSessions => on_evict_sessions, failed ();
     RestoreSession => on_restore_session, failed None;
     ReplayDone => on_replay_done, failed ();
 });

@@ -19,7 +19,7 @@
 //! | `WentOffline`, `SessionEnded` | Session → Router | shared subscriptions skip offline members; an ended session's subscriptions go |
 //! | `Reshare { from, items }` → `Option<Vec<bool>>` | Session → Router | the connection of a shared-subscription member closed: its unacknowledged QoS 1 and unsent QoS 1/2 messages from `$share` groups go to another online member (the stored copy moves in the same batch); the answer says which ones left, the rest stay (QoS 2 already sent always stays, [MQTT-4.8.2-4/5]). The session waits for the answer (`ctx.wait`), so a reconnect cannot get a moved message too; `None` (the router failed) is asked once more |
 //! | `ShutdownSessions` → `bool` / `Shutdown` | Broker → Router → Sessions | close every connection (5.0: DISCONNECT 0x8B); false when the router failed (the broker asks once more) |
-//! | `EvictSessions` / `Evict { reason }` | cluster bridge → Router → Sessions | the node is cut off from NATS: close every live connection as a server-side close (5.0: DISCONNECT 0x9C; wills go out, persistent sessions stay) |
+//! | `EvictSessions` / `Evict { reason }` | cluster bridge → Router → Sessions | the node is cut off from NATS: close every live connection as a server-side close (5.0: DISCONNECT 0x9C; wills go out, persistent sessions stay); a failed one is handled again after the restart (`redo.rs`) |
 //! | `Adopt { client_id, addr }` | Broker → Router | a session restored from the store joins the registry (at start; a failed one is handled again after the restart, `redo.rs`) |
 //! | `UpdateSession { record }` | Session → Router | the stored record changed (went offline, new expiry) |
 //! | `ForgetClient` | Session → Router | the session it resumed had ended: drop stale subscriptions |

@@ -1,10 +1,11 @@
 //! Messages whose sender cannot be told of a failure: from the cluster (another node
 //! acknowledged the remote publish, the retained stream's consumer moved past the
-//! retained message, and the node taking a session over goes on without it), and the
-//! broker's `Adopt` of each stored session at start (sent without waiting, before any
-//! client can connect). Their failed reply reaches nobody who could send them again,
-//! so the router keeps a copy while it handles one ([`Call::keep`]), and `restarting`
-//! handles the copy a failed handler left behind, before anything queued after it.
+//! retained message, the node taking a session over goes on without it, and the
+//! isolation watcher evicts the sessions only once), and the broker's `Adopt` of each
+//! stored session at start (sent without waiting, before any client can connect).
+//! Their failed reply reaches nobody who could send them again, so the router keeps a
+//! copy while it handles one ([`Call::keep`]), and `restarting` handles the copy a
+//! failed handler left behind, before anything queued after it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use actix::prelude::*;
 use tracing::error;
 
 use super::actor::Router;
-use super::messages::{Adopt, RemoteTakeover, RetainRemote, RouteRemote};
+use super::messages::{Adopt, EvictSessions, RemoteTakeover, RetainRemote, RouteRemote};
 use crate::guard::Call;
 use crate::message::Message;
 
@@ -25,6 +26,8 @@ pub(super) enum Redo {
     /// Without it a stored session would stay out of the registry: the messages for it
     /// would be skipped and its client's next CONNECT would delete its stored state.
     Adopt(Adopt),
+    /// Without it the connections of a node cut off from the cluster would stay open.
+    Evict(EvictSessions),
 }
 
 impl Call<Router> for RouteRemote {
@@ -102,6 +105,24 @@ impl Call<Router> for Adopt {
     fn failed() {}
 }
 
+impl Call<Router> for EvictSessions {
+    const NAME: &'static str = "EvictSessions";
+
+    fn keep(&mut self, act: &mut Router) {
+        act.redo = Some(Redo::Evict(EvictSessions {
+            reason: self.reason,
+            why: self.why,
+        }));
+    }
+
+    fn call(self, act: &mut Router, ctx: &mut Context<Router>) {
+        act.on_evict_sessions(self, ctx);
+        act.redo = None;
+    }
+
+    fn failed() {}
+}
+
 impl Router {
     /// After a restart: handles once more the message whose handler failed (a
     /// remote message is routed again even if its first copy was counted: the failed
@@ -116,6 +137,7 @@ impl Router {
             Redo::Retain(msg) => self.state.retain(&msg),
             Redo::Takeover(msg) => self.on_remote_takeover(msg, ctx),
             Redo::Adopt(msg) => self.on_adopt(msg, ctx),
+            Redo::Evict(msg) => self.on_evict_sessions(msg, ctx),
         }));
         if again.is_err() {
             error!("message failed the router twice; dropped");
