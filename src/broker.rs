@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, Durability, ListenerKind};
@@ -43,6 +43,10 @@ pub enum BrokerError {
     Auth(#[from] AuthSetupError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The router failed while taking the cluster's port: the node would have run
+    /// alone, unseen by the other nodes.
+    #[error("the router failed to attach the cluster")]
+    ClusterAttach,
     /// The blocking task that opens the store panicked or was cancelled.
     #[error("the task opening the store did not finish")]
     StoreTask,
@@ -204,21 +208,26 @@ impl Broker {
         let arbiter = Arbiter::new().handle();
         let (router, persistence) = (router.clone(), persistence.clone());
         let isolation = isolation.clone();
-        match crate::cluster::start(config, router.clone(), persistence, &arbiter, isolation).await
-        {
-            Ok(handle) => {
-                let attach = AttachCluster {
-                    port: Box::new(handle),
-                };
-                let _ = router.send(attach).await;
-                info!(node_id = %config.node_id, "joined the cluster");
-                Ok(Some(arbiter))
-            }
-            Err(e) => {
-                arbiter.stop();
-                Err(e.into())
-            }
+        let handle =
+            match crate::cluster::start(config, router.clone(), persistence, &arbiter, isolation)
+                .await
+            {
+                Ok(handle) => handle,
+                Err(e) => {
+                    arbiter.stop();
+                    return Err(e.into());
+                }
+            };
+        let attach = AttachCluster {
+            port: Box::new(handle),
+        };
+        if router.send(attach).await != Ok(true) {
+            error!(node_id = %config.node_id, "the router failed to attach the cluster; not starting");
+            arbiter.stop();
+            return Err(BrokerError::ClusterAttach);
         }
+        info!(node_id = %config.node_id, "joined the cluster");
+        Ok(Some(arbiter))
     }
 
     async fn start_listeners(
@@ -326,7 +335,12 @@ impl BrokerHandle {
     /// stops the broker's arbiters.
     pub async fn stop(self) {
         self.accepting.cancel();
-        let _ = self.router.send(ShutdownSessions).await;
+        // A router that failed meanwhile is asked once more once restarted; otherwise
+        // the connections would stay open until the linger below.
+        if self.router.send(ShutdownSessions).await != Ok(true) {
+            tracing::warn!("the router failed closing the connections; asking again");
+            let _ = self.router.send(ShutdownSessions).await;
+        }
         // Each connection closes once its DISCONNECT is flushed (a session waits for the
         // acknowledgements it owes first); a socket that takes no more data is given up
         // after the session's own linger.

@@ -26,6 +26,12 @@ pub trait Call<A: Guarded>: Message + Sized {
     /// The handler's name in logs, and the name a test arms a fault for.
     const NAME: &'static str;
 
+    /// Before the handler runs (and before an armed fault fires): a message whose sender
+    /// cannot be told of a failure leaves a copy with the actor (what cannot be copied,
+    /// such as a reply channel, moves to it), for `restarting` to handle again. Nothing
+    /// by default.
+    fn keep(&mut self, _act: &mut A) {}
+
     /// The handler body.
     fn call(self, act: &mut A, ctx: &mut Context<A>) -> Self::Result;
 
@@ -37,7 +43,12 @@ pub trait Call<A: Guarded>: Message + Sized {
 /// Runs `msg`'s handler; a panic stops the actor (the supervisor restarts it) and
 /// answers [`Call::failed`].
 #[inline]
-pub fn dispatch<A: Guarded, M: Call<A>>(act: &mut A, msg: M, ctx: &mut Context<A>) -> M::Result {
+pub fn dispatch<A: Guarded, M: Call<A>>(
+    act: &mut A,
+    mut msg: M,
+    ctx: &mut Context<A>,
+) -> M::Result {
+    msg.keep(act);
     let armed = act.take_fault(M::NAME);
     let run = AssertUnwindSafe(|| {
         if armed {

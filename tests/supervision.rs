@@ -7,10 +7,11 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{bounded, session_expiry, BrokerProcess, Event, RawClient, Witness};
-use starling::protocol::{Packet, QoS, ReasonCode};
+use starling::protocol::{Packet, Properties, QoS, ReasonCode};
 
 /// Waits (up to 5 s) for the broker's log to show `text`: restarts are logged by the
 /// restarted actor's thread, after the event the test saw.
@@ -215,6 +216,105 @@ async fn persistence_failure_restarts_and_loses_nothing_acknowledged() {
         let ack = s.connect_v311("keeper", false, 30).await;
         assert!(ack.session_present);
         assert_eq!(drain(&mut s).await, numbers(0..40));
+    })
+    .await;
+}
+
+/// The payloads of the next `n` PUBLISHes `c` receives (each within 5 s), acknowledged
+/// when `ack` says so.
+async fn received(c: &mut RawClient, n: usize, ack: bool) -> BTreeSet<String> {
+    let mut got = BTreeSet::new();
+    for _ in 0..n {
+        let p = c.expect_publish().await;
+        if ack {
+            c.ack(&p).await;
+        }
+        got.insert(String::from_utf8_lossy(&p.payload).into_owned());
+    }
+    got
+}
+
+/// Arms one failure of the router's handler `handler` (acknowledged once armed).
+async fn arm_router(broker: &BrokerProcess, handler: &str) {
+    let mut c = RawClient::connected_v311(broker.addr(), &format!("arm-{handler}"), true).await;
+    let topic = format!("$fault/router/{handler}");
+    c.publish(&topic, QoS::AtLeastOnce, false, b"arm").await;
+    c.disconnect().await;
+}
+
+// A member of a 5.0 shared subscription leaves with QoS 1 messages it never
+// acknowledged, and the router fails while handing them to the other member
+// (`Reshare`). The leaving session is not persistent, so what stays with it is lost:
+// every message must still reach the other member.
+#[tokio::test]
+async fn a_failed_reshare_still_hands_the_messages_to_another_member() {
+    let broker = BrokerProcess::start();
+    bounded(async {
+        let addr = broker.addr();
+        let work = [("$share/g/work", QoS::AtLeastOnce)];
+        // A is the only member while the messages are published: it gets them all.
+        let mut a = RawClient::connected_v5(addr, "share-a", Properties::default()).await;
+        a.subscribe(&work).await;
+        publish_all(addr, "share-pub", "work", 0..5).await;
+        let to_a = received(&mut a, 5, false).await;
+        let mut b = RawClient::connected_v5(addr, "share-b", Properties::default()).await;
+        b.subscribe(&work).await;
+        arm_router(&broker, "Reshare").await;
+        drop(a);
+        let to_b = received(&mut b, 5, true).await;
+        assert_eq!(to_b, to_a, "B got what A left unacknowledged");
+        assert!(
+            log_shows(&broker, "router restarted").await,
+            "the router failed in Reshare"
+        );
+    })
+    .await;
+}
+
+// The router fails while the stopping broker asks it to close every connection
+// (`ShutdownSessions`): a connected 5.0 client still gets DISCONNECT 0x8B at once (not
+// a bare close after the shutdown linger), and a persistent session's queued messages
+// are there after the restart.
+#[tokio::test]
+async fn a_failed_shutdown_sessions_still_closes_the_connections() {
+    let mut broker = BrokerProcess::start();
+    let addr = broker.addr();
+    let mut live = bounded(async {
+        let mut away = RawClient::open(addr).await;
+        away.connect_v5("keep", true, 60, session_expiry(300)).await;
+        away.subscribe(&[("keep/#", QoS::AtLeastOnce)]).await;
+        away.disconnect().await;
+        publish_all(addr, "keep-pub", "keep/x", 0..3).await;
+        let live = RawClient::connected_v5(addr, "live", Properties::default()).await;
+        arm_router(&broker, "ShutdownSessions").await;
+        live
+    })
+    .await;
+    let stopping = tokio::task::spawn_blocking(move || {
+        let status = broker.terminate();
+        (broker, status)
+    });
+    let disconnect = live.expect_closed_within(Duration::from_secs(3)).await;
+    let reason = disconnect.map(|d| d.reason);
+    assert_eq!(reason, Some(ReasonCode::SERVER_SHUTTING_DOWN));
+    let (mut broker, status) = stopping.await.expect("the broker stopped");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        broker
+            .log_text()
+            .contains("injected fault in router ShutdownSessions"),
+        "the router failed in ShutdownSessions"
+    );
+    broker.restart();
+    bounded(async {
+        let mut back = RawClient::open(broker.addr()).await;
+        let ack = back
+            .connect_v5("keep", false, 60, session_expiry(300))
+            .await;
+        assert!(ack.session_present);
+        let got = received(&mut back, 3, true).await;
+        let sent: BTreeSet<String> = numbers(0..3).into_iter().collect();
+        assert_eq!(got, sent, "the queued messages survived the restart");
     })
     .await;
 }

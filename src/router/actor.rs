@@ -48,6 +48,9 @@ pub struct Router {
     pub(super) interest_elsewhere: bool,
     /// Deliveries held until the end of the turn.
     pub(super) outbox: Outbox,
+    /// The cluster message being handled, kept until its handler returns
+    /// (`super::redo`).
+    pub(super) redo: Option<super::redo::Redo>,
     /// Test-only faults armed by `$fault/router/<handler>` publishes.
     pub(super) faults: crate::guard::Faults,
 }
@@ -72,6 +75,7 @@ impl Router {
             shares_elsewhere: false,
             interest_elsewhere: false,
             outbox: Outbox::default(),
+            redo: None,
             faults: Default::default(),
         }
     }
@@ -360,10 +364,15 @@ impl Router {
 }
 
 impl Router {
-    pub(super) fn on_shutdown_sessions(&mut self, _: ShutdownSessions, _: &mut Context<Self>) {
+    pub(super) fn on_shutdown_sessions(
+        &mut self,
+        _: ShutdownSessions,
+        _: &mut Context<Self>,
+    ) -> bool {
         self.outbox.flush();
         for addr in self.sessions.values() {
             addr.do_send(Shutdown);
         }
+        true
     }
 }

@@ -21,7 +21,7 @@ use crate::persistence::{Persist, SessionRecord};
 use crate::session::{Evict, Takeover};
 
 impl Router {
-    pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) {
+    pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) -> bool {
         self.shares_elsewhere = msg.port.shares_elsewhere();
         self.interest_elsewhere = msg.port.interest_elsewhere();
         self.cluster = msg.port;
@@ -32,6 +32,7 @@ impl Router {
             subscriptions = self.state.subscription_count(),
             "router joined the cluster"
         );
+        true
     }
 }
 
@@ -64,18 +65,20 @@ impl Router {
 
 impl Router {
     pub(super) fn on_route_remote(&mut self, msg: RouteRemote, ctx: &mut Context<Self>) {
-        self.route_remote(msg);
+        self.route_remote(msg, false);
         self.schedule_flush(ctx);
     }
 }
 
 impl Router {
-    fn route_remote(&mut self, msg: RouteRemote) {
+    /// Routes a message from another node to local sessions; `again` after a failure
+    /// of its first run (`super::redo`), whose copy was counted already.
+    pub(super) fn route_remote(&mut self, msg: RouteRemote, again: bool) {
         let deliveries = match &msg.share {
             // The queue group picked this node: one local member of that group gets it.
             Some(share) => self.state.route_with(&msg.msg, Shares::Only(share)),
             // Several plain NATS subscriptions may match one message: route it once.
-            None if !self.cluster.first_copy(msg.origin) => return,
+            None if !again && !self.cluster.first_copy(msg.origin) => return,
             None => self.state.route_with(&msg.msg, Shares::Skip),
         };
         self.routed += 1;

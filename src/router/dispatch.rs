@@ -27,6 +27,9 @@ impl Supervised for Router {
     /// the context the restart replaced, is put back:
     /// - the trie, an index over the subscriptions, is rebuilt;
     /// - deliveries held in the outbox go out now (their `FlushOutbox` was dropped);
+    /// - a message from the cluster whose handler failed is handled again
+    ///   (`super::redo`): its publisher was answered on another node; so is the
+    ///   `Adopt` of a stored session at start, and `EvictSessions`;
     /// - each session whose deliveries a message-log replay holds asks for its replay
     ///   again (the answer may have been lost) and gets its guard timer again, so a
     ///   replay that never answers still releases them;
@@ -34,6 +37,7 @@ impl Supervised for Router {
     fn restarting(&mut self, ctx: &mut Self::Context) {
         self.state.rebuild_index();
         self.outbox.restart();
+        self.redo(ctx);
         self.restart_replays(ctx);
         self.sync_interest();
         warn!(
@@ -45,7 +49,6 @@ impl Supervised for Router {
 
 calls!(Router {
     Register => on_register, failed None;
-    Adopt => on_adopt, failed ();
     UpdateSession => on_update_session, failed ();
     WentOffline => on_went_offline, failed ();
     SessionEnded => on_session_ended, failed ();
@@ -58,13 +61,9 @@ calls!(Router {
     Unsubscribe => on_unsubscribe, failed None;
     Reshare => on_reshare, failed None;
     GetStats => on_get_stats, failed RouterStats::default();
-    ShutdownSessions => on_shutdown_sessions, failed ();
+    ShutdownSessions => on_shutdown_sessions, failed false;
     FlushOutbox => on_flush_outbox, failed ();
-    AttachCluster => on_attach_cluster, failed ();
-    EvictSessions => on_evict_sessions, failed ();
-    RouteRemote => on_route_remote, failed ();
-    RetainRemote => on_retain_remote, failed ();
-    RemoteTakeover => on_remote_takeover, failed ();
+    AttachCluster => on_attach_cluster, failed false;
     RestoreSession => on_restore_session, failed None;
     ReplayDone => on_replay_done, failed ();
 });

@@ -155,9 +155,10 @@ pub struct RouterStats {
     pub routed: u64,
 }
 
-/// Close every session's connection (broker shutdown).
+/// Close every session's connection (broker shutdown). False when the router failed
+/// doing it (the broker asks again).
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "bool")]
 pub struct ShutdownSessions;
 
 /// Close every live connection with `reason` (5.0: DISCONNECT) as a server-side close:
@@ -171,9 +172,10 @@ pub struct EvictSessions {
 }
 
 /// A cluster is up: the router works through this port from now on (it replaces
-/// [`Standalone`](super::port::Standalone)).
+/// [`Standalone`](super::port::Standalone)). The answer is false when the router failed
+/// while attaching it: the node would run alone, so the broker does not start.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "bool")]
 pub struct AttachCluster {
     pub port: Box<dyn super::port::ClusterPort>,
 }

@@ -17,10 +17,10 @@
 //! | `FlushOutbox` | Router → itself (`ctx.notify`) | end of the router's turn: send what the outbox holds |
 //! | `Subscribe` → `SubscribeReply`, `Unsubscribe` → `Option<Vec<bool>>` | Session → Router | change subscriptions; retained messages come back with the outcome |
 //! | `WentOffline`, `SessionEnded` | Session → Router | shared subscriptions skip offline members; an ended session's subscriptions go |
-//! | `Reshare { from, items }` → `Option<Vec<bool>>` | Session → Router | the connection of a shared-subscription member closed: its unacknowledged QoS 1 and unsent QoS 1/2 messages from `$share` groups go to another online member (the stored copy moves in the same batch); the answer says which ones left, the rest stay (QoS 2 already sent always stays, [MQTT-4.8.2-4/5]). The session waits for the answer (`ctx.wait`), so a reconnect cannot get a moved message too |
-//! | `ShutdownSessions` / `Shutdown` | Broker → Router → Sessions | close every connection (5.0: DISCONNECT 0x8B) |
-//! | `EvictSessions` / `Evict { reason }` | cluster bridge → Router → Sessions | the node is cut off from NATS: close every live connection as a server-side close (5.0: DISCONNECT 0x9C; wills go out, persistent sessions stay) |
-//! | `Adopt { client_id, addr }` | Broker → Router | a session restored from the store joins the registry (at start) |
+//! | `Reshare { from, items }` → `Option<Vec<bool>>` | Session → Router | the connection of a shared-subscription member closed: its unacknowledged QoS 1 and unsent QoS 1/2 messages from `$share` groups go to another online member (the stored copy moves in the same batch); the answer says which ones left, the rest stay (QoS 2 already sent always stays, [MQTT-4.8.2-4/5]). The session waits for the answer (`ctx.wait`), so a reconnect cannot get a moved message too; `None` (the router failed) is asked once more |
+//! | `ShutdownSessions` → `bool` / `Shutdown` | Broker → Router → Sessions | close every connection (5.0: DISCONNECT 0x8B); false when the router failed (the broker asks once more) |
+//! | `EvictSessions` / `Evict { reason }` | cluster bridge → Router → Sessions | the node is cut off from NATS: close every live connection as a server-side close (5.0: DISCONNECT 0x9C; wills go out, persistent sessions stay); a failed one is handled again after the restart (`redo.rs`) |
+//! | `Adopt { client_id, addr }` | Broker → Router | a session restored from the store joins the registry (at start; a failed one is handled again after the restart, `redo.rs`) |
 //! | `UpdateSession { record }` | Session → Router | the stored record changed (went offline, new expiry) |
 //! | `ForgetClient` | Session → Router | the session it resumed had ended: drop stale subscriptions |
 //! | `Persist { ops, done }` | Router/Session → Persistence | store ops; `done` resolves once durable (`sync`) |
@@ -28,7 +28,7 @@
 //! | `LoadSession { client_id, reply, then }` → `Loaded` | Router or ownership task → Persistence | a session actor died (or another node held it); the stored state goes to the new actor (`Loaded::Failed`: the connection is refused); `then` is applied after the load |
 //! | `FlushNow` | Broker → Persistence | final flush at shutdown |
 //! | `RemoteTakeover { client_id, flushed }` | ownership task → Router | cluster: another node claimed the id; the local session closes (`Takeover { flushed }`: it sends an empty `Persist` whose `done` answers the other node once the final state is stored) |
-//! | `AttachCluster { port }` | Broker → Router | the cluster port replaces `Standalone` |
+//! | `AttachCluster { port }` → `bool` | Broker → Router | the cluster port replaces `Standalone`; false when the router failed doing it (the broker then does not start) |
 //! | `RouteRemote { msg, origin, share }` | cluster bridge → Router | a message from another node, routed to local sessions only |
 //! | `RestoreSession { subscriptions, next_seq, replay }` → `Option<Restored>` | Session → Router | cluster: a session loaded from JetStream; its subscriptions join the router before the CONNACK; with a replay cursor the router asks the bridge for the message log and holds the session's deliveries |
 //! | `ReplayDone { client_id, messages }` | cluster bridge → Router | the log's messages the resumed session had not received; delivered before the held ones |
@@ -36,6 +36,8 @@
 mod actor;
 mod cluster;
 mod dispatch;
+#[cfg(all(test, feature = "fault-injection"))]
+mod fault_tests;
 mod interest;
 pub mod messages;
 mod outbox;
@@ -43,6 +45,7 @@ mod plan;
 #[cfg(test)]
 mod plan_tests;
 mod port;
+mod redo;
 mod replay;
 mod reshare;
 mod restore;

@@ -105,6 +105,12 @@ impl Router {
         let mut held = 0usize;
         while let Some(h) = self.cluster.next_held(&client) {
             held += 1;
+            // Tests: `$fault/router/ReplayDone/held` fails the release once one held
+            // delivery went out and the next was taken.
+            #[cfg(feature = "fault-injection")]
+            if held > 1 && self.faults.take("ReplayDone/held") {
+                panic!("injected fault in router ReplayDone/held");
+            }
             let _ = self.deliver(&h.msg, [h.delivery], Vec::new(), h.origin);
         }
         self.cluster.end_replay(&client);

@@ -142,6 +142,8 @@ impl Session {
     /// another online member of their group (section 4.8.2); those no one else takes
     /// stay here, to be re-sent (DUP) if the client returns. Nothing else is handled
     /// until the router has answered, so a reconnecting client cannot get them too.
+    /// A router that failed meanwhile (no answer) is asked once more once restarted: a
+    /// session that is not persistent ends next, and what stays here is lost.
     pub(super) fn hand_over_shared(&mut self, ctx: &mut Context<Self>) {
         let items = self.state.shared_handover();
         if items.is_empty() {
@@ -151,12 +153,20 @@ impl Session {
             .iter()
             .map(|o| std::sync::Arc::clone(&o.msg))
             .collect();
-        let ask = self.router.send(Reshare {
-            from: self.state.client_id.clone(),
-            items,
-        });
+        let (router, from) = (self.router.clone(), self.state.client_id.clone());
+        let ask = async move {
+            let again = items.clone();
+            let reshare = |items| Reshare {
+                from: from.clone(),
+                items,
+            };
+            match router.send(reshare(items)).await {
+                Ok(None) => router.send(reshare(again)).await,
+                answer => answer,
+            }
+        };
         let fut = ask.into_actor(self).map(move |placed, act, _| {
-            // (No answer: the router failed, and every message stays here.)
+            // (No answer: the router failed twice, and every message stays here.)
             let Ok(Some(placed)) = placed else { return };
             let gone: Vec<_> = msgs
                 .into_iter()

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use starling::protocol::{Packet, Properties, QoS};
+use starling::protocol::{Packet, Properties, QoS, ReasonCode};
 
 use super::common::{
     await_routes, connect_persistent, drain, text, Event, RawClient, StarlingCluster,
@@ -20,20 +20,21 @@ const BEFORE_KILL: usize = 40;
 /// QoS 1), in publish order after what it already had.
 #[allow(dead_code)]
 pub async fn every_acknowledged_message_arrives(cluster: &mut StarlingCluster) {
-    resume_after_kill(cluster, None).await;
+    resume_after_kill(cluster, &[]).await;
 }
 
-/// The same, with a failure of the router handler `fault` armed on node 2 before the
-/// resume (`fault-injection` builds), and a second publisher streaming during it.
+/// The same, with failures of the router `faults` (handler names, or fault points such
+/// as `ReplayDone/held`) armed on node 2 before the resume (`fault-injection` builds),
+/// and a second publisher streaming during it. A resume the fault refused is retried.
 #[allow(dead_code)]
 pub async fn every_acknowledged_message_arrives_despite(
     cluster: &mut StarlingCluster,
-    fault: &str,
+    faults: &[&str],
 ) {
-    resume_after_kill(cluster, Some(fault)).await;
+    resume_after_kill(cluster, faults).await;
 }
 
-async fn resume_after_kill(cluster: &mut StarlingCluster, fault: Option<&str>) {
+async fn resume_after_kill(cluster: &mut StarlingCluster, faults: &[&str]) {
     let (mut sub, present) = connect_persistent(&cluster.nodes[0], "k-sub").await;
     assert!(!present);
     sub.subscribe(&[("k/#", QoS::AtLeastOnce)]).await;
@@ -58,11 +59,11 @@ async fn resume_after_kill(cluster: &mut StarlingCluster, fault: Option<&str>) {
         .await
         .expect("publisher bounded")
         .expect("every publish acknowledged");
-    let (total, during) = match fault {
-        Some(handler) => (N + DURING, Some(arm_and_stream(cluster, handler).await)),
-        None => (N, None),
+    let (total, during) = match faults {
+        [] => (N, None),
+        faults => (N + DURING, Some(arm_and_stream(cluster, faults).await)),
     };
-    let (mut again, present) = connect_persistent(&cluster.nodes[2], "k-sub").await;
+    let (mut again, present) = resume(cluster.addr(2), "k-sub").await;
     assert!(present, "the session survives kill -9 of its node");
     if let Some(during) = during {
         tokio::time::timeout(WAIT * 6, during)
@@ -93,11 +94,11 @@ async fn resume_after_kill(cluster: &mut StarlingCluster, fault: Option<&str>) {
         firsts.windows(2).all(|w| w[0] < w[1]),
         "new messages out of order after the resume: {firsts:?}"
     );
-    if let Some(handler) = fault {
-        let injected = format!("injected fault in router {handler}");
+    for fault in faults {
+        let injected = format!("injected fault in router {fault}");
         assert!(
             cluster.nodes[2].log_text().contains(&injected),
-            "the fault fired on node 2"
+            "the fault {fault} fired on node 2"
         );
     }
     again.disconnect().await;
@@ -106,11 +107,28 @@ async fn resume_after_kill(cluster: &mut StarlingCluster, fault: Option<&str>) {
 /// Messages the second publisher sends while the session resumes.
 const DURING: u32 = 200;
 
-/// Arms the fault on node 2, then starts publishing `k/301..=500` from node 1.
-async fn arm_and_stream(cluster: &StarlingCluster, handler: &str) -> tokio::task::JoinHandle<()> {
+/// Connects `id` persistently (3.1.1) to `addr`; a refused CONNECT (the router failed
+/// while resuming the session) is retried, three attempts in all.
+async fn resume(addr: std::net::SocketAddr, id: &str) -> (RawClient, bool) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut c = RawClient::open(addr).await;
+        let ack = c.connect_v311(id, false, 60).await;
+        if ack.reason == ReasonCode::SUCCESS {
+            return (c, ack.session_present);
+        }
+        assert!(attempts < 3, "CONNECT of {id} refused {attempts} times");
+    }
+}
+
+/// Arms the faults on node 2, then starts publishing `k/301..=500` from node 1.
+async fn arm_and_stream(cluster: &StarlingCluster, faults: &[&str]) -> tokio::task::JoinHandle<()> {
     let mut arm = RawClient::connected_v5(cluster.addr(2), "k-arm", Properties::default()).await;
-    let topic = format!("$fault/router/{handler}");
-    arm.publish(&topic, QoS::AtLeastOnce, false, b"arm").await;
+    for fault in faults {
+        let topic = format!("$fault/router/{fault}");
+        arm.publish(&topic, QoS::AtLeastOnce, false, b"arm").await;
+    }
     arm.disconnect().await;
     let p = RawClient::connected_v5(cluster.addr(1), "k-pub2", Properties::default()).await;
     stream(p, N + 1..=N + DURING)

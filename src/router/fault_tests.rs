@@ -1,0 +1,165 @@
+//! Failures of the router handlers that no client can trigger: those that run at
+//! broker start (before the listeners open) or stop. Each test arms the fault through
+//! the router's `Faults` before starting it under its `Supervisor`, sends the message
+//! as the broker does, and checks that the restarted router still serves.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::actor::Router;
+use super::interest::InterestChange;
+use super::messages::{Adopt, AttachCluster, GetStats, Route, RouterStats};
+use super::port::ClusterPort;
+use super::state::RouterState;
+use super::test_support::{entry, filter, message};
+use crate::config::{Durability, StorageConfig};
+use crate::persistence::convert::subscription_record;
+use crate::persistence::{
+    Backlog, Durable, MemoryStore, Persistence, SessionRecord, StoredSession,
+};
+use crate::protocol::QoS;
+use crate::session::{Session, Shared};
+
+/// The longest wait for any one answer.
+const ANSWER: Duration = Duration::from_secs(5);
+
+/// A persistent 5.0 session "stored", offline, subscribed to `t/#` at QoS 1.
+fn stored_session() -> StoredSession {
+    StoredSession {
+        record: SessionRecord {
+            client_id: "stored".into(),
+            protocol: 5,
+            expiry_secs: 300,
+            disconnected_at_ms: None,
+            will: None,
+        },
+        subscriptions: vec![subscription_record(
+            &filter("t/#"),
+            &entry(QoS::AtLeastOnce),
+        )],
+        queue: Vec::new(),
+        inbound_qos2: Vec::new(),
+        replay: None,
+    }
+}
+
+/// A router restored from a snapshot holding [`stored_session`] (the store itself is an
+/// empty memory store), under its supervisor, with a failure armed in each handler of
+/// `faults`, and what its sessions share.
+fn router_with(faults: &[&str]) -> (Addr<Router>, Arc<Shared>) {
+    let config = StorageConfig::default();
+    let backlog = Backlog::default();
+    let store = Box::new(MemoryStore::new());
+    let persistence = Persistence::new(store, &config, backlog.clone()).start();
+    let snapshot = crate::persistence::Snapshot {
+        sessions: vec![stored_session()],
+        retained: Vec::new(),
+        next_seq: 1,
+    };
+    let mut router = Router::new(
+        RouterState::restore(&snapshot),
+        persistence.clone(),
+        Durability::Sync,
+        backlog,
+    );
+    for name in faults {
+        router.faults.arm(name);
+    }
+    let router = Supervisor::start(move |_| router);
+    let shared = Shared::for_tests(router.clone(), persistence);
+    (router, shared)
+}
+
+/// Starts the stored session's actor and has the router adopt it, as the broker does.
+async fn adopt(router: &Addr<Router>, shared: &Arc<Shared>) {
+    let shared2 = Arc::clone(shared);
+    let addr = Session::restored(stored_session(), shared2).start();
+    let adopt = Adopt {
+        client_id: "stored".into(),
+        addr,
+    };
+    let sent = tokio::time::timeout(ANSWER, router.send(adopt)).await;
+    sent.expect("Adopt answered").expect("router alive");
+}
+
+async fn stats(router: &Addr<Router>) -> RouterStats {
+    let sent = tokio::time::timeout(ANSWER, router.send(GetStats)).await;
+    sent.expect("GetStats answered").expect("router alive")
+}
+
+/// How many sessions a QoS 1 message on `t/x` reaches.
+async fn route(router: &Addr<Router>) -> usize {
+    let route = Route {
+        msg: message("t/x", QoS::AtLeastOnce, false, "m"),
+        inbound_qos2: None,
+    };
+    let sent = tokio::time::timeout(ANSWER, router.send(route)).await;
+    sent.expect("Route answered").expect("router alive").matched
+}
+
+/// Adopt fails at start: the restarted router must still have the stored session in
+/// its registry, or the messages for it are skipped and its client's next CONNECT
+/// finds no session and deletes the stored one.
+#[actix_rt::test]
+async fn a_failed_adopt_still_puts_the_stored_session_in_the_registry() {
+    let (router, shared) = router_with(&["Adopt"]);
+    adopt(&router, &shared).await;
+    assert_eq!(stats(&router).await.sessions, 1, "the session was adopted");
+    assert_eq!(
+        route(&router).await,
+        1,
+        "a message reaches the stored session"
+    );
+}
+
+/// Control: without a fault the same steps give the same answers.
+#[actix_rt::test]
+async fn an_adopted_session_is_reached() {
+    let (router, shared) = router_with(&[]);
+    adopt(&router, &shared).await;
+    assert_eq!(stats(&router).await.sessions, 1);
+    assert_eq!(route(&router).await, 1);
+}
+
+/// A cluster port that records the interest changes it hears.
+#[derive(Clone, Default)]
+struct Recording(Arc<Mutex<Vec<InterestChange>>>);
+
+impl ClusterPort for Recording {
+    fn interest(&self, changes: Vec<InterestChange>, _barrier: bool) -> Option<Durable> {
+        self.0.lock().expect("not poisoned").extend(changes);
+        None
+    }
+}
+
+async fn attach(router: &Addr<Router>, port: &Recording) -> bool {
+    let attach = AttachCluster {
+        port: Box::new(port.clone()),
+    };
+    let sent = tokio::time::timeout(ANSWER, router.send(attach)).await;
+    sent.expect("AttachCluster answered").expect("router alive")
+}
+
+/// AttachCluster fails at start: the answer says so (the broker then refuses to start
+/// rather than run as a node the others never hear of), and it is true: the port
+/// heard nothing.
+#[actix_rt::test]
+async fn a_failed_attach_cluster_answers_false() {
+    let (router, _shared) = router_with(&["AttachCluster"]);
+    let port = Recording::default();
+    assert!(!attach(&router, &port).await, "the failure is reported");
+    assert_eq!(stats(&router).await.subscriptions, 1, "the router serves");
+    assert!(port.0.lock().expect("not poisoned").is_empty());
+}
+
+/// Control: an attached port hears of the subscriptions restored from the store.
+#[actix_rt::test]
+async fn an_attached_cluster_hears_the_stored_subscriptions() {
+    let (router, _shared) = router_with(&[]);
+    let port = Recording::default();
+    assert!(attach(&router, &port).await);
+    let heard = port.0.lock().expect("not poisoned").clone();
+    assert_eq!(heard, vec![InterestChange::Add(filter("t/#"))]);
+}
