@@ -34,7 +34,7 @@ const PREFIX: &str = "starling.l.";
 const ATTEMPTS: u32 = 9;
 const RETRY_STEP: Duration = Duration::from_millis(500);
 const ACK_TIMEOUT: Duration = Duration::from_secs(4);
-/// Bound of one replay (consumer creation and reading).
+/// Bound of one replay (consumer creation and reading, its tries again included).
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Clock difference tolerated between nodes: a message stamped up to this much before
 /// a subscription's time is still replayed to it (a duplicate rather than a loss).
@@ -130,7 +130,8 @@ pub(super) async fn run(stream: stream::Stream, job: ReplayJob, router: Addr<Rou
     if let Some(after) = after {
         after.wait().await;
     }
-    let messages = match tokio::time::timeout(REPLAY_TIMEOUT, fetch(&stream, &cursor)).await {
+    let fetched = tokio::time::timeout(REPLAY_TIMEOUT, fetch_retrying(&stream, &cursor, &client));
+    let messages = match fetched.await {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => {
             warn!(client_id = %client, error = e, "message log replay failed");
@@ -147,6 +148,29 @@ pub(super) async fn run(stream: stream::Stream, job: ReplayJob, router: Addr<Rou
         generation,
         messages,
     });
+}
+
+/// [`fetch`], tried again after a failure (JetStream answers 503 "no responders" while a
+/// stream or consumer leader is being elected, e.g. just after a node restarted): an
+/// empty answer would release the session's held deliveries without what only the log
+/// holds. Bounded by the caller's [`REPLAY_TIMEOUT`] and [`ATTEMPTS`].
+async fn fetch_retrying(
+    stream: &stream::Stream,
+    cursor: &ReplayCursor,
+    client: &ClientId,
+) -> Result<Vec<(Arc<Message>, Origin)>, String> {
+    let mut attempt = 1;
+    loop {
+        match fetch(stream, cursor).await {
+            Ok(messages) => return Ok(messages),
+            Err(e) if attempt < ATTEMPTS => {
+                warn!(client_id = %client, attempt, error = e, "message log replay failed; trying again");
+                tokio::time::sleep(RETRY_STEP * attempt).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The log's messages a subscription of `cursor` matches, made after the subscription,

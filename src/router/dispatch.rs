@@ -8,6 +8,7 @@ use tracing::warn;
 use super::actor::Router;
 use super::messages::*;
 use super::outbox::FlushOutbox;
+use super::replay::ReplayGuard;
 use crate::guard::{calls, guarded_handlers, Guarded};
 use crate::persistence::failed_ticket;
 
@@ -66,6 +67,7 @@ calls!(Router {
     AttachCluster => on_attach_cluster, failed false;
     RestoreSession => on_restore_session, failed None;
     ReplayDone => on_replay_done, failed ();
+    ReplayGuard => on_replay_guard, failed ();
 });
 
 #[cfg(feature = "fault-injection")]

@@ -32,6 +32,7 @@
 //! | `RouteRemote { msg, origin, share }` | cluster bridge → Router | a message from another node, routed to local sessions only |
 //! | `RestoreSession { subscriptions, next_seq, replay }` → `Option<Restored>` | Session → Router | cluster: a session loaded from JetStream; its subscriptions join the router before the CONNACK; with a replay cursor the router asks the bridge for the message log and holds the session's deliveries |
 //! | `ReplayDone { client_id, messages }` | cluster bridge → Router | the log's messages the resumed session had not received; delivered before the held ones |
+//! | `ReplayGuard` | Router → itself (`ctx.notify_later`) | a replay's answer is overdue (90 s): its held deliveries go out without it |
 
 mod actor;
 mod cluster;

@@ -24,6 +24,15 @@ use crate::persistence::ReplayCursor;
 /// the log writes queued before it.
 const REPLAY_GUARD: Duration = Duration::from_secs(90);
 
+/// Sent by the router to itself: replay `generation` of a session is overdue, its held
+/// deliveries go out without it; `None`: at once (its replay could not be asked again).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct ReplayGuard {
+    client_id: ClientId,
+    generation: Option<u64>,
+}
+
 impl Router {
     /// After the restore's interest changes: asks the cluster for the log since `cursor`;
     /// the cluster holds the session's deliveries until the answer.
@@ -51,7 +60,10 @@ impl Router {
                 Some(generation) => self.arm_replay_guard(client, generation, ctx),
                 None => {
                     warn!(client_id = %client, "message log replay not asked again; delivering without it");
-                    self.finish_replay(client, Vec::new(), ctx);
+                    ctx.notify(ReplayGuard {
+                        client_id: client,
+                        generation: None,
+                    });
                 }
             }
         }
@@ -59,14 +71,24 @@ impl Router {
 
     /// The bridge always answers within its own bounds; should it not, the held
     /// deliveries go out without the replay after [`REPLAY_GUARD`] (a late answer is then
-    /// dropped).
+    /// dropped). A message, not a timer callback, so that it runs guarded.
     fn arm_replay_guard(&mut self, client: ClientId, generation: u64, ctx: &mut Context<Router>) {
-        ctx.run_later(REPLAY_GUARD, move |act, ctx| {
-            if act.cluster.replaying(&client, generation) {
-                warn!(client_id = %client, "no message log replay in time; delivering without it");
-                act.finish_replay(client, Vec::new(), ctx);
+        let guard = ReplayGuard {
+            client_id: client,
+            generation: Some(generation),
+        };
+        ctx.notify_later(guard, REPLAY_GUARD);
+    }
+
+    pub(super) fn on_replay_guard(&mut self, msg: ReplayGuard, ctx: &mut Context<Self>) {
+        let client = msg.client_id;
+        if let Some(generation) = msg.generation {
+            if !self.cluster.replaying(&client, generation) {
+                return;
             }
-        });
+            warn!(client_id = %client, "no message log replay in time; delivering without it");
+        }
+        self.finish_replay(client, Vec::new(), ctx);
     }
 
     pub(super) fn on_replay_done(&mut self, msg: ReplayDone, ctx: &mut Context<Self>) {

@@ -59,18 +59,22 @@ async fn resume_after_kill(cluster: &mut StarlingCluster, faults: &[&str]) {
         .await
         .expect("publisher bounded")
         .expect("every publish acknowledged");
-    let (total, during) = match faults {
-        [] => (N, None),
-        faults => (N + DURING, Some(arm_and_stream(cluster, faults).await)),
+    let during = match faults {
+        [] => None,
+        faults => Some(arm_and_stream(cluster, faults).await),
     };
     let (mut again, present) = resume(cluster.addr(2), "k-sub").await;
     assert!(present, "the session survives kill -9 of its node");
-    if let Some(during) = during {
-        tokio::time::timeout(WAIT * 6, during)
-            .await
-            .expect("second publisher bounded")
-            .expect("every publish acknowledged");
-    }
+    let total = match during {
+        None => N,
+        Some((resumed, during)) => {
+            let _ = resumed.send(());
+            tokio::time::timeout(WAIT * 6, during)
+                .await
+                .expect("second publisher bounded")
+                .expect("every publish acknowledged")
+        }
+    };
     let after: Vec<u32> = drain(&mut again, QUIET * 4, WAIT * 3)
         .await
         .iter()
@@ -104,8 +108,13 @@ async fn resume_after_kill(cluster: &mut StarlingCluster, faults: &[&str]) {
     again.disconnect().await;
 }
 
-/// Messages the second publisher sends while the session resumes.
-const DURING: u32 = 200;
+/// The second publisher: at most this many messages, paced by [`PACE`], and at least
+/// [`AFTER_RESUME`] of them once the session resumed, so that it still publishes while
+/// the resumed session's replay holds its deliveries (the fault point
+/// `ReplayDone/held` needs two held), however long the resume took.
+const DURING_MAX: u32 = 2_000;
+const AFTER_RESUME: u32 = 100;
+const PACE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Connects `id` persistently (3.1.1) to `addr`; a refused CONNECT (the router failed
 /// while resuming the session) is retried, three attempts in all.
@@ -122,16 +131,43 @@ async fn resume(addr: std::net::SocketAddr, id: &str) -> (RawClient, bool) {
     }
 }
 
-/// Arms the faults on node 2, then starts publishing `k/301..=500` from node 1.
-async fn arm_and_stream(cluster: &StarlingCluster, faults: &[&str]) -> tokio::task::JoinHandle<()> {
+/// Arms the faults on node 2, then starts publishing `k/301...` from node 1 until
+/// [`AFTER_RESUME`] messages after the returned sender fires (the session resumed). The
+/// task answers the last number published.
+async fn arm_and_stream(
+    cluster: &StarlingCluster,
+    faults: &[&str],
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<u32>,
+) {
     let mut arm = RawClient::connected_v5(cluster.addr(2), "k-arm", Properties::default()).await;
     for fault in faults {
         let topic = format!("$fault/router/{fault}");
         arm.publish(&topic, QoS::AtLeastOnce, false, b"arm").await;
     }
     arm.disconnect().await;
-    let p = RawClient::connected_v5(cluster.addr(1), "k-pub2", Properties::default()).await;
-    stream(p, N + 1..=N + DURING)
+    let mut p = RawClient::connected_v5(cluster.addr(1), "k-pub2", Properties::default()).await;
+    let (resumed, mut on_resume) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut pace = tokio::time::interval(PACE);
+        let mut last = N + DURING_MAX;
+        for i in N + 1..=N + DURING_MAX {
+            pace.tick().await;
+            let (topic, payload) = (format!("k/{i}"), format!("k-{i}"));
+            p.publish(&topic, QoS::AtLeastOnce, false, payload.as_bytes())
+                .await;
+            if on_resume.try_recv().is_ok() {
+                last = last.min(i + AFTER_RESUME);
+            }
+            if i == last {
+                break;
+            }
+        }
+        p.disconnect().await;
+        last
+    });
+    (resumed, task)
 }
 
 /// Publishes `k/i` (payload `k-i`) at QoS 1 for each `i`, each once its PUBACK arrived.
