@@ -23,6 +23,7 @@ use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, Durability, ListenerKind};
 use crate::message::ClientId;
 use crate::persistence::{self, Backlog, FlushNow, Persistence, PersistenceError, Snapshot};
+use crate::router::link::SessionRef;
 use crate::router::messages::{Adopt, AttachCluster, GetStats, ShutdownSessions};
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
@@ -307,6 +308,7 @@ async fn restore_sessions(snapshot: Snapshot, shared: &Arc<Shared>, workers: &Wo
         let addr = Session::start_in_arbiter(workers.next_arbiter(), move |_| {
             Session::restored(stored, shared2)
         });
+        let addr = SessionRef::new(addr);
         shared.router.do_send(Adopt { client_id, addr });
     }
     // The router handles one sender's messages in order: this answer comes after them.

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 use tracing::debug;
 
+use super::link::{SessionRef, Takeover};
 use super::messages::*;
 use super::outbox::Outbox;
 use super::plan::Plan;
@@ -21,7 +22,6 @@ use crate::persistence::convert::subscription_record;
 use crate::persistence::{
     ticket, Backlog, Durable, LoadSession, Op, Persist, Persistence, SessionRecord,
 };
-use crate::session::{Session, Shutdown, Takeover};
 
 /// Mailbox size: high enough that a `send` never parks. A parked `send` is retried when
 /// its future is next polled, and a later `send` from the same session could go in
@@ -32,7 +32,7 @@ pub const MAILBOX_CAPACITY: usize = 1 << 30;
 /// The router actor.
 pub struct Router {
     pub(super) state: RouterState,
-    pub(super) sessions: HashMap<ClientId, Addr<Session>>,
+    pub(super) sessions: HashMap<ClientId, SessionRef>,
     pub(super) persistence: Addr<Persistence>,
     pub(super) durability: Durability,
     /// What the persistence actor has yet to handle of what the router sent it.
@@ -140,7 +140,7 @@ impl Router {
         self.outbox.flush();
         let client = msg.client_id;
         let previous = self.sessions.insert(client.clone(), msg.addr);
-        if self.cluster.loads_sessions() && !previous.as_ref().is_some_and(Addr::connected) {
+        if self.cluster.loads_sessions() && !previous.as_ref().is_some_and(|p| p.connected()) {
             return Some(self.register_elsewhere(client, msg.clean_start, msg.persist));
         }
         let persistent = self.state.is_persistent(&client);
@@ -170,7 +170,7 @@ impl Router {
             }
             Some(old) if msg.clean_start => {
                 self.drop_client(&client);
-                old.do_send(Takeover {
+                old.take_over(Takeover {
                     handover: None,
                     flushed: None,
                 });
@@ -178,7 +178,7 @@ impl Router {
             }
             Some(old) => {
                 let (tx, rx) = oneshot::channel();
-                old.do_send(Takeover {
+                old.take_over(Takeover {
                     handover: Some(tx),
                     flushed: None,
                 });
@@ -371,7 +371,7 @@ impl Router {
     ) -> bool {
         self.outbox.flush();
         for addr in self.sessions.values() {
-            addr.do_send(Shutdown);
+            addr.shut_down();
         }
         true
     }

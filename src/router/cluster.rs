@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::actor::Router;
+use super::link::Takeover;
 use super::messages::{
     AttachCluster, EvictSessions, Prior, RegisterReply, RemoteTakeover, RestoreSession, Restored,
     RetainRemote, RouteRemote,
@@ -18,7 +19,6 @@ use super::state::Shares;
 use crate::message::ClientId;
 use crate::persistence::convert::subscription_from_record;
 use crate::persistence::{Persist, SessionRecord};
-use crate::session::{Evict, Takeover};
 
 impl Router {
     pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) -> bool {
@@ -39,12 +39,8 @@ impl Router {
 impl Router {
     pub(super) fn on_evict_sessions(&mut self, msg: EvictSessions, _: &mut Context<Self>) {
         info!(sessions = self.sessions.len(), reason = %msg.reason, "closing every connection");
-        let evict = Evict {
-            reason: msg.reason,
-            why: msg.why,
-        };
         for addr in self.sessions.values() {
-            addr.do_send(evict);
+            addr.evict(msg.reason, msg.why);
         }
     }
 }
@@ -58,7 +54,7 @@ impl Router {
             return;
         };
         if let Some(addr) = self.sessions.get(client) {
-            addr.do_send(Evict { reason, why });
+            addr.evict(reason, why);
         }
     }
 }
@@ -108,7 +104,7 @@ impl Router {
             return;
         };
         info!(client_id = %msg.client_id, "session taken over by another node");
-        addr.do_send(Takeover {
+        addr.take_over(Takeover {
             handover: None,
             flushed: msg.flushed,
         });

@@ -3,6 +3,8 @@
 //! the router's `Faults` before starting it under its `Supervisor`, sends the message
 //! as the broker does, and checks that the restarted router still serves.
 
+use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,17 +12,18 @@ use actix::prelude::*;
 
 use super::actor::Router;
 use super::interest::InterestChange;
+use super::link::{SessionLink, SessionRef, Takeover};
 use super::messages::{Adopt, AttachCluster, GetStats, Route, RouterStats};
 use super::port::ClusterPort;
 use super::state::RouterState;
 use super::test_support::{entry, filter, message};
 use crate::config::{Durability, StorageConfig};
+use crate::delivery::Outgoing;
 use crate::persistence::convert::subscription_record;
 use crate::persistence::{
     Backlog, Durable, MemoryStore, Persistence, SessionRecord, StoredSession,
 };
-use crate::protocol::QoS;
-use crate::session::{Session, Shared};
+use crate::protocol::{QoS, ReasonCode};
 
 /// The longest wait for any one answer.
 const ANSWER: Duration = Duration::from_secs(5);
@@ -47,8 +50,8 @@ fn stored_session() -> StoredSession {
 
 /// A router restored from a snapshot holding [`stored_session`] (the store itself is an
 /// empty memory store), under its supervisor, with a failure armed in each handler of
-/// `faults`, and what its sessions share.
-fn router_with(faults: &[&str]) -> (Addr<Router>, Arc<Shared>) {
+/// `faults`.
+fn router_with(faults: &[&str]) -> Addr<Router> {
     let config = StorageConfig::default();
     let backlog = Backlog::default();
     let store = Box::new(MemoryStore::new());
@@ -67,21 +70,57 @@ fn router_with(faults: &[&str]) -> (Addr<Router>, Arc<Shared>) {
     for name in faults {
         router.faults.arm(name);
     }
-    let router = Supervisor::start(move |_| router);
-    let shared = Shared::for_tests(router.clone(), persistence);
-    (router, shared)
+    Supervisor::start(move |_| router)
 }
 
-/// Starts the stored session's actor and has the router adopt it, as the broker does.
-async fn adopt(router: &Addr<Router>, shared: &Arc<Shared>) {
-    let shared2 = Arc::clone(shared);
-    let addr = Session::restored(stored_session(), shared2).start();
+/// A session that counts the deliveries it is handed.
+#[derive(Clone, Default)]
+struct Counting(Arc<AtomicUsize>);
+
+impl SessionLink for Counting {
+    fn deliver(&self, _: Outgoing) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn deliver_batch(&self, batch: Vec<Outgoing>) {
+        self.0.fetch_add(batch.len(), Ordering::SeqCst);
+    }
+    fn take_over(&self, _: Takeover) {}
+    fn evict(&self, _: ReasonCode, _: &'static str) {}
+    fn shut_down(&self) {}
+    fn connected(&self) -> bool {
+        true
+    }
+    fn same(&self, other: &dyn SessionLink) -> bool {
+        let other = other.as_any().downcast_ref::<Counting>();
+        other.is_some_and(|o| Arc::ptr_eq(&o.0, &self.0))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Has the router adopt the stored session, as the broker does once it started its
+/// actor (here a [`Counting`] link).
+async fn adopt(router: &Addr<Router>, session: &Counting) {
     let adopt = Adopt {
         client_id: "stored".into(),
-        addr,
+        addr: SessionRef::new(session.clone()),
     };
     let sent = tokio::time::timeout(ANSWER, router.send(adopt)).await;
     sent.expect("Adopt answered").expect("router alive");
+}
+
+/// Waits (bounded) until `session` was handed `n` deliveries: the router sends them at
+/// the end of its turn.
+async fn delivered(session: &Counting, n: usize) {
+    let deadline = tokio::time::Instant::now() + ANSWER;
+    while session.0.load(Ordering::SeqCst) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivered to the session"
+        );
+        tokio::task::yield_now().await;
+    }
 }
 
 async fn stats(router: &Addr<Router>) -> RouterStats {
@@ -104,23 +143,27 @@ async fn route(router: &Addr<Router>) -> usize {
 /// finds no session and deletes the stored one.
 #[actix_rt::test]
 async fn a_failed_adopt_still_puts_the_stored_session_in_the_registry() {
-    let (router, shared) = router_with(&["Adopt"]);
-    adopt(&router, &shared).await;
+    let router = router_with(&["Adopt"]);
+    let session = Counting::default();
+    adopt(&router, &session).await;
     assert_eq!(stats(&router).await.sessions, 1, "the session was adopted");
     assert_eq!(
         route(&router).await,
         1,
         "a message reaches the stored session"
     );
+    delivered(&session, 1).await;
 }
 
 /// Control: without a fault the same steps give the same answers.
 #[actix_rt::test]
 async fn an_adopted_session_is_reached() {
-    let (router, shared) = router_with(&[]);
-    adopt(&router, &shared).await;
+    let router = router_with(&[]);
+    let session = Counting::default();
+    adopt(&router, &session).await;
     assert_eq!(stats(&router).await.sessions, 1);
     assert_eq!(route(&router).await, 1);
+    delivered(&session, 1).await;
 }
 
 /// A cluster port that records the interest changes it hears.
@@ -147,7 +190,7 @@ async fn attach(router: &Addr<Router>, port: &Recording) -> bool {
 /// heard nothing.
 #[actix_rt::test]
 async fn a_failed_attach_cluster_answers_false() {
-    let (router, _shared) = router_with(&["AttachCluster"]);
+    let router = router_with(&["AttachCluster"]);
     let port = Recording::default();
     assert!(!attach(&router, &port).await, "the failure is reported");
     assert_eq!(stats(&router).await.subscriptions, 1, "the router serves");
@@ -157,7 +200,7 @@ async fn a_failed_attach_cluster_answers_false() {
 /// Control: an attached port hears of the subscriptions restored from the store.
 #[actix_rt::test]
 async fn an_attached_cluster_hears_the_stored_subscriptions() {
-    let (router, _shared) = router_with(&[]);
+    let router = router_with(&[]);
     let port = Recording::default();
     assert!(attach(&router, &port).await);
     let heard = port.0.lock().expect("not poisoned").clone();

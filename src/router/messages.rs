@@ -5,12 +5,12 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::link::{Handoff, SessionRef};
 use super::state::SubscribeOutcome;
 use crate::delivery::{Origin, Outgoing, SubEntry};
 use crate::message::{ClientId, Message};
 use crate::persistence::{Durable, Loaded, SessionRecord};
 use crate::protocol::PacketId;
-use crate::session::{Handover, Session};
 use crate::topic::TopicFilter;
 
 /// A session actor with a new connection claims its client id. If another actor holds
@@ -22,7 +22,7 @@ use crate::topic::TopicFilter;
 pub struct Register {
     pub client_id: ClientId,
     pub clean_start: bool,
-    pub addr: Addr<Session>,
+    pub addr: SessionRef,
     /// The session's record when it is persistent (session expiry > 0).
     pub persist: Option<SessionRecord>,
 }
@@ -38,7 +38,7 @@ pub struct RegisterReply {
 /// Where a resumed session's previous state comes from.
 pub enum Prior {
     /// The live actor that held the client id hands its state over.
-    Live(oneshot::Receiver<Handover>),
+    Live(oneshot::Receiver<Handoff>),
     /// The store: the previous actor died, or (cluster mode) another node held it.
     Stored(oneshot::Receiver<Loaded>),
 }
@@ -48,7 +48,7 @@ pub enum Prior {
 #[rtype(result = "()")]
 pub struct Adopt {
     pub client_id: ClientId,
-    pub addr: Addr<Session>,
+    pub addr: SessionRef,
 }
 
 /// A session's stored record changed (went offline, new expiry); `None` when the
@@ -57,7 +57,7 @@ pub struct Adopt {
 #[rtype(result = "()")]
 pub struct UpdateSession {
     pub client_id: ClientId,
-    pub addr: Addr<Session>,
+    pub addr: SessionRef,
     pub record: Option<SessionRecord>,
 }
 
@@ -66,7 +66,7 @@ pub struct UpdateSession {
 #[rtype(result = "()")]
 pub struct WentOffline {
     pub client_id: ClientId,
-    pub addr: Addr<Session>,
+    pub addr: SessionRef,
 }
 
 /// A session ended (clean disconnect or expiry): its subscriptions go.
@@ -74,7 +74,7 @@ pub struct WentOffline {
 #[rtype(result = "()")]
 pub struct SessionEnded {
     pub client_id: ClientId,
-    pub addr: Addr<Session>,
+    pub addr: SessionRef,
 }
 
 /// Forget every subscription of a client whose previous session turned out to have
@@ -222,7 +222,7 @@ pub struct RemoteTakeover {
 #[rtype(result = "Option<Restored>")]
 pub struct RestoreSession {
     pub client_id: ClientId,
-    pub addr: Addr<Session>,
+    pub addr: SessionRef,
     pub subscriptions: Vec<crate::persistence::SubscriptionRecord>,
     pub next_seq: u64,
     /// Where its replay of the cluster's message log starts.

@@ -11,9 +11,9 @@ use ahash::AHashMap as HashMap;
 use actix::prelude::*;
 
 use super::actor::Router;
+use super::link::SessionRef;
 use crate::delivery::Outgoing;
 use crate::message::ClientId;
-use crate::session::{Deliver, DeliverBatch, Session};
 
 /// Held deliveries past which the outbox is flushed at once.
 const MAX_HELD: usize = 8192;
@@ -21,7 +21,7 @@ const MAX_HELD: usize = 8192;
 #[derive(Default)]
 pub(super) struct Outbox {
     index: HashMap<ClientId, usize>,
-    batches: Vec<(Addr<Session>, Vec<Outgoing>)>,
+    batches: Vec<(SessionRef, Vec<Outgoing>)>,
     held: usize,
     /// The last slot handed out, with where its client's id lives (`ClientId::addr`):
     /// consecutive deliveries to one session (a fan-in) skip the lookup. The index
@@ -45,7 +45,7 @@ impl Outbox {
     pub fn slot(
         &mut self,
         client: &ClientId,
-        addr: impl FnOnce(&ClientId) -> Option<Addr<Session>>,
+        addr: impl FnOnce(&ClientId) -> Option<SessionRef>,
     ) -> Option<Slot> {
         if let Some((last, slot)) = self.last {
             if last == client.addr() {
@@ -85,10 +85,10 @@ impl Outbox {
                 0 => {}
                 1 => {
                     if let Some(d) = batch.pop() {
-                        addr.do_send(Deliver(d));
+                        addr.deliver(d);
                     }
                 }
-                _ => addr.do_send(DeliverBatch(batch)),
+                _ => addr.deliver_batch(batch),
             }
         }
         self.index.clear();

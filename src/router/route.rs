@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use actix::prelude::*;
 use ahash::AHashMap as HashMap;
 
 use super::actor::Router;
+use super::link::SessionRef;
 use super::messages::{Route, Routed};
 use super::outbox::{Outbox, Slot};
 use super::plan::{Publish, Sink, Target};
@@ -19,7 +19,6 @@ use crate::delivery::{Origin, Outgoing};
 use crate::message::{ClientId, Message};
 use crate::persistence::{ticket, Durable, Op, PersistDeliveries};
 use crate::protocol::QoS;
-use crate::session::Session;
 
 impl Router {
     pub(super) fn route(&mut self, msg: Route) -> Routed {
@@ -109,7 +108,7 @@ impl Router {
 /// The router's side of a plan: where each client's session is, and the outbox that
 /// takes its deliveries.
 struct RouterSink<'a> {
-    sessions: &'a HashMap<ClientId, Addr<Session>>,
+    sessions: &'a HashMap<ClientId, SessionRef>,
     cluster: &'a dyn ClusterPort,
     /// Whether the port holds anyone's deliveries (asked once per message, so the
     /// common case pays nothing for holds).
@@ -119,7 +118,7 @@ struct RouterSink<'a> {
 
 impl<'a> RouterSink<'a> {
     fn new(
-        sessions: &'a HashMap<ClientId, Addr<Session>>,
+        sessions: &'a HashMap<ClientId, SessionRef>,
         cluster: &'a dyn ClusterPort,
         outbox: &'a mut Outbox,
     ) -> Self {

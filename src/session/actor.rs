@@ -243,7 +243,7 @@ impl Actor for Session {
         let register = Register {
             client_id: self.accepted.client_id.clone(),
             clean_start: self.accepted.clean_start,
-            addr: ctx.address(),
+            addr: super::link::link(ctx.address()),
             persist: self.record(None),
         };
         // Nothing else is handled until the session is resumed: CONNACK goes first.

@@ -5,6 +5,7 @@ use tokio::sync::oneshot;
 
 use super::state::SessionState;
 use crate::delivery::Outgoing;
+use crate::router::link::Handoff;
 
 /// One routed message for this session's client.
 #[derive(Message)]
@@ -23,13 +24,13 @@ pub struct DeliverBatch(pub Vec<Outgoing>);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Takeover {
-    pub handover: Option<oneshot::Sender<Handover>>,
+    pub handover: Option<oneshot::Sender<Handoff>>,
     /// Cluster mode: fires once the store holds the session's final state (everything
     /// this actor sent the persistence actor before closing is acknowledged).
     pub flushed: Option<oneshot::Sender<()>>,
 }
 
-/// What the previous session actor hands to the new one.
+/// What the previous session actor hands to the new one (inside a [`Handoff`]).
 #[derive(Debug)]
 pub enum Handover {
     /// The session continues: here is its state.

@@ -37,6 +37,7 @@ mod inbound;
 mod inflight;
 mod inflow;
 mod lifecycle;
+mod link;
 mod messages;
 mod outbound;
 mod perform;
@@ -51,5 +52,5 @@ mod writer;
 
 pub use actor::Session;
 pub use connect::serve;
-pub use messages::{Deliver, DeliverBatch, Evict, Handover, Shutdown, Takeover};
+pub(crate) use messages::Handover;
 pub use shared::{Isolation, Shared};

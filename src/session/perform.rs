@@ -13,6 +13,7 @@ use super::lifecycle::{Action, Actions, Close, Facts};
 use super::messages::Handover;
 use super::state::SessionState;
 use crate::protocol::{encoded_len, Disconnect, Packet, ReasonCode};
+use crate::router::link::Handoff;
 use crate::router::messages::{SessionEnded, WentOffline};
 
 /// A longest wait for a closing connection to flush before the actor stops anyway.
@@ -94,7 +95,7 @@ impl Session {
     pub(super) fn perform_with(
         &mut self,
         actions: Actions,
-        mut handover: Option<oneshot::Sender<Handover>>,
+        mut handover: Option<oneshot::Sender<Handoff>>,
         ctx: &mut Context<Self>,
     ) {
         for action in actions {
@@ -102,12 +103,12 @@ impl Session {
                 Action::HandOverState => {
                     let state = self.take_state();
                     if let Some(tx) = handover.take() {
-                        let _ = tx.send(Handover::State(state));
+                        let _ = tx.send(Handoff::new(Handover::State(state)));
                     }
                 }
                 Action::AnswerEnded => {
                     if let Some(tx) = handover.take() {
-                        let _ = tx.send(Handover::Ended);
+                        let _ = tx.send(Handoff::new(Handover::Ended));
                     }
                 }
                 other => self.perform_one(other, ctx),
@@ -148,7 +149,7 @@ impl Session {
             }
             Action::EndSession => self.router.do_send(SessionEnded {
                 client_id: self.state.client_id.clone(),
-                addr: ctx.address(),
+                addr: super::link::link(ctx.address()),
             }),
             Action::DropLink => {
                 if let Some(read) = self.link.take().and_then(|l| l.read) {
@@ -176,7 +177,7 @@ impl Session {
         self.store_session_offline(ctx);
         self.router.do_send(WentOffline {
             client_id: self.state.client_id.clone(),
-            addr: ctx.address(),
+            addr: super::link::link(ctx.address()),
         });
         self.hand_over_shared(ctx);
     }

@@ -48,7 +48,7 @@ impl Session {
     pub(super) fn store_session_offline(&self, ctx: &mut Context<Self>) {
         self.router.do_send(UpdateSession {
             client_id: self.state.client_id.clone(),
-            addr: ctx.address(),
+            addr: super::link::link(ctx.address()),
             record: self.record(Some(unix_ms_now())),
         });
     }
@@ -174,7 +174,10 @@ impl Joining {
         match reply.prior {
             None => Some(None),
             Some(Prior::Live(rx)) => match tokio::time::timeout(self.wait, rx).await {
-                Ok(Ok(Handover::State(state))) => Some(Some(state)),
+                Ok(Ok(handoff)) => match handoff.take::<Handover>() {
+                    Some(Handover::State(state)) => Some(Some(state)),
+                    _ => self.forget().await,
+                },
                 // The previous session ended or vanished: its subscriptions are stale.
                 _ => self.forget().await,
             },
@@ -220,7 +223,7 @@ fn restore_message(
 ) -> RestoreSession {
     RestoreSession {
         client_id,
-        addr,
+        addr: super::link::link(addr),
         subscriptions: stored.subscriptions.clone(),
         next_seq: stored.queue.last().map_or(1, |(seq, _)| seq + 1),
         replay: stored.replay.clone(),

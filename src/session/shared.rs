@@ -26,24 +26,6 @@ pub struct Shared {
     pub isolation: Isolation,
 }
 
-#[cfg(all(test, feature = "fault-injection"))]
-impl Shared {
-    /// What a test's sessions share: the default configuration (anyone may connect).
-    pub(crate) fn for_tests(router: Addr<Router>, persistence: Addr<Persistence>) -> Arc<Shared> {
-        let config = Config::default();
-        let auth = crate::auth::PasswordAuthenticator::from_config(&config.auth)
-            .expect("the default authenticator");
-        Arc::new(Shared {
-            config,
-            router,
-            persistence,
-            metrics: Default::default(),
-            auth: Arc::new(auth),
-            isolation: Isolation::default(),
-        })
-    }
-}
-
 /// The node refuses new connections: set in cluster mode by the bridge while the node
 /// is cut off from the cluster (the cluster's isolation watcher), read by the connect path. A
 /// single-host broker is never isolated.
