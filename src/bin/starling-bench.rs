@@ -117,7 +117,7 @@ impl Common {
 
 #[derive(Debug, Subcommand)]
 enum Scenario {
-    /// P publishers each send N messages to bench/fanin/<i>; one subscriber on bench/fanin/+.
+    /// P publishers each send N messages to `bench/fanin/<i>`; one subscriber on `bench/fanin/+`.
     Fanin {
         #[arg(long, default_value_t = 4)]
         publishers: usize,

@@ -69,7 +69,7 @@ pub fn failed_ticket() -> Durable {
 
 /// The routed messages on their way to the persistence actor, not handled yet. With
 /// `periodic` durability nothing else slows publishers down when the store cannot keep
-/// up: past [`BACKLOG_HIGH`] the router's tickets wait for the next flush (as in `sync`),
+/// up: past `BACKLOG_HIGH` (16,384) the router's tickets wait for the next flush (as in `sync`),
 /// so each publisher's acknowledgements, and through its window its publishes, wait for
 /// the store. The router counts what it sends; the persistence actor what it handles.
 #[derive(Debug, Clone, Default)]
