@@ -31,6 +31,8 @@ pub mod topic;
 pub(crate) mod transport;
 
 pub use broker::{Broker, BrokerError, BrokerHandle};
+#[doc(hidden)]
+pub use cluster::replay::LogProbe;
 pub use cluster::JsStore;
 pub use config::Config;
 pub use message::{ClientId, Message};

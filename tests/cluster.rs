@@ -5,6 +5,8 @@
 //! message, only where nats-server is not installed and `CI` is unset.
 
 mod common;
+#[path = "cluster/log.rs"]
+mod log;
 #[path = "cluster/replay.rs"]
 mod replay;
 #[path = "cluster/store.rs"]
@@ -445,6 +447,22 @@ async fn store_loads_follow_purges() {
         .await
         .expect("store cycles exceeded their bound")
         .expect("store cycles");
+}
+
+/// A resumed session's replay of the message log returns the messages the log
+/// acknowledged just before it, over many cycles (`cluster::replay`; an R1 consumer sat
+/// on a random, possibly lagging replica and stopped at what it held). NATS alone: no
+/// Starling nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_replays_follow_writes() {
+    let Some(bin) = nats_server_or_skip("log_replays_follow_writes") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let nats = NatsCluster::start(&bin);
+    tokio::time::timeout(BODY, log::replays_follow_writes(&nats.urls(), 250))
+        .await
+        .expect("replay cycles exceeded their bound");
 }
 
 /// kill -9 of a node in the middle of a QoS 1 stream to a persistent session on it:

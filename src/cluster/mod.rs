@@ -146,7 +146,9 @@
 //!    for the session, written after the batch that queued it; per filter since when it
 //!    exists) says what it already has. Once the session's NATS subscriptions reached the
 //!    server and every log write this node queued before is acknowledged, an ephemeral
-//!    consumer reads the log from the oldest subscription's time and keeps the messages a
+//!    consumer reads the log from the oldest subscription's time, up to the last message
+//!    the stream leader holds (asked first: the consumer sits on a random replica, which
+//!    may not have applied the latest acknowledged writes yet), and keeps the messages a
 //!    plain (not `$share`) subscription of the session matches, published after that
 //!    subscription (1 s of clock skew tolerated), numbered above the cursor for their
 //!    origin. Meanwhile the router holds the session's new deliveries; it then delivers

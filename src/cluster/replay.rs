@@ -193,10 +193,19 @@ async fn fetch(
     let start_ns = i128::from(since.saturating_sub(SKEW_MS)) * 1_000_000;
     let start_time =
         time::OffsetDateTime::from_unix_timestamp_nanos(start_ns).map_err(|e| e.to_string())?;
+    // The leader answers: it holds every write acknowledged so far (a replica may not).
+    // What is acknowledged after this arrives live (the session's subscriptions are in
+    // place), so the read must reach the leader's last message, unless that one is older
+    // than the start (then so is every other).
+    let leader = stream.get_info().await.map_err(|e| e.to_string())?.state;
+    if leader.messages == 0 || leader.last_timestamp < start_time {
+        return Ok(Vec::new());
+    }
     let mut out = Vec::new();
     let policy = consumer::DeliverPolicy::ByStartTime { start_time };
     let filter = format!("{PREFIX}>");
-    super::jetstream::read_ephemeral(stream, policy, filter, BATCH, |m| {
+    let through = leader.last_sequence;
+    super::jetstream::read_ephemeral(stream, policy, filter, through, BATCH, |m| {
         let Ok(env) = Envelope::decode(&m.payload) else {
             return;
         };
@@ -217,6 +226,40 @@ async fn fetch(
     })
     .await?;
     Ok(out)
+}
+
+/// The log seen from a test (tests/cluster.rs): entries written as a node writes them,
+/// and what a resumed session's replay reads. Not part of the embedding API.
+#[doc(hidden)]
+pub struct LogProbe {
+    js: jetstream::Context,
+    stream: stream::Stream,
+}
+
+impl LogProbe {
+    /// Over `js`: the log stream (`replicas` copies), created unless it exists.
+    pub async fn open(js: jetstream::Context, replicas: usize) -> Result<LogProbe, ClusterError> {
+        let stream = ensure_stream(&js, replicas, Duration::from_secs(3600)).await?;
+        Ok(LogProbe { js, stream })
+    }
+
+    /// Writes `msg` as message `seq` of node incarnation `origin`; true once the log
+    /// acknowledged it (when a node would acknowledge it to its publisher).
+    pub async fn append(&self, origin: u64, seq: u64, msg: &Message) -> bool {
+        let Ok(payload) = Envelope::new(origin, seq, msg).encode() else {
+            return false;
+        };
+        let payload = Bytes::from(payload);
+        let subject = log_subject(&super::subject::topic_to_subject(&msg.topic));
+        let ack = write(&self.js, subject.clone(), payload.clone()).await;
+        confirm(self.js.clone(), subject, payload, ack).await
+    }
+
+    /// The (origin, seq) of each message the replay of `cursor` returns, in log order.
+    pub async fn replay(&self, cursor: &ReplayCursor) -> Result<Vec<(u64, u64)>, String> {
+        let messages = fetch(&self.stream, cursor).await?;
+        Ok(messages.iter().map(|(_, o)| (o.node, o.seq)).collect())
+    }
 }
 
 #[cfg(test)]
