@@ -4,6 +4,7 @@
 //! as the broker does, and checks that the restarted router still serves.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,12 +14,14 @@ use actix::prelude::*;
 use super::actor::Router;
 use super::interest::InterestChange;
 use super::link::{SessionLink, SessionRef, Takeover};
-use super::messages::{Adopt, AttachCluster, GetStats, Route, RouterStats};
-use super::port::ClusterPort;
+use super::messages::{Adopt, AttachCluster, GetStats, ReplayDone, Route, RouterStats};
+use super::port::{ClusterPort, Held};
+use super::replay::ReplayGuard;
 use super::state::RouterState;
 use super::test_support::{entry, filter, message};
 use crate::config::{Durability, StorageConfig};
 use crate::delivery::Outgoing;
+use crate::message::ClientId;
 use crate::persistence::convert::subscription_record;
 use crate::persistence::{
     Backlog, Durable, MemoryStore, Persistence, SessionRecord, StoredSession,
@@ -177,9 +180,9 @@ impl ClusterPort for Recording {
     }
 }
 
-async fn attach(router: &Addr<Router>, port: &Recording) -> bool {
+async fn attach(router: &Addr<Router>, port: impl ClusterPort + 'static) -> bool {
     let attach = AttachCluster {
-        port: Box::new(port.clone()),
+        port: Box::new(port),
     };
     let sent = tokio::time::timeout(ANSWER, router.send(attach)).await;
     sent.expect("AttachCluster answered").expect("router alive")
@@ -192,7 +195,10 @@ async fn attach(router: &Addr<Router>, port: &Recording) -> bool {
 async fn a_failed_attach_cluster_answers_false() {
     let router = router_with(&["AttachCluster"]);
     let port = Recording::default();
-    assert!(!attach(&router, &port).await, "the failure is reported");
+    assert!(
+        !attach(&router, port.clone()).await,
+        "the failure is reported"
+    );
     assert_eq!(stats(&router).await.subscriptions, 1, "the router serves");
     assert!(port.0.lock().expect("not poisoned").is_empty());
 }
@@ -202,7 +208,120 @@ async fn a_failed_attach_cluster_answers_false() {
 async fn an_attached_cluster_hears_the_stored_subscriptions() {
     let router = router_with(&[]);
     let port = Recording::default();
-    assert!(attach(&router, &port).await);
+    assert!(attach(&router, port.clone()).await);
     let heard = port.0.lock().expect("not poisoned").clone();
     assert_eq!(heard, vec![InterestChange::Add(filter("t/#"))]);
+}
+
+/// A cluster port with one replay running, of the stored session: it holds the
+/// session's deliveries until the replay ends; a restart of the router asks again.
+#[derive(Clone)]
+struct Replaying(Arc<Mutex<Replay>>);
+
+struct Replay {
+    generation: u64,
+    running: bool,
+    releasing: bool,
+    held: VecDeque<Held>,
+}
+
+impl Replaying {
+    fn running() -> Replaying {
+        Replaying(Arc::new(Mutex::new(Replay {
+            generation: 1,
+            running: true,
+            releasing: false,
+            held: VecDeque::new(),
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Replay> {
+        self.0.lock().expect("not poisoned")
+    }
+}
+
+impl ClusterPort for Replaying {
+    fn replaying(&self, _: &ClientId, generation: u64) -> bool {
+        let r = self.lock();
+        r.running && !r.releasing && r.generation == generation
+    }
+    fn holds_any(&self) -> bool {
+        self.lock().running
+    }
+    fn holds(&self, _: &ClientId) -> bool {
+        let r = self.lock();
+        r.running && !r.releasing
+    }
+    fn hold(&mut self, held: Held) {
+        self.lock().held.push_back(held);
+    }
+    fn begin_release(&mut self, _: &ClientId) {
+        self.lock().releasing = true;
+    }
+    fn next_held(&mut self, _: &ClientId) -> Option<Held> {
+        self.lock().held.pop_front()
+    }
+    fn end_replay(&mut self, _: &ClientId) {
+        self.lock().running = false;
+    }
+    fn restart_replays(&mut self) -> Vec<(ClientId, Option<u64>)> {
+        let mut r = self.lock();
+        if !r.running {
+            return Vec::new();
+        }
+        r.generation += 1;
+        r.releasing = false;
+        vec![("stored".into(), Some(r.generation))]
+    }
+}
+
+/// A router with the stored session adopted and one message held for it by a running
+/// replay (generation 1).
+async fn holding(faults: &[&str]) -> (Addr<Router>, Counting, Replaying) {
+    let router = router_with(faults);
+    let port = Replaying::running();
+    assert!(attach(&router, port.clone()).await);
+    let session = Counting::default();
+    adopt(&router, &session).await;
+    assert_eq!(route(&router).await, 1, "held messages count as matched");
+    stats(&router).await;
+    assert_eq!(port.lock().held.len(), 1, "the message is held");
+    (router, session, port)
+}
+
+fn guard(generation: u64) -> ReplayGuard {
+    ReplayGuard {
+        client_id: "stored".into(),
+        generation: Some(generation),
+    }
+}
+
+/// The replay guard fires (the replay's answer is overdue) and fails: the held message
+/// stays held, the restart asks for the replay again, and its answer delivers it.
+#[actix_rt::test]
+async fn a_failed_replay_guard_leaves_the_held_message_to_the_replay_asked_again() {
+    let (router, session, port) = holding(&["ReplayGuard"]).await;
+    let sent = tokio::time::timeout(ANSWER, router.send(guard(1))).await;
+    sent.expect("ReplayGuard answered").expect("router alive");
+    stats(&router).await;
+    assert_eq!(session.0.load(Ordering::SeqCst), 0, "nothing released");
+    assert_eq!(port.lock().generation, 2, "the replay was asked again");
+    let done = ReplayDone {
+        client_id: "stored".into(),
+        generation: 2,
+        messages: Vec::new(),
+    };
+    let sent = tokio::time::timeout(ANSWER, router.send(done)).await;
+    sent.expect("ReplayDone answered").expect("router alive");
+    delivered(&session, 1).await;
+    assert!(port.lock().held.is_empty());
+}
+
+/// Control: the guard releases the held message without the replay.
+#[actix_rt::test]
+async fn an_overdue_replay_guard_releases_the_held_message() {
+    let (router, session, _port) = holding(&[]).await;
+    let sent = tokio::time::timeout(ANSWER, router.send(guard(1))).await;
+    sent.expect("ReplayGuard answered").expect("router alive");
+    delivered(&session, 1).await;
 }

@@ -29,8 +29,8 @@ const REPLAY_GUARD: Duration = Duration::from_secs(90);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(super) struct ReplayGuard {
-    client_id: ClientId,
-    generation: Option<u64>,
+    pub(super) client_id: ClientId,
+    pub(super) generation: Option<u64>,
 }
 
 impl Router {
