@@ -21,7 +21,8 @@ declare -A ALLOWED=(
     [session]="auth config delivery message persistence protocol router sys topic transport"
     [sys]="message protocol router topic"
     [cluster]="config delivery message persistence protocol router session topic"
-    [broker]="auth cluster config message persistence protocol router session sys topic transport"
+    [local]="config message protocol router session topic"
+    [broker]="auth cluster config local message persistence protocol router session sys topic transport"
 )
 
 files_of() {

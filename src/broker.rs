@@ -21,6 +21,7 @@ use tracing::{error, info};
 
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, Durability, ListenerKind};
+use crate::local::LocalClient;
 use crate::message::ClientId;
 use crate::persistence::{self, Backlog, FlushNow, Persistence, PersistenceError, Snapshot};
 use crate::router::link::SessionRef;
@@ -80,6 +81,7 @@ pub struct BrokerHandle {
     /// Counts live connections; shutdown waits until it reaches zero.
     limiter: ConnectionLimiter,
     auth: Arc<dyn Authenticator>,
+    config: Arc<Config>,
 }
 
 impl Broker {
@@ -187,6 +189,7 @@ impl Broker {
             accepting,
             limiter,
             auth,
+            config: Arc::new(self.config.clone()),
         })
     }
 
@@ -326,6 +329,16 @@ impl BrokerHandle {
     /// CONNECTs and re-authentications see the new users; connected clients stay.
     pub fn reload_auth(&self) -> Result<usize, AuthSetupError> {
         self.auth.reload()
+    }
+
+    /// An in-process client with this client id, for publishing from the embedding
+    /// application ([`LocalClient`]).
+    pub fn client(&self, id: &str) -> LocalClient {
+        LocalClient::new(
+            ClientId::from(id),
+            self.router.clone(),
+            Arc::clone(&self.config),
+        )
     }
 
     /// The router actor, for embedding applications that publish or inspect.

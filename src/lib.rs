@@ -3,7 +3,9 @@
 //! The public surface, for embedding the broker in an actix application:
 //! - [`Broker`] (built from a [`Config`]) starts inside an actix `System` and gives a
 //!   [`BrokerHandle`]: its addresses, a password reload, the [`Router`] actor (send it a
-//!   [`Route`] to publish a [`Message`], [`GetStats`] for counters) and `stop`.
+//!   [`Route`] to publish a [`Message`], [`GetStats`] for counters), in-process
+//!   clients ([`BrokerHandle::client`] gives a [`LocalClient`], which publishes) and
+//!   `stop`.
 //! - [`protocol`] — the wire format and the strict codec (pure).
 //! - [`topic`] — topic names, filters, the subscription trie (pure).
 //! - [`auth`] — the `Authenticator` trait, the password file, SCRAM-SHA-256.
@@ -21,6 +23,7 @@ pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod delivery;
 pub(crate) mod guard;
+pub(crate) mod local;
 pub mod message;
 pub mod persistence;
 pub mod protocol;
@@ -35,6 +38,7 @@ pub use broker::{Broker, BrokerError, BrokerHandle};
 pub use cluster::replay::LogProbe;
 pub use cluster::JsStore;
 pub use config::Config;
+pub use local::{LocalClient, PublishError, Published};
 pub use message::{ClientId, Message};
 pub use router::messages::{GetStats, Route, Routed, RouterStats};
 pub use router::Router;

@@ -42,7 +42,7 @@ mod messages;
 mod outbound;
 mod perform;
 mod persist;
-mod policy;
+pub(crate) mod policy;
 mod reauth;
 mod shared;
 pub mod state;
