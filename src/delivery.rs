@@ -2,6 +2,7 @@
 //! one subscription keeps, and one message on its way to one session. It sits below all
 //! of them, so that none has to import another to speak of a delivery.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::message::Message;
@@ -43,4 +44,66 @@ pub struct Origin {
     pub node: u64,
     /// The message's number among that incarnation's messages, from 1.
     pub seq: u64,
+}
+
+/// Bounds on a queue of deliveries not yet sent: a session's, or an in-process
+/// subscription's (`[limits] max_queued_messages`, `max_queued_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+}
+
+/// What happened to a message offered to a full or not full queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// The queue was full and this message was dropped.
+    Dropped,
+    /// The queue was full; an older QoS 0 message was dropped to make room.
+    DisplacedQos0,
+}
+
+/// A queue of deliveries with its byte count and drop counter, borrowed from whoever
+/// keeps them, so that every kind of subscriber drops alike.
+pub struct Queue<'a> {
+    pub items: &'a mut VecDeque<Outgoing>,
+    pub bytes: &'a mut usize,
+    pub dropped: &'a mut u64,
+}
+
+impl Queue<'_> {
+    /// Queues `out`, applying the full-queue policy: QoS 0 messages are dropped first
+    /// (the oldest queued one, else the new one); a QoS 1/2 message that still does
+    /// not fit is dropped and counted.
+    pub fn offer(&mut self, out: Outgoing, limits: QueueLimits) -> Enqueued {
+        let size = out.msg.size();
+        let full =
+            |q: &Self| q.items.len() >= limits.max_messages || *q.bytes + size > limits.max_bytes;
+        if !full(self) {
+            self.push(out);
+            return Enqueued::Queued;
+        }
+        if out.qos == QoS::AtMostOnce {
+            *self.dropped += 1;
+            return Enqueued::Dropped;
+        }
+        if let Some(pos) = self.items.iter().position(|o| o.qos == QoS::AtMostOnce) {
+            if let Some(old) = self.items.remove(pos) {
+                *self.bytes -= old.msg.size();
+            }
+            *self.dropped += 1;
+            if !full(self) {
+                self.push(out);
+                return Enqueued::DisplacedQos0;
+            }
+        }
+        *self.dropped += 1;
+        Enqueued::Dropped
+    }
+
+    fn push(&mut self, out: Outgoing) {
+        *self.bytes += out.msg.size();
+        self.items.push_back(out);
+    }
 }

@@ -38,7 +38,7 @@ pub use broker::{Broker, BrokerError, BrokerHandle};
 pub use cluster::replay::LogProbe;
 pub use cluster::JsStore;
 pub use config::Config;
-pub use local::{LocalClient, PublishError, Published};
+pub use local::{LocalClient, LocalMessage, Published, Refused, Subscription};
 pub use message::{ClientId, Message};
 pub use router::messages::{GetStats, Route, Routed, RouterStats};
 pub use router::Router;

@@ -148,3 +148,151 @@ async fn a_returned_local_publish_is_kept_for_an_offline_persistent_subscriber()
     sub.disconnect().await;
     broker.stop().await;
 }
+
+/// The next message of `sub` within [`WAIT`].
+async fn next(sub: &mut starling::Subscription) -> starling::LocalMessage {
+    use futures::StreamExt;
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("a message in time")
+        .expect("the subscription goes on")
+}
+
+/// True when `sub` yields nothing within a short while (what was dropped stays away).
+async fn quiet(sub: &mut starling::Subscription) -> bool {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_millis(300), sub.next())
+        .await
+        .is_err()
+}
+
+#[actix_rt::test]
+async fn a_local_subscription_gets_the_retained_message_first_then_every_publisher() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), |_| {}).await;
+    let addr = broker.local_addrs()[0];
+    let mut net = RawClient::connected_v311(addr, "net-pub", true).await;
+    net.publish("s/kept", QoS::AtLeastOnce, true, b"kept").await;
+    let app = broker.client("app");
+    let mut sub = app
+        .subscribe("s/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    assert_eq!(sub.granted_qos(), QoS::AtLeastOnce);
+    let first = next(&mut sub).await;
+    assert_eq!(
+        (first.topic.as_str(), &first.payload[..], first.retain),
+        ("s/kept", &b"kept"[..], true)
+    );
+    net.publish("s/net", QoS::AtLeastOnce, false, b"from the network")
+        .await;
+    let got = next(&mut sub).await;
+    assert_eq!(
+        (got.topic.as_str(), got.qos, got.retain),
+        ("s/net", QoS::AtLeastOnce, false)
+    );
+    let other = broker.client("other-app");
+    let done = other.publish("s/local", "from inside", QoS::AtMostOnce, false);
+    assert_eq!(done.await.expect("accepted").matched, 1);
+    let got = next(&mut sub).await;
+    assert_eq!((got.topic.as_str(), got.qos), ("s/local", QoS::AtMostOnce));
+    net.disconnect().await;
+    drop(sub);
+    broker.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_slow_local_subscriber_is_bounded_like_a_session_and_never_holds_the_router() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), |c| c.limits.max_queued_messages = 5).await;
+    let app = broker.client("slow");
+    let mut sub = app
+        .subscribe("b/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    let publisher = broker.client("fast");
+    for i in 0..20 {
+        let topic = format!("b/{i}");
+        let done = publisher
+            .publish(&topic, "x", QoS::AtLeastOnce, false)
+            .await;
+        assert_eq!(done.expect("accepted while nobody reads").matched, 1);
+    }
+    // The router sends a turn's deliveries at the end of the turn, and before it
+    // handles a subscribe: once one is answered, all twenty were offered to the queue.
+    let barrier = broker.client("barrier");
+    let _b = barrier
+        .subscribe("barrier", QoS::AtMostOnce)
+        .await
+        .expect("subscribed");
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(next(&mut sub).await.topic.as_str().to_owned());
+    }
+    let want: Vec<String> = (0..5).map(|i| format!("b/{i}")).collect();
+    assert_eq!(got, want, "the first five, in order");
+    assert!(quiet(&mut sub).await, "the other fifteen were dropped");
+    assert_eq!(sub.dropped(), 15);
+    drop(sub);
+    broker.stop().await;
+}
+
+#[actix_rt::test]
+async fn unsubscribing_or_dropping_a_local_subscription_stops_its_deliveries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), |_| {}).await;
+    let app = broker.client("app");
+    let publish = |topic: &'static str| {
+        let app = app.clone();
+        async move {
+            let done = app.publish(topic, "x", QoS::AtLeastOnce, false).await;
+            done.expect("accepted").matched
+        }
+    };
+    let sub = app
+        .subscribe("u/1", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    let again = app.subscribe("u/1", QoS::AtMostOnce).await;
+    assert!(again.is_err(), "one subscription per filter");
+    assert_eq!(publish("u/1").await, 1);
+    sub.unsubscribe().await;
+    assert_eq!(publish("u/1").await, 0, "unsubscribed");
+    let sub = app
+        .subscribe("u/1", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed again");
+    assert_eq!(publish("u/1").await, 1);
+    drop(sub);
+    assert_eq!(publish("u/1").await, 0, "dropped, so unsubscribed");
+    let bad = app.subscribe("u/#/x", QoS::AtMostOnce).await;
+    assert_eq!(
+        bad.err().map(|e| e.reason),
+        Some(ReasonCode::TOPIC_FILTER_INVALID)
+    );
+    broker.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_network_client_with_the_same_id_takes_over_the_local_subscriptions() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), |_| {}).await;
+    let app = broker.client("shared-id");
+    let mut sub = app
+        .subscribe("t/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    let net = RawClient::connected_v311(broker.local_addrs()[0], "shared-id", true).await;
+    let end = tokio::time::timeout(WAIT, sub.next()).await;
+    assert!(end.expect("in time").is_none(), "the subscription ended");
+    net.disconnect().await;
+    // Subscribing again registers the id again.
+    let sub = app.subscribe("t/#", QoS::AtLeastOnce).await;
+    assert!(
+        sub.is_err(),
+        "the ended subscription still holds its filter until dropped"
+    );
+    drop(sub);
+    broker.stop().await;
+}

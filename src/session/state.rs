@@ -6,16 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::inflight::InflightList;
-pub use crate::delivery::Outgoing;
+use crate::delivery::Queue;
+pub use crate::delivery::{Enqueued, Outgoing, QueueLimits};
 use crate::message::{ClientId, Message};
 use crate::protocol::{PacketId, ProtocolVersion, QoS};
-
-/// Bounds on a session's queue (configurable in `[limits]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueLimits {
-    pub max_messages: usize,
-    pub max_bytes: usize,
-}
 
 /// Where an outbound QoS 1/2 message stands in its acknowledgement flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,16 +26,6 @@ pub struct Inflight {
     pub packet_id: PacketId,
     pub out: Outgoing,
     pub stage: Stage,
-}
-
-/// What happened to a message offered to [`SessionState::enqueue`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
-    Queued,
-    /// The queue was full and this message was dropped.
-    Dropped,
-    /// The queue was full; an older QoS 0 message was dropped to make room.
-    DisplacedQos0,
 }
 
 /// The result of an acknowledgement from the client.
@@ -98,34 +82,14 @@ impl SessionState {
         self.inflight.count()
     }
 
-    /// Queues a message, applying the full-queue policy: QoS 0 messages are dropped
-    /// first (the oldest queued one, else the new one); a QoS 1/2 message that still
-    /// does not fit is dropped and counted.
+    /// Queues a message, applying the full-queue policy ([`Queue::offer`]).
     pub fn enqueue(&mut self, out: Outgoing) -> Enqueued {
-        let size = out.msg.size();
-        let full = |s: &Self| {
-            s.queue.len() >= s.limits.max_messages || s.queued_bytes + size > s.limits.max_bytes
+        let mut queue = Queue {
+            items: &mut self.queue,
+            bytes: &mut self.queued_bytes,
+            dropped: &mut self.dropped,
         };
-        if !full(self) {
-            self.push(out);
-            return Enqueued::Queued;
-        }
-        if out.qos == QoS::AtMostOnce {
-            self.dropped += 1;
-            return Enqueued::Dropped;
-        }
-        if let Some(pos) = self.queue.iter().position(|o| o.qos == QoS::AtMostOnce) {
-            if let Some(old) = self.queue.remove(pos) {
-                self.queued_bytes -= old.msg.size();
-            }
-            self.dropped += 1;
-            if !full(self) {
-                self.push(out);
-                return Enqueued::DisplacedQos0;
-            }
-        }
-        self.dropped += 1;
-        Enqueued::Dropped
+        queue.offer(out, self.limits)
     }
 
     fn push(&mut self, out: Outgoing) {

@@ -1,0 +1,109 @@
+//! The in-process client's [`SessionLink`]: the router hands it deliveries as it would a
+//! session actor, and it puts each into the queue of the subscription it matched (by
+//! subscription identifier, which the client gives each of its subscriptions).
+
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
+use ahash::AHashMap as HashMap;
+
+use super::inbox::Inbox;
+use crate::delivery::Outgoing;
+use crate::protocol::ReasonCode;
+use crate::router::link::{SessionLink, Takeover};
+
+#[derive(Clone, Default)]
+pub(super) struct LocalLink(Arc<Mutex<Subs>>);
+
+#[derive(Default)]
+struct Subs {
+    by_id: HashMap<u32, Arc<Inbox>>,
+    /// Taken over, evicted or shut down: the router no longer reaches this client
+    /// (until it registers again).
+    closed: bool,
+}
+
+impl LocalLink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Subs> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn insert(&self, id: u32, inbox: Arc<Inbox>) {
+        self.lock().by_id.insert(id, inbox);
+    }
+
+    pub fn remove(&self, id: u32) {
+        self.lock().by_id.remove(&id);
+    }
+
+    /// Registered again: reachable.
+    pub fn reopen(&self) {
+        self.lock().closed = false;
+    }
+
+    /// Ends every subscription's stream: the client lost its registration.
+    fn close_all(&self) {
+        let mut subs = self.lock();
+        subs.closed = true;
+        for inbox in subs.by_id.values() {
+            inbox.close();
+        }
+    }
+}
+
+impl SessionLink for LocalLink {
+    fn deliver(&self, out: Outgoing) {
+        let subs = self.lock();
+        match &out.sub_ids[..] {
+            [id] => {
+                if let Some(inbox) = subs.by_id.get(id) {
+                    inbox.push(out);
+                }
+            }
+            ids => {
+                for id in ids {
+                    if let Some(inbox) = subs.by_id.get(id) {
+                        inbox.push(out.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_batch(&self, batch: Vec<Outgoing>) {
+        for out in batch {
+            self.deliver(out);
+        }
+    }
+
+    /// Another client (a network one, or another local client) claimed the client id:
+    /// the subscriptions end. What they held is not handed over: the new session
+    /// starts without them.
+    fn take_over(&self, takeover: Takeover) {
+        self.close_all();
+        if let Some(flushed) = takeover.flushed {
+            let _ = flushed.send(());
+        }
+    }
+
+    fn evict(&self, _: ReasonCode, _: &'static str) {
+        self.close_all();
+    }
+
+    fn shut_down(&self) {
+        self.close_all();
+    }
+
+    fn connected(&self) -> bool {
+        !self.lock().closed
+    }
+
+    fn same(&self, other: &dyn SessionLink) -> bool {
+        let other = other.as_any().downcast_ref::<LocalLink>();
+        other.is_some_and(|o| Arc::ptr_eq(&o.0, &self.0))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,322 @@
+//! In-process clients: the embedding application publishes and subscribes as a network
+//! client would, without a connection. A [`LocalClient`] comes from
+//! [`BrokerHandle::client`](crate::BrokerHandle::client). It shares the router with
+//! network clients and obeys the same rules: the server's Maximum QoS, Retain
+//! Available, wildcard and shared subscription availability, retained messages at
+//! subscribe time, one queue per subscription bounded like a session's.
+//!
+//! - `publish` returns when a network client would get its PUBACK or PUBCOMP: after
+//!   the store holds the message for persistent subscribers under `sync` durability.
+//! - `subscribe` registers the client id with the router (a network client connecting
+//!   with the same id takes it over, and the local subscriptions end) and returns a
+//!   [`Subscription`], a `futures::Stream` of [`LocalMessage`]s.
+//!
+//! Not there yet: persistent local sessions (a local client's subscriptions end with
+//! it and with the broker), authorization and hooks.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures::StreamExt;
+//! use starling::protocol::QoS;
+//! let broker = starling::Broker::new(starling::Config::default()).start().await?;
+//! let app = broker.client("my-app");
+//! let mut temps = app.subscribe("sensors/+/temp", QoS::AtLeastOnce).await?;
+//! app.publish("sensors/1/temp", "21.5", QoS::AtLeastOnce, false).await?;
+//! let first = temps.next().await.expect("a message");
+//! println!("{}: {:?}", first.topic, first.payload);
+//! broker.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod inbox;
+mod link;
+mod subscription;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix::Addr;
+use ahash::AHashMap as HashMap;
+use bytes::Bytes;
+
+use self::inbox::Inbox;
+use self::link::LocalLink;
+pub use self::subscription::{LocalMessage, Subscription};
+use crate::config::Config;
+use crate::delivery::{Outgoing, QueueLimits, SubEntry};
+use crate::message::{ClientId, Message};
+use crate::protocol::{Properties, QoS, ReasonCode, SubscriptionOptions};
+use crate::router::link::{SessionLink, SessionRef};
+use crate::router::messages::{Register, Route, SessionEnded, Subscribe};
+use crate::router::Router;
+use crate::session::policy::{check_payload, check_publish, Refusal};
+use crate::topic::{TopicFilter, TopicName};
+
+/// A client inside the embedding application. Cheap to clone (clones are the same
+/// client); its client id is the publisher's for subscribers' No Local option.
+#[derive(Clone)]
+pub struct LocalClient {
+    core: Arc<Core>,
+}
+
+/// What a client and its subscriptions share.
+struct Core {
+    id: ClientId,
+    router: Addr<Router>,
+    config: Arc<Config>,
+    link: LocalLink,
+    /// Registered with the router (on the first subscribe).
+    registered: tokio::sync::Mutex<bool>,
+    /// Each filter subscribed to, with its subscription's identifier.
+    filters: Mutex<HashMap<TopicFilter, u32>>,
+    next_id: AtomicU32,
+}
+
+/// What became of an accepted publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// How many sessions it was handed to on this node (in a cluster, subscribers
+    /// elsewhere are not counted).
+    pub matched: usize,
+}
+
+/// Why a publish or a subscribe was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused ({reason:?}): {why}")]
+pub struct Refused {
+    /// The reason code a network client would have got.
+    pub reason: ReasonCode,
+    pub why: &'static str,
+}
+
+impl LocalClient {
+    pub(crate) fn new(id: ClientId, router: Addr<Router>, config: Arc<Config>) -> LocalClient {
+        let core = Core {
+            id,
+            router,
+            config,
+            link: LocalLink::default(),
+            registered: tokio::sync::Mutex::new(false),
+            filters: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+        };
+        LocalClient {
+            core: Arc::new(core),
+        }
+    }
+
+    /// This client's id.
+    pub fn id(&self) -> &ClientId {
+        &self.core.id
+    }
+
+    /// Publishes `payload` on `topic`. Returns once the message is routed and, for what
+    /// the store must keep, stored as the durability setting asks: when a network
+    /// client would get its PUBACK (QoS 1) or PUBCOMP (QoS 2).
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Published, Refused> {
+        let msg = self.message(topic, payload.into(), qos, retain)?;
+        let routed = self
+            .core
+            .router
+            .send(Route {
+                msg: Arc::new(msg),
+                inbound_qos2: None,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        let stored = match routed.durable {
+            Some(durable) => durable.wait().await,
+            None => true,
+        };
+        match stored {
+            true => Ok(Published {
+                matched: routed.matched,
+            }),
+            false => Err(refused(
+                ReasonCode::UNSPECIFIED_ERROR,
+                "the message could not be stored",
+            )),
+        }
+    }
+
+    /// Subscribes to `filter` (a `$share/{group}/...` filter joins a shared
+    /// subscription) at `qos`, granted up to the server's Maximum QoS. The retained
+    /// messages it matches come first. One subscription per filter and client:
+    /// subscribing again to a filter this client holds is refused.
+    pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, Refused> {
+        let filter = self.filter(filter)?;
+        let granted = qos.min(self.core.config.capabilities.max_qos());
+        self.core.register().await?;
+        let id = self.core.next_id.fetch_add(1, Ordering::Relaxed);
+        if !self.core.claim_filter(&filter, id) {
+            return Err(refused(
+                ReasonCode::UNSPECIFIED_ERROR,
+                "this client already subscribes to this filter",
+            ));
+        }
+        let inbox = Arc::new(Inbox::new(self.core.queue_limits()));
+        self.core.link.insert(id, Arc::clone(&inbox));
+        // From here on, dropping it unsubscribes (also when subscribing fails below).
+        let subscription = Subscription {
+            core: Arc::clone(&self.core),
+            inbox,
+            filter: filter.clone(),
+            id,
+            granted,
+        };
+        let entry = SubEntry {
+            options: SubscriptionOptions::with_qos(granted),
+            id: Some(id),
+        };
+        let subscribe = Subscribe {
+            client_id: self.core.id.clone(),
+            filters: vec![(filter, entry)],
+        };
+        let reply = self
+            .core
+            .router
+            .send(subscribe)
+            .await
+            .map_err(|_| stopped())?;
+        let Some(outcome) = reply.outcomes.into_iter().next() else {
+            return Err(refused(ReasonCode::UNSPECIFIED_ERROR, "the router failed"));
+        };
+        let retained = outcome.retained.into_iter().map(|msg| Outgoing {
+            qos: msg.qos.min(granted),
+            msg,
+            retain: true,
+            sub_ids: vec![id],
+            seq: None,
+            share: None,
+        });
+        subscription.inbox.push_front(retained.collect());
+        Ok(subscription)
+    }
+
+    /// The topic filter, or the reason a network client's SUBACK would give.
+    fn filter(&self, filter: &str) -> Result<TopicFilter, Refused> {
+        let filter = TopicFilter::new(filter)
+            .map_err(|_| refused(ReasonCode::TOPIC_FILTER_INVALID, "not a valid topic filter"))?;
+        let caps = &self.core.config.capabilities;
+        if filter.share().is_some() && !caps.shared_subscriptions {
+            let why = "shared subscriptions are not available on this server";
+            return Err(refused(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, why));
+        }
+        if filter.has_wildcards() && !caps.wildcard_subscriptions {
+            let why = "wildcard subscriptions are not available on this server";
+            return Err(refused(
+                ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+                why,
+            ));
+        }
+        Ok(filter)
+    }
+
+    /// The message a network PUBLISH with these fields would become, or its refusal.
+    fn message(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Message, Refused> {
+        let topic = TopicName::new(topic)
+            .map_err(|_| refused(ReasonCode::TOPIC_NAME_INVALID, "not a valid topic name"))?;
+        let refusal = |r: Refusal| refused(r.reason, r.text);
+        let config = &self.core.config;
+        check_publish(&config.capabilities, qos, retain).map_err(refusal)?;
+        let properties = Properties::default();
+        let validate = config.limits.validate_utf8_payloads;
+        check_payload(validate, &properties, &payload).map_err(refusal)?;
+        Ok(Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+            expires_at: None,
+            publisher: Some(self.core.id.clone()),
+            encoded: Default::default(),
+        })
+    }
+}
+
+impl Core {
+    /// Registers the client id with the router (once; again after a takeover ended the
+    /// registration), as a session that is not persistent.
+    async fn register(&self) -> Result<(), Refused> {
+        let mut registered = self.registered.lock().await;
+        if *registered && self.link.connected() {
+            return Ok(());
+        }
+        self.link.reopen();
+        let register = Register {
+            client_id: self.id.clone(),
+            clean_start: true,
+            addr: SessionRef::new(self.link.clone()),
+            persist: None,
+        };
+        let reply = self.router.send(register).await.map_err(|_| stopped())?;
+        if reply.is_none() {
+            return Err(refused(ReasonCode::UNSPECIFIED_ERROR, "the router failed"));
+        }
+        *registered = true;
+        Ok(())
+    }
+
+    fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_messages: self.config.limits.max_queued_messages,
+            max_bytes: self.config.limits.max_queued_bytes,
+        }
+    }
+
+    fn filters(&self) -> std::sync::MutexGuard<'_, HashMap<TopicFilter, u32>> {
+        self.filters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes `filter` for subscription `id`; false when another subscription has it.
+    fn claim_filter(&self, filter: &TopicFilter, id: u32) -> bool {
+        let mut filters = self.filters();
+        if filters.contains_key(filter) {
+            return false;
+        }
+        filters.insert(filter.clone(), id);
+        true
+    }
+
+    fn has_filter(&self, filter: &TopicFilter, id: u32) -> bool {
+        self.filters().get(filter) == Some(&id)
+    }
+
+    fn forget_filter(&self, filter: &TopicFilter) {
+        self.filters().remove(filter);
+    }
+}
+
+impl Drop for Core {
+    /// The last clone of the client and the last of its subscriptions are gone: its
+    /// registration ends, as a session that is not persistent ends.
+    fn drop(&mut self) {
+        if *self.registered.get_mut() {
+            self.router.do_send(SessionEnded {
+                client_id: self.id.clone(),
+                addr: SessionRef::new(self.link.clone()),
+            });
+        }
+    }
+}
+
+fn refused(reason: ReasonCode, why: &'static str) -> Refused {
+    Refused { reason, why }
+}
+
+fn stopped() -> Refused {
+    refused(ReasonCode::UNSPECIFIED_ERROR, "the broker has stopped")
+}

@@ -1,0 +1,110 @@
+//! An in-process subscription: a [`futures::Stream`] of the messages its filter matched.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::Stream;
+
+use super::inbox::Inbox;
+use super::Core;
+use crate::protocol::{Properties, QoS};
+use crate::router::messages::Unsubscribe;
+use crate::topic::{TopicFilter, TopicName};
+
+/// One message delivered to an in-process subscription.
+#[derive(Debug, Clone)]
+pub struct LocalMessage {
+    pub topic: TopicName,
+    pub payload: Bytes,
+    /// The QoS it was delivered at: the lower of the publish's and the subscription's.
+    pub qos: QoS,
+    /// Set for a retained message sent at subscribe time.
+    pub retain: bool,
+    /// The publisher's 5.0 properties (user properties, content type, ...).
+    pub properties: Properties,
+}
+
+/// The messages one filter of a [`LocalClient`](super::LocalClient) matches, in the
+/// order the router dealt them. Its queue has the bounds of a network session's
+/// (`[limits] max_queued_messages`, `max_queued_bytes`) and the same policy when full:
+/// QoS 0 messages go first, then new messages are dropped ([`Subscription::dropped`]);
+/// the router never waits for a slow reader. The stream ends when the client id is
+/// taken over by another connection or the broker stops. Dropping it unsubscribes.
+pub struct Subscription {
+    pub(super) core: Arc<Core>,
+    pub(super) inbox: Arc<Inbox>,
+    pub(super) filter: TopicFilter,
+    pub(super) id: u32,
+    pub(super) granted: QoS,
+}
+
+impl Subscription {
+    /// The QoS granted: the lower of the one asked for and the server's Maximum QoS.
+    pub fn granted_qos(&self) -> QoS {
+        self.granted
+    }
+
+    /// The filter subscribed to.
+    pub fn filter(&self) -> &TopicFilter {
+        &self.filter
+    }
+
+    /// Messages dropped so far because this subscription's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.inbox.dropped()
+    }
+
+    /// Unsubscribes and waits until the router no longer routes to it.
+    pub async fn unsubscribe(self) {
+        let unsubscribe = self.forget();
+        let _ = self.core.router.send(unsubscribe).await;
+    }
+
+    /// Takes this subscription out of the client; the `Unsubscribe` to send.
+    fn forget(&self) -> Unsubscribe {
+        self.core.link.remove(self.id);
+        self.core.forget_filter(&self.filter);
+        self.inbox.close();
+        Unsubscribe {
+            client_id: self.core.id.clone(),
+            filters: vec![self.filter.clone()],
+        }
+    }
+}
+
+impl Stream for Subscription {
+    type Item = LocalMessage;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<LocalMessage>> {
+        loop {
+            let out = match self.inbox.poll_next(cx) {
+                Poll::Ready(Some(out)) => out,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            // Expired while queued: dropped, as for a network session.
+            if out.msg.is_expired(Instant::now()) {
+                continue;
+            }
+            return Poll::Ready(Some(LocalMessage {
+                topic: out.msg.topic.clone(),
+                payload: out.msg.payload.clone(),
+                qos: out.qos,
+                retain: out.retain,
+                properties: out.msg.properties.clone(),
+            }));
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.core.has_filter(&self.filter, self.id) {
+            let unsubscribe = self.forget();
+            self.core.router.do_send(unsubscribe);
+        }
+    }
+}
