@@ -4,8 +4,8 @@
 //! - [`Broker`] (built from a [`Config`]) starts inside an actix `System` and gives a
 //!   [`BrokerHandle`]: its addresses, a password reload, the [`Router`] actor (send it a
 //!   [`Route`] to publish a [`Message`], [`GetStats`] for counters), in-process
-//!   clients ([`BrokerHandle::client`] gives a [`LocalClient`], which publishes) and
-//!   `stop`.
+//!   clients ([`BrokerHandle::client`] gives a [`LocalClient`], which publishes and
+//!   subscribes) and `stop`.
 //! - [`protocol`] — the wire format and the strict codec (pure).
 //! - [`topic`] — topic names, filters, the subscription trie (pure).
 //! - [`auth`] — the `Authenticator` trait, the password file, SCRAM-SHA-256.
