@@ -296,3 +296,59 @@ async fn a_network_client_with_the_same_id_takes_over_the_local_subscriptions() 
     drop(sub);
     broker.stop().await;
 }
+
+/// What a taken-over local client drops afterwards is its own: the network client now
+/// holding the id keeps its subscription to the same filter.
+#[actix_rt::test]
+async fn dropping_a_taken_over_subscription_leaves_the_new_holders_alone() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), |_| {}).await;
+    let app = broker.client("same-id");
+    let mut sub = app
+        .subscribe("h/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    let addr = broker.local_addrs()[0];
+    let mut net = RawClient::connected_v311(addr, "same-id", true).await;
+    let end = tokio::time::timeout(WAIT, sub.next()).await;
+    assert!(end.expect("in time").is_none(), "taken over");
+    net.subscribe(&[("h/#", QoS::AtLeastOnce)]).await;
+    drop(sub);
+    let other = broker.client("publisher");
+    let done = other
+        .publish("h/1", "still yours", QoS::AtLeastOnce, false)
+        .await;
+    assert_eq!(done.expect("accepted").matched, 1);
+    assert_eq!(next_publish(&mut net).await.1, "still yours");
+    net.disconnect().await;
+    broker.stop().await;
+}
+
+/// Overlapping subscriptions of one local client: each gets the message once, at its
+/// own granted QoS (the router merges them into one delivery at the highest).
+#[actix_rt::test]
+async fn overlapping_local_subscriptions_each_get_their_own_qos() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), |_| {}).await;
+    let app = broker.client("overlap");
+    let mut low = app
+        .subscribe("o/#", QoS::AtMostOnce)
+        .await
+        .expect("subscribed");
+    let mut high = app
+        .subscribe("o/1", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    let other = broker.client("publisher");
+    let done = other.publish("o/1", "x", QoS::AtLeastOnce, false).await;
+    assert_eq!(
+        done.expect("accepted").matched,
+        1,
+        "one delivery per client"
+    );
+    assert_eq!(next(&mut low).await.qos, QoS::AtMostOnce);
+    assert_eq!(next(&mut high).await.qos, QoS::AtLeastOnce);
+    assert!(quiet(&mut low).await && quiet(&mut high).await, "once each");
+    broker.stop().await;
+}

@@ -10,11 +10,15 @@ use std::task::{Context, Poll};
 use futures::task::AtomicWaker;
 
 use crate::delivery::{Enqueued, Outgoing, Queue, QueueLimits};
+use crate::protocol::QoS;
 
 pub(super) struct Inbox {
     state: Mutex<State>,
     waker: AtomicWaker,
     limits: QueueLimits,
+    /// The subscription's granted QoS: a delivery merged with an overlapping
+    /// subscription of higher QoS is capped to it.
+    granted: QoS,
 }
 
 #[derive(Default)]
@@ -26,11 +30,12 @@ struct State {
 }
 
 impl Inbox {
-    pub fn new(limits: QueueLimits) -> Inbox {
+    pub fn new(limits: QueueLimits, granted: QoS) -> Inbox {
         Inbox {
             state: Mutex::new(State::default()),
             waker: AtomicWaker::new(),
             limits,
+            granted,
         }
     }
 
@@ -40,7 +45,8 @@ impl Inbox {
     }
 
     /// Offers one delivery (dropped when full, per the policy, or when closed).
-    pub fn push(&self, out: Outgoing) -> Enqueued {
+    pub fn push(&self, mut out: Outgoing) -> Enqueued {
+        out.qos = out.qos.min(self.granted);
         let enqueued = {
             let mut s = self.lock();
             if s.closed {
@@ -80,6 +86,11 @@ impl Inbox {
     pub fn close(&self) {
         self.lock().closed = true;
         self.waker.wake();
+    }
+
+    /// True once closed (by the subscription, or because the client lost its id).
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Messages dropped because the queue was full.

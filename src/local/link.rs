@@ -12,10 +12,19 @@ use crate::delivery::Outgoing;
 use crate::protocol::ReasonCode;
 use crate::router::link::{SessionLink, Takeover};
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(super) struct LocalLink(Arc<Mutex<Subs>>);
 
-#[derive(Default)]
+impl Default for LocalLink {
+    /// Not registered yet: unreachable.
+    fn default() -> LocalLink {
+        LocalLink(Arc::new(Mutex::new(Subs {
+            by_id: HashMap::new(),
+            closed: true,
+        })))
+    }
+}
+
 struct Subs {
     by_id: HashMap<u32, Arc<Inbox>>,
     /// Taken over, evicted or shut down: the router no longer reaches this client

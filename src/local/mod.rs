@@ -152,7 +152,6 @@ impl LocalClient {
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, Refused> {
         let filter = self.filter(filter)?;
         let granted = qos.min(self.core.config.capabilities.max_qos());
-        self.core.register().await?;
         let id = self.core.next_id.fetch_add(1, Ordering::Relaxed);
         if !self.core.claim_filter(&filter, id) {
             return Err(refused(
@@ -160,7 +159,11 @@ impl LocalClient {
                 "this client already subscribes to this filter",
             ));
         }
-        let inbox = Arc::new(Inbox::new(self.core.queue_limits()));
+        if let Err(e) = self.core.register().await {
+            self.core.forget_filter(&filter);
+            return Err(e);
+        }
+        let inbox = Arc::new(Inbox::new(self.core.queue_limits(), granted));
         self.core.link.insert(id, Arc::clone(&inbox));
         // From here on, dropping it unsubscribes (also when subscribing fails below).
         let subscription = Subscription {
@@ -177,6 +180,9 @@ impl LocalClient {
         let subscribe = Subscribe {
             client_id: self.core.id.clone(),
             filters: vec![(filter, entry)],
+            // Only while this client still holds its id (another connection may have
+            // taken it since the registration).
+            from: Some(SessionRef::new(self.core.link.clone())),
         };
         let reply = self
             .core
@@ -185,7 +191,8 @@ impl LocalClient {
             .await
             .map_err(|_| stopped())?;
         let Some(outcome) = reply.outcomes.into_iter().next() else {
-            return Err(refused(ReasonCode::UNSPECIFIED_ERROR, "the router failed"));
+            let why = "the client id was taken over, or the router failed";
+            return Err(refused(ReasonCode::UNSPECIFIED_ERROR, why));
         };
         let retained = outcome.retained.into_iter().map(|msg| Outgoing {
             qos: msg.qos.min(granted),
@@ -255,7 +262,8 @@ impl Core {
         if *registered && self.link.connected() {
             return Ok(());
         }
-        self.link.reopen();
+        // Not reachable until the router answered: a registration that ended (taken
+        // over, evicted) is replaced, not taken over by itself.
         let register = Register {
             client_id: self.id.clone(),
             clean_start: true,
@@ -266,6 +274,7 @@ impl Core {
         if reply.is_none() {
             return Err(refused(ReasonCode::UNSPECIFIED_ERROR, "the router failed"));
         }
+        self.link.reopen();
         *registered = true;
         Ok(())
     }
@@ -302,14 +311,13 @@ impl Core {
 
 impl Drop for Core {
     /// The last clone of the client and the last of its subscriptions are gone: its
-    /// registration ends, as a session that is not persistent ends.
+    /// registration ends, as a session that is not persistent ends (the router ignores
+    /// it when this client does not hold the id, or never registered).
     fn drop(&mut self) {
-        if *self.registered.get_mut() {
-            self.router.do_send(SessionEnded {
-                client_id: self.id.clone(),
-                addr: SessionRef::new(self.link.clone()),
-            });
-        }
+        self.router.do_send(SessionEnded {
+            client_id: self.id.clone(),
+            addr: SessionRef::new(self.link.clone()),
+        });
     }
 }
 

@@ -59,19 +59,23 @@ impl Subscription {
 
     /// Unsubscribes and waits until the router no longer routes to it.
     pub async fn unsubscribe(self) {
-        let unsubscribe = self.forget();
-        let _ = self.core.router.send(unsubscribe).await;
+        if let Some(unsubscribe) = self.forget() {
+            let _ = self.core.router.send(unsubscribe).await;
+        }
     }
 
-    /// Takes this subscription out of the client; the `Unsubscribe` to send.
-    fn forget(&self) -> Unsubscribe {
+    /// Takes this subscription out of the client; the `Unsubscribe` to send, unless it
+    /// had ended (the client id was taken over: the router's subscriptions for that id
+    /// are another session's now).
+    fn forget(&self) -> Option<Unsubscribe> {
+        let ended = self.inbox.is_closed();
         self.core.link.remove(self.id);
         self.core.forget_filter(&self.filter);
         self.inbox.close();
-        Unsubscribe {
+        (!ended).then(|| Unsubscribe {
             client_id: self.core.id.clone(),
             filters: vec![self.filter.clone()],
-        }
+        })
     }
 }
 
@@ -103,8 +107,9 @@ impl Stream for Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if self.core.has_filter(&self.filter, self.id) {
-            let unsubscribe = self.forget();
-            self.core.router.do_send(unsubscribe);
+            if let Some(unsubscribe) = self.forget() {
+                self.core.router.do_send(unsubscribe);
+            }
         }
     }
 }

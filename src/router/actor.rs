@@ -139,7 +139,11 @@ impl Router {
     ) -> Option<RegisterReply> {
         self.outbox.flush();
         let client = msg.client_id;
+        let again = msg.addr.clone();
         let previous = self.sessions.insert(client.clone(), msg.addr);
+        // The same session registering again (an in-process client whose registration
+        // ended) does not take itself over.
+        let previous = previous.filter(|p| *p != again);
         if self.cluster.loads_sessions() && !previous.as_ref().is_some_and(|p| p.connected()) {
             return Some(self.register_elsewhere(client, msg.clean_start, msg.persist));
         }
@@ -284,6 +288,14 @@ impl Router {
 impl Router {
     pub(super) fn on_subscribe(&mut self, msg: Subscribe, _: &mut Context<Self>) -> SubscribeReply {
         self.outbox.flush();
+        if let Some(from) = &msg.from {
+            if self.sessions.get(&msg.client_id) != Some(from) {
+                return SubscribeReply {
+                    outcomes: Vec::new(),
+                    durable: None,
+                };
+            }
+        }
         let mut reply = self.subscribe(msg);
         let changes = self.state.take_interest_changes();
         if !changes.is_empty() {

@@ -122,6 +122,10 @@ pub struct Reshare {
 pub struct Subscribe {
     pub client_id: ClientId,
     pub filters: Vec<(TopicFilter, SubEntry)>,
+    /// When set, the subscriptions are added only while this session holds the client
+    /// id (an in-process client whose id another connection may have just taken);
+    /// otherwise the answer has no outcomes.
+    pub from: Option<SessionRef>,
 }
 
 /// The answer to [`Subscribe`].

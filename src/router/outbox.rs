@@ -52,17 +52,18 @@ impl Outbox {
                 return Some(slot);
             }
         }
-        let slot = match self.index.get(client) {
-            Some(&i) => Slot(i),
+        let (key, slot) = match self.index.get_key_value(client) {
+            Some((key, &i)) => (key.addr(), Slot(i)),
             None => {
                 let addr = addr(client)?;
                 let i = self.batches.len();
                 self.index.insert(client.clone(), i);
                 self.batches.push((addr, Vec::new()));
-                Slot(i)
+                (client.addr(), Slot(i))
             }
         };
-        self.last = Some((client.addr(), slot));
+        // The index's own key: alive until the flush that forgets `last` too.
+        self.last = Some((key, slot));
         Some(slot)
     }
 

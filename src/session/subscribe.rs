@@ -42,6 +42,7 @@ impl Session {
         let request = self.router.send(RouterSubscribe {
             client_id: self.state.client_id.clone(),
             filters,
+            from: None,
         });
         let fut = async move {
             let reply = request.await.ok()?;
