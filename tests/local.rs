@@ -352,3 +352,53 @@ async fn overlapping_local_subscriptions_each_get_their_own_qos() {
     assert!(quiet(&mut low).await && quiet(&mut high).await, "once each");
     broker.stop().await;
 }
+
+/// A broker with no listener at all: an event bus between the application's own tasks.
+#[actix_rt::test]
+async fn a_broker_without_listeners_serves_local_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), |c| c.listeners.clear()).await;
+    assert!(broker.local_addrs().is_empty());
+    let bus = broker.client("consumer");
+    let mut events = bus
+        .subscribe("events/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    let producer = broker.client("producer");
+    let done = producer
+        .publish("events/1", "e1", QoS::AtLeastOnce, false)
+        .await;
+    assert_eq!(done.expect("accepted").matched, 1);
+    assert_eq!(&next(&mut events).await.payload[..], b"e1");
+    drop(events);
+    broker.stop().await;
+}
+
+/// Subscriptions the server does not offer are refused with the SUBACK's codes.
+#[actix_rt::test]
+async fn a_local_subscribe_is_refused_what_the_server_does_not_offer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), |c| {
+        c.capabilities.wildcard_subscriptions = false;
+        c.capabilities.shared_subscriptions = false;
+    })
+    .await;
+    let app = broker.client("app");
+    let wild = app.subscribe("w/#", QoS::AtMostOnce).await;
+    assert_eq!(
+        wild.err().map(|e| e.reason),
+        Some(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
+    );
+    let shared = app.subscribe("$share/g/w", QoS::AtMostOnce).await;
+    assert_eq!(
+        shared.err().map(|e| e.reason),
+        Some(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
+    );
+    let plain = app
+        .subscribe("w/1", QoS::ExactlyOnce)
+        .await
+        .expect("subscribed");
+    assert_eq!(plain.granted_qos(), QoS::ExactlyOnce);
+    drop(plain);
+    broker.stop().await;
+}
