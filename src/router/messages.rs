@@ -44,7 +44,7 @@ pub enum Prior {
 }
 
 /// A session restored from the store at start-up takes its place in the registry.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct Adopt {
     pub client_id: ClientId,
@@ -168,7 +168,7 @@ pub struct ShutdownSessions;
 /// Close every live connection with `reason` (5.0: DISCONNECT) as a server-side close:
 /// wills are published and persistent sessions stay (the node is cut off from the
 /// cluster, see the cluster's isolation).
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct EvictSessions {
     pub reason: crate::protocol::ReasonCode,
@@ -186,7 +186,7 @@ pub struct AttachCluster {
 
 /// Cluster mode: a message another node published (or, for a shared subscription, one
 /// this node's NATS queue subscription was picked for). Routed to local sessions only.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct RouteRemote {
     pub msg: Arc<Message>,
@@ -199,7 +199,7 @@ pub struct RouteRemote {
 }
 
 /// Cluster mode: a retained message (or a deletion) from the cluster's stream.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct RetainRemote {
     pub msg: Arc<Message>,

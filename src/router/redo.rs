@@ -7,21 +7,18 @@
 //! copy while it handles one ([`Call::keep`]), and `restarting` handles the copy a
 //! failed handler left behind, before anything queued after it.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
-
 use actix::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use tracing::error;
 
 use super::actor::Router;
 use super::messages::{Adopt, EvictSessions, RemoteTakeover, RetainRemote, RouteRemote};
 use crate::guard::Call;
-use crate::message::Message;
 
 /// The copy of the message being handled.
 pub(super) enum Redo {
     Remote(RouteRemote),
-    Retain(Arc<Message>),
+    Retain(RetainRemote),
     Takeover(RemoteTakeover),
     /// Without it a stored session would stay out of the registry: the messages for it
     /// would be skipped and its client's next CONNECT would delete its stored state.
@@ -34,11 +31,7 @@ impl Call<Router> for RouteRemote {
     const NAME: &'static str = "RouteRemote";
 
     fn keep(&mut self, act: &mut Router) {
-        act.redo = Some(Redo::Remote(RouteRemote {
-            msg: Arc::clone(&self.msg),
-            origin: self.origin,
-            share: self.share.clone(),
-        }));
+        act.redo = Some(Redo::Remote(self.clone()));
     }
 
     fn call(self, act: &mut Router, ctx: &mut Context<Router>) {
@@ -53,7 +46,7 @@ impl Call<Router> for RetainRemote {
     const NAME: &'static str = "RetainRemote";
 
     fn keep(&mut self, act: &mut Router) {
-        act.redo = Some(Redo::Retain(Arc::clone(&self.msg)));
+        act.redo = Some(Redo::Retain(self.clone()));
     }
 
     fn call(self, act: &mut Router, ctx: &mut Context<Router>) {
@@ -91,10 +84,7 @@ impl Call<Router> for Adopt {
     const NAME: &'static str = "Adopt";
 
     fn keep(&mut self, act: &mut Router) {
-        act.redo = Some(Redo::Adopt(Adopt {
-            client_id: self.client_id.clone(),
-            addr: self.addr.clone(),
-        }));
+        act.redo = Some(Redo::Adopt(self.clone()));
     }
 
     fn call(self, act: &mut Router, ctx: &mut Context<Router>) {
@@ -109,10 +99,7 @@ impl Call<Router> for EvictSessions {
     const NAME: &'static str = "EvictSessions";
 
     fn keep(&mut self, act: &mut Router) {
-        act.redo = Some(Redo::Evict(EvictSessions {
-            reason: self.reason,
-            why: self.why,
-        }));
+        act.redo = Some(Redo::Evict(self.clone()));
     }
 
     fn call(self, act: &mut Router, ctx: &mut Context<Router>) {
@@ -134,7 +121,7 @@ impl Router {
         };
         let again = catch_unwind(AssertUnwindSafe(|| match redo {
             Redo::Remote(msg) => self.route_remote(msg, true),
-            Redo::Retain(msg) => self.state.retain(&msg),
+            Redo::Retain(msg) => self.on_retain_remote(msg, ctx),
             Redo::Takeover(msg) => self.on_remote_takeover(msg, ctx),
             Redo::Adopt(msg) => self.on_adopt(msg, ctx),
             Redo::Evict(msg) => self.on_evict_sessions(msg, ctx),
