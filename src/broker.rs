@@ -19,11 +19,15 @@ use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+mod store;
+
+use self::store::{Opened, Origin};
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
-use crate::config::{Config, Durability, ListenerKind};
+use crate::config::{Config, ListenerKind};
+use crate::hooks::{Authorizer, EventQueue, Hook, Hooks};
 use crate::local::LocalClient;
 use crate::message::ClientId;
-use crate::persistence::{self, Backlog, FlushNow, Persistence, PersistenceError, Snapshot};
+use crate::persistence::{Backlog, FlushNow, Persistence, PersistenceError, Snapshot, Store};
 use crate::router::link::SessionRef;
 use crate::router::messages::{Adopt, AttachCluster, GetStats, ShutdownSessions};
 use crate::router::{Router, RouterState};
@@ -52,17 +56,28 @@ pub enum BrokerError {
     /// The blocking task that opens the store panicked or was cancelled.
     #[error("the task opening the store did not finish")]
     StoreTask,
+    /// A store was given ([`Broker::store`]) while cluster mode keeps session state in
+    /// JetStream.
+    #[error("a given store cannot replace JetStream's session state in cluster mode")]
+    StoreInCluster,
 }
 
 /// The longest wait at shutdown for connections to flush and close: a session's own
 /// linger (5 s) and a little more.
 const SHUTDOWN_LINGER: Duration = Duration::from_secs(6);
 
+/// How long a hook's late answer is awaited unless [`Broker::hook_budget`] says.
+const DEFAULT_HOOK_BUDGET: Duration = Duration::from_secs(1);
+
 /// A broker to be started.
 pub struct Broker {
     config: Config,
     workers: usize,
     authenticator: Option<Arc<dyn Authenticator>>,
+    authorizer: Option<Arc<dyn Authorizer>>,
+    hooks: Vec<Arc<dyn Hook>>,
+    hook_budget: Duration,
+    store: Option<Box<dyn Store>>,
 }
 
 /// A running broker.
@@ -81,7 +96,10 @@ pub struct BrokerHandle {
     /// Counts live connections; shutdown waits until it reaches zero.
     limiter: ConnectionLimiter,
     auth: Arc<dyn Authenticator>,
-    config: Arc<Config>,
+    /// What sessions share (the configuration, the hooks), for in-process clients.
+    shared: Arc<Shared>,
+    /// Where event hooks run, when there are any.
+    events_arbiter: Option<ArbiterHandle>,
 }
 
 impl Broker {
@@ -94,12 +112,47 @@ impl Broker {
             config,
             workers,
             authenticator: None,
+            authorizer: None,
+            hooks: Vec::new(),
+            hook_budget: DEFAULT_HOOK_BUDGET,
+            store: None,
         }
     }
 
     /// Replaces the `[auth]`-configured authenticator with this one.
     pub fn authenticator(mut self, auth: Arc<dyn Authenticator>) -> Broker {
         self.authenticator = Some(auth);
+        self
+    }
+
+    /// Decides what each client may publish, subscribe to and receive (by default
+    /// everything is allowed). See [`hooks`](crate::hooks).
+    pub fn authorizer(mut self, authorizer: impl Authorizer) -> Broker {
+        self.authorizer = Some(Arc::new(authorizer));
+        self
+    }
+
+    /// Adds a hook: it hears client events and may rewrite or drop publishes. Hooks run
+    /// in the order they were added. See [`hooks`](crate::hooks).
+    pub fn hook(mut self, hook: impl Hook) -> Broker {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
+    /// How long a hook's late answer ([`Answer::later`](crate::hooks::Answer::later))
+    /// is awaited (default 1 s); see [`hooks`](crate::hooks) for what happens after.
+    pub fn hook_budget(mut self, budget: Duration) -> Broker {
+        self.hook_budget = budget;
+        self
+    }
+
+    /// Keeps sessions and retained messages in `store` instead of the one `[storage]
+    /// durability` names (`sync` and `periodic` still decide when it is flushed). The
+    /// store is loaded at start; it stays the same value for the broker's life, also
+    /// across a restart of the persistence actor. Not with cluster mode's session state
+    /// in JetStream ([`BrokerError::StoreInCluster`]).
+    pub fn store(mut self, store: impl Store) -> Broker {
+        self.store = Some(Box::new(store));
         self
     }
 
@@ -113,29 +166,25 @@ impl Broker {
     /// Opens the store, restores the router and the persistent sessions from it, then
     /// starts the listeners: nothing is accepted before the stored state is back. Must
     /// run inside an actix `System`; returns once the listeners are bound.
-    pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
+    pub async fn start(mut self) -> Result<BrokerHandle, BrokerError> {
         let auth: Arc<dyn Authenticator> = match &self.authenticator {
             Some(a) => Arc::clone(a),
             None => Arc::new(PasswordAuthenticator::from_config(&self.config.auth)?),
         };
-        // Opening reads the whole store (and in cluster mode waits for JetStream): on a
-        // blocking thread, not on the runtime that serves connections.
-        let config = self.config.clone();
         let Opened {
             store,
             snapshot,
-            reopen,
-        } = tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|_| BrokerError::StoreTask)??;
+            origin,
+        } = store::open(&self.config, self.store.take()).await?;
         let storage = self.config.storage.clone();
         let persistence_arbiter = Arbiter::new().handle();
         let backlog = Backlog::default();
         let b = backlog.clone();
         let persistence =
-            Supervisor::start_in_arbiter(&persistence_arbiter, move |_| match reopen {
-                Some(reopen) => Persistence::with_reopen(store, &storage, b, reopen),
-                None => Persistence::new(store, &storage, b),
+            Supervisor::start_in_arbiter(&persistence_arbiter, move |_| match origin {
+                Origin::Reopen(reopen) => Persistence::with_reopen(store, &storage, b, reopen),
+                Origin::Config => Persistence::new(store, &storage, b),
+                Origin::Given => Persistence::given(store, &storage, b),
             });
         let mut router_state = RouterState::restore(&snapshot);
         router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
@@ -153,12 +202,14 @@ impl Broker {
             ctx.set_mailbox_capacity(crate::router::MAILBOX_CAPACITY);
             Router::new(router_state, p, durability, backlog)
         });
+        let (hooks, events_arbiter) = self.hooks();
         let shared = Arc::new(Shared {
             config: self.config.clone(),
             router: router.clone(),
             persistence: persistence.clone(),
             metrics: Arc::new(Metrics::default()),
             auth: Arc::clone(&auth),
+            hooks,
             isolation: Isolation::default(),
         });
         let sys_interval = self.config.server.sys_interval_secs;
@@ -189,8 +240,26 @@ impl Broker {
             accepting,
             limiter,
             auth,
-            config: Arc::new(self.config.clone()),
+            shared,
+            events_arbiter,
         })
+    }
+
+    /// The hooks as sessions call them; with event hooks, the thread they run on.
+    fn hooks(&mut self) -> (Hooks, Option<ArbiterHandle>) {
+        let hooks = std::mem::take(&mut self.hooks);
+        let events =
+            (!hooks.is_empty()).then(|| EventQueue::start(hooks.clone(), self.hook_budget));
+        let (queue, arbiter) = events.unzip();
+        let retain = self.config.capabilities.retain_available;
+        let bundle = Hooks::new(
+            self.authorizer.take(),
+            hooks,
+            self.hook_budget,
+            retain,
+            queue,
+        );
+        (bundle, arbiter)
     }
 
     /// Cluster mode (`[cluster] enabled`): connects the bridge to NATS, loads the
@@ -266,38 +335,6 @@ impl Broker {
     }
 }
 
-/// What [`open_store`] returns.
-struct Opened {
-    store: Box<dyn persistence::Store>,
-    snapshot: Snapshot,
-    /// How to re-open a store other than sled or memory after a persistence restart.
-    reopen: Option<persistence::Reopen>,
-}
-
-/// The store: in cluster mode (unless `durability = "memory"`) session state lives in
-/// JetStream, loaded per client on CONNECT, so the snapshot is empty; otherwise sled (or
-/// memory) with everything in it. Blocking: runs off the async runtime.
-fn open_store(config: &Config) -> Result<Opened, BrokerError> {
-    let cluster = &config.cluster;
-    if !cluster.enabled || config.storage.durability == Durability::Memory {
-        let (store, snapshot) = persistence::open_store(&config.storage)?;
-        return Ok(Opened {
-            store,
-            snapshot,
-            reopen: None,
-        });
-    }
-    let store = crate::cluster::JsStore::open(cluster).map_err(PersistenceError::from)?;
-    let snapshot = persistence::Store::load(&store).map_err(PersistenceError::from)?;
-    let spare = store.reopen();
-    let reopen = persistence::Reopen(Box::new(move || Box::new(spare.reopen())));
-    Ok(Opened {
-        store: Box::new(store),
-        snapshot,
-        reopen: Some(reopen),
-    })
-}
-
 /// Starts an offline session actor for every stored session and waits until the router
 /// has them all in its registry.
 async fn restore_sessions(snapshot: Snapshot, shared: &Arc<Shared>, workers: &Workers) {
@@ -334,11 +371,7 @@ impl BrokerHandle {
     /// An in-process client with this client id, for publishing from the embedding
     /// application ([`LocalClient`]).
     pub fn client(&self, id: &str) -> LocalClient {
-        LocalClient::new(
-            ClientId::from(id),
-            self.router.clone(),
-            Arc::clone(&self.config),
-        )
+        LocalClient::new(ClientId::from(id), Arc::clone(&self.shared))
     }
 
     /// The router actor, for embedding applications that publish or inspect.
@@ -380,6 +413,9 @@ impl BrokerHandle {
         }
         self.persistence_arbiter.stop();
         if let Some(arbiter) = self.cluster_arbiter {
+            arbiter.stop();
+        }
+        if let Some(arbiter) = self.events_arbiter {
             arbiter.stop();
         }
         info!("broker stopped");

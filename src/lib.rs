@@ -23,6 +23,7 @@ pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod delivery;
 pub(crate) mod guard;
+pub mod hooks;
 pub(crate) mod local;
 pub mod message;
 pub mod persistence;

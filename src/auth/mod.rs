@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 
 use crate::config::AuthConfig;
+use crate::hooks::ClientInfo;
 use crate::protocol::ReasonCode;
 use password::{PasswordError, PasswordHash};
 
@@ -62,15 +63,31 @@ pub trait Authenticator: Send + Sync {
         Ok(0)
     }
 
+    /// A CONNECT without an Authentication Method, knowing who sent it: the client
+    /// id, the address it came from and the listener it reached. The default checks
+    /// the username and password with [`Authenticator::check_plain`].
+    fn check_client(&self, client: &ClientInfo, password: Option<&[u8]>) -> Result<(), ReasonCode> {
+        self.check_plain(client.username.as_deref(), password)
+    }
+
+    /// Begins enhanced authentication with `method` for `client`. The default calls
+    /// [`Authenticator::exchange`] with its client id and username.
+    fn exchange_for(&self, method: &str, client: &ClientInfo) -> Option<Box<dyn AuthExchange>> {
+        self.exchange(
+            method,
+            client.client_id.as_str(),
+            client.username.as_deref(),
+        )
+    }
+
     /// Begins `method` and feeds it CONNECT's Authentication Data (empty when absent).
     fn start(
         &self,
         method: &str,
-        client_id: &str,
-        username: Option<&str>,
+        client: &ClientInfo,
         data: Option<&[u8]>,
     ) -> (AuthStep, Option<Box<dyn AuthExchange>>) {
-        match self.exchange(method, client_id, username) {
+        match self.exchange_for(method, client) {
             None => (
                 AuthStep::Failure(ReasonCode::BAD_AUTHENTICATION_METHOD),
                 None,
@@ -268,7 +285,7 @@ mod tests {
 
     #[test]
     fn methods() {
-        let (step, ex) = with_alice(false).start("PLAIN", "c", None, None);
+        let (step, ex) = with_alice(false).start("PLAIN", &ClientInfo::new("c".into()), None);
         assert_eq!(
             step,
             AuthStep::Failure(ReasonCode::BAD_AUTHENTICATION_METHOD)
@@ -277,7 +294,11 @@ mod tests {
         // SCRAM needs a password file.
         let open = PasswordAuthenticator::new(true, None);
         assert!(open.exchange(scram::METHOD, "c", None).is_none());
-        let (step, ex) = with_alice(false).start(scram::METHOD, "c", None, Some(b"n,,n=alice,r=x"));
+        let (step, ex) = with_alice(false).start(
+            scram::METHOD,
+            &ClientInfo::new("c".into()),
+            Some(b"n,,n=alice,r=x"),
+        );
         assert!(matches!(step, AuthStep::Continue { .. }));
         assert!(ex.is_some());
     }

@@ -41,8 +41,9 @@ impl LocalLink {
         self.lock().by_id.insert(id, inbox);
     }
 
-    pub fn remove(&self, id: u32) {
-        self.lock().by_id.remove(&id);
+    /// Takes subscription `id` out; its inbox, if it was there.
+    pub fn remove(&self, id: u32) -> Option<Arc<Inbox>> {
+        self.lock().by_id.remove(&id)
     }
 
     /// Registered again: reachable.

@@ -11,8 +11,13 @@
 //!   with the same id takes it over, and the local subscriptions end) and returns a
 //!   [`Subscription`], a `futures::Stream` of [`LocalMessage`]s.
 //!
+//! The broker's [`Authorizer`](crate::hooks::Authorizer) and hooks see in-process
+//! clients as they see network ones ([`ClientInfo`] without a connection): publishes
+//! are authorized and intercepted, subscriptions authorized, and each message is
+//! authorized for receipt when the subscription's stream yields it.
+//!
 //! Not there yet: persistent local sessions (a local client's subscriptions end with
-//! it and with the broker), authorization and hooks.
+//! it and with the broker).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,14 +47,15 @@ use bytes::Bytes;
 use self::inbox::Inbox;
 use self::link::LocalLink;
 pub use self::subscription::{LocalMessage, Subscription};
-use crate::config::Config;
 use crate::delivery::{Outgoing, QueueLimits, SubEntry};
+use crate::hooks::{Access, ClientInfo, Decision, Event, Pending, Vetted};
 use crate::message::{ClientId, Message};
 use crate::protocol::{Properties, QoS, ReasonCode, SubscriptionOptions};
 use crate::router::link::{SessionLink, SessionRef};
-use crate::router::messages::{Register, Route, SessionEnded, Subscribe};
+use crate::router::messages::{Register, Route, SessionEnded, Subscribe, Unsubscribe};
 use crate::router::Router;
 use crate::session::policy::{check_payload, check_publish, Refusal};
+use crate::session::Shared;
 use crate::topic::{TopicFilter, TopicName};
 
 /// A client inside the embedding application. Cheap to clone (clones are the same
@@ -63,7 +69,10 @@ pub struct LocalClient {
 struct Core {
     id: ClientId,
     router: Addr<Router>,
-    config: Arc<Config>,
+    /// The configuration and the hooks, shared with the sessions.
+    shared: Arc<Shared>,
+    /// Who this client is, as hooks see it.
+    info: Arc<ClientInfo>,
     link: LocalLink,
     /// Registered with the router (on the first subscribe).
     registered: tokio::sync::Mutex<bool>,
@@ -90,11 +99,12 @@ pub struct Refused {
 }
 
 impl LocalClient {
-    pub(crate) fn new(id: ClientId, router: Addr<Router>, config: Arc<Config>) -> LocalClient {
+    pub(crate) fn new(id: ClientId, shared: Arc<Shared>) -> LocalClient {
         let core = Core {
+            info: Arc::new(ClientInfo::new(id.clone())),
             id,
-            router,
-            config,
+            router: shared.router.clone(),
+            shared,
             link: LocalLink::default(),
             registered: tokio::sync::Mutex::new(false),
             filters: Mutex::new(HashMap::new()),
@@ -112,7 +122,9 @@ impl LocalClient {
 
     /// Publishes `payload` on `topic`. Returns once the message is routed and, for what
     /// the store must keep, stored as the durability setting asks: when a network
-    /// client would get its PUBACK (QoS 1) or PUBCOMP (QoS 2).
+    /// client would get its PUBACK (QoS 1) or PUBCOMP (QoS 2). The broker's authorizer
+    /// and interceptor hooks see it first, as a network client's publish; one that an
+    /// interceptor dropped is `Published` with nothing matched.
     pub async fn publish(
         &self,
         topic: &str,
@@ -121,11 +133,20 @@ impl LocalClient {
         retain: bool,
     ) -> Result<Published, Refused> {
         let msg = self.message(topic, payload.into(), qos, retain)?;
+        let vetted = match self.core.shared.hooks.vet_publish(&self.core.info, msg) {
+            Pending::Ready(vetted) => vetted,
+            Pending::Later(f) => f.await,
+        };
+        let msg = match vetted {
+            Vetted::Allowed(msg) => msg,
+            Vetted::Dropped => return Ok(Published { matched: 0 }),
+            Vetted::Denied => return Err(not_authorized()),
+        };
         let routed = self
             .core
             .router
             .send(Route {
-                msg: Arc::new(msg),
+                msg,
                 inbound_qos2: None,
             })
             .await
@@ -151,7 +172,14 @@ impl LocalClient {
     /// subscribing again to a filter this client holds is refused.
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, Refused> {
         let filter = self.filter(filter)?;
-        let granted = qos.min(self.core.config.capabilities.max_qos());
+        let allowed = match self.core.authorize(Access::Subscribe, filter.as_str()) {
+            Pending::Ready(decision) => decision,
+            Pending::Later(f) => f.await,
+        };
+        if allowed == Decision::Deny {
+            return Err(not_authorized());
+        }
+        let granted = qos.min(self.core.shared.config.capabilities.max_qos());
         let id = self.core.next_id.fetch_add(1, Ordering::Relaxed);
         if !self.core.claim_filter(&filter, id) {
             return Err(refused(
@@ -172,6 +200,7 @@ impl LocalClient {
             filter: filter.clone(),
             id,
             granted,
+            pending: None,
         };
         let entry = SubEntry {
             options: SubscriptionOptions::with_qos(granted),
@@ -203,14 +232,49 @@ impl LocalClient {
             share: None,
         });
         subscription.inbox.push_front(retained.collect());
+        let (info, filter) = (&self.core.info, &subscription.filter);
+        self.core.shared.hooks.event(|| Event::Subscribed {
+            client: Arc::clone(info),
+            filter: filter.clone(),
+            qos: granted,
+        });
         Ok(subscription)
+    }
+
+    /// Unsubscribes from `filter`: its [`Subscription`] ends (the stream yields what it
+    /// had queued, then `None`). Returns false when this client did not subscribe to
+    /// it. Waits until the router no longer routes to it.
+    pub async fn unsubscribe(&self, filter: &str) -> bool {
+        let Ok(filter) = TopicFilter::new(filter) else {
+            return false;
+        };
+        let Some(id) = self.core.filters().remove(&filter) else {
+            return false;
+        };
+        let ended = match self.core.link.remove(id) {
+            Some(inbox) => {
+                let ended = inbox.is_closed();
+                inbox.close();
+                ended
+            }
+            None => true,
+        };
+        self.core.announce_unsubscribed(&filter);
+        if !ended {
+            let unsubscribe = Unsubscribe {
+                client_id: self.core.id.clone(),
+                filters: vec![filter],
+            };
+            let _ = self.core.router.send(unsubscribe).await;
+        }
+        true
     }
 
     /// The topic filter, or the reason a network client's SUBACK would give.
     fn filter(&self, filter: &str) -> Result<TopicFilter, Refused> {
         let filter = TopicFilter::new(filter)
             .map_err(|_| refused(ReasonCode::TOPIC_FILTER_INVALID, "not a valid topic filter"))?;
-        let caps = &self.core.config.capabilities;
+        let caps = &self.core.shared.config.capabilities;
         if filter.share().is_some() && !caps.shared_subscriptions {
             let why = "shared subscriptions are not available on this server";
             return Err(refused(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, why));
@@ -236,7 +300,7 @@ impl LocalClient {
         let topic = TopicName::new(topic)
             .map_err(|_| refused(ReasonCode::TOPIC_NAME_INVALID, "not a valid topic name"))?;
         let refusal = |r: Refusal| refused(r.reason, r.text);
-        let config = &self.core.config;
+        let config = &self.core.shared.config;
         check_publish(&config.capabilities, qos, retain).map_err(refusal)?;
         let properties = Properties::default();
         let validate = config.limits.validate_utf8_payloads;
@@ -280,10 +344,23 @@ impl Core {
     }
 
     fn queue_limits(&self) -> QueueLimits {
+        let limits = &self.shared.config.limits;
         QueueLimits {
-            max_messages: self.config.limits.max_queued_messages,
-            max_bytes: self.config.limits.max_queued_bytes,
+            max_messages: limits.max_queued_messages,
+            max_bytes: limits.max_queued_bytes,
         }
+    }
+
+    fn announce_unsubscribed(&self, filter: &TopicFilter) {
+        let client = Arc::clone(&self.info);
+        self.shared.hooks.event(|| Event::Unsubscribed {
+            client,
+            filter: filter.clone(),
+        });
+    }
+
+    fn authorize(&self, access: Access, topic: &str) -> Pending<Decision> {
+        self.shared.hooks.authorize(&self.info, access, topic)
     }
 
     fn filters(&self) -> std::sync::MutexGuard<'_, HashMap<TopicFilter, u32>> {
@@ -323,6 +400,10 @@ impl Drop for Core {
 
 fn refused(reason: ReasonCode, why: &'static str) -> Refused {
     Refused { reason, why }
+}
+
+fn not_authorized() -> Refused {
+    refused(ReasonCode::NOT_AUTHORIZED, "not authorized")
 }
 
 fn stopped() -> Refused {

@@ -53,6 +53,9 @@ pub struct Persistence {
     baseline: u64,
     /// Re-opens a store that is not sled or memory (cluster mode's JetStream store).
     reopen: Option<Reopen>,
+    /// The embedding application gave the store: it is kept across a restart (nothing
+    /// here knows how to re-open it) and never compacted here.
+    given: bool,
     /// Routed messages sent here and not handled yet.
     backlog: Backlog,
     /// Loads running off this thread, and the ops that wait for them.
@@ -67,7 +70,7 @@ pub struct Reopen(pub Box<dyn Fn() -> Box<dyn Store> + Send>);
 /// Opens the store for `config`, drops what expired while the broker was down, and
 /// returns the store with what is left in it.
 pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), PersistenceError> {
-    let mut store: Box<dyn Store> = match config.durability {
+    let store: Box<dyn Store> = match config.durability {
         Durability::Memory => Box::new(MemoryStore::new()),
         Durability::Sync | Durability::Periodic => {
             super::prepare_data_dir(&config.data_dir)?;
@@ -76,6 +79,13 @@ pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), 
             Box::new(SledStore::open(&dir)?)
         }
     };
+    load_fresh(store)
+}
+
+/// Loads everything `store` holds and drops what expired while the broker was down.
+pub fn load_fresh(
+    mut store: Box<dyn Store>,
+) -> Result<(Box<dyn Store>, Snapshot), PersistenceError> {
     let mut snapshot = store.load()?;
     let ops = drop_expired(&mut snapshot, unix_ms_now());
     if !ops.is_empty() {
@@ -108,6 +118,7 @@ impl Persistence {
             dirty: false,
             baseline: 0,
             reopen: None,
+            given: false,
             backlog,
             loads: Loads::default(),
             faults: Default::default(),
@@ -127,7 +138,20 @@ impl Persistence {
         }
     }
 
+    /// A persistence actor over a store the embedding application gave
+    /// ([`Broker::store`](crate::Broker::store)): kept as it is across restarts.
+    pub fn given(store: Box<dyn Store>, config: &StorageConfig, backlog: Backlog) -> Persistence {
+        Persistence {
+            given: true,
+            ..Persistence::new(store, config, backlog)
+        }
+    }
+
     fn reopen(&self) -> Option<Box<dyn Store>> {
+        if self.given {
+            error!("the store given to the broker is gone; it cannot be re-opened");
+            return None;
+        }
         match &self.reopen {
             Some(f) => Some((f.0)()),
             None => reopen(&self.config),
@@ -239,6 +263,9 @@ fn reopen(config: &StorageConfig) -> Option<Box<dyn Store>> {
 impl Persistence {
     /// Compacts the store when it has grown well past its live size (see [`compact`]).
     fn maybe_compact(&mut self) {
+        if self.given {
+            return;
+        }
         let Some(size) = self.store.as_ref().and_then(|s| s.size_on_disk().ok()) else {
             return;
         };
@@ -267,8 +294,10 @@ impl Supervised for Persistence {
         // stay unacknowledged. Ops queued since then wait for a `Commit` that the
         // restart dropped with the old context: it is queued again.
         self.scheduled = false;
-        self.store = None;
-        self.store = self.reopen();
+        if !self.given {
+            self.store = None;
+            self.store = self.reopen();
+        }
         if !self.pending.is_empty() || !self.waiters.is_empty() {
             self.scheduled = true;
             ctx.notify(Commit);

@@ -20,7 +20,7 @@ mod store;
 mod tests;
 mod ticket;
 
-pub use actor::{open_store, store_dir, Persistence, Reopen};
+pub use actor::{load_fresh, open_store, store_dir, Persistence, Reopen};
 pub use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;
 pub use inspect::{inspect, Report, SessionSummary};

@@ -19,6 +19,7 @@ use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
 use super::Shared;
 use crate::auth::AuthExchange;
+use crate::hooks::{ClientInfo, Event};
 use crate::persistence::Persist;
 use crate::protocol::{LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
 use crate::router::messages::Register;
@@ -38,7 +39,8 @@ pub struct SessionSetup {
     pub will: Option<LastWill>,
     pub reader: FramedRead<BoxedReader, MqttCodec>,
     pub writer: BoxedWriter,
-    pub peer: SocketAddr,
+    /// Who connected, for hooks (the peer address among it).
+    pub client: Arc<ClientInfo>,
     pub permit: ConnectionPermit,
     pub shared: Arc<Shared>,
 }
@@ -90,6 +92,10 @@ pub struct Session {
     /// What `started` begins with (boxed: used once).
     pub(super) setup: Option<Box<Start>>,
     peer: SocketAddr,
+    /// Who the client is, as hooks see it.
+    pub(super) client: Arc<ClientInfo>,
+    /// The hooks were told this connection connected (and will hear it ended).
+    pub(super) announced: bool,
     pub(super) timers: Timers,
     /// The Reason String of the DISCONNECT the server is about to send (5.0).
     pub(super) close_text: Option<String>,
@@ -109,7 +115,8 @@ impl Session {
         let client_aliases = setup.accepted.client_topic_alias_maximum;
         let mut session = Session::offline(setup.accepted, state, setup.shared);
         session.life = Lifecycle::connecting(setup.will.map(Box::new));
-        session.peer = setup.peer;
+        session.peer = setup.client.remote_addr.unwrap_or(session.peer);
+        session.client = setup.client;
         session.out_aliases = OutboundAliases::new(client_aliases);
         session.setup = Some(Box::new(Start::Connection {
             reader: setup.reader,
@@ -121,7 +128,11 @@ impl Session {
 
     /// A session with no connection (restored from the store).
     pub(super) fn offline(accepted: Accepted, state: SessionState, shared: Arc<Shared>) -> Session {
+        let client = ClientInfo::new(accepted.client_id.clone())
+            .with_username(accepted.username.as_deref().map(str::to_owned));
         Session {
+            client: Arc::new(client),
+            announced: false,
             inbound: Inbound::new(shared.config.limits.topic_alias_maximum),
             state: Box::new(state),
             accepted,
@@ -168,6 +179,12 @@ impl Session {
         };
         let ack = connack(&self.accepted, session_present, &self.shared.config);
         self.send(&Packet::ConnAck(ack));
+        self.announced = true;
+        let client = &self.client;
+        self.shared.hooks.event(|| Event::Connected {
+            client: Arc::clone(client),
+            session_present,
+        });
         let resend: Vec<Packet> = self
             .state
             .inflight()

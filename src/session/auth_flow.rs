@@ -13,6 +13,7 @@ use tracing::debug;
 
 use super::handshake::Accepted;
 use crate::auth::{AuthStep, Authenticator};
+use crate::hooks::ClientInfo;
 use crate::protocol::{
     encode_packet, Auth, Connect, DecodeError, Packet, Properties, PropertyFields, ProtocolVersion,
     ReasonCode,
@@ -32,6 +33,7 @@ pub enum Refused {
 /// into `accepted` for the CONNACK.
 pub async fn authenticate<R>(
     connect: &Connect,
+    client: &Arc<ClientInfo>,
     accepted: &mut Accepted,
     reader: &mut R,
     writer: &mut BoxedWriter,
@@ -42,30 +44,26 @@ where
     R: Stream<Item = Result<Packet, DecodeError>> + Unpin,
 {
     let Some(method) = connect.properties.authentication_method.clone() else {
-        let username = connect.username.as_deref();
-        if !auth.plain_check_is_slow(username) {
+        if !auth.plain_check_is_slow(client.username.as_deref()) {
             // Nothing to hash (anonymous, or no password file): no thread hop.
             return auth
-                .check_plain(username, connect.password.as_deref())
+                .check_client(client, connect.password.as_deref())
                 .map_err(Refused::Connack);
         }
         // Password hashing is slow on purpose: keep it off the arbiter's thread.
-        let auth = Arc::clone(auth);
-        let username = connect.username.clone();
+        let (auth, client) = (Arc::clone(auth), Arc::clone(client));
         let password = connect.password.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            auth.check_plain(username.as_deref(), password.as_deref())
-        })
-        .await;
+        let checked =
+            tokio::task::spawn_blocking(move || auth.check_client(&client, password.as_deref()))
+                .await;
         return match checked {
             Ok(result) => result.map_err(Refused::Connack),
             Err(_) => Err(Refused::Connack(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR)),
         };
     };
-    let username = connect.username.as_deref();
     let deadline = tokio::time::Instant::now() + timeout;
     let data = connect.properties.authentication_data.as_deref();
-    let (mut step, exchange) = auth.start(&method, accepted.client_id.as_str(), username, data);
+    let (mut step, exchange) = auth.start(&method, client, data);
     let Some(mut exchange) = exchange else {
         return Err(to_refusal(step));
     };

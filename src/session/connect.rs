@@ -15,6 +15,7 @@ use super::actor::{Session, SessionSetup};
 use super::auth_flow::{authenticate, Refused};
 use super::handshake::{admit, refusal};
 use super::Shared;
+use crate::hooks::ClientInfo;
 use crate::protocol::{
     encode_packet, Connect, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode,
 };
@@ -59,8 +60,14 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     };
     let timeout = limits.connect_timeout();
     let auth = &shared.auth;
+    let client = Arc::new(
+        ClientInfo::new(accepted.client_id.clone())
+            .with_username(connect.username.as_deref().map(str::to_owned))
+            .with_connection(conn.listener, peer, version),
+    );
     let authenticated = authenticate(
         &connect,
+        &client,
         &mut accepted,
         &mut reader,
         &mut writer,
@@ -82,11 +89,11 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     }
     debug!(%peer, client_id = %accepted.client_id, ?version, "connected");
     let setup = SessionSetup {
+        client,
         accepted,
         will: connect.will,
         reader,
         writer,
-        peer,
         permit,
         shared,
     };

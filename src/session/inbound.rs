@@ -204,14 +204,14 @@ impl Session {
             self.fail(ctx, refusal.reason, refusal.text);
             return;
         }
-        let msg = Arc::new(self.message_from(p));
-        self.route(msg, ack, ctx);
+        let msg = self.message_from(p);
+        self.vet_and_route(msg, ack, ctx);
     }
 
     /// Acknowledges a QoS 1/2 publish that is not routed with an error code, in its
     /// turn among the acknowledgements; the Reason String only when the client accepts
     /// problem information [MQTT-3.1.2-29].
-    fn refuse_publish(&mut self, qos: QoS, id: PacketId, refusal: Refusal) {
+    pub(super) fn refuse_publish(&mut self, qos: QoS, id: PacketId, refusal: Refusal) {
         let mut resp = PubResponse::new(id);
         resp.reason = refusal.reason;
         if self.accepted.request_problem_information {
@@ -287,7 +287,12 @@ impl Session {
 
     /// Hands a message to the router; the acknowledgement goes out once it is routed
     /// and, in `sync` durability, once persistent subscribers' copies are on disk.
-    fn route(&mut self, msg: Arc<Message>, ack: Option<(QoS, PacketId)>, ctx: &mut Context<Self>) {
+    pub(super) fn route(
+        &mut self,
+        msg: Arc<Message>,
+        ack: Option<(QoS, PacketId)>,
+        ctx: &mut Context<Self>,
+    ) {
         let sent = self.inbound.flow.on_route(msg.qos, ack.map(|(_, id)| id));
         let inbound_qos2 = ack
             .filter(|(q, _)| *q == QoS::ExactlyOnce)
@@ -332,7 +337,7 @@ impl Session {
     }
 
     /// Sends the acknowledgements that are ready, in order.
-    fn flush_acks(&mut self) {
+    pub(super) fn flush_acks(&mut self) {
         while let Some(packet) = self.inbound.flow.next_ack() {
             self.send(&packet);
         }

@@ -30,6 +30,7 @@
 mod actor;
 mod aliases;
 mod auth_flow;
+mod authorize;
 mod connect;
 mod gate;
 pub mod handshake;
@@ -47,6 +48,7 @@ mod reauth;
 mod shared;
 pub mod state;
 mod subscribe;
+mod vet;
 mod will;
 mod writer;
 

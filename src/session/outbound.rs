@@ -21,6 +21,9 @@ impl Handler<Deliver> for Session {
     type Result = ();
 
     fn handle(&mut self, d: Deliver, ctx: &mut Self::Context) {
+        if self.shared.hooks.authorizes() {
+            return self.deliver_all(vec![d.0], ctx);
+        }
         if self.accept(d.0) {
             self.pump_guarded(ctx);
         }
@@ -31,19 +34,13 @@ impl Handler<DeliverBatch> for Session {
     type Result = ();
 
     fn handle(&mut self, batch: DeliverBatch, ctx: &mut Self::Context) {
-        let mut any = false;
-        for d in batch.0 {
-            any |= self.accept(d);
-        }
-        if any {
-            self.pump_guarded(ctx);
-        }
+        self.deliver_all(batch.0, ctx);
     }
 }
 
 impl Session {
     /// Queues one delivery; false when it was not kept.
-    fn accept(&mut self, d: Outgoing) -> bool {
+    pub(super) fn accept(&mut self, d: Outgoing) -> bool {
         if self.life.phase() == Phase::Gone {
             return false;
         }
@@ -56,7 +53,7 @@ impl Session {
         true
     }
 
-    fn pump_guarded(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn pump_guarded(&mut self, ctx: &mut Context<Self>) {
         let run = std::panic::AssertUnwindSafe(|| self.pump(ctx));
         if std::panic::catch_unwind(run).is_err() {
             self.crash(ctx);

@@ -2,6 +2,7 @@
 //! side go through [`Lifecycle`], and the [`Action`]s it returns are carried out here
 //! with the actor's context (timers, the writer, the router, the store).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -12,6 +13,7 @@ use super::actor::Session;
 use super::lifecycle::{Action, Actions, Close, Facts};
 use super::messages::Handover;
 use super::state::SessionState;
+use crate::hooks::Event;
 use crate::protocol::{encoded_len, Disconnect, Packet, ReasonCode};
 use crate::router::link::Handoff;
 use crate::router::messages::{SessionEnded, WentOffline};
@@ -154,6 +156,12 @@ impl Session {
             Action::DropLink => {
                 if let Some(read) = self.link.take().and_then(|l| l.read) {
                     ctx.cancel_future(read);
+                }
+                if std::mem::take(&mut self.announced) {
+                    let client = &self.client;
+                    self.shared.hooks.event(|| Event::Disconnected {
+                        client: Arc::clone(client),
+                    });
                 }
             }
             Action::Linger => {

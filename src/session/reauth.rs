@@ -74,12 +74,7 @@ impl Session {
             .unwrap_or_default();
         let step = match request {
             AuthRequest::Start => {
-                let (step, exchange) = self.shared.auth.start(
-                    &method,
-                    self.accepted.client_id.as_str(),
-                    self.accepted.username.as_deref(),
-                    Some(&data),
-                );
+                let (step, exchange) = self.shared.auth.start(&method, &self.client, Some(&data));
                 self.reauth = exchange;
                 step
             }

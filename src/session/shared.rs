@@ -9,6 +9,7 @@ use actix::prelude::*;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::hooks::Hooks;
 use crate::persistence::Persistence;
 use crate::router::Router;
 use crate::sys::Metrics;
@@ -22,6 +23,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Who may connect (`[auth]`, or the one given to [`Broker::authenticator`]).
     pub auth: Arc<dyn Authenticator>,
+    /// The authorizer and hooks (none: everything allowed, nothing called).
+    pub hooks: Hooks,
     /// Cluster mode: set while the node is cut off from NATS (CONNECTs are refused).
     pub isolation: Isolation,
 }

@@ -3,11 +3,12 @@
 //! messages follow the SUBACK.
 
 use actix::prelude::*;
+use tracing::debug;
 
 use super::actor::Session;
 use super::policy::{check_subscription_ids, grant};
-use crate::config::Capabilities;
 use crate::delivery::{Outgoing, SubEntry};
+use crate::hooks::{Access, Decision, Pending};
 use crate::protocol::Packet;
 use crate::protocol::{QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
 use crate::router::messages::{
@@ -24,13 +25,51 @@ impl Session {
             self.fail(ctx, refusal.reason, refusal.text);
             return;
         }
-        let id = ids.first().copied();
+        let mut grants: Vec<Grant> = s
+            .filters
+            .iter()
+            .map(|(filter, options)| grant(caps, filter, options.qos))
+            .collect();
+        let mut late = Vec::new();
+        for (i, ((filter, _), g)) in s.filters.iter().zip(grants.iter_mut()).enumerate() {
+            if g.is_err() {
+                continue;
+            }
+            match self.authorize(Access::Subscribe, filter.as_str()) {
+                Pending::Ready(Decision::Allow) => {}
+                Pending::Ready(Decision::Deny) => *g = Err(ReasonCode::NOT_AUTHORIZED),
+                Pending::Later(f) => late.push(async move { (i, f.await) }),
+            }
+        }
+        if late.is_empty() {
+            return self.subscribe_granted(s, grants, ctx);
+        }
+        // Waits for the authorizer (within the hook budget) before anything else.
+        let decided = futures::future::join_all(late).into_actor(self);
+        ctx.wait(decided.map(move |decisions, act, ctx| {
+            for (i, decision) in decisions {
+                if decision == Decision::Deny {
+                    grants[i] = Err(ReasonCode::NOT_AUTHORIZED);
+                }
+            }
+            act.subscribe_granted(s, grants, ctx);
+        }));
+    }
+
+    /// Subscribes to what was granted and answers SUBACK.
+    fn subscribe_granted(&mut self, s: Subscribe, grants: Vec<Grant>, ctx: &mut Context<Self>) {
+        for ((filter, _), g) in s.filters.iter().zip(&grants) {
+            if *g == Err(ReasonCode::NOT_AUTHORIZED) {
+                debug!(client_id = %self.state.client_id, %filter, "subscription not authorized");
+            }
+        }
+        let id = s.properties.subscription_identifiers.first().copied();
         let packet_id = s.packet_id;
         let Verdicts {
             filters,
             granted,
             reasons,
-        } = verdicts(caps, s, id);
+        } = verdicts(s, grants, id);
         if filters.is_empty() {
             self.send(&Packet::SubAck(SubAck {
                 packet_id,
@@ -39,6 +78,11 @@ impl Session {
             }));
             return;
         }
+        let announce = self
+            .shared
+            .hooks
+            .has_events()
+            .then(|| filter_names(&filters));
         let request = self.router.send(RouterSubscribe {
             client_id: self.state.client_id.clone(),
             filters,
@@ -66,25 +110,30 @@ impl Session {
                 properties: Default::default(),
                 reasons,
             }));
-            act.queue_retained(outcomes, granted, id);
-            act.pump(ctx);
+            if let Some(filters) = announce {
+                act.announce_subscribed(filters, &granted);
+            }
+            act.queue_retained(outcomes, granted, id, ctx);
         });
         ctx.wait(fut);
     }
 
     /// Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained, at the
     /// lower of their QoS and the granted one.
+    /// They are authorized for receipt like any delivery.
     fn queue_retained(
         &mut self,
         outcomes: Vec<SubscribeOutcome>,
         granted: Vec<QoS>,
         id: Option<u32>,
+        ctx: &mut Context<Self>,
     ) {
+        let mut retained = Vec::new();
         for (outcome, qos) in outcomes.into_iter().zip(granted) {
             for msg in outcome.retained {
                 let qos = msg.qos.min(qos);
                 let sub_ids = id.into_iter().collect();
-                self.state.enqueue(Outgoing {
+                retained.push(Outgoing {
                     msg,
                     qos,
                     retain: true,
@@ -94,9 +143,11 @@ impl Session {
                 });
             }
         }
+        self.deliver_all(retained, ctx);
     }
 
     pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe, ctx: &mut Context<Self>) {
+        let announce = self.shared.hooks.has_events().then(|| u.filters.clone());
         let request = RouterUnsubscribe {
             client_id: self.state.client_id.clone(),
             filters: u.filters,
@@ -118,6 +169,9 @@ impl Session {
                         return;
                     }
                 };
+                if let Some(filters) = announce {
+                    act.announce_unsubscribed(filters, &existed);
+                }
                 let reasons = existed
                     .into_iter()
                     .map(|e| {
@@ -190,12 +244,14 @@ struct Verdicts {
     reasons: Vec<ReasonCode>,
 }
 
-fn verdicts(caps: &Capabilities, s: Subscribe, id: Option<u32>) -> Verdicts {
-    let verdicts: Vec<Result<QoS, ReasonCode>> = s
-        .filters
-        .iter()
-        .map(|(filter, options)| grant(caps, filter, options.qos))
-        .collect();
+fn filter_names(filters: &[(TopicFilter, SubEntry)]) -> Vec<TopicFilter> {
+    filters.iter().map(|(f, _)| f.clone()).collect()
+}
+
+/// A filter's granted QoS, or why it is refused.
+type Grant = Result<QoS, ReasonCode>;
+
+fn verdicts(s: Subscribe, verdicts: Vec<Grant>, id: Option<u32>) -> Verdicts {
     let filters = s
         .filters
         .into_iter()

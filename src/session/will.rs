@@ -1,9 +1,11 @@
 //! The will message (section 3.1.2.5) as a routed message.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::actor::Session;
+use tracing::debug;
+
+use crate::hooks::{Pending, Vetted};
 use crate::message::{ClientId, Message};
 use crate::protocol::LastWill;
 use crate::router::messages::Route;
@@ -31,12 +33,26 @@ pub fn will_message(will: &LastWill, client: &ClientId) -> Message {
 }
 
 impl Session {
-    /// Routes the will (its timing is decided by the lifecycle).
+    /// Routes the will (its timing is decided by the lifecycle) once the authorizer
+    /// and interceptors let it through, as a publish of the client's.
     pub(super) fn publish_will(&self, will: &LastWill) {
         let msg = will_message(will, &self.state.client_id);
-        self.router.do_send(Route {
-            msg: Arc::new(msg),
-            inbound_qos2: None,
-        });
+        let router = self.router.clone();
+        let client_id = self.state.client_id.clone();
+        let route = move |vetted: Vetted| match vetted {
+            Vetted::Allowed(msg) => router.do_send(Route {
+                msg,
+                inbound_qos2: None,
+            }),
+            Vetted::Denied => debug!(%client_id, "will not authorized"),
+            Vetted::Dropped => {}
+        };
+        match self.shared.hooks.vet_publish(&self.client, msg) {
+            Pending::Ready(vetted) => route(vetted),
+            // Not tied to this actor: the will goes out even if the session stops.
+            Pending::Later(f) => {
+                actix_rt::spawn(async move { route(f.await) });
+            }
+        }
     }
 }

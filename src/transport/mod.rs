@@ -24,6 +24,9 @@ pub struct Connection {
     pub reader: BoxedReader,
     pub writer: BoxedWriter,
     pub peer: SocketAddr,
+    /// The address the connection arrived on (the listener's, with a wildcard bind the
+    /// interface's).
+    pub listener: SocketAddr,
     /// `None` when the connection limit was reached: the session refuses the CONNECT.
     pub permit: Option<ConnectionPermit>,
 }

@@ -81,6 +81,10 @@ async fn accept_loop(
     serve: ServeFn,
     stop: CancellationToken,
 ) {
+    let Ok(bound) = listener.local_addr() else {
+        warn!("listening socket has no address");
+        return;
+    };
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -102,6 +106,7 @@ async fn accept_loop(
             reader: Box::new(reader),
             writer: Box::new(writer),
             peer,
+            listener: bound,
             permit,
         };
         actix_rt::spawn(serve(conn));
