@@ -1,84 +1,100 @@
 //! Broker configuration: the TOML file format and its defaults.
+//!
+//! Every key is optional; a missing key takes its default, and an unknown key is an
+//! error. `config/starling.toml` is the default configuration with every key explained;
+//! the field docs here name each key and its default.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::protocol::QoS;
 
+mod cluster;
+#[cfg(test)]
+mod tests;
+
+pub use cluster::ClusterConfig;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not TOML of this format (bad syntax, an unknown key, a wrong type).
     #[error("invalid config file {path}: {source}")]
     Parse {
+        /// The file.
         path: PathBuf,
+        /// What the TOML parser refused, with its line and column.
         source: Box<toml::de::Error>,
     },
+    /// A string given to [`Config::from_str`] is not TOML of this format.
+    #[error("invalid config: {0}")]
+    Toml(Box<toml::de::Error>),
+    /// A value parses but makes no sense (see [`Config::validate`]); the message names
+    /// the key.
     #[error("invalid config: {0}")]
     Invalid(String),
 }
 
-/// The whole configuration (config/starling.toml documents every key).
+/// The whole configuration: one field per TOML table.
+///
+/// Build it with [`Config::default`] and set fields, read a file with
+/// [`Config::from_file`], or parse a string (with [`str::parse`]); both of the latter
+/// [validate](Config::validate) it.
+///
+/// ```
+/// use starling::config::{Config, Durability};
+///
+/// let config: Config = r#"
+///     [[listeners]]
+///     bind = "127.0.0.1:0"
+///
+///     [storage]
+///     durability = "memory"
+///
+///     [limits]
+///     max_inflight = 32
+/// "#
+/// .parse()?;
+/// assert_eq!(config.storage.durability, Durability::Memory);
+/// assert_eq!(config.limits.max_inflight, 32);
+/// // Keys left out keep their defaults.
+/// assert_eq!(config.limits.receive_maximum, 256);
+///
+/// // Unknown keys and nonsensical values are refused.
+/// assert!("[limits]\nmax_pakcet_size = 5".parse::<Config>().is_err());
+/// assert!("[limits]\nmax_inflight = 0".parse::<Config>().is_err());
+/// # Ok::<(), starling::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[[listeners]]`: the sockets to accept clients on, one table each. Default: one
+    /// TCP listener on `127.0.0.1:1883`. Empty: no network clients, only in-process ones.
     pub listeners: Vec<ListenerConfig>,
+    /// `[storage]`: where and how persistent state is kept.
     pub storage: StorageConfig,
+    /// `[limits]`: limits per connection and per session.
     pub limits: Limits,
+    /// `[server]`: what the server tells clients, and how it runs.
     pub server: ServerConfig,
+    /// `[capabilities]`: the optional MQTT features offered.
     pub capabilities: Capabilities,
+    /// `[auth]`: who may connect.
     pub auth: AuthConfig,
+    /// `[cluster]`: cluster mode over NATS JetStream (off by default).
     pub cluster: ClusterConfig,
-}
-
-/// Cluster mode (`[cluster]`): several nodes over NATS with JetStream act as one
-/// broker. Off by default (single host, sled only).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// Set by the broker, not read from the file: session state lives in JetStream
-    /// (see [`Config::session_state_in_cluster`]).
-    #[serde(skip)]
-    pub session_state: bool,
-    pub enabled: bool,
-    /// NATS server URLs (`nats://host:port`); the client fails over between them.
-    pub urls: Vec<String>,
-    /// This node's name, unique in the cluster.
-    pub node_id: String,
-    /// JetStream replicas of the cluster's streams (1, or 3 to survive one server).
-    pub replicas: usize,
-    /// How long the node's NATS connection may stay down before the node counts as cut
-    /// off from the cluster: it then refuses CONNECTs (0x88 Server unavailable / 3.1.1
-    /// code 3) and closes its clients' connections (5.0: DISCONNECT 0x9C Use another
-    /// server) until NATS is back (`cluster::isolation`).
-    pub isolation_grace_ms: u64,
-    /// How long the message log (QoS 1/2 messages, `cluster::replay`) keeps a message:
-    /// a persistent session resumed on another node later than this after its node died
-    /// misses what is older.
-    pub log_retention_secs: u64,
-    /// QoS 1/2 messages go through the message log before their live copy, and a
-    /// session resumed on another node replays it (`cluster::replay`). Ignored (off)
-    /// with `durability = "memory"`, where sessions do not move with their state. Off: cheaper
-    /// QoS 1/2 publishes, but what was on its way to a node that died, or published
-    /// while no node held a persistent session, is lost for that session.
-    pub message_log: bool,
-}
-
-impl ClusterConfig {
-    pub fn isolation_grace(&self) -> Duration {
-        Duration::from_millis(self.isolation_grace_ms)
-    }
-
-    pub fn log_retention(&self) -> Duration {
-        Duration::from_secs(self.log_retention_secs.max(1))
-    }
 }
 
 impl Config {
@@ -89,28 +105,16 @@ impl Config {
     }
 }
 
-impl Default for ClusterConfig {
-    fn default() -> ClusterConfig {
-        ClusterConfig {
-            session_state: false,
-            enabled: false,
-            urls: vec!["nats://127.0.0.1:4222".to_owned()],
-            node_id: String::new(),
-            replicas: 3,
-            isolation_grace_ms: 2000,
-            log_retention_secs: 3600,
-            message_log: true,
-        }
-    }
-}
-
 /// Who may connect (`[auth]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Accept CONNECTs without a username.
+    /// `allow_anonymous` (default `true`): accept CONNECTs without a username. Off, they
+    /// get CONNACK 0x87 Not authorized (3.1.1: return code 5).
     pub allow_anonymous: bool,
-    /// `username:pbkdf2-sha256$...` lines; also the users of SCRAM-SHA-256.
+    /// `password_file` (default none): a file of `username:pbkdf2-sha256$...` lines
+    /// ([`crate::auth::password`]), also the users of SCRAM-SHA-256. When set, a CONNECT
+    /// with a username must carry its password. Without it, usernames are not checked.
     pub password_file: Option<PathBuf>,
 }
 
@@ -123,19 +127,23 @@ impl Default for AuthConfig {
     }
 }
 
-/// What kind of socket a listener accepts.
+/// What kind of socket a listener accepts (`kind` of a `[[listeners]]` table).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ListenerKind {
+    /// `"tcp"`: plain MQTT over TCP, the only kind today.
     Tcp,
 }
 
-/// One listening socket.
+/// One listening socket (a `[[listeners]]` table).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
+    /// `kind` (default `"tcp"`): the kind of socket.
     #[serde(default = "default_kind")]
     pub kind: ListenerKind,
+    /// `bind` (required in a table; default listener `127.0.0.1:1883`): the address to
+    /// listen on; port 0 picks a free port (the broker handle reports it).
     pub bind: SocketAddr,
 }
 
@@ -143,79 +151,116 @@ fn default_kind() -> ListenerKind {
     ListenerKind::Tcp
 }
 
-/// Where state is kept.
+/// Where state is kept (`[storage]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
+    /// `data_dir` (default `"./data"`): the directory of persistent state, created if
+    /// missing. Unused with `durability = "memory"`.
     pub data_dir: PathBuf,
+    /// `durability` (default `"sync"`): when persistent state reaches the disk.
     pub durability: Durability,
-    /// With `periodic` durability: how often the store is flushed, in milliseconds.
+    /// `flush_interval_ms` (default 100): with `periodic` durability, how often the
+    /// store is flushed, in milliseconds.
     pub flush_interval_ms: u64,
 }
 
-/// When persistent state reaches the disk.
+/// When persistent state reaches the disk (`[storage] durability`). QoS 0 messages and
+/// clean sessions never touch the disk.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// A QoS 1/2 publish is acknowledged only once every persistent session that must
-    /// receive it has it on disk (group commit).
+    /// `"sync"`: a QoS 1/2 publish is acknowledged only once every persistent session
+    /// that must receive it has it on disk (group commit).
     Sync,
-    /// Changes are written at once and flushed every `flush_interval_ms`; a crash loses
-    /// at most that window.
+    /// `"periodic"`: changes are written at once and flushed every
+    /// `flush_interval_ms`; a crash loses at most that window.
     Periodic,
-    /// Nothing is written; state lives in memory and is lost on restart.
+    /// `"memory"`: nothing is written; state lives in memory and is lost on restart.
     Memory,
 }
 
-/// Limits enforced per connection and per session.
+/// Limits enforced per connection and per session (`[limits]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
+    /// `connect_timeout_secs` (default 10, at least 1): seconds a new connection may
+    /// take to send a complete CONNECT before it is closed.
     pub connect_timeout_secs: u64,
+    /// `max_packet_size` (default 1 MiB, 16 to 268,435,460): the largest packet accepted
+    /// from a client, in bytes, fixed header included. A larger one is refused (0x95
+    /// Packet too large) before its body is read. Advertised to 5.0 clients.
     pub max_packet_size: u32,
+    /// `max_connections` (default 10,000): connections beyond this are refused (CONNACK
+    /// 0x89 Server busy / 3.1.1 code 3).
     pub max_connections: usize,
+    /// `max_inflight` (default 64, at least 1): QoS 1/2 messages sent to one client and
+    /// not yet acknowledged. A 5.0 client's Receive Maximum lowers it further.
     pub max_inflight: u16,
+    /// `receive_maximum` (default 256, at least 1): QoS 1/2 publishes a 5.0 client may
+    /// leave unacknowledged towards the broker (advertised as Receive Maximum; exceeding
+    /// it is DISCONNECT 0x93).
     pub receive_maximum: u16,
+    /// `max_queued_messages` (default 10,000): messages queued per session (offline, or
+    /// beyond the inflight window). When full, QoS 0 messages are dropped first; a QoS
+    /// 1/2 message that still does not fit is dropped and counted.
     pub max_queued_messages: usize,
+    /// `max_queued_bytes` (default 100 MiB): bytes of topic and payload queued per
+    /// session, with the same policy.
     pub max_queued_bytes: usize,
+    /// `max_keepalive_secs` (default 0 = no limit): the largest keep alive a client may
+    /// ask for, in seconds; a larger (or zero) request is lowered to this and, for 5.0
+    /// clients, returned as Server Keep Alive.
     pub max_keepalive_secs: u16,
+    /// `max_client_id_len` (default 256): the longest client identifier accepted, in
+    /// bytes.
     pub max_client_id_len: usize,
+    /// `topic_alias_maximum` (default 64; 0 disables them): topic aliases a 5.0 client
+    /// may use towards the broker (advertised as Topic Alias Maximum).
     pub topic_alias_maximum: u16,
-    /// Check that a PUBLISH whose Payload Format Indicator is 1 carries UTF-8 (5.0).
+    /// `validate_utf8_payloads` (default `true`): check that a 5.0 PUBLISH whose Payload
+    /// Format Indicator is 1 carries UTF-8; if not, it is refused with 0x99 Payload
+    /// format invalid.
     pub validate_utf8_payloads: bool,
 }
 
-/// What the server tells clients about itself.
+/// What the server tells clients about itself, and how it runs (`[server]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Returned in CONNACK to 5.0 clients that ask for Response Information.
+    /// `response_information` (default none): returned in CONNACK to 5.0 clients that
+    /// set Request Response Information.
     pub response_information: Option<String>,
-    /// When set, every CONNECT is refused and 5.0 clients are sent here.
+    /// `server_reference` (default none): when set, every CONNECT is refused and 5.0
+    /// clients are sent here (3.1.1 clients get return code 3).
     pub server_reference: Option<String>,
-    /// With `server_reference`: moved for good (0x9D) rather than "use another" (0x9C).
+    /// `server_moved` (default `false`): with `server_reference`, moved for good (0x9D
+    /// Server moved) rather than 0x9C Use another server.
     pub server_moved: bool,
-    /// Seconds between `$SYS` updates; 0 disables them.
+    /// `sys_interval_secs` (default 10): seconds between `$SYS/broker/...` updates; 0
+    /// disables them.
     pub sys_interval_secs: u64,
-    /// How a shared subscription picks the member that gets each message.
+    /// `shared_subscription_strategy` (default `"round_robin"`): how a shared
+    /// subscription picks the member that gets each message.
     pub shared_subscription_strategy: ShareStrategy,
-    /// Threads running session actors; 0: one per core the process may use.
+    /// `workers` (default 0): threads running session actors; 0: one per core the
+    /// process may use.
     pub workers: usize,
-    /// Where the router actor runs.
+    /// `router_thread` (default `"auto"`): where the router actor runs.
     pub router_thread: RouterThread,
 }
 
-/// Where the router actor runs.
+/// Where the router actor runs (`[server] router_thread`).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RouterThread {
-    /// `shared` with one worker (one core: no cross-thread wake-up per message),
-    /// `dedicated` with more.
+    /// `"auto"`: `shared` with one worker (one core: no cross-thread wake-up per
+    /// message), `dedicated` with more.
     #[default]
     Auto,
-    /// A thread of its own.
+    /// `"dedicated"`: a thread of its own.
     Dedicated,
-    /// The first worker's thread, beside sessions.
+    /// `"shared"`: the first worker's thread, beside sessions.
     Shared,
 }
 
@@ -230,28 +275,40 @@ impl RouterThread {
     }
 }
 
-/// How a shared subscription (`$share/{group}/{filter}`) picks one online member.
+/// How a shared subscription (`$share/{group}/{filter}`) picks one online member
+/// (`[server] shared_subscription_strategy`).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ShareStrategy {
-    /// Each online member in turn.
+    /// `"round_robin"`: each online member in turn.
     #[default]
     RoundRobin,
-    /// A random online member for each message.
+    /// `"random"`: a random online member for each message.
     Random,
-    /// The same member while it stays online, then the next one.
+    /// `"sticky"`: the same member while it stays online, then the next one.
     Sticky,
 }
 
-/// Optional MQTT features the server offers (advertised to 5.0 clients in CONNACK).
+/// Optional MQTT features the server offers (`[capabilities]`), advertised to 5.0
+/// clients in CONNACK. A client using one that is off is refused.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Capabilities {
-    /// Highest QoS accepted from clients and granted to subscriptions (0, 1 or 2).
+    /// `maximum_qos` (default 2; 0, 1 or 2): the highest QoS accepted in PUBLISH (above
+    /// it: 0x9B QoS not supported) and granted to subscriptions (a higher request is
+    /// granted this).
     pub maximum_qos: u8,
+    /// `retain_available` (default `true`): clients may publish retained messages (and
+    /// wills with retain); else 0x9A Retain not supported.
     pub retain_available: bool,
+    /// `wildcard_subscriptions` (default `true`): topic filters may contain `+` or `#`
+    /// (else SUBACK 0xA2).
     pub wildcard_subscriptions: bool,
+    /// `subscription_identifiers` (default `true`): a 5.0 SUBSCRIBE may carry a
+    /// Subscription Identifier (else DISCONNECT 0xA1).
     pub subscription_identifiers: bool,
+    /// `shared_subscriptions` (default `true`): `$share/{group}/{filter}` subscriptions
+    /// are accepted (else SUBACK 0x9E).
     pub shared_subscriptions: bool,
 }
 
@@ -334,27 +391,32 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// `connect_timeout_secs` as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs)
     }
 }
 
 impl Config {
-    /// Reads and validates a TOML file.
+    /// Reads, parses and [validates](Config::validate) a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })?;
-        config.validate()?;
-        Ok(config)
+        text.parse().map_err(|e| match e {
+            ConfigError::Toml(source) => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })
     }
 
-    /// Checks values that parse but make no sense.
+    /// Checks values that parse but make no sense: `max_packet_size` outside 16 to
+    /// 268,435,460, a zero `max_inflight`, `receive_maximum` or `connect_timeout_secs`,
+    /// cluster mode without `urls` or `node_id`, `replicas` outside 1 to 5, a
+    /// `maximum_qos` above 2.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         if l.max_packet_size < 16 || l.max_packet_size > 268_435_460 {
@@ -392,59 +454,14 @@ impl Config {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Parses and [validates](Config::validate) the text of a configuration file.
+impl FromStr for Config {
+    type Err = ConfigError;
 
-    #[test]
-    fn shipped_file_equals_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/starling.toml");
-        assert_eq!(Config::from_file(&path).unwrap(), Config::default());
-    }
-
-    #[test]
-    fn rejects_unknown_keys_and_bad_values() {
-        assert!(toml::from_str::<Config>("[limits]\nmax_pakcet_size = 5").is_err());
-        let c: Config = toml::from_str("[limits]\nmax_inflight = 0").unwrap();
-        assert!(c.validate().is_err());
-        let c: Config = toml::from_str("[capabilities]\nmaximum_qos = 3").unwrap();
-        assert!(c.validate().is_err());
-    }
-
-    #[test]
-    fn server_and_capabilities_sections_parse() {
-        let text = "[server]\nserver_reference = \"other:1883\"\nserver_moved = true\n\
-                    [capabilities]\nmaximum_qos = 1\nretain_available = false\n";
-        let c: Config = toml::from_str(text).unwrap();
-        assert_eq!(c.server.server_reference.as_deref(), Some("other:1883"));
-        assert!(c.server.server_moved);
-        assert_eq!(c.capabilities.max_qos(), QoS::AtLeastOnce);
-        assert!(!c.capabilities.retain_available);
-        assert!(c.capabilities.wildcard_subscriptions);
-    }
-
-    #[test]
-    fn auth_section_parses() {
-        let c: Config =
-            toml::from_str("[auth]\nallow_anonymous = false\npassword_file = \"pw\"\n").unwrap();
-        assert!(!c.auth.allow_anonymous);
-        assert_eq!(c.auth.password_file.as_deref(), Some(Path::new("pw")));
-        assert!(Config::default().auth.allow_anonymous);
-    }
-
-    #[test]
-    fn cluster_section_parses_and_validates() {
-        let text = "[cluster]\nenabled = true\nurls = [\"nats://a:1\", \"nats://b:2\"]\n\
-                    node_id = \"n1\"\nreplicas = 1\nisolation_grace_ms = 500\n";
-        let c: Config = toml::from_str(text).unwrap();
-        assert!(c.cluster.enabled);
-        assert_eq!(c.cluster.urls.len(), 2);
-        assert_eq!(c.cluster.node_id, "n1");
-        assert_eq!(c.cluster.isolation_grace(), Duration::from_millis(500));
-        assert!(c.validate().is_ok());
-        let c: Config = toml::from_str("[cluster]\nenabled = true\n").unwrap();
-        assert!(c.validate().is_err(), "node_id is required");
-        assert!(!Config::default().cluster.enabled);
-        assert_eq!(Config::default().cluster.isolation_grace_ms, 2000);
+    fn from_str(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|source| ConfigError::Toml(Box::new(source)))?;
+        config.validate()?;
+        Ok(config)
     }
 }

@@ -19,11 +19,22 @@ use crate::topic::TopicName;
 pub struct ClientId(std::sync::Arc<str>);
 
 impl ClientId {
+    /// The id with this text. Not validated: CONNECT's rules (length, characters) are
+    /// the session's to apply.
+    ///
+    /// ```
+    /// use starling::ClientId;
+    ///
+    /// let id = ClientId::new("sensor-7");
+    /// assert_eq!(id.as_str(), "sensor-7");
+    /// assert_eq!(id, ClientId::from("sensor-7"));
+    /// ```
     pub fn new(id: impl Into<ByteString>) -> ClientId {
         let id: ByteString = id.into();
         ClientId(std::sync::Arc::from(&*id))
     }
 
+    /// The id's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -69,9 +80,33 @@ impl fmt::Display for ClientId {
 
 /// One application message as the router sees it: published once, shared by every
 /// subscriber through an `Arc`, never copied per subscriber.
+///
+/// ```
+/// use bytes::Bytes;
+/// use starling::message::EncodedCache;
+/// use starling::protocol::{Properties, QoS};
+/// use starling::topic::TopicName;
+/// use starling::Message;
+///
+/// let msg = Message {
+///     topic: TopicName::new("sensors/1/temp")?,
+///     payload: Bytes::from_static(b"21.5"),
+///     qos: QoS::AtLeastOnce,
+///     retain: false,
+///     properties: Properties::default(),
+///     expires_at: None,
+///     publisher: None,
+///     encoded: EncodedCache::default(),
+/// };
+/// assert_eq!(msg.size(), 18);
+/// assert!(!msg.is_expired(std::time::Instant::now()));
+/// # Ok::<(), starling::topic::TopicError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The topic it was published to (never empty: a topic alias is resolved first).
     pub topic: TopicName,
+    /// The application payload, shared (cloning it copies no bytes).
     pub payload: Bytes,
     /// The QoS it was published with; each subscriber gets at most its granted QoS.
     pub qos: QoS,
@@ -86,6 +121,7 @@ pub struct Message {
     /// itself publishes.
     pub publisher: Option<ClientId>,
     /// Its PUBLISH as encoded for the first receiver of each kind, reused for the others.
+    /// Derived: build a message with `EncodedCache::default()`.
     pub encoded: EncodedCache,
 }
 
@@ -104,7 +140,7 @@ impl Message {
         })
     }
 
-    /// Payload bytes, for queue accounting.
+    /// Payload and topic bytes, for queue accounting (`[limits] max_queued_bytes`).
     pub fn size(&self) -> usize {
         self.payload.len() + self.topic.as_str().len()
     }
@@ -116,7 +152,7 @@ impl Message {
     /// so a message with one receiver (fan-in) costs no extra copy; the second one fills
     /// the cache. Also `None` when the message cannot be encoded at that level; the
     /// caller then takes the ordinary path, which reports why.
-    pub fn encoded(&self, kind: Encoding) -> Option<&EncodedPublish> {
+    pub(crate) fn encoded(&self, kind: Encoding) -> Option<&EncodedPublish> {
         let index = kind.index();
         let slot = &self.encoded.slots[index];
         if let Some(enc) = slot.get() {
@@ -157,15 +193,16 @@ impl Message {
 
 /// Which shared encoding of a message a delivery can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Encoding {
+pub(crate) struct Encoding {
     /// MQTT 5.0 (with the message's properties), or 3.1/3.1.1 (the same bytes).
-    pub v5: bool,
-    pub variant: Variant,
+    pub(crate) v5: bool,
+    /// The shape of the PUBLISH.
+    pub(crate) variant: Variant,
 }
 
 /// The part of a PUBLISH's shape that differs between deliveries of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
+pub(crate) enum Variant {
     /// QoS 0: the bytes go out unchanged, so the RETAIN flag is part of the key.
     Qos0 { retain: bool },
     /// QoS 1/2: a template whose flags and packet identifier each receiver patches.
@@ -183,8 +220,9 @@ impl Encoding {
     }
 }
 
-/// The lazily filled shared encodings of one message, one slot per [`Encoding`].
-/// Derived data: a clone starts empty and equality ignores it.
+/// The lazily filled shared encodings of one message, one slot per kind of receiver
+/// (protocol level, QoS 0 with or without RETAIN, or QoS 1/2). Derived data: a clone
+/// starts empty and equality ignores it. Build one with `EncodedCache::default()`.
 #[derive(Default)]
 pub struct EncodedCache {
     slots: [OnceLock<Option<EncodedPublish>>; 6],

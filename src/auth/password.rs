@@ -39,9 +39,24 @@ pub fn prepare_name(name: &str) -> Cow<'_, str> {
 }
 
 /// One stored password: PBKDF2-HMAC-SHA256(SASLprep(password), salt, iterations).
+/// Its `Display` is the file's hash string, which [`PasswordHash::parse`] reads back.
+///
+/// ```
+/// use starling::auth::password::PasswordHash;
+///
+/// let hash = PasswordHash::new(b"s3cret", 4096);
+/// assert!(hash.verify(b"s3cret"));
+/// assert!(!hash.verify(b"guess"));
+///
+/// let line = hash.to_string();
+/// assert!(line.starts_with("pbkdf2-sha256$4096$"));
+/// assert_eq!(PasswordHash::parse(&line), Ok(hash));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash {
+    /// The PBKDF2 iteration count (at least [`MIN_ITERATIONS`] when parsed).
     pub iterations: u32,
+    /// The salt (16 random bytes when made by [`PasswordHash::new`]).
     pub salt: Vec<u8>,
     /// 32 bytes; SCRAM's SaltedPassword.
     pub salted: [u8; 32],
@@ -58,14 +73,34 @@ impl fmt::Debug for PasswordHash {
 /// Why a password file or hash could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordError {
+    /// A line has no `:` between user name and hash.
     #[error("line {line}: expected `username:hash`")]
-    NoColon { line: usize },
+    NoColon {
+        /// The line number, from 1.
+        line: usize,
+    },
+    /// A line's user name is empty.
     #[error("line {line}: empty username")]
-    EmptyUser { line: usize },
+    EmptyUser {
+        /// The line number, from 1.
+        line: usize,
+    },
+    /// A user name (after SASLprep) appears on an earlier line too.
     #[error("line {line}: duplicate user {user:?}")]
-    Duplicate { line: usize, user: String },
+    Duplicate {
+        /// The line number of the second entry, from 1.
+        line: usize,
+        /// The user name as written.
+        user: String,
+    },
+    /// A line's hash is not a valid hash string ([`PasswordHash::parse`]).
     #[error("line {line}: {why}")]
-    BadHash { line: usize, why: &'static str },
+    BadHash {
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
 }
 
 impl PasswordHash {
@@ -87,7 +122,8 @@ impl PasswordHash {
         }
     }
 
-    /// Parses `pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>`.
+    /// Parses `pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>`; refuses fewer than
+    /// [`MIN_ITERATIONS`] iterations, an empty salt and a hash that is not 32 bytes.
     pub fn parse(text: &str) -> Result<PasswordHash, &'static str> {
         let mut parts = text.trim().split('$');
         if parts.next() != Some(SCHEME) {
@@ -141,11 +177,21 @@ impl fmt::Display for PasswordHash {
 }
 
 /// Compares two byte strings in time independent of where they differ.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Parses a password file's text into username → hash.
+/// Parses a password file's text into user name (after SASLprep) → hash.
+///
+/// ```
+/// use starling::auth::password::{parse_file, set_user, PasswordError, PasswordHash};
+///
+/// let text = set_user("# users\n", "alice", &PasswordHash::new(b"pw", 1000));
+/// let users = parse_file(&text)?;
+/// assert!(users["alice"].verify(b"pw"));
+/// assert_eq!(parse_file("alice"), Err(PasswordError::NoColon { line: 1 }));
+/// # Ok::<(), PasswordError>(())
+/// ```
 pub fn parse_file(text: &str) -> Result<HashMap<String, PasswordHash>, PasswordError> {
     let mut users = HashMap::new();
     for (i, raw) in text.lines().enumerate() {

@@ -89,7 +89,7 @@ fn attribute(message: &str, key: char) -> Option<&str> {
 }
 
 /// A printable nonce: 18 random bytes, base64 (no commas).
-pub fn fresh_nonce() -> String {
+pub(crate) fn fresh_nonce() -> String {
     let mut bytes = [0u8; 18];
     rand::thread_rng().fill_bytes(&mut bytes);
     B64.encode(bytes)
@@ -126,7 +126,8 @@ enum Stage {
     Done,
 }
 
-/// The server side of one SCRAM-SHA-256 exchange.
+/// The server side of one SCRAM-SHA-256 exchange, driven through
+/// [`AuthExchange::step`] with each AUTH's authentication data.
 pub struct ScramServer {
     users: Arc<HashMap<String, PasswordHash>>,
     stage: Stage,
@@ -135,11 +136,18 @@ pub struct ScramServer {
 }
 
 impl ScramServer {
+    /// An exchange checking against `users` (user name after SASLprep → hash, as
+    /// [`parse_file`](super::password::parse_file) reads them), with a fresh random
+    /// server nonce.
     pub fn new(users: Arc<HashMap<String, PasswordHash>>) -> ScramServer {
         ScramServer::with_nonce(users, fresh_nonce())
     }
 
-    pub fn with_nonce(users: Arc<HashMap<String, PasswordHash>>, nonce: String) -> ScramServer {
+    /// An exchange whose server nonce is `nonce` (tests fix it).
+    pub(crate) fn with_nonce(
+        users: Arc<HashMap<String, PasswordHash>>,
+        nonce: String,
+    ) -> ScramServer {
         ScramServer {
             users,
             stage: Stage::Start,

@@ -14,17 +14,24 @@ use crate::protocol::QoS;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Persist {
+    /// The changes, applied in order in one batch.
     pub ops: Vec<Op>,
+    /// Fired once they are durable; dropped unfired when the write failed.
     pub done: Option<oneshot::Sender<()>>,
 }
 
 /// One delivery of a routed message to a persistent session.
 #[derive(Debug, Clone)]
 pub struct QueuedDelivery {
+    /// The persistent session it is queued for.
     pub client: ClientId,
+    /// Its place in that session's queue.
     pub seq: u64,
+    /// The QoS it is delivered at.
     pub qos: QoS,
+    /// The RETAIN flag it is delivered with.
     pub retain: bool,
+    /// The subscription identifiers of the matching subscriptions (5.0).
     pub sub_ids: Vec<u32>,
 }
 
@@ -33,9 +40,13 @@ pub struct QueuedDelivery {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct PersistDeliveries {
+    /// The message, stored once for every target.
     pub msg: Arc<Message>,
+    /// The persistent sessions that receive it.
     pub targets: Vec<QueuedDelivery>,
+    /// More ops for the same batch.
     pub extra: Vec<Op>,
+    /// Fired once the batch is durable; dropped unfired when the write failed.
     pub done: Option<oneshot::Sender<()>>,
     /// Cluster mode: the message's (origin, seq), recorded for each target.
     pub origin: Option<Origin>,
@@ -46,7 +57,9 @@ pub struct PersistDeliveries {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct LoadSession {
+    /// The client whose session is loaded.
     pub client_id: ClientId,
+    /// Where the answer goes.
     pub reply: oneshot::Sender<Loaded>,
     /// Ops for the same client applied once the load has read what it needs (the load
     /// does not see them).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 mod actor;
 mod compact;
-pub mod convert;
+pub(crate) mod convert;
 mod expiry;
 mod inspect;
 mod loading;
@@ -20,19 +20,22 @@ mod store;
 mod tests;
 mod ticket;
 
-pub use actor::{load_fresh, open_store, store_dir, Persistence, Reopen};
-pub use compact::{compact, recover_interrupted};
+pub use actor::store_dir;
+pub(crate) use actor::{load_fresh, open_store, Persistence, Reopen};
+pub(crate) use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;
 pub use inspect::{inspect, Report, SessionSummary};
 pub use memory_store::MemoryStore;
-pub use messages::{FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, QueuedDelivery};
+pub(crate) use messages::{
+    FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, QueuedDelivery,
+};
 pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
     WillRecord,
 };
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
 pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
-pub use ticket::{failed_ticket, ticket, Backlog, Durable};
+pub(crate) use ticket::{failed_ticket, ticket, Backlog, Durable};
 
 /// Why the data directory cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +54,7 @@ pub enum PersistenceError {
 }
 
 /// Creates the data directory if it is missing.
-pub fn prepare_data_dir(path: &Path) -> Result<(), PersistenceError> {
+pub(crate) fn prepare_data_dir(path: &Path) -> Result<(), PersistenceError> {
     std::fs::create_dir_all(path).map_err(|source| PersistenceError::DataDir {
         path: path.to_owned(),
         source,

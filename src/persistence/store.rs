@@ -15,6 +15,23 @@ use super::records::{
 /// Entries stored under a client id that has no session record (e.g. a `PutQueued`
 /// before any `PutSession`) are kept but not returned by [`Store::load`] until the
 /// session record exists; `DeleteSession` removes them.
+///
+/// ```
+/// use starling::persistence::{MemoryStore, Op, SessionRecord, Store};
+///
+/// let mut store = MemoryStore::new();
+/// store.apply(vec![Op::PutSession(SessionRecord {
+///     client_id: "sensor-7".into(),
+///     protocol: 5,
+///     expiry_secs: 3600,
+///     disconnected_at_ms: None,
+///     will: None,
+/// })])?;
+/// let snapshot = store.load()?;
+/// assert_eq!(snapshot.sessions.len(), 1);
+/// assert_eq!(snapshot.sessions[0].record.client_id, "sensor-7");
+/// # Ok::<(), starling::persistence::StoreError>(())
+/// ```
 pub trait Store: Send + 'static {
     /// Everything stored, for replay at start. Sessions sorted by client id; each
     /// session's subscriptions sorted by filter, queue by seq ascending, inbound QoS 2

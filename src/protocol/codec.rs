@@ -16,7 +16,24 @@ const MIN_GROWTH: usize = 256;
 
 /// Frames MQTT packets. Before CONNECT the protocol level is unknown and only CONNECT
 /// decodes [MQTT-3.1.0-1]; decoding a CONNECT fixes the level for the rest of the
-/// connection.
+/// connection. Until then packets are encoded as 3.1.1.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use starling::protocol::{MqttCodec, Packet, ProtocolVersion};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut client = MqttCodec::new(1024);
+/// client.set_version(ProtocolVersion::V5);
+/// let mut wire = BytesMut::new();
+/// client.encode(Packet::PingReq, &mut wire)?;
+///
+/// let mut server = MqttCodec::new(1024);
+/// server.set_version(ProtocolVersion::V5);
+/// assert_eq!(server.decode(&mut wire)?, Some(Packet::PingReq));
+/// assert_eq!(server.decode(&mut wire)?, None, "nothing left");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct MqttCodec {
     version: Option<ProtocolVersion>,
@@ -38,10 +55,13 @@ impl MqttCodec {
         self.version
     }
 
+    /// Fixes the protocol level without decoding a CONNECT: for the client side of a
+    /// connection, or one whose level is known.
     pub fn set_version(&mut self, version: ProtocolVersion) {
         self.version = Some(version);
     }
 
+    /// The largest inbound packet accepted, in bytes (fixed header included).
     pub fn max_packet_size(&self) -> usize {
         self.max_packet_size
     }

@@ -14,10 +14,20 @@ pub enum DecodeError {
     Protocol(&'static str),
     /// The remaining length announces a packet over the configured maximum.
     #[error("[MQTT-3.2.2-15] packet of {size} bytes exceeds the maximum of {max}")]
-    PacketTooLarge { size: usize, max: usize },
+    PacketTooLarge {
+        /// The packet's whole size, in bytes.
+        size: usize,
+        /// The maximum packet size, in bytes.
+        max: usize,
+    },
     /// CONNECT with a protocol name/level this server does not speak [MQTT-3.1.2-2].
     #[error("[MQTT-3.1.2-2] unsupported protocol level {level} (name {name:?})")]
-    UnsupportedProtocolVersion { name: String, level: u8 },
+    UnsupportedProtocolVersion {
+        /// The protocol name it sent (`MQTT`, or `MQIsdp` for 3.1).
+        name: String,
+        /// The protocol level it sent.
+        level: u8,
+    },
     /// The socket failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

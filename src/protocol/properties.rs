@@ -8,7 +8,9 @@ use std::fmt;
 /// A user property: a UTF-8 string pair that may repeat and keeps its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserProperty {
+    /// The name.
     pub key: ByteString,
+    /// The value.
     pub value: ByteString,
 }
 
@@ -20,6 +22,21 @@ pub struct UserProperty {
 /// pointer, which keeps every [`Packet`](super::Packet) small and cheap to move. Reading
 /// an empty one sees all fields absent. Build a full set with
 /// `Properties::from(PropertyFields { .., ..PropertyFields::default() })`.
+///
+/// ```
+/// use starling::protocol::{Properties, PropertyFields};
+///
+/// let mut props = Properties::default();
+/// assert!(props.is_empty() && props.topic_alias.is_none());
+/// props.message_expiry_interval = Some(60);
+/// assert!(!props.is_empty());
+///
+/// let full = Properties::from(PropertyFields {
+///     message_expiry_interval: Some(60),
+///     ..PropertyFields::default()
+/// });
+/// assert_eq!(props, full);
+/// ```
 #[derive(Clone, Default)]
 pub struct Properties(Option<Box<PropertyFields>>);
 

@@ -10,18 +10,38 @@ use super::TopicError;
 ///
 /// A shared subscription `$share/{group}/{filter}` is a valid filter; [`TopicFilter::share`]
 /// splits it into its group and the filter that is matched.
+///
+/// ```
+/// use starling::topic::{Share, TopicError, TopicFilter};
+///
+/// let filter = TopicFilter::new("sensors/+/temp")?;
+/// assert!(filter.has_wildcards());
+/// assert_eq!(filter.share(), None);
+///
+/// let shared = TopicFilter::new("$share/workers/jobs/#")?;
+/// assert_eq!(shared.share(), Some(Share { group: "workers", filter: "jobs/#" }));
+/// assert_eq!(shared.match_filter(), "jobs/#");
+///
+/// assert_eq!(TopicFilter::new("a/#/b"), Err(TopicError::InvalidMultiLevelWildcard));
+/// assert_eq!(TopicFilter::new("a/b+"), Err(TopicError::InvalidSingleLevelWildcard));
+/// # Ok::<(), TopicError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicFilter(ByteString);
 
 /// The parts of a shared subscription filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Share<'a> {
+    /// The share name: `g` in `$share/g/a/+`.
     pub group: &'a str,
+    /// The filter matched against topic names: `a/+` in `$share/g/a/+`.
     pub filter: &'a str,
 }
 
 impl TopicFilter {
-    /// Validates a topic filter.
+    /// Validates a topic filter: non-empty, at most 65,535 bytes, no U+0000, `+` and
+    /// `#` each alone in their level and `#` last; a `$share/{group}/{filter}` has a
+    /// group free of wildcards and a valid inner filter.
     pub fn new(s: impl Into<ByteString>) -> Result<TopicFilter, TopicError> {
         let s = s.into();
         if s.is_empty() {
@@ -47,6 +67,7 @@ impl TopicFilter {
         Ok(TopicFilter(s))
     }
 
+    /// The filter as sent, `$share/{group}/` prefix included.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -16,6 +16,16 @@
 ///
 /// It costs one pass over both strings and allocates nothing. Routing uses
 /// [`SubscriptionTrie`](super::SubscriptionTrie) instead of calling this per filter.
+///
+/// ```
+/// use starling::topic::matches;
+///
+/// assert!(matches("sport/+/player1", "sport/tennis/player1"));
+/// assert!(matches("sport/#", "sport"));
+/// assert!(!matches("sport/+", "sport/tennis/player1"));
+/// assert!(!matches("#", "$SYS/broker/uptime"));
+/// assert!(matches("$SYS/#", "$SYS/broker/uptime"));
+/// ```
 pub fn matches(filter: &str, topic: &str) -> bool {
     if topic.starts_with('$') && filter.starts_with(['+', '#']) {
         return false;

@@ -11,6 +11,18 @@ use super::TopicError;
 ///
 /// It may be empty only when built with [`TopicName::empty`]: MQTT 5.0 sends an empty
 /// name with a topic alias, which the session resolves before routing.
+///
+/// ```
+/// use starling::topic::{TopicError, TopicName};
+///
+/// let name = TopicName::new("sensors/1/temp")?;
+/// assert_eq!(name.levels().collect::<Vec<_>>(), ["sensors", "1", "temp"]);
+/// assert!(TopicName::new("$SYS/broker/uptime")?.is_dollar());
+///
+/// assert_eq!(TopicName::new("sensors/+"), Err(TopicError::WildcardInName));
+/// assert_eq!(TopicName::new(""), Err(TopicError::Empty));
+/// # Ok::<(), TopicError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicName(ByteString);
 
@@ -44,6 +56,7 @@ impl TopicName {
         TopicName(ByteString::new())
     }
 
+    /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -53,6 +66,7 @@ impl TopicName {
         &self.0
     }
 
+    /// True for the empty name that stands in for a topic alias.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

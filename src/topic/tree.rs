@@ -100,6 +100,21 @@ fn entries<V>(start: Vec<&Node<V>>) -> impl Iterator<Item = (&TopicName, &V)> {
 
 /// Values keyed by topic name and indexed by level, so that a filter with wildcards
 /// visits only the matching branches. Used for retained messages.
+///
+/// ```
+/// use starling::topic::{TopicName, TopicTree};
+///
+/// let mut retained = TopicTree::new();
+/// retained.insert(&TopicName::new("sensors/1/temp")?, "21.5");
+/// retained.insert(&TopicName::new("sensors/2/temp")?, "19.0");
+/// retained.insert(&TopicName::new("sensors/2/humidity")?, "40");
+///
+/// let mut found = Vec::new();
+/// retained.for_each_match("sensors/+/temp", |topic, value| found.push((topic.as_str(), *value)));
+/// found.sort();
+/// assert_eq!(found, [("sensors/1/temp", "21.5"), ("sensors/2/temp", "19.0")]);
+/// # Ok::<(), starling::topic::TopicError>(())
+/// ```
 pub struct TopicTree<V> {
     root: Node<V>,
     len: usize,

@@ -221,6 +221,30 @@ fn shrink_map<A: Eq + Hash, B>(map: &mut HashMap<A, B>) {
 /// subscription per filter; a `$share/{group}/{filter}` filter is stored in group
 /// `group` at the node of `filter`, separately from a non-shared subscription to
 /// `filter` by the same key.
+///
+/// ```
+/// use starling::protocol::QoS;
+/// use starling::topic::{Match, SubscriptionTrie, TopicFilter, TopicName};
+///
+/// let mut trie = SubscriptionTrie::new();
+/// trie.insert(&TopicFilter::new("sensors/+/temp")?, "alice", QoS::AtLeastOnce);
+/// trie.insert(&TopicFilter::new("sensors/#")?, "bob", QoS::AtMostOnce);
+/// trie.insert(&TopicFilter::new("$share/g/sensors/#")?, "carol", QoS::AtMostOnce);
+/// trie.insert(&TopicFilter::new("$share/g/sensors/#")?, "dave", QoS::AtMostOnce);
+/// assert_eq!(trie.len(), 4);
+///
+/// let (mut direct, mut groups) = (Vec::new(), Vec::new());
+/// trie.for_each_match(&TopicName::new("sensors/1/temp")?, |m| match m {
+///     Match::Direct { key, value } => direct.push((*key, *value)),
+///     Match::Shared { group, members, .. } => groups.push((group, members.len())),
+/// });
+/// direct.sort();
+/// assert_eq!(direct, [("alice", QoS::AtLeastOnce), ("bob", QoS::AtMostOnce)]);
+/// assert_eq!(groups, [("g", 2)]);
+///
+/// assert_eq!(trie.remove(&TopicFilter::new("sensors/#")?, &"bob"), Some(QoS::AtMostOnce));
+/// # Ok::<(), starling::topic::TopicError>(())
+/// ```
 pub struct SubscriptionTrie<K, V> {
     root: Node<K, V>,
     len: usize,
