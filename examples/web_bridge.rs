@@ -207,8 +207,7 @@ async fn subscribe(
 /// with the subscription; dropping it (the HTTP client went away) unsubscribes.
 fn events(subscription: Subscription) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let data = serde_json::json!({
-        // `Subscription::filter`, not `StreamExt::filter`.
-        "filter": Subscription::filter(&subscription).as_str(),
+        "filter": subscription.topic_filter().as_str(),
         "qos": subscription.granted_qos() as u8,
     });
     let opened = Bytes::from(format!("event: subscribed\ndata: {data}\n\n"));

@@ -38,15 +38,21 @@ use crate::transport::{ConnectionLimiter, TcpListenerTask, Workers};
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    /// A listener's address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address in the configuration.
         addr: SocketAddr,
+        /// Why (in use, not permitted, ...).
         source: std::io::Error,
     },
+    /// The store could not be opened or loaded.
     #[error(transparent)]
     Persistence(#[from] PersistenceError),
+    /// The password file could not be read.
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
+    /// Cluster mode: NATS or JetStream could not be reached or set up.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
     /// The router failed while taking the cluster's port: the node would have run
@@ -103,6 +109,9 @@ pub struct BrokerHandle {
 }
 
 impl Broker {
+    /// A broker for `config`, with the `[auth]` authenticator, no authorizer (all is
+    /// allowed), no hooks and the store `[storage]` names, until the builder methods
+    /// below say otherwise.
     pub fn new(config: Config) -> Broker {
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

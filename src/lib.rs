@@ -16,6 +16,7 @@
 //! Everything else is internal (ARCHITECTURE.md shows how it fits): the session and
 //! router actors, the persistence actor, the cluster bridge, the listeners.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub(crate) mod broker;

@@ -20,9 +20,15 @@ use password::{PasswordError, PasswordHash};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthStep {
     /// Authenticated; the data goes into CONNACK's Authentication Data.
-    Success { server_data: Option<Bytes> },
+    Success {
+        /// Authentication Data for the CONNACK (or AUTH 0x00), if any.
+        server_data: Option<Bytes>,
+    },
     /// Another round: send AUTH 0x18 with this data and wait for the client's AUTH.
-    Continue { server_data: Bytes },
+    Continue {
+        /// Authentication Data for the AUTH 0x18.
+        server_data: Bytes,
+    },
     /// Refused with this CONNACK reason.
     Failure(ReasonCode),
 }
@@ -114,16 +120,27 @@ pub struct PasswordAuthenticator {
 /// Why the authenticator could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
+    /// The password file could not be read.
     #[error("cannot read password file {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// A line of the password file is not a valid entry.
     #[error("password file {path}: {source}")]
-    Parse { path: String, source: PasswordError },
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with the line.
+        source: PasswordError,
+    },
 }
 
 impl PasswordAuthenticator {
+    /// Anonymous clients allowed or not, and the users (name to password hash; `None`:
+    /// no password file, so only anonymous clients, if allowed).
     pub fn new(allow_anonymous: bool, users: Option<HashMap<String, PasswordHash>>) -> Self {
         PasswordAuthenticator {
             allow_anonymous,

@@ -95,6 +95,7 @@ pub struct Published {
 pub struct Refused {
     /// The reason code a network client would have got.
     pub reason: ReasonCode,
+    /// Why, in words (a network client's Reason String).
     pub why: &'static str,
 }
 

@@ -22,7 +22,9 @@ use crate::topic::{TopicFilter, TopicName};
 #[derive(Debug, Clone, actix::Message)]
 #[rtype(result = "()")]
 pub struct LocalMessage {
+    /// The topic it was published to.
     pub topic: TopicName,
+    /// Its payload.
     pub payload: Bytes,
     /// The QoS it was delivered at: the lower of the publish's and the subscription's.
     pub qos: QoS,
@@ -57,8 +59,8 @@ impl Subscription {
         self.granted
     }
 
-    /// The filter subscribed to.
-    pub fn filter(&self) -> &TopicFilter {
+    /// The filter subscribed to (not `filter`, which `StreamExt::filter` would shadow).
+    pub fn topic_filter(&self) -> &TopicFilter {
         &self.filter
     }
 

@@ -89,6 +89,7 @@ pub struct ForgetClient {
 #[derive(Message)]
 #[rtype(result = "Routed")]
 pub struct Route {
+    /// The message.
     pub msg: Arc<Message>,
     /// For a QoS 2 publish: its packet id, stored with the deliveries when the
     /// publisher's session is persistent, so a re-sent PUBLISH after a restart is
@@ -153,9 +154,13 @@ pub struct GetStats;
 /// Router counters.
 #[derive(Debug, Clone, Copy, Default, MessageResponse)]
 pub struct RouterStats {
+    /// Sessions registered (connected or not), in-process clients included.
     pub sessions: usize,
+    /// Subscriptions held.
     pub subscriptions: usize,
+    /// Retained messages held.
     pub retained: usize,
+    /// Messages routed since start.
     pub routed: u64,
 }
 
