@@ -14,19 +14,21 @@ declare -A ALLOWED=(
     [config]="protocol"
     [delivery]="message protocol topic"
     [guard]=""
-    [auth]="config protocol"
+    [hooks]="message protocol topic"
+    [auth]="config hooks protocol"
     [transport]=""
     [persistence]="config delivery guard message protocol topic"
     [router]="config delivery guard message persistence protocol topic"
-    [session]="auth config delivery message persistence protocol router sys topic transport"
+    [session]="auth config delivery hooks message persistence protocol router sys topic transport"
     [sys]="message protocol router topic"
     [cluster]="config delivery message persistence protocol router session topic"
-    [local]="config delivery message protocol router session topic"
-    [broker]="auth cluster config local message persistence protocol router session sys topic transport"
+    [local]="config delivery hooks message protocol router session topic"
+    [broker]="auth cluster config hooks local message persistence protocol router session sys topic transport"
 )
 
 files_of() {
-    if [[ -d src/$1 ]]; then find "src/$1" -name '*.rs'; else echo "src/$1.rs"; fi
+    if [[ -d src/$1 ]]; then find "src/$1" -name '*.rs'; fi
+    if [[ -f src/$1.rs ]]; then echo "src/$1.rs"; fi
 }
 
 status=0

@@ -9,6 +9,10 @@
 //! - [`protocol`] — the wire format and the strict codec (pure).
 //! - [`topic`] — topic names, filters, the subscription trie (pure).
 //! - [`auth`] — the `Authenticator` trait, the password file, SCRAM-SHA-256.
+//! - [`hooks`] — the `Authorizer` (who may publish, subscribe, receive what) and
+//!   `Hook`s (client events, a publish interceptor), given to the [`Broker`] builder
+//!   with [`Broker::store`] (any [`persistence::Store`]) and
+//!   [`Broker::authenticator`].
 //! - [`persistence`] — the `Store` trait and its records, with the sled and in-memory
 //!   stores ([`JsStore`] keeps them in NATS JetStream in cluster mode).
 //! - [`config`] — the configuration file.

@@ -402,3 +402,46 @@ async fn a_local_subscribe_is_refused_what_the_server_does_not_offer() {
     drop(plain);
     broker.stop().await;
 }
+
+#[actix_rt::test]
+async fn two_brokers_run_side_by_side_in_one_process() {
+    use futures::StreamExt;
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let a = start(dir_a.path(), |_| {}).await;
+    let b = start(dir_b.path(), |_| {}).await;
+    assert_ne!(a.local_addrs(), b.local_addrs());
+    let mut on_a = a
+        .client("x")
+        .subscribe("t", QoS::AtLeastOnce)
+        .await
+        .expect("a");
+    let mut on_b = b
+        .client("x")
+        .subscribe("t", QoS::AtLeastOnce)
+        .await
+        .expect("b");
+    let sent = b
+        .client("p")
+        .publish("t", "for b", QoS::AtLeastOnce, false)
+        .await;
+    assert_eq!(sent.expect("b publishes").matched, 1, "only b's subscriber");
+    let got = tokio::time::timeout(WAIT, on_b.next())
+        .await
+        .expect("in time");
+    assert_eq!(&got.expect("a message").payload[..], b"for b");
+    let mut net = RawClient::connected_v311(a.local_addrs()[0], "n", true).await;
+    net.publish("t", QoS::AtLeastOnce, false, b"for a").await;
+    let got = tokio::time::timeout(WAIT, on_a.next())
+        .await
+        .expect("in time");
+    assert_eq!(
+        &got.expect("a message").payload[..],
+        b"for a",
+        "b's message never came"
+    );
+    a.stop().await;
+    b.stop().await;
+}
