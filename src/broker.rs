@@ -22,6 +22,7 @@ use tracing::{error, info};
 mod store;
 
 use self::store::{Opened, Origin};
+use crate::auth::acl::AclAuthorizer;
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, ListenerKind};
 use crate::hooks::{Authorizer, EventQueue, Hook, Hooks};
@@ -29,7 +30,9 @@ use crate::local::LocalClient;
 use crate::message::ClientId;
 use crate::persistence::{Backlog, FlushNow, Persistence, PersistenceError, Snapshot, Store};
 use crate::router::link::SessionRef;
-use crate::router::messages::{Adopt, AttachCluster, GetStats, ShutdownSessions};
+use crate::router::messages::{
+    Adopt, AttachCluster, GetStats, RecheckSubscriptions, ShutdownSessions,
+};
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
 use crate::sys::{Metrics, Sys};
@@ -106,6 +109,8 @@ pub struct BrokerHandle {
     shared: Arc<Shared>,
     /// Where event hooks run, when there are any.
     events_arbiter: Option<ArbiterHandle>,
+    /// `[auth] acl_file`'s authorizer, for reloads.
+    acl: Option<Arc<AclAuthorizer>>,
 }
 
 impl Broker {
@@ -211,6 +216,7 @@ impl Broker {
             ctx.set_mailbox_capacity(crate::router::MAILBOX_CAPACITY);
             Router::new(router_state, p, durability, backlog)
         });
+        let acl = self.acl()?;
         let (hooks, events_arbiter) = self.hooks();
         let shared = Arc::new(Shared {
             config: self.config.clone(),
@@ -251,7 +257,23 @@ impl Broker {
             auth,
             shared,
             events_arbiter,
+            acl,
         })
+    }
+
+    /// `[auth] acl_file` as the authorizer, unless the builder was given one.
+    fn acl(&mut self) -> Result<Option<Arc<AclAuthorizer>>, BrokerError> {
+        let Some(path) = &self.config.auth.acl_file else {
+            return Ok(None);
+        };
+        if self.authorizer.is_some() {
+            tracing::warn!(path = %path.display(), "the authorizer given to the broker replaces [auth] acl_file");
+            return Ok(None);
+        }
+        let acl = Arc::new(AclAuthorizer::open(path)?);
+        info!(path = %path.display(), rules = acl.current_len(), "ACL file loaded");
+        self.authorizer = Some(Arc::clone(&acl) as Arc<dyn Authorizer>);
+        Ok(Some(acl))
     }
 
     /// The hooks as sessions call them; with event hooks, the thread they run on.
@@ -375,6 +397,22 @@ impl BrokerHandle {
     /// CONNECTs and re-authentications see the new users; connected clients stay.
     pub fn reload_auth(&self) -> Result<usize, AuthSetupError> {
         self.auth.reload()
+    }
+
+    /// Re-reads `[auth] acl_file` (the `starling` binary does it on SIGHUP); on error the
+    /// rules in force stay. Every connected client then loses the subscriptions it may
+    /// no longer hold, and later publishes and deliveries follow the new rules.
+    /// Returns how many rules the file holds, `None` without an ACL file.
+    pub async fn reload_acl(&self) -> Result<Option<usize>, AuthSetupError> {
+        let Some(acl) = &self.acl else {
+            return Ok(None);
+        };
+        let rules = acl.reload()?;
+        if self.router.send(RecheckSubscriptions).await != Ok(true) {
+            tracing::warn!("the router failed rechecking subscriptions; asking again");
+            let _ = self.router.send(RecheckSubscriptions).await;
+        }
+        Ok(Some(rules))
     }
 
     /// An in-process client with this client id, for publishing from the embedding

@@ -116,6 +116,10 @@ pub struct AuthConfig {
     /// ([`crate::auth::password`]), also the users of SCRAM-SHA-256. When set, a CONNECT
     /// with a username must carry its password. Without it, usernames are not checked.
     pub password_file: Option<PathBuf>,
+    /// `acl_file` (default none): who may publish, subscribe to and receive which
+    /// topics, in Mosquitto's ACL syntax ([`crate::auth::acl`]). When set, whatever no
+    /// rule allows is denied. Re-read on SIGHUP.
+    pub acl_file: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -123,6 +127,7 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_anonymous: true,
             password_file: None,
+            acl_file: None,
         }
     }
 }

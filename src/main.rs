@@ -130,7 +130,7 @@ fn passwd(file: &std::path::Path, user: &str, iterations: u32) -> anyhow::Result
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM; on SIGHUP re-reads the password file.
+/// Resolves on SIGINT or SIGTERM; on SIGHUP re-reads the password and ACL files.
 async fn wait_for_signal(broker: &starling::BrokerHandle) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -140,10 +140,17 @@ async fn wait_for_signal(broker: &starling::BrokerHandle) -> anyhow::Result<()> 
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
-            _ = hup.recv() => match broker.reload_auth() {
-                Ok(users) => info!(users, "password file reloaded"),
-                Err(error) => tracing::error!(%error, "password file not reloaded; the old users stay"),
-            },
+            _ = hup.recv() => {
+                match broker.reload_auth() {
+                    Ok(users) => info!(users, "password file reloaded"),
+                    Err(error) => tracing::error!(%error, "password file not reloaded; the old users stay"),
+                }
+                match broker.reload_acl().await {
+                    Ok(Some(rules)) => info!(rules, "ACL file reloaded"),
+                    Ok(None) => {}
+                    Err(error) => tracing::error!(%error, "ACL file not reloaded; the old rules stay"),
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! 5.0 section 4.12) behind the [`Authenticator`] trait. Pure code; the CONNECT task
 //! (`session/auth_flow.rs`) drives it over the wire before the session actor starts.
 
+pub mod acl;
 pub mod password;
 pub mod scram;
 
@@ -127,6 +128,14 @@ pub enum AuthSetupError {
         path: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// A line of the ACL file is not understood.
+    #[error("ACL file {path}: {source}")]
+    Acl {
+        /// The file.
+        path: String,
+        /// What is wrong, with the line.
+        source: acl::AclError,
     },
     /// A line of the password file is not a valid entry.
     #[error("password file {path}: {source}")]

@@ -55,3 +55,9 @@ pub trait Authorizer: Send + Sync + 'static {
     /// [`Access::Subscribe`])?
     fn authorize(&self, client: &ClientInfo, access: Access, topic: &str) -> Answer<Decision>;
 }
+
+impl<T: Authorizer + ?Sized> Authorizer for std::sync::Arc<T> {
+    fn authorize(&self, client: &ClientInfo, access: Access, topic: &str) -> Answer<Decision> {
+        (**self).authorize(client, access, topic)
+    }
+}

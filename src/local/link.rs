@@ -3,24 +3,27 @@
 //! subscription identifier, which the client gives each of its subscriptions).
 
 use std::any::Any;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use ahash::AHashMap as HashMap;
 
 use super::inbox::Inbox;
+use super::{Core, LocalClient};
 use crate::delivery::Outgoing;
 use crate::protocol::ReasonCode;
 use crate::router::link::{SessionLink, Takeover};
+use crate::topic::TopicFilter;
 
 #[derive(Clone)]
 pub(super) struct LocalLink(Arc<Mutex<Subs>>);
 
-impl Default for LocalLink {
-    /// Not registered yet: unreachable.
-    fn default() -> LocalLink {
+impl LocalLink {
+    /// The link of the client `core` (not registered yet: unreachable).
+    pub fn new(core: Weak<Core>) -> LocalLink {
         LocalLink(Arc::new(Mutex::new(Subs {
             by_id: HashMap::new(),
             closed: true,
+            core,
         })))
     }
 }
@@ -30,6 +33,8 @@ struct Subs {
     /// Taken over, evicted or shut down: the router no longer reaches this client
     /// (until it registers again).
     closed: bool,
+    /// The client, for rechecking its subscriptions.
+    core: Weak<Core>,
 }
 
 impl LocalLink {
@@ -102,6 +107,14 @@ impl SessionLink for LocalLink {
 
     fn shut_down(&self) {
         self.close_all();
+    }
+
+    fn recheck(&self, filters: Vec<TopicFilter>) {
+        let Some(core) = self.lock().core.upgrade() else {
+            return;
+        };
+        // The authorizer may answer late: never on the router's turn.
+        actix_rt::spawn(async move { LocalClient { core }.recheck(filters).await });
     }
 
     fn connected(&self) -> bool {

@@ -101,18 +101,18 @@ pub struct Refused {
 
 impl LocalClient {
     pub(crate) fn new(id: ClientId, shared: Arc<Shared>) -> LocalClient {
-        let core = Core {
+        let core = |weak: &std::sync::Weak<Core>| Core {
             info: Arc::new(ClientInfo::new(id.clone())),
             id,
             router: shared.router.clone(),
             shared,
-            link: LocalLink::default(),
+            link: LocalLink::new(weak.clone()),
             registered: tokio::sync::Mutex::new(false),
             filters: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
         };
         LocalClient {
-            core: Arc::new(core),
+            core: Arc::new_cyclic(core),
         }
     }
 
@@ -269,6 +269,20 @@ impl LocalClient {
             let _ = self.core.router.send(unsubscribe).await;
         }
         true
+    }
+
+    /// Unsubscribes from whichever of `filters` the authorizer no longer allows.
+    async fn recheck(&self, filters: Vec<TopicFilter>) {
+        for filter in filters {
+            let decision = match self.core.authorize(Access::Subscribe, filter.as_str()) {
+                Pending::Ready(d) => d,
+                Pending::Later(f) => f.await,
+            };
+            if decision == Decision::Deny {
+                tracing::info!(client_id = %self.core.id, %filter, "subscription no longer authorized; dropped");
+                self.unsubscribe(filter.as_str()).await;
+            }
+        }
     }
 
     /// The topic filter, or the reason a network client's SUBACK would give.

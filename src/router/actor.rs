@@ -376,6 +376,27 @@ impl Router {
 }
 
 impl Router {
+    pub(super) fn on_recheck_subscriptions(
+        &mut self,
+        _: RecheckSubscriptions,
+        _: &mut Context<Self>,
+    ) -> bool {
+        for (client, link) in &self.sessions {
+            let filters: Vec<_> = self
+                .state
+                .subscriptions_of(client)
+                .into_iter()
+                .map(|(filter, _)| filter)
+                .collect();
+            if !filters.is_empty() {
+                link.recheck(filters);
+            }
+        }
+        true
+    }
+}
+
+impl Router {
     pub(super) fn on_shutdown_sessions(
         &mut self,
         _: ShutdownSessions,

@@ -63,6 +63,7 @@ calls!(Router {
     Reshare => on_reshare, failed None;
     GetStats => on_get_stats, failed RouterStats::default();
     ShutdownSessions => on_shutdown_sessions, failed false;
+    RecheckSubscriptions => on_recheck_subscriptions, failed false;
     FlushOutbox => on_flush_outbox, failed ();
     AttachCluster => on_attach_cluster, failed false;
     RestoreSession => on_restore_session, failed None;

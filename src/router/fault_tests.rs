@@ -90,6 +90,7 @@ impl SessionLink for Counting {
     fn take_over(&self, _: Takeover) {}
     fn evict(&self, _: ReasonCode, _: &'static str) {}
     fn shut_down(&self) {}
+    fn recheck(&self, _: Vec<crate::topic::TopicFilter>) {}
     fn connected(&self) -> bool {
         true
     }

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::delivery::Outgoing;
 use crate::protocol::ReasonCode;
+use crate::topic::TopicFilter;
 
 /// What the router asks of a session. Every call is a send that does not wait.
 pub trait SessionLink: Send + Sync + 'static {
@@ -25,6 +26,9 @@ pub trait SessionLink: Send + Sync + 'static {
     fn evict(&self, reason: ReasonCode, why: &'static str);
     /// The broker is shutting down.
     fn shut_down(&self);
+    /// The authorizer's rules changed: drop whichever of these filters (the session's
+    /// subscriptions) the client may no longer subscribe to.
+    fn recheck(&self, filters: Vec<TopicFilter>);
     /// False once the session's actor has stopped.
     fn connected(&self) -> bool;
     /// True when `other` reaches the same session.

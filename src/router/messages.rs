@@ -170,6 +170,13 @@ pub struct RouterStats {
 #[rtype(result = "bool")]
 pub struct ShutdownSessions;
 
+/// The authorizer's rules changed (SIGHUP re-read the ACL file): every session is
+/// told its filters and drops those it may no longer hold. False when the router
+/// failed doing it (the broker asks again).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct RecheckSubscriptions;
+
 /// Close every live connection with `reason` (5.0: DISCONNECT) as a server-side close:
 /// wills are published and persistent sessions stay (the node is cut off from the
 /// cluster, see the cluster's isolation).

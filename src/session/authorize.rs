@@ -6,13 +6,46 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use tracing::trace;
+use tracing::{info, trace};
 
 use super::actor::Session;
+use super::messages::Recheck;
 use crate::delivery::Outgoing;
 use crate::hooks::{Access, Decision, Event, Pending};
 use crate::protocol::QoS;
+use crate::router::messages::Unsubscribe;
 use crate::topic::TopicFilter;
+
+impl Handler<Recheck> for Session {
+    type Result = ();
+
+    /// Drops the subscriptions the authorizer no longer allows. The client is not told
+    /// (MQTT has no server-side unsubscribe); it simply receives nothing more there.
+    fn handle(&mut self, Recheck(filters): Recheck, ctx: &mut Self::Context) {
+        let checks = filters.into_iter().map(|filter| {
+            let decision = self.authorize(Access::Subscribe, filter.as_str());
+            async move {
+                let decision = match decision {
+                    Pending::Ready(d) => d,
+                    Pending::Later(f) => f.await,
+                };
+                (decision == Decision::Deny).then_some(filter)
+            }
+        });
+        let denied = futures::future::join_all(checks).into_actor(self);
+        ctx.wait(denied.map(|denied, act, _| {
+            let filters: Vec<TopicFilter> = denied.into_iter().flatten().collect();
+            if filters.is_empty() {
+                return;
+            }
+            info!(client_id = %act.state.client_id, ?filters, "subscriptions no longer authorized; dropped");
+            act.router.do_send(Unsubscribe {
+                client_id: act.state.client_id.clone(),
+                filters,
+            });
+        }));
+    }
+}
 
 impl Session {
     /// May this client do `access` on `topic`?

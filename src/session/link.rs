@@ -6,10 +6,11 @@ use std::any::Any;
 use actix::Addr;
 
 use super::actor::Session;
-use super::messages::{Deliver, DeliverBatch, Evict, Shutdown, Takeover};
+use super::messages::{Deliver, DeliverBatch, Evict, Recheck, Shutdown, Takeover};
 use crate::delivery::Outgoing;
 use crate::protocol::ReasonCode;
 use crate::router::link::{self, SessionLink, SessionRef};
+use crate::topic::TopicFilter;
 
 impl SessionLink for Addr<Session> {
     fn deliver(&self, out: Outgoing) {
@@ -33,6 +34,10 @@ impl SessionLink for Addr<Session> {
 
     fn shut_down(&self) {
         self.do_send(Shutdown);
+    }
+
+    fn recheck(&self, filters: Vec<TopicFilter>) {
+        self.do_send(Recheck(filters));
     }
 
     fn connected(&self) -> bool {

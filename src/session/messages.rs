@@ -49,6 +49,12 @@ pub struct Evict {
     pub why: &'static str,
 }
 
+/// The authorizer's rules changed: drop whichever of these subscriptions the client
+/// may no longer hold.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Recheck(pub Vec<crate::topic::TopicFilter>);
+
 /// The broker is shutting down: close the connection (5.0: DISCONNECT 0x8B).
 #[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]
