@@ -21,7 +21,7 @@ declare -A ALLOWED=(
     [session]="auth config delivery message persistence protocol router sys topic transport"
     [sys]="message protocol router topic"
     [cluster]="config delivery message persistence protocol router session topic"
-    [local]="config delivery message protocol router session topic"
+    [local]="config delivery message protocol router session topic transport"
     [broker]="auth cluster config local message persistence protocol router session sys topic transport"
 )
 

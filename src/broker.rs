@@ -21,7 +21,7 @@ use tracing::{error, info};
 
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, Durability, ListenerKind};
-use crate::local::LocalClient;
+use crate::local::{LocalClient, PersistentClient, Refused};
 use crate::message::ClientId;
 use crate::persistence::{self, Backlog, FlushNow, Persistence, PersistenceError, Snapshot};
 use crate::router::link::SessionRef;
@@ -82,6 +82,8 @@ pub struct BrokerHandle {
     limiter: ConnectionLimiter,
     auth: Arc<dyn Authenticator>,
     config: Arc<Config>,
+    /// What every session shares: persistent in-process clients are served with it.
+    shared: Arc<Shared>,
 }
 
 impl Broker {
@@ -190,6 +192,7 @@ impl Broker {
             limiter,
             auth,
             config: Arc::new(self.config.clone()),
+            shared,
         })
     }
 
@@ -339,6 +342,20 @@ impl BrokerHandle {
             self.router.clone(),
             Arc::clone(&self.config),
         )
+    }
+
+    /// An in-process client with a persistent session ([`PersistentClient`]): it
+    /// connects as an MQTT 5.0 client with clean start 0 and this session expiry, so it
+    /// resumes the session stored for `id` (also one a network client left, or one
+    /// restored at start-up) and takes it over from a connection holding it.
+    pub async fn persistent_client(
+        &self,
+        id: &str,
+        session_expiry: Duration,
+    ) -> Result<PersistentClient, Refused> {
+        let shared = Arc::clone(&self.shared);
+        let id = ClientId::from(id);
+        PersistentClient::connect(id, session_expiry, shared, &self.workers, &self.limiter).await
     }
 
     /// The router actor, for embedding applications that publish or inspect.

@@ -11,8 +11,15 @@
 //!   with the same id takes it over, and the local subscriptions end) and returns a
 //!   [`Subscription`], a `futures::Stream` of [`LocalMessage`]s.
 //!
-//! Not there yet: persistent local sessions (a local client's subscriptions end with
-//! it and with the broker), authorization and hooks.
+//! A [`LocalClient`]'s subscriptions end with it and with the broker. For a session
+//! that outlives both,
+//! [`BrokerHandle::persistent_client`](crate::BrokerHandle::persistent_client) gives a
+//! [`PersistentClient`]: an MQTT 5.0 client over an in-memory pipe whose session (a
+//! session expiry, its subscriptions, its queued QoS 1/2 messages) is stored and
+//! restored like a network client's, with one stream for all its messages, each
+//! acknowledged when the application takes it.
+//!
+//! Not there yet: authorization and hooks.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,8 +35,12 @@
 //! # Ok(()) }
 //! ```
 
+mod client_end;
+mod deliveries;
 mod inbox;
 mod link;
+mod persistent;
+mod requests;
 mod subscription;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -41,6 +52,7 @@ use bytes::Bytes;
 
 use self::inbox::Inbox;
 use self::link::LocalLink;
+pub use self::persistent::PersistentClient;
 pub use self::subscription::{LocalMessage, Subscription};
 use crate::config::Config;
 use crate::delivery::{Outgoing, QueueLimits, SubEntry};

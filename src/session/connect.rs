@@ -59,15 +59,20 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     };
     let timeout = limits.connect_timeout();
     let auth = &shared.auth;
-    let authenticated = authenticate(
-        &connect,
-        &mut accepted,
-        &mut reader,
-        &mut writer,
-        auth,
-        timeout,
-    )
-    .await;
+    let authenticated = match conn.trusted {
+        true => Ok(()),
+        false => {
+            authenticate(
+                &connect,
+                &mut accepted,
+                &mut reader,
+                &mut writer,
+                auth,
+                timeout,
+            )
+            .await
+        }
+    };
     match authenticated {
         Ok(()) => {}
         Err(Refused::Connack(reason)) => {

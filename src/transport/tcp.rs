@@ -103,6 +103,7 @@ async fn accept_loop(
             writer: Box::new(writer),
             peer,
             permit,
+            trusted: false,
         };
         actix_rt::spawn(serve(conn));
     }
