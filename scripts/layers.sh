@@ -15,14 +15,14 @@ declare -A ALLOWED=(
     [delivery]="message protocol topic"
     [guard]=""
     [hooks]="message protocol topic"
-    [auth]="config hooks protocol"
+    [auth]="config hooks protocol topic"
     [transport]=""
     [persistence]="config delivery guard message protocol topic"
     [router]="config delivery guard message persistence protocol topic"
     [session]="auth config delivery hooks message persistence protocol router sys topic transport"
     [sys]="message protocol router topic"
     [cluster]="config delivery message persistence protocol router session topic"
-    [local]="config delivery hooks message protocol router session topic"
+    [local]="config delivery hooks message protocol router session topic transport"
     [broker]="auth cluster config hooks local message persistence protocol router session sys topic transport"
 )
 

@@ -26,7 +26,7 @@ use crate::auth::acl::AclAuthorizer;
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, ListenerKind};
 use crate::hooks::{Authorizer, EventQueue, Hook, Hooks};
-use crate::local::LocalClient;
+use crate::local::{LocalClient, PersistentClient, Refused};
 use crate::message::ClientId;
 use crate::persistence::{Backlog, FlushNow, Persistence, PersistenceError, Snapshot, Store};
 use crate::router::link::SessionRef;
@@ -419,6 +419,20 @@ impl BrokerHandle {
     /// application ([`LocalClient`]).
     pub fn client(&self, id: &str) -> LocalClient {
         LocalClient::new(ClientId::from(id), Arc::clone(&self.shared))
+    }
+
+    /// An in-process client with a persistent session ([`PersistentClient`]): it
+    /// connects as an MQTT 5.0 client with clean start 0 and this session expiry, so it
+    /// resumes the session stored for `id` (also one a network client left, or one
+    /// restored at start-up) and takes it over from a connection holding it.
+    pub async fn persistent_client(
+        &self,
+        id: &str,
+        session_expiry: Duration,
+    ) -> Result<PersistentClient, Refused> {
+        let shared = Arc::clone(&self.shared);
+        let id = ClientId::from(id);
+        PersistentClient::connect(id, session_expiry, shared, &self.workers, &self.limiter).await
     }
 
     /// The router actor, for embedding applications that publish or inspect.

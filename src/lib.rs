@@ -5,7 +5,8 @@
 //!   [`BrokerHandle`]: its addresses, a password reload, the [`Router`] actor (send it a
 //!   [`Route`] to publish a [`Message`], [`GetStats`] for counters), in-process
 //!   clients ([`BrokerHandle::client`] gives a [`LocalClient`], which publishes and
-//!   subscribes) and `stop`.
+//!   subscribes; [`BrokerHandle::persistent_client`] a [`PersistentClient`], whose
+//!   session is stored like a network client's) and `stop`.
 //! - [`protocol`] — the wire format and the strict codec (pure).
 //! - [`topic`] — topic names, filters, the subscription trie (pure).
 //! - [`auth`] — the `Authenticator` trait, the password file, SCRAM-SHA-256.
@@ -44,7 +45,7 @@ pub use broker::{Broker, BrokerError, BrokerHandle};
 pub use cluster::replay::LogProbe;
 pub use cluster::JsStore;
 pub use config::Config;
-pub use local::{LocalClient, LocalMessage, Published, Refused, Subscription};
+pub use local::{LocalClient, LocalMessage, PersistentClient, Published, Refused, Subscription};
 pub use message::{ClientId, Message};
 pub use router::messages::{GetStats, Route, Routed, RouterStats};
 pub use router::Router;

@@ -296,6 +296,7 @@ mod tests {
         let config = AuthConfig {
             allow_anonymous: false,
             password_file: Some(path.clone()),
+            acl_file: None,
         };
         let auth = PasswordAuthenticator::from_config(&config).unwrap();
         assert_eq!(auth.check_plain(Some("alice"), Some(b"one")), Ok(()));

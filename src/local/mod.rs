@@ -16,8 +16,14 @@
 //! are authorized and intercepted, subscriptions authorized, and each message is
 //! authorized for receipt when the subscription's stream yields it.
 //!
-//! Not there yet: persistent local sessions (a local client's subscriptions end with
-//! it and with the broker).
+//! A [`LocalClient`]'s subscriptions end with it and with the broker. For a session
+//! that outlives both,
+//! [`BrokerHandle::persistent_client`](crate::BrokerHandle::persistent_client) gives a
+//! [`PersistentClient`]: an MQTT 5.0 client over an in-memory pipe whose session (a
+//! session expiry, its subscriptions, its queued QoS 1/2 messages) is stored and
+//! restored like a network client's, with one stream for all its messages, each
+//! acknowledged when the application takes it. It is a session like a network
+//! client's, so the authorizer and hooks apply to it the same way.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,8 +39,12 @@
 //! # Ok(()) }
 //! ```
 
+mod client_end;
+mod deliveries;
 mod inbox;
 mod link;
+mod persistent;
+mod requests;
 mod subscription;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -46,6 +56,7 @@ use bytes::Bytes;
 
 use self::inbox::Inbox;
 use self::link::LocalLink;
+pub use self::persistent::PersistentClient;
 pub use self::subscription::{LocalMessage, Subscription};
 use crate::delivery::{Outgoing, QueueLimits, SubEntry};
 use crate::hooks::{Access, ClientInfo, Decision, Event, Pending, Vetted};

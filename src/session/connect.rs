@@ -60,21 +60,30 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     };
     let timeout = limits.connect_timeout();
     let auth = &shared.auth;
-    let client = Arc::new(
-        ClientInfo::new(accepted.client_id.clone())
+    // An in-process persistent client (trusted) is not authenticated and has no
+    // network address; its session is authorized and hooked like any other.
+    let client = match conn.trusted {
+        true => ClientInfo::new(accepted.client_id.clone()),
+        false => ClientInfo::new(accepted.client_id.clone())
             .with_username(connect.username.as_deref().map(str::to_owned))
             .with_connection(conn.listener, peer, version),
-    );
-    let authenticated = authenticate(
-        &connect,
-        &client,
-        &mut accepted,
-        &mut reader,
-        &mut writer,
-        auth,
-        timeout,
-    )
-    .await;
+    };
+    let client = Arc::new(client);
+    let authenticated = match conn.trusted {
+        true => Ok(()),
+        false => {
+            authenticate(
+                &connect,
+                &client,
+                &mut accepted,
+                &mut reader,
+                &mut writer,
+                auth,
+                timeout,
+            )
+            .await
+        }
+    };
     match authenticated {
         Ok(()) => {}
         Err(Refused::Connack(reason)) => {

@@ -29,4 +29,7 @@ pub struct Connection {
     pub listener: SocketAddr,
     /// `None` when the connection limit was reached: the session refuses the CONNECT.
     pub permit: Option<ConnectionPermit>,
+    /// The embedding application's own connection (a persistent in-process client):
+    /// its CONNECT is not authenticated, as in-process clients are not.
+    pub trusted: bool,
 }

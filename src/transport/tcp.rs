@@ -108,6 +108,7 @@ async fn accept_loop(
             peer,
             listener: bound,
             permit,
+            trusted: false,
         };
         actix_rt::spawn(serve(conn));
     }

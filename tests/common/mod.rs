@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 mod cluster;
 mod durable;
+pub mod embedded;
 mod nats;
 mod raw;
 #[allow(unused_imports)]
