@@ -1,117 +1,22 @@
 //! The embedding examples, run as their users would: `examples/web_bridge` bridges HTTP
 //! and MQTT clients (an SSE stream over raw HTTP/1.1, `POST /publish`, mosquitto_pub and
-//! mosquitto_sub), `examples/event_bus` plays its scenario to the end. The example
+//! mosquitto_sub), `examples/event_bus` plays its scenario to the end; the hook examples
+//! (`tenant_authorizer`, `rewriting_hook`) are in examples/hooks.rs. The example
 //! binaries must be built first: `cargo test` without target options builds them,
 //! `cargo test --test examples` and `--all-targets` do not (`cargo build --examples`;
 //! scripts/test.sh does it).
 
+#[path = "examples/hooks.rs"]
+mod hooks;
+#[path = "examples/process.rs"]
+mod process;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The longest wait for any one step (a line, a response, an event, an exit).
-const WAIT: Duration = Duration::from_secs(15);
-
-/// The example binary `name`, next to this test's own directory (target/<profile>/).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    // target/<profile>/deps/examples-<hash>
-    let profile = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = profile.join("examples").join(name);
-    let how = "`cargo test` without target options builds them, or `cargo build --examples`; \
-               `cargo test --test examples` and `--all-targets` do not";
-    let built = std::fs::metadata(&path).and_then(|m| m.modified());
-    let built = built.unwrap_or_else(|_| panic!("{} is missing: {how}", path.display()));
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(format!("{name}.rs"));
-    let edited = std::fs::metadata(&source).and_then(|m| m.modified());
-    assert!(
-        edited.is_ok_and(|edited| edited <= built),
-        "{} is older than {}: {how}",
-        path.display(),
-        source.display()
-    );
-    path
-}
-
-/// A child process, killed and reaped when dropped; its stdout as lines.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        Running {
-            child,
-            lines: lines_of(stdout),
-        }
-    }
-
-    /// The next stdout line.
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|e| panic!("no line from {:?} in {WAIT:?}: {e}", self.child))
-    }
-
-    /// The exit status, once it exits of itself.
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{:?} still running after {WAIT:?}", self.child);
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-s", name, &pid]).status();
-        assert!(sent.expect("run kill").success(), "kill -s {name} {pid}");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads `stdout` line by line on a thread of its own.
-fn lines_of(stdout: ChildStdout) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// The `key=ADDR` field of the example's address line.
-fn field(line: &str, key: &str) -> SocketAddr {
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}=ADDR in {line:?}"))
-}
+use process::{example, field, mosquitto_pub, mosquitto_sub, run, Running, WAIT};
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
@@ -211,47 +116,6 @@ fn parse_event(text: &str) -> Option<(String, serde_json::Value)> {
     Some((name?, data.expect("an event with data")))
 }
 
-/// Runs `cmd` to its end (bounded); its stdout when it succeeded.
-fn run(cmd: Command) -> String {
-    let mut running = Running::spawn(cmd);
-    let status = running.wait();
-    // Until the reader thread has seen the end of stdout.
-    let out: Vec<String> = std::iter::from_fn(|| running.lines.recv_timeout(WAIT).ok()).collect();
-    let out = out.join("\n");
-    assert!(status.success(), "{:?}: {status}\n{out}", running.child);
-    out
-}
-
-fn mosquitto_pub(mqtt: SocketAddr, topic: &str, payload: &[u8]) {
-    let port = mqtt.port().to_string();
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-t", topic, "-s"]);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn mosquitto_pub");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(payload).expect("payload to mosquitto_pub");
-    drop(stdin);
-    let mut running = Running {
-        child,
-        lines: channel().1,
-    };
-    assert!(running.wait().success(), "mosquitto_pub failed");
-}
-
-/// `mosquitto_sub -C 1 -d`, returned once its SUBACK was printed (stdbuf: line-buffered
-/// into the pipe).
-fn mosquitto_sub(mqtt: SocketAddr, topic: &str) -> Running {
-    let port = mqtt.port().to_string();
-    let mut cmd = Command::new("stdbuf");
-    cmd.args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port])
-        .args(["-q", "1", "-t", topic, "-C", "1", "-W", "15", "-v", "-d"]);
-    let sub = Running::spawn(cmd);
-    // A handful of -d lines come first (CONNECT, CONNACK, SUBSCRIBE).
-    let subscribed = (0..10).any(|_| sub.line().contains("SUBACK"));
-    assert!(subscribed, "mosquitto_sub printed no SUBACK");
-    sub
-}
-
 /// MQTT to SSE, HTTP to MQTT, refusals as 4xx, a subscription that ends with its SSE
 /// client, and a clean stop on SIGTERM.
 #[test]
@@ -304,11 +168,7 @@ fn http_reaches_mqtt(http: SocketAddr, mqtt: SocketAddr) {
     let mut sub = mosquitto_sub(mqtt, "http/out");
     let (status, body) = post(http, "/publish/http/out?qos=1", b"from http");
     assert_eq!((status, body), (200, serde_json::json!({"matched": 1})));
-    // -d's own lines start with "Client " or "Subscribed".
-    let received = std::iter::repeat_with(|| sub.line())
-        .take(10)
-        .find(|l| !l.starts_with("Client ") && !l.starts_with("Subscribed "));
-    assert_eq!(received.as_deref(), Some("http/out from http"));
+    assert_eq!(sub.message(), "http/out from http");
     assert!(sub.wait().success(), "mosquitto_sub -C 1");
 }
 
