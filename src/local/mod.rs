@@ -65,7 +65,7 @@ use crate::protocol::{Properties, QoS, ReasonCode, SubscriptionOptions};
 use crate::router::link::{SessionLink, SessionRef};
 use crate::router::messages::{Register, Route, SessionEnded, Subscribe, Unsubscribe};
 use crate::router::Router;
-use crate::session::policy::{check_payload, check_publish, Refusal};
+use crate::session::policy::{check_payload, check_publish, reserved_topic, Refusal};
 use crate::session::Shared;
 use crate::topic::{TopicFilter, TopicName};
 
@@ -145,6 +145,9 @@ impl LocalClient {
         retain: bool,
     ) -> Result<Published, Refused> {
         let msg = self.message(topic, payload.into(), qos, retain)?;
+        if reserved_topic(&msg.topic) {
+            return Err(refused(ReasonCode::NOT_AUTHORIZED, "$SYS is the broker's"));
+        }
         let vetted = match self.core.shared.hooks.vet_publish(&self.core.info, msg) {
             Pending::Ready(vetted) => vetted,
             Pending::Later(f) => f.await,

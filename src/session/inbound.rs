@@ -167,6 +167,12 @@ impl Session {
             self.fail(ctx, refusal.reason, refusal.text);
             return;
         }
+        if !p.properties.subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6]: only the server puts Subscription Identifiers in a PUBLISH.
+            let why = "a PUBLISH from a client carries a Subscription Identifier";
+            self.fail(ctx, ReasonCode::PROTOCOL_ERROR, why);
+            return;
+        }
         if let Err((reason, why)) = self.resolve_alias(&mut p) {
             self.fail(ctx, reason, why);
             return;

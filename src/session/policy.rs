@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::config::Capabilities;
 use crate::protocol::{Properties, QoS, ReasonCode};
-use crate::topic::TopicFilter;
+use crate::topic::{TopicFilter, TopicName};
 
 /// Why a packet is refused: the reason code and a Reason String naming the problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,14 @@ pub fn check_subscription_ids(caps: &Capabilities, ids: &[u32]) -> Result<(), Re
 /// The QoS granted to one subscription: the requested one, capped at the Maximum QoS
 /// (a server without QoS 1/2 still accepts such SUBSCRIBEs [MQTT-3.2.2-10]); or the
 /// SUBACK code refusing it (0x9E shared, 0xA2 wildcards not available).
+/// True for `$SYS` and the topics under it: the broker's own, which no client may
+/// publish to (authorizer or not); a refused publish is answered like an unauthorized
+/// one.
+pub fn reserved_topic(topic: &TopicName) -> bool {
+    let t = topic.as_str();
+    t == "$SYS" || t.starts_with("$SYS/")
+}
+
 pub fn grant(caps: &Capabilities, filter: &TopicFilter, requested: QoS) -> Result<QoS, ReasonCode> {
     if filter.share().is_some() && !caps.shared_subscriptions {
         return Err(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);

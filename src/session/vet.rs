@@ -9,7 +9,7 @@ use actix::prelude::*;
 use tracing::debug;
 
 use super::actor::Session;
-use super::policy::Refusal;
+use super::policy::{reserved_topic, Refusal};
 use crate::hooks::{Pending, Vetted};
 use crate::message::Message;
 use crate::protocol::{Packet, PacketId, PubResponse, QoS, ReasonCode};
@@ -22,6 +22,10 @@ impl Session {
         ack: Option<(QoS, PacketId)>,
         ctx: &mut Context<Self>,
     ) {
+        if reserved_topic(&msg.topic) {
+            debug!(client_id = %self.state.client_id, topic = %msg.topic, "publish to $SYS refused");
+            return self.on_vetted(Vetted::Denied, ack, ctx);
+        }
         if !self.shared.hooks.vets_publishes() {
             return self.route(Arc::new(msg), ack, ctx);
         }
