@@ -65,6 +65,14 @@ pub enum BrokerError {
     /// The blocking task that opens the store panicked or was cancelled.
     #[error("the task opening the store did not finish")]
     StoreTask,
+    /// A listener asks for what this build does not offer yet.
+    #[error("listener {addr}: {what} are not available yet")]
+    Unsupported {
+        /// The listener's address.
+        addr: SocketAddr,
+        /// What it asked for.
+        what: String,
+    },
     /// A store was given ([`Broker::store`]) while cluster mode keeps session state in
     /// JetStream.
     #[error("a given store cannot replace JetStream's session state in cluster mode")]
@@ -344,7 +352,7 @@ impl Broker {
         let mut listeners = Vec::new();
         for l in &self.config.listeners {
             match l.kind {
-                ListenerKind::Tcp => {
+                ListenerKind::Tcp if !l.proxy_protocol && l.max_connections.is_none() => {
                     let bind_err = |source| BrokerError::Bind {
                         addr: l.bind,
                         source,
@@ -359,6 +367,13 @@ impl Broker {
                     });
                     task.run(workers, limiter.clone(), serve, stop.clone());
                     listeners.push(addr);
+                }
+                kind => {
+                    let what = match kind {
+                        ListenerKind::Tcp => "proxy_protocol and max_connections".into(),
+                        other => format!("{other:?} listeners"),
+                    };
+                    return Err(BrokerError::Unsupported { addr: l.bind, what });
                 }
             }
         }

@@ -14,10 +14,12 @@ use serde::Deserialize;
 use crate::protocol::QoS;
 
 mod cluster;
+mod listener;
 #[cfg(test)]
 mod tests;
 
 pub use cluster::ClusterConfig;
+pub use listener::{ListenerConfig, ListenerKind};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -130,30 +132,6 @@ impl Default for AuthConfig {
             acl_file: None,
         }
     }
-}
-
-/// What kind of socket a listener accepts (`kind` of a `[[listeners]]` table).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ListenerKind {
-    /// `"tcp"`: plain MQTT over TCP, the only kind today.
-    Tcp,
-}
-
-/// One listening socket (a `[[listeners]]` table).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ListenerConfig {
-    /// `kind` (default `"tcp"`): the kind of socket.
-    #[serde(default = "default_kind")]
-    pub kind: ListenerKind,
-    /// `bind` (required in a table; default listener `127.0.0.1:1883`): the address to
-    /// listen on; port 0 picks a free port (the broker handle reports it).
-    pub bind: SocketAddr,
-}
-
-fn default_kind() -> ListenerKind {
-    ListenerKind::Tcp
 }
 
 /// Where state is kept (`[storage]`).
@@ -353,10 +331,10 @@ impl Default for ServerConfig {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            listeners: vec![ListenerConfig {
-                kind: ListenerKind::Tcp,
-                bind: SocketAddr::from(([127, 0, 0, 1], 1883)),
-            }],
+            listeners: vec![ListenerConfig::tcp(SocketAddr::from((
+                [127, 0, 0, 1],
+                1883,
+            )))],
             storage: StorageConfig::default(),
             limits: Limits::default(),
             server: ServerConfig::default(),
@@ -438,6 +416,9 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "limits.connect_timeout_secs must be at least 1".into(),
             ));
+        }
+        for listener in &self.listeners {
+            listener.validate()?;
         }
         let c = &self.cluster;
         if c.enabled && (c.urls.is_empty() || c.node_id.is_empty()) {

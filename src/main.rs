@@ -83,10 +83,9 @@ fn main() -> anyhow::Result<()> {
         config
             .listeners
             .retain(|l| l.kind != starling::config::ListenerKind::Tcp);
-        config.listeners.push(starling::config::ListenerConfig {
-            kind: starling::config::ListenerKind::Tcp,
-            bind: addr,
-        });
+        config
+            .listeners
+            .push(starling::config::ListenerConfig::tcp(addr));
     }
     if let Some(dir) = args.data_dir {
         config.storage.data_dir = dir;

@@ -58,10 +58,18 @@ async fn login(f: &Fixture, id: &str, user: Option<&str>, version: ProtocolVersi
 /// The reason code of the PUBACK to a QoS 1 publish.
 async fn puback(c: &mut RawClient, topic: &str) -> ReasonCode {
     let id = c.next_packet_id();
-    c.send(Packet::Publish(publish_packet(topic, QoS::AtLeastOnce, b"x", Some(id))))
-        .await;
+    c.send(Packet::Publish(publish_packet(
+        topic,
+        QoS::AtLeastOnce,
+        b"x",
+        Some(id),
+    )))
+    .await;
     match c
-        .wait_for("PUBACK", |p| matches!(p, Packet::PubAck(r) if r.packet_id == id))
+        .wait_for(
+            "PUBACK",
+            |p| matches!(p, Packet::PubAck(r) if r.packet_id == id),
+        )
         .await
     {
         Packet::PubAck(PubResponse { reason, .. }) => reason,
@@ -108,11 +116,27 @@ async fn the_acl_decides_for_5_0_and_3_1_1_clients_alike() {
         let denied = ReasonCode::NOT_AUTHORIZED;
         let one = ReasonCode::GRANTED_QOS_1;
         assert_eq!(ack.reasons, vec![one, denied, denied, one, denied]);
-        assert_eq!(puback(&mut alice, "alice/x").await, ReasonCode::NO_MATCHING_SUBSCRIBERS);
-        assert_eq!(puback(&mut alice, "alice/secret").await, denied, "deny wins");
+        assert_eq!(
+            puback(&mut alice, "alice/x").await,
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        );
+        assert_eq!(
+            puback(&mut alice, "alice/secret").await,
+            denied,
+            "deny wins"
+        );
         assert_eq!(puback(&mut alice, "bob/x").await, denied, "not alice's");
-        assert_eq!(puback(&mut alice, "$SYS/broker/x").await, denied, "the broker's");
-        for t in ["shared/hidden", "inbox/carol/1", "shared/ok", "inbox/alice/1"] {
+        assert_eq!(
+            puback(&mut alice, "$SYS/broker/x").await,
+            denied,
+            "the broker's"
+        );
+        for t in [
+            "shared/hidden",
+            "inbox/carol/1",
+            "shared/ok",
+            "inbox/alice/1",
+        ] {
             assert!(!puback(&mut bob, t).await.is_error(), "{t}");
         }
         assert_eq!(
@@ -125,11 +149,21 @@ async fn the_acl_decides_for_5_0_and_3_1_1_clients_alike() {
         let v3 = ProtocolVersion::V311;
         let mut anon = login(&f, "n", None, v3).await;
         let ack = anon
-            .subscribe(&[("public/#", QoS::AtLeastOnce), ("shared/#", QoS::AtLeastOnce)])
+            .subscribe(&[
+                ("public/#", QoS::AtLeastOnce),
+                ("shared/#", QoS::AtLeastOnce),
+            ])
             .await;
         assert_eq!(ack.reasons[0], one);
-        assert!(ack.reasons[1].is_error(), "0x80 in 3.1.1: {:?}", ack.reasons);
-        assert_eq!(puback(&mut anon, "shared/from-anon").await, ReasonCode::SUCCESS);
+        assert!(
+            ack.reasons[1].is_error(),
+            "0x80 in 3.1.1: {:?}",
+            ack.reasons
+        );
+        assert_eq!(
+            puback(&mut anon, "shared/from-anon").await,
+            ReasonCode::SUCCESS
+        );
         assert_eq!(puback(&mut bob, "shared/after").await, ReasonCode::SUCCESS);
         assert_eq!(
             until(&mut alice, "shared/after").await,
@@ -149,7 +183,11 @@ fn hup(pid: u32) {
 async fn logged(broker: &BrokerProcess, needle: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while broker.log_text().matches(needle).count() < n {
-        assert!(Instant::now() < deadline, "never logged {needle:?}:\n{}", broker.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "never logged {needle:?}:\n{}",
+            broker.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -165,7 +203,10 @@ async fn sighup_reloads_the_acl_and_drops_subscriptions_no_longer_allowed() {
         let v5 = ProtocolVersion::V5;
         let mut alice = login(&f, "a", Some("alice"), v5).await;
         alice
-            .subscribe(&[("shared/#", QoS::AtLeastOnce), ("inbox/alice/#", QoS::AtLeastOnce)])
+            .subscribe(&[
+                ("shared/#", QoS::AtLeastOnce),
+                ("inbox/alice/#", QoS::AtLeastOnce),
+            ])
             .await;
         let mut bob = login(&f, "b", Some("bob"), v5).await;
 
@@ -181,9 +222,16 @@ async fn sighup_reloads_the_acl_and_drops_subscriptions_no_longer_allowed() {
         hup(f.broker.pid());
         logged(&f.broker, "subscriptions no longer authorized", 1).await;
         let dropped = puback(&mut bob, "shared/2").await;
-        assert_eq!(dropped, ReasonCode::NO_MATCHING_SUBSCRIBERS, "nobody holds shared/# now");
+        assert_eq!(
+            dropped,
+            ReasonCode::NO_MATCHING_SUBSCRIBERS,
+            "nobody holds shared/# now"
+        );
         assert_eq!(puback(&mut bob, "inbox/alice/2").await, ReasonCode::SUCCESS);
-        assert_eq!(until(&mut alice, "inbox/alice/2").await, vec!["inbox/alice/2"]);
+        assert_eq!(
+            until(&mut alice, "inbox/alice/2").await,
+            vec!["inbox/alice/2"]
+        );
         let ack = alice.subscribe(&[("shared/#", QoS::AtLeastOnce)]).await;
         assert_eq!(ack.reasons, vec![ReasonCode::NOT_AUTHORIZED]);
     })
@@ -196,9 +244,15 @@ async fn no_client_publishes_to_sys_and_a_subscription_identifier_is_a_protocol_
     bounded(async {
         let v5 = ProtocolVersion::V5;
         let mut c = login(&f, "c", Some("u"), v5).await;
-        assert_eq!(puback(&mut c, "$SYS/broker/clients/connected").await, ReasonCode::NOT_AUTHORIZED);
+        assert_eq!(
+            puback(&mut c, "$SYS/broker/clients/connected").await,
+            ReasonCode::NOT_AUTHORIZED
+        );
         assert_eq!(puback(&mut c, "$SYS").await, ReasonCode::NOT_AUTHORIZED);
-        assert_eq!(puback(&mut c, "$SYSTEM/x").await, ReasonCode::NO_MATCHING_SUBSCRIBERS);
+        assert_eq!(
+            puback(&mut c, "$SYSTEM/x").await,
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        );
 
         let mut p = publish_packet("a/b", QoS::AtLeastOnce, b"x", Some(c.next_packet_id()));
         p.properties = subscription_id(7);
@@ -206,7 +260,10 @@ async fn no_client_publishes_to_sys_and_a_subscription_identifier_is_a_protocol_
         let d = c.expect_closed().await.expect("DISCONNECT");
         assert_eq!(d.reason, ReasonCode::PROTOCOL_ERROR, "[MQTT-3.3.4-6]");
         let mut other = login(&f, "o", Some("u"), v5).await;
-        assert_eq!(puback(&mut other, "a/b").await, ReasonCode::NO_MATCHING_SUBSCRIBERS);
+        assert_eq!(
+            puback(&mut other, "a/b").await,
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        );
     })
     .await;
 }
@@ -223,10 +280,17 @@ async fn a_failed_recheck_is_asked_again() {
         let mut alice = login(&f, "a", Some("alice"), v5).await;
         alice.subscribe(&[("shared/#", QoS::AtLeastOnce)]).await;
         let mut arm = login(&f, "arm", None, v5).await;
-        assert!(!puback(&mut arm, "$fault/router/RecheckSubscriptions").await.is_error());
+        assert!(!puback(&mut arm, "$fault/router/RecheckSubscriptions")
+            .await
+            .is_error());
         rewrite(&f.acl, &rules.replace("topic read shared/#\n", ""));
         hup(f.broker.pid());
-        logged(&f.broker, "injected fault in router RecheckSubscriptions", 1).await;
+        logged(
+            &f.broker,
+            "injected fault in router RecheckSubscriptions",
+            1,
+        )
+        .await;
         logged(&f.broker, "subscriptions no longer authorized", 1).await;
         let mut bob = login(&f, "b", Some("bob"), v5).await;
         let dropped = puback(&mut bob, "shared/x").await;
