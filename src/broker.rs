@@ -450,6 +450,17 @@ impl BrokerHandle {
         PersistentClient::connect(id, session_expiry, shared, &self.workers, &self.limiter).await
     }
 
+    /// The arbiter (thread) the router runs on. Actors of the application started
+    /// there (`Actor::start_in_arbiter`, or `arbiter.spawn(..)` for a task) talk to the
+    /// broker through in-process clients without a thread switch per message; keep
+    /// their work short, as it shares the thread with routing.
+    pub fn arbiter(&self) -> ArbiterHandle {
+        match &self.router_arbiter {
+            Some(arbiter) => arbiter.clone(),
+            None => self.workers.first().clone(),
+        }
+    }
+
     /// The router actor, for embedding applications that publish or inspect.
     pub fn router(&self) -> &Addr<Router> {
         &self.router

@@ -10,10 +10,18 @@ use tokio::time::{timeout, timeout_at, Instant};
 use crate::measure::{seq_of, Latency, Spec, Throughput, Usage, IDLE, ROUND_TRIP};
 use crate::track::{self, Tracker};
 
-/// A publisher and a subscriber on the spec's topic, subscribed.
-async fn clients(broker: &BrokerHandle, spec: &Spec) -> Result<(LocalClient, Subscription)> {
+/// A publisher and a subscriber for the spec (not subscribed yet).
+pub fn pair(broker: &BrokerHandle, spec: &Spec) -> (LocalClient, LocalClient) {
     let publisher = broker.client(&spec.client_id("pub"));
     let subscriber = broker.client(&spec.client_id("sub"));
+    (publisher, subscriber)
+}
+
+/// The subscriber subscribed to the spec's topic.
+async fn clients(
+    (publisher, subscriber): (LocalClient, LocalClient),
+    spec: &Spec,
+) -> Result<(LocalClient, Subscription)> {
     let sub = subscriber
         .subscribe(&spec.topic(), spec.qos)
         .await
@@ -23,8 +31,9 @@ async fn clients(broker: &BrokerHandle, spec: &Spec) -> Result<(LocalClient, Sub
 
 /// `spec.messages` publishes, at most `spec.window` awaiting the router's answer at
 /// once, received by one subscription.
-pub async fn throughput(broker: &BrokerHandle, spec: &Spec) -> Result<Throughput> {
-    let (publisher, sub) = clients(broker, spec).await?;
+pub async fn throughput(pair: (LocalClient, LocalClient), spec: Spec) -> Result<Throughput> {
+    let spec = &spec;
+    let (publisher, sub) = clients(pair, spec).await?;
     let (n, size, topic) = (spec.messages, spec.size, spec.topic());
     let start = std::time::Instant::now();
     let (t0, usage) = (Instant::now(), Usage::now());
@@ -96,8 +105,9 @@ async fn receive(
 /// `spec.messages` round trips, one at a time: the clock runs from just before the
 /// publish until the subscription yields the message; the next round trip starts once
 /// the publish has returned too.
-pub async fn latency(broker: &BrokerHandle, spec: &Spec) -> Result<Latency> {
-    let (publisher, mut sub) = clients(broker, spec).await?;
+pub async fn latency(pair: (LocalClient, LocalClient), spec: Spec) -> Result<Latency> {
+    let spec = &spec;
+    let (publisher, mut sub) = clients(pair, spec).await?;
     let topic = spec.topic();
     let mut samples = Vec::with_capacity(spec.messages as usize);
     let usage = Usage::now();

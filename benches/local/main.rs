@@ -160,7 +160,8 @@ async fn measure(
     let what = format!("{} {}", kind.tag(), side.tag());
     match (kind, side) {
         (Kind::Throughput(_), Side::InProcess) => {
-            let t = inproc::throughput(broker, spec).await?;
+            let pair = inproc::pair(broker, spec);
+            let t = on_client_thread(broker, inproc::throughput(pair, spec.clone())).await?;
             results.throughput(kind, side, t, &what);
             Ok(())
         }
@@ -170,7 +171,8 @@ async fn measure(
             Ok(())
         }
         (Kind::Latency(_), Side::InProcess) => {
-            let l = inproc::latency(broker, spec).await?;
+            let pair = inproc::pair(broker, spec);
+            let l = on_client_thread(broker, inproc::latency(pair, spec.clone())).await?;
             results.latency(kind, side, l, &what);
             Ok(())
         }
@@ -180,6 +182,23 @@ async fn measure(
             Ok(())
         }
     }
+}
+
+/// Runs the in-process side on this thread, or with `CLIENT_THREAD=broker` on the
+/// broker's own (the router's) arbiter, where a hop needs no thread switch.
+async fn on_client_thread<T: Send + 'static>(
+    broker: &BrokerHandle,
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    if std::env::var("CLIENT_THREAD").as_deref() != Ok("broker") {
+        return work.await;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    broker.arbiter().spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.await
+        .map_err(|_| anyhow!("the broker's arbiter dropped the measurement"))?
 }
 
 fn main() {

@@ -15,6 +15,7 @@ pub const IDLE: Duration = Duration::from_secs(2);
 pub const ROUND_TRIP: Duration = Duration::from_secs(5);
 
 /// One measurement: one publisher, one subscriber, one topic of its own.
+#[derive(Clone)]
 pub struct Spec {
     /// Unique in the run: the topic and the client ids derive from it.
     pub name: String,

@@ -210,7 +210,8 @@ impl Session {
             self.fail(ctx, refusal.reason, refusal.text);
             return;
         }
-        let msg = self.message_from(p);
+        // Built in place in its Arc: no copy of the message on the way to the router.
+        let msg = Arc::new(self.message_from(p));
         self.vet_and_route(msg, ack, ctx);
     }
 

@@ -141,6 +141,7 @@ impl SessionState {
     /// messages get a packet id and enter the in-flight list. Expired messages are
     /// skipped [MQTT-3.3.2-5]; `now` is asked only for messages that have an expiry
     /// (reading the clock for every delivery shows in profiles).
+    #[inline]
     pub fn next_to_send(
         &mut self,
         window: usize,
@@ -194,6 +195,7 @@ impl SessionState {
     }
 
     /// PUBACK for a QoS 1 message.
+    #[inline]
     pub fn on_puback(&mut self, id: PacketId) -> AckResult {
         self.remove_inflight(id, QoS::AtLeastOnce, Stage::Published)
     }

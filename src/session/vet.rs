@@ -18,7 +18,7 @@ impl Session {
     /// Routes `msg` once the hooks let it through.
     pub(super) fn vet_and_route(
         &mut self,
-        msg: Message,
+        msg: Arc<Message>,
         ack: Option<(QoS, PacketId)>,
         ctx: &mut Context<Self>,
     ) {
@@ -27,8 +27,10 @@ impl Session {
             return self.on_vetted(Vetted::Denied, ack, ctx);
         }
         if !self.shared.hooks.vets_publishes() {
-            return self.route(Arc::new(msg), ack, ctx);
+            return self.route(msg, ack, ctx);
         }
+        // The only reference: moved out, not copied.
+        let msg = Arc::try_unwrap(msg).unwrap_or_else(|shared| Message::clone(&shared));
         match self.shared.hooks.vet_publish(&self.client, msg) {
             Pending::Ready(vetted) => self.on_vetted(vetted, ack, ctx),
             Pending::Later(f) => {
