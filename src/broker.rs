@@ -27,7 +27,7 @@ pub use self::handle::BrokerHandle;
 use self::store::{Opened, Origin};
 use crate::auth::acl::AclAuthorizer;
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
-use crate::config::{Config, ListenerKind};
+use crate::config::{Config, ListenerConfig, ListenerKind};
 use crate::hooks::{Authorizer, EventQueue, Hook, Hooks};
 use crate::message::ClientId;
 use crate::persistence::{Backlog, Persistence, PersistenceError, Snapshot, Store};
@@ -36,7 +36,8 @@ use crate::router::messages::{Adopt, AttachCluster, GetStats};
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
 use crate::sys::{Metrics, Sys};
-use crate::transport::{ConnectionLimiter, TcpListenerTask, Workers};
+use crate::transport::ws::WsSettings;
+use crate::transport::{ConnectionLimiter, Handshakes, TcpListenerTask, Workers};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -324,14 +325,15 @@ impl Broker {
         let mut listeners = Vec::new();
         for l in &self.config.listeners {
             match l.kind {
-                ListenerKind::Tcp if !l.proxy_protocol && l.max_connections.is_none() => {
+                ListenerKind::Tcp | ListenerKind::Ws if l.max_connections.is_none() => {
                     let bind_err = |source| BrokerError::Bind {
                         addr: l.bind,
                         source,
                     };
                     let task = TcpListenerTask::bind(l.bind, workers.len())
                         .await
-                        .map_err(bind_err)?;
+                        .map_err(bind_err)?
+                        .with_handshakes(self.handshakes(l));
                     let addr = task.local_addr().map_err(bind_err)?;
                     let shared = Arc::clone(shared);
                     let serve: crate::transport::ServeFn = Arc::new(move |conn| {
@@ -342,7 +344,7 @@ impl Broker {
                 }
                 kind => {
                     let what = match kind {
-                        ListenerKind::Tcp => "proxy_protocol and max_connections".into(),
+                        ListenerKind::Tcp | ListenerKind::Ws => "max_connections".into(),
                         other => format!("{other:?} listeners"),
                     };
                     return Err(BrokerError::Unsupported { addr: l.bind, what });
@@ -350,6 +352,18 @@ impl Broker {
             }
         }
         Ok(listeners)
+    }
+
+    /// What a `tcp` or `ws` listener's connections go through before their session.
+    fn handshakes(&self, l: &ListenerConfig) -> Handshakes {
+        let limits = &self.config.limits;
+        let websocket = (l.kind == ListenerKind::Ws)
+            .then(|| WsSettings::new(l.path.clone(), limits.max_packet_size as usize));
+        Handshakes {
+            proxy_protocol: l.proxy_protocol,
+            websocket,
+            timeout: limits.connect_timeout(),
+        }
     }
 }
 

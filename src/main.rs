@@ -22,7 +22,8 @@ struct Args {
     /// the values in config/starling.toml (listen on 127.0.0.1:1883).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address of the TCP listener, overriding the config (e.g. 0.0.0.0:1883).
+    /// Address of the TCP listener, replacing the config's plain TCP listeners (e.g.
+    /// 0.0.0.0:1883); other kinds, and a TCP listener with proxy_protocol, stay.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Directory for persistent state, overriding the config (default ./data).
@@ -80,9 +81,11 @@ fn main() -> anyhow::Result<()> {
         None => starling::Config::default(),
     };
     if let Some(addr) = args.listen {
+        // It replaces the config's plain TCP listeners; one behind a load balancer
+        // (proxy_protocol) is not for quick starts and stays.
         config
             .listeners
-            .retain(|l| l.kind != starling::config::ListenerKind::Tcp);
+            .retain(|l| l.kind != starling::config::ListenerKind::Tcp || l.proxy_protocol);
         config
             .listeners
             .push(starling::config::ListenerConfig::tcp(addr));

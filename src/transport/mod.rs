@@ -1,17 +1,21 @@
 //! Listeners. A listener turns accepted sockets into [`Connection`]s (a reader, a writer
 //! and a peer address) and hands them to a worker arbiter; sessions never see the socket
 //! type, so TLS or WebSocket listeners slot in beside TCP without touching them.
+//! Before the session, a connection may go through [`Handshakes`]: a PROXY protocol
+//! header ([`proxy`]), then the WebSocket upgrade ([`ws`]).
 
 mod limiter;
+pub mod proxy;
 mod tcp;
 mod workers;
+pub mod ws;
 
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use limiter::{ConnectionLimiter, ConnectionPermit};
-pub use tcp::{ServeFn, TcpListenerTask};
+pub use tcp::{Handshakes, ServeFn, TcpListenerTask};
 pub use workers::Workers;
 
 /// The read half of a client connection.

@@ -55,6 +55,11 @@ impl RawClient {
         }
     }
 
+    /// The client's own address (what the broker sees as its peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.framed.get_ref().local_addr().expect("local address")
+    }
+
     /// Opens and connects with 3.1.1, asserting CONNACK success.
     pub async fn connected_v311(addr: SocketAddr, client_id: &str, clean: bool) -> RawClient {
         let mut c = RawClient::open(addr).await;

@@ -1,6 +1,9 @@
 """Helpers shared by the paho-mqtt (2.x API) interop scripts: bounded waits, and a
-failure path that prints to stderr and exits non-zero."""
+failure path that prints to stderr and exits non-zero. With MQTT_TRANSPORT=websockets
+in the environment the clients speak MQTT over WebSocket (path MQTT_WS_PATH, default
+/mqtt) instead of TCP."""
 
+import os
 import signal
 import sys
 import threading
@@ -42,10 +45,13 @@ class Client:
         self.id = client_id
         self.proto = proto
         self.clean = clean
-        kwargs = {"client_id": client_id, "protocol": proto}
+        transport = os.environ.get("MQTT_TRANSPORT", "tcp")
+        kwargs = {"client_id": client_id, "protocol": proto, "transport": transport}
         if proto != mqtt.MQTTv5:
             kwargs["clean_session"] = clean
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        if transport == "websockets":
+            self.c.ws_set_options(path=os.environ.get("MQTT_WS_PATH", "/mqtt"))
         self.cond = threading.Condition()
         self.connack = None
         self.subacks = {}
