@@ -30,15 +30,15 @@ const READ_BUFFER_START: usize = 256;
 pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     let limits = &shared.config.limits;
     let codec = MqttCodec::new(limits.max_packet_size as usize);
-    // Idle connections should cost little: start the read buffer small (tokio-util's
-    // default is 8 KiB); the codec reserves room for each packet as it arrives.
-    // Whoever drops the read half last (this task after a refusal, the session actor
-    // as it closes) leaves it to drain, so the client reads the broker's last packet
-    // instead of a reset (see `drain.rs`). In-process connections need no such care.
+    // Whoever drops the read half (this task after a refusal, the session actor as it
+    // closes) leaves it to drain, so the client reads the broker's last packet instead
+    // of a reset (see `drain.rs`). In-process connections need no such care.
     let raw = match conn.trusted {
         true => conn.reader,
         false => Box::new(DrainOnDrop::new(conn.reader)) as BoxedReader,
     };
+    // Idle connections should cost little: start the read buffer small (tokio-util's
+    // default is 8 KiB); the codec reserves room for each packet as it arrives.
     let mut reader = FramedRead::with_capacity(raw, codec, READ_BUFFER_START);
     let mut writer = conn.writer;
     let peer = conn.peer;
@@ -158,7 +158,12 @@ impl Login<'_> {
     fn failed(&self, reason: ReasonCode) {
         let (peer, client) = (self.peer, self.client);
         let user = client.username.as_deref().unwrap_or_default();
-        if reason == ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR {
+        let broker_at_fault = [
+            ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR,
+            ReasonCode::SERVER_BUSY,
+            ReasonCode::SERVER_UNAVAILABLE,
+        ];
+        if broker_at_fault.contains(&reason) {
             warn!(%peer, client_id = %client.client_id, username = user, %reason, "authentication could not be done");
             return;
         }
