@@ -18,6 +18,13 @@ if ! command -v mosquitto_sub >/dev/null 2>&1 || ! command -v mosquitto_pub >/de
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients
 fi
 
+# mosquitto_passwd (Debian ships it with the broker) for tests/auth_hardening.rs
+if ! command -v mosquitto_passwd >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing mosquitto (for mosquitto_passwd)" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
+fi
+
 # paho-mqtt 2.x for tests/interop_paho.rs and tests/py/*.py
 if ! python3 -c 'import paho.mqtt' >/dev/null 2>&1; then
     echo "scripts/test.sh: installing paho-mqtt" >&2

@@ -26,6 +26,7 @@ pub use self::handle::BrokerHandle;
 
 use self::store::{Opened, Origin};
 use crate::auth::acl::AclAuthorizer;
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
 use crate::config::{Config, ListenerConfig, ListenerKind};
 use crate::hooks::{Authorizer, EventQueue, Hook, Hooks};
@@ -164,7 +165,7 @@ impl Broker {
     pub async fn start(mut self) -> Result<BrokerHandle, BrokerError> {
         let auth: Arc<dyn Authenticator> = match &self.authenticator {
             Some(a) => Arc::clone(a),
-            None => Arc::new(PasswordAuthenticator::from_config(&self.config.auth)?),
+            None => Arc::new(PasswordAuthenticator::from_config(&self.config)?),
         };
         let Opened {
             store,
@@ -207,6 +208,7 @@ impl Broker {
             auth: Arc::clone(&auth),
             hooks,
             isolation: Isolation::default(),
+            logins: LoginThrottle::from_config(&self.config.auth),
         });
         let sys_interval = self.config.server.sys_interval_secs;
         if sys_interval > 0 {

@@ -105,31 +105,76 @@ impl Config {
     pub fn session_state_in_cluster(&self) -> bool {
         self.cluster.enabled && self.storage.durability != Durability::Memory
     }
+
+    /// Whether CONNECTs without a username are accepted: `[auth] allow_anonymous` when
+    /// set; otherwise Mosquitto 2's safe default, true while no listener binds an
+    /// address beyond loopback ([`Config::exposed_listener`]).
+    ///
+    /// ```
+    /// use starling::config::Config;
+    ///
+    /// let local: Config = "[[listeners]]\nbind = \"127.0.0.1:1883\"".parse()?;
+    /// assert!(local.allow_anonymous());
+    /// let exposed: Config = "[[listeners]]\nbind = \"0.0.0.0:1883\"".parse()?;
+    /// assert!(!exposed.allow_anonymous());
+    /// let open: Config =
+    ///     "[auth]\nallow_anonymous = true\n[[listeners]]\nbind = \"0.0.0.0:1883\"".parse()?;
+    /// assert!(open.allow_anonymous());
+    /// # Ok::<(), starling::config::ConfigError>(())
+    /// ```
+    pub fn allow_anonymous(&self) -> bool {
+        self.auth
+            .allow_anonymous
+            .unwrap_or_else(|| self.exposed_listener().is_none())
+    }
+
+    /// The first listener address that is not loopback (`0.0.0.0` and `::` included),
+    /// if any.
+    pub fn exposed_listener(&self) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .map(|l| l.bind)
+            .find(|addr| !addr.ip().to_canonical().is_loopback())
+    }
 }
 
 /// Who may connect (`[auth]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// `allow_anonymous` (default `true`): accept CONNECTs without a username. Off, they
-    /// get CONNACK 0x87 Not authorized (3.1.1: return code 5).
-    pub allow_anonymous: bool,
-    /// `password_file` (default none): a file of `username:pbkdf2-sha256$...` lines
-    /// ([`crate::auth::password`]), also the users of SCRAM-SHA-256. When set, a CONNECT
-    /// with a username must carry its password. Without it, usernames are not checked.
+    /// `allow_anonymous` (default: `true` while every listener binds a loopback
+    /// address, `false` once one binds another, as in Mosquitto 2; see
+    /// [`Config::allow_anonymous`]): accept CONNECTs without a username. Off, they get
+    /// CONNACK 0x87 Not authorized (3.1.1: return code 5). `None`: not set.
+    pub allow_anonymous: Option<bool>,
+    /// `password_file` (default none): a file of `username:hash` lines
+    /// ([`crate::auth::password`]): `pbkdf2-sha256$...` (also the users of
+    /// SCRAM-SHA-256), `$argon2id$...`, or Mosquitto's `$7$...` and `$6$...`. When set, a
+    /// CONNECT with a username must carry its password. Without it, usernames are not
+    /// checked.
     pub password_file: Option<PathBuf>,
     /// `acl_file` (default none): who may publish, subscribe to and receive which
     /// topics, in Mosquitto's ACL syntax ([`crate::auth::acl`]). When set, whatever no
     /// rule allows is denied. Re-read on SIGHUP.
     pub acl_file: Option<PathBuf>,
+    /// `max_login_failures` (default 10; 0: no limit): failed logins from one address
+    /// (an IPv4 address, an IPv6 /64) within `login_failure_window_secs`, after which
+    /// its CONNECTs are refused at once (CONNACK 0x8A Banned, 3.1.1: code 5) until the
+    /// window that began with its first failure ends.
+    pub max_login_failures: u32,
+    /// `login_failure_window_secs` (default 60, at least 1): the window of
+    /// `max_login_failures`, in seconds.
+    pub login_failure_window_secs: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> AuthConfig {
         AuthConfig {
-            allow_anonymous: true,
+            allow_anonymous: None,
             password_file: None,
             acl_file: None,
+            max_login_failures: 10,
+            login_failure_window_secs: 60,
         }
     }
 }
@@ -410,6 +455,11 @@ impl Config {
         if l.max_inflight == 0 || l.receive_maximum == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_inflight and limits.receive_maximum must be at least 1".into(),
+            ));
+        }
+        if self.auth.login_failure_window_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.login_failure_window_secs must be at least 1".into(),
             ));
         }
         if l.connect_timeout_secs == 0 {

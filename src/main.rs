@@ -46,11 +46,25 @@ enum Command {
         /// The password file (`[auth] password_file`).
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
-        /// PBKDF2 iterations (also SCRAM-SHA-256's iteration count; at least 4096).
+        /// The hash: argon2id, or pbkdf2-sha256 for a user who logs in with
+        /// SCRAM-SHA-256 (which needs it).
+        #[arg(long, value_enum, default_value_t = Scheme::Argon2id)]
+        scheme: Scheme,
+        /// PBKDF2 iterations with pbkdf2-sha256 (also SCRAM-SHA-256's iteration count;
+        /// at least 1000).
         #[arg(long, default_value_t = starling::auth::password::DEFAULT_ITERATIONS)]
         iterations: u32,
         user: String,
     },
+}
+
+/// The hash scheme `starling passwd` writes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Scheme {
+    /// Argon2id (plain username/password logins).
+    Argon2id,
+    /// PBKDF2-HMAC-SHA256 (plain logins and SCRAM-SHA-256).
+    Pbkdf2Sha256,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,11 +84,12 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(Command::Passwd {
         file,
+        scheme,
         iterations,
         user,
     }) = &args.command
     {
-        return passwd(file, user, *iterations);
+        return passwd(file, user, *scheme, *iterations);
     }
     let mut config = match &args.config {
         Some(path) => starling::Config::from_file(path)?,
@@ -106,8 +121,14 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// `starling passwd`: hashes the password read from stdin into `file`.
-fn passwd(file: &std::path::Path, user: &str, iterations: u32) -> anyhow::Result<()> {
+fn passwd(
+    file: &std::path::Path,
+    user: &str,
+    scheme: Scheme,
+    iterations: u32,
+) -> anyhow::Result<()> {
     use starling::auth::password::{set_user, PasswordHash, MIN_ITERATIONS};
+    use starling::auth::stored::StoredPassword;
     anyhow::ensure!(
         !user.is_empty() && !user.contains([':', '\n']),
         "bad user name"
@@ -125,10 +146,13 @@ fn passwd(file: &std::path::Path, user: &str, iterations: u32) -> anyhow::Result
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
     };
-    let hash = PasswordHash::new(password.as_bytes(), iterations);
+    let hash = match scheme {
+        Scheme::Argon2id => StoredPassword::argon2id(password.as_bytes()),
+        Scheme::Pbkdf2Sha256 => PasswordHash::new(password.as_bytes(), iterations).into(),
+    };
     std::fs::write(file, set_user(&old, user, &hash))
         .with_context(|| format!("writing {}", file.display()))?;
-    info!(user, file = %file.display(), "password set");
+    info!(user, file = %file.display(), scheme = hash.scheme(), "password set");
     Ok(())
 }
 

@@ -324,7 +324,7 @@ async fn stopping_the_broker_ends_a_connected_persistent_client() {
 #[actix_rt::test]
 async fn a_persistent_client_connects_where_anonymous_network_clients_may_not() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = start(dir.path(), |c| c.auth.allow_anonymous = false).await;
+    let broker = start(dir.path(), |c| c.auth.allow_anonymous = Some(false)).await;
     let mut net = RawClient::open(broker.local_addrs()[0]).await;
     let refused = net.connect_v311("anonymous", true, 60).await;
     assert_ne!(refused.reason, ReasonCode::SUCCESS);

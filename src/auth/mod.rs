@@ -5,6 +5,8 @@
 pub mod acl;
 pub mod password;
 pub mod scram;
+pub mod stored;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,10 +14,13 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
-use crate::config::AuthConfig;
+use tracing::info;
+
+use crate::config::Config;
 use crate::hooks::ClientInfo;
 use crate::protocol::ReasonCode;
 use password::{PasswordError, PasswordHash};
+use stored::StoredPassword;
 
 /// One step of an authentication exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,15 +112,49 @@ pub trait Authenticator: Send + Sync {
     }
 }
 
-/// The built-in authenticator: `[auth] allow_anonymous` and the password file, which
-/// also backs SCRAM-SHA-256. [`Authenticator::reload`] re-reads the file (SIGHUP).
+/// The built-in authenticator: `[auth] allow_anonymous` and the password file, whose
+/// `pbkdf2-sha256` users may also use SCRAM-SHA-256. [`Authenticator::reload`] re-reads
+/// the file (SIGHUP).
 #[derive(Debug, Default)]
 pub struct PasswordAuthenticator {
     allow_anonymous: bool,
     /// `None`: no password file configured. Swapped whole on reload; exchanges in
     /// progress keep the table they started with.
-    users: RwLock<Option<Arc<HashMap<String, PasswordHash>>>>,
+    users: RwLock<Option<Arc<Users>>>,
     path: Option<PathBuf>,
+}
+
+/// The password file's users, and the hash an unknown user's password is checked
+/// against: of the costliest scheme in the file, so that the time taken does not tell
+/// which names exist (with one scheme in the file, exactly).
+#[derive(Debug)]
+struct Users {
+    table: Arc<HashMap<String, StoredPassword>>,
+    decoy: StoredPassword,
+}
+
+impl Users {
+    fn new(table: HashMap<String, StoredPassword>) -> Users {
+        let decoy = table
+            .values()
+            .max_by_key(|s| cost_rank(s))
+            .map(StoredPassword::decoy)
+            .unwrap_or_else(|| PasswordHash::new(b"", password::DEFAULT_ITERATIONS).into());
+        Users {
+            table: Arc::new(table),
+            decoy,
+        }
+    }
+}
+
+/// Orders stored passwords by how long a check takes (roughly).
+fn cost_rank(stored: &StoredPassword) -> (u8, u32) {
+    match stored {
+        StoredPassword::Argon2id(_) => (3, 0),
+        StoredPassword::Pbkdf2Sha512 { iterations, .. } => (2, *iterations),
+        StoredPassword::Pbkdf2Sha256(h) => (2, h.iterations),
+        StoredPassword::Sha512 { .. } => (1, 0),
+    }
 }
 
 /// Why the authenticator could not be built.
@@ -148,34 +187,54 @@ pub enum AuthSetupError {
 }
 
 impl PasswordAuthenticator {
-    /// Anonymous clients allowed or not, and the users (name to password hash; `None`:
-    /// no password file, so only anonymous clients, if allowed).
-    pub fn new(allow_anonymous: bool, users: Option<HashMap<String, PasswordHash>>) -> Self {
+    /// Anonymous clients allowed or not, and the users (name to stored password;
+    /// `None`: no password file, so only anonymous clients, if allowed).
+    pub fn new(allow_anonymous: bool, users: Option<HashMap<String, StoredPassword>>) -> Self {
         PasswordAuthenticator {
             allow_anonymous,
-            users: RwLock::new(users.map(Arc::new)),
+            users: RwLock::new(users.map(|u| Arc::new(Users::new(u)))),
             path: None,
         }
     }
 
-    /// Builds it from the configuration, reading the password file if one is set.
-    pub fn from_config(config: &AuthConfig) -> Result<Self, AuthSetupError> {
-        let users = match &config.password_file {
+    /// Builds it from the configuration, reading `[auth] password_file` if one is set;
+    /// anonymous clients as [`Config::allow_anonymous`] decides, which is logged.
+    pub fn from_config(config: &Config) -> Result<Self, AuthSetupError> {
+        let auth = &config.auth;
+        let users = match &auth.password_file {
             None => None,
             Some(path) => Some(read_password_file(path)?),
         };
-        let mut auth = PasswordAuthenticator::new(config.allow_anonymous, users);
-        auth.path = config.password_file.clone();
-        Ok(auth)
+        let allow_anonymous = config.allow_anonymous();
+        log_anonymous_policy(config, allow_anonymous);
+        let mut built = PasswordAuthenticator::new(allow_anonymous, users);
+        built.path = auth.password_file.clone();
+        Ok(built)
     }
 
-    fn users(&self) -> Option<Arc<HashMap<String, PasswordHash>>> {
+    fn users(&self) -> Option<Arc<Users>> {
         self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
+/// Says at start whether anonymous clients are accepted, and why.
+fn log_anonymous_policy(config: &Config, allowed: bool) {
+    match (config.auth.allow_anonymous, config.exposed_listener()) {
+        (Some(_), _) => info!(allowed, "anonymous clients: as [auth] allow_anonymous says"),
+        (None, Some(addr)) => info!(
+            listener = %addr,
+            "anonymous clients refused: a listener binds an address beyond loopback and \
+             [auth] allow_anonymous is not set (set it to true to accept them)"
+        ),
+        (None, None) => info!(
+            "anonymous clients allowed: every listener is on loopback and \
+             [auth] allow_anonymous is not set"
+        ),
+    }
+}
+
 /// Reads and parses a password file.
-pub fn read_password_file(path: &Path) -> Result<HashMap<String, PasswordHash>, AuthSetupError> {
+pub fn read_password_file(path: &Path) -> Result<HashMap<String, StoredPassword>, AuthSetupError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| AuthSetupError::Read {
         path: shown.clone(),
@@ -197,8 +256,8 @@ impl Authenticator for PasswordAuthenticator {
         let Some(path) = &self.path else {
             return Ok(0);
         };
-        let users = read_password_file(path)?;
-        let n = users.len();
+        let users = Users::new(read_password_file(path)?);
+        let n = users.table.len();
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(users));
         Ok(n)
     }
@@ -218,10 +277,10 @@ impl Authenticator for PasswordAuthenticator {
                 let given = password.unwrap_or_default();
                 // An unknown user costs the same hashing time as a known one, so that
                 // response times do not tell which names exist.
-                let ok = match users.get(&*password::prepare_name(user)) {
-                    Some(hash) => hash.verify(given) && password.is_some(),
+                let ok = match users.table.get(&*password::prepare_name(user)) {
+                    Some(stored) => stored.verify(given) && password.is_some(),
                     None => {
-                        let _ = dummy_hash().verify(given);
+                        let _ = users.decoy.verify(given);
                         false
                     }
                 };
@@ -241,15 +300,10 @@ impl Authenticator for PasswordAuthenticator {
         _username: Option<&str>,
     ) -> Option<Box<dyn AuthExchange>> {
         let users = self.users()?;
-        (method == scram::METHOD)
-            .then(|| Box::new(scram::ScramServer::new(users)) as Box<dyn AuthExchange>)
+        (method == scram::METHOD).then(|| {
+            Box::new(scram::ScramServer::new(Arc::clone(&users.table))) as Box<dyn AuthExchange>
+        })
     }
-}
-
-/// A hash to verify against when the user is unknown.
-fn dummy_hash() -> &'static PasswordHash {
-    static DUMMY: std::sync::OnceLock<PasswordHash> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| PasswordHash::new(b"", password::DEFAULT_ITERATIONS))
 }
 
 #[cfg(test)]
@@ -258,7 +312,7 @@ mod tests {
 
     fn with_alice(anonymous: bool) -> PasswordAuthenticator {
         let h = PasswordHash::with_salt(b"wonder", b"salt".to_vec(), 1000);
-        PasswordAuthenticator::new(anonymous, Some(HashMap::from([("alice".into(), h)])))
+        PasswordAuthenticator::new(anonymous, Some(HashMap::from([("alice".into(), h.into())])))
     }
 
     #[test]
@@ -293,11 +347,9 @@ mod tests {
         let path = dir.path().join("passwd");
         let hash = |pw: &[u8]| PasswordHash::with_salt(pw, b"salt".to_vec(), 1000);
         std::fs::write(&path, password::set_user("", "alice", &hash(b"one"))).unwrap();
-        let config = AuthConfig {
-            allow_anonymous: false,
-            password_file: Some(path.clone()),
-            acl_file: None,
-        };
+        let mut config = Config::default();
+        config.auth.allow_anonymous = Some(false);
+        config.auth.password_file = Some(path.clone());
         let auth = PasswordAuthenticator::from_config(&config).unwrap();
         assert_eq!(auth.check_plain(Some("alice"), Some(b"one")), Ok(()));
         std::fs::write(&path, password::set_user("", "alice", &hash(b"two"))).unwrap();
@@ -308,6 +360,57 @@ mod tests {
         std::fs::write(&path, "not a password line\n").unwrap();
         assert!(auth.reload().is_err());
         assert_eq!(auth.check_plain(Some("alice"), Some(b"two")), Ok(()));
+    }
+
+    /// One file, every scheme: pbkdf2-sha256, Argon2id and mosquitto_passwd's `$7$`
+    /// and `$6$` (alice/wonder and bob/builder from mosquitto_passwd 2.0.11).
+    #[test]
+    fn every_scheme_logs_in_from_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        let pbkdf2 = PasswordHash::with_salt(b"dora", b"salt".to_vec(), 1000);
+        let text = format!(
+            "alice:$7$101$VNXoaMSBWSAiCPi6$jvVMgvlY43xtQwaxDcZy2KzJfmbRx8Y7yo7oovLdkOS5D5v7toRUNIJYFSt26F1Kgp49GcL+wF79HoAruKJKQQ==\n\
+             bob:$6$uIH21A7icU6j1mnc$opRo8FQ/K0pnycG3ddIUucopnYy6mHBdvAUOMnrdHxDzlEqAJJqiFNignfLWwF1PHOzYdFw0uJAA/Z3XGwOPWw==\n\
+             carol:{}\ndora:{pbkdf2}\n",
+            StoredPassword::argon2id(b"c4rol")
+        );
+        std::fs::write(&path, text).unwrap();
+        let mut config = Config::default();
+        config.auth.password_file = Some(path);
+        let auth = PasswordAuthenticator::from_config(&config).unwrap();
+        let bad = Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+        for (user, pw) in [
+            ("alice", "wonder"),
+            ("bob", "builder"),
+            ("carol", "c4rol"),
+            ("dora", "dora"),
+        ] {
+            assert!(auth.plain_check_is_slow(Some(user)));
+            assert_eq!(auth.check_plain(Some(user), Some(pw.as_bytes())), Ok(()));
+            assert_eq!(auth.check_plain(Some(user), Some(b"nope")), bad, "{user}");
+        }
+        assert_eq!(auth.check_plain(Some("eve"), Some(b"wonder")), bad);
+        // The decoy is of the costliest scheme there: Argon2id.
+        assert_eq!(auth.users().unwrap().decoy.scheme(), "argon2id");
+    }
+
+    /// With `allow_anonymous` unset, a listener beyond loopback turns anonymous
+    /// clients away; loopback-only listeners let them in.
+    #[test]
+    fn anonymous_default_from_the_listeners() {
+        let mut config = Config::default();
+        let auth = PasswordAuthenticator::from_config(&config).unwrap();
+        assert_eq!(auth.check_plain(None, None), Ok(()));
+        config.listeners[0].bind = "0.0.0.0:1883".parse().unwrap();
+        let auth = PasswordAuthenticator::from_config(&config).unwrap();
+        assert_eq!(
+            auth.check_plain(None, None),
+            Err(ReasonCode::NOT_AUTHORIZED)
+        );
+        config.auth.allow_anonymous = Some(true);
+        let auth = PasswordAuthenticator::from_config(&config).unwrap();
+        assert_eq!(auth.check_plain(None, None), Ok(()));
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Password hashes and the password file: one `username:hash` per line, where hash is
-//! `pbkdf2-sha256$<iterations>$<salt, base64>$<hash, base64>` (the hash is 32 bytes of
-//! PBKDF2-HMAC-SHA256). Blank lines and lines starting with `#` are ignored.
+//! The password file: one `username:hash` per line, where hash is in one of the schemes
+//! of [`super::stored`]: Starling's `pbkdf2-sha256$<iterations>$<salt, base64>$<hash,
+//! base64>` (the hash is 32 bytes of PBKDF2-HMAC-SHA256; [`PasswordHash`]), Argon2id,
+//! or Mosquitto's `$7$` and `$6$`. Blank lines and lines starting with `#` are ignored.
 //!
 //! The PBKDF2-HMAC-SHA256 output is exactly SCRAM-SHA-256's SaltedPassword (RFC 5802
-//! `Hi()`), so the same file serves plain passwords and SCRAM.
+//! `Hi()`), so `pbkdf2-sha256` lines serve plain passwords and SCRAM; users of the
+//! other schemes can only log in with a plain password.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,6 +15,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rand::RngCore;
 use sha2::Sha256;
+
+use super::stored::StoredPassword;
 
 /// The scheme tag of a hash string.
 const SCHEME: &str = "pbkdf2-sha256";
@@ -93,7 +97,7 @@ pub enum PasswordError {
         /// The user name as written.
         user: String,
     },
-    /// A line's hash is not a valid hash string ([`PasswordHash::parse`]).
+    /// A line's hash is not a valid hash string ([`StoredPassword::parse`]).
     #[error("line {line}: {why}")]
     BadHash {
         /// The line number, from 1.
@@ -181,18 +185,21 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Parses a password file's text into user name (after SASLprep) → hash.
+/// Parses a password file's text into user name (after SASLprep) → stored password.
 ///
 /// ```
 /// use starling::auth::password::{parse_file, set_user, PasswordError, PasswordHash};
 ///
 /// let text = set_user("# users\n", "alice", &PasswordHash::new(b"pw", 1000));
+/// // A line from mosquitto_passwd (bob/builder, `-H sha512`).
+/// let text = format!("{text}bob:$6$uIH21A7icU6j1mnc$opRo8FQ/K0pnycG3ddIUucopnYy6mHBdvAUOMnrdHxDzlEqAJJqiFNignfLWwF1PHOzYdFw0uJAA/Z3XGwOPWw==\n");
 /// let users = parse_file(&text)?;
 /// assert!(users["alice"].verify(b"pw"));
+/// assert!(users["bob"].verify(b"builder"));
 /// assert_eq!(parse_file("alice"), Err(PasswordError::NoColon { line: 1 }));
 /// # Ok::<(), PasswordError>(())
 /// ```
-pub fn parse_file(text: &str) -> Result<HashMap<String, PasswordHash>, PasswordError> {
+pub fn parse_file(text: &str) -> Result<HashMap<String, StoredPassword>, PasswordError> {
     let mut users = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -206,7 +213,8 @@ pub fn parse_file(text: &str) -> Result<HashMap<String, PasswordHash>, PasswordE
         if user.is_empty() {
             return Err(PasswordError::EmptyUser { line });
         }
-        let hash = PasswordHash::parse(hash).map_err(|why| PasswordError::BadHash { line, why })?;
+        let hash =
+            StoredPassword::parse(hash).map_err(|why| PasswordError::BadHash { line, why })?;
         if users
             .insert(prepare_name(user).into_owned(), hash)
             .is_some()
@@ -218,8 +226,9 @@ pub fn parse_file(text: &str) -> Result<HashMap<String, PasswordHash>, PasswordE
     Ok(users)
 }
 
-/// The password file `text` with `user`'s line replaced by (or appended as) `hash`.
-pub fn set_user(text: &str, user: &str, hash: &PasswordHash) -> String {
+/// The password file `text` with `user`'s line replaced by (or appended as) `hash` (a
+/// [`PasswordHash`] or a [`StoredPassword`]).
+pub fn set_user(text: &str, user: &str, hash: &impl fmt::Display) -> String {
     let user = &*prepare_name(user);
     let entry = format!("{user}:{hash}");
     let mut out = String::with_capacity(text.len() + entry.len() + 1);
@@ -300,6 +309,9 @@ mod tests {
         let text = set_user(&text, "alice", &b);
         assert_eq!(text, format!("# c\nalice:{b}\nbob:{a}\n"));
         assert!(parse_file(&text).unwrap()["alice"].verify(b"2"));
+        let argon = StoredPassword::argon2id(b"3");
+        let text = set_user(&text, "bob", &argon);
+        assert_eq!(parse_file(&text).unwrap()["bob"], argon);
     }
 
     #[test]
@@ -311,6 +323,7 @@ mod tests {
         assert_eq!(users.len(), 2);
         assert!(users["alice"].verify(b"pa"));
         assert!(users["bob"].verify(b"pb"));
+        assert_eq!(users["alice"].scram(), Some(&a));
         assert_eq!(parse_file("alice"), Err(PasswordError::NoColon { line: 1 }));
         assert_eq!(
             parse_file(&format!("\n:{a}")),

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tracing::debug;
 
 use super::password::{ct_eq, PasswordHash};
+use super::stored::StoredPassword;
 use super::{AuthExchange, AuthStep};
 use crate::protocol::ReasonCode;
 
@@ -129,7 +130,7 @@ enum Stage {
 /// The server side of one SCRAM-SHA-256 exchange, driven through
 /// [`AuthExchange::step`] with each AUTH's authentication data.
 pub struct ScramServer {
-    users: Arc<HashMap<String, PasswordHash>>,
+    users: Arc<HashMap<String, StoredPassword>>,
     stage: Stage,
     /// The server's part of the nonce (fixed in tests).
     server_nonce: String,
@@ -138,14 +139,15 @@ pub struct ScramServer {
 impl ScramServer {
     /// An exchange checking against `users` (user name after SASLprep → hash, as
     /// [`parse_file`](super::password::parse_file) reads them), with a fresh random
-    /// server nonce.
-    pub fn new(users: Arc<HashMap<String, PasswordHash>>) -> ScramServer {
+    /// server nonce. Only `pbkdf2-sha256` entries can pass; a user stored in another
+    /// scheme fails as an unknown user would.
+    pub fn new(users: Arc<HashMap<String, StoredPassword>>) -> ScramServer {
         ScramServer::with_nonce(users, fresh_nonce())
     }
 
     /// An exchange whose server nonce is `nonce` (tests fix it).
     pub(crate) fn with_nonce(
-        users: Arc<HashMap<String, PasswordHash>>,
+        users: Arc<HashMap<String, StoredPassword>>,
         nonce: String,
     ) -> ScramServer {
         ScramServer {
@@ -171,8 +173,13 @@ impl ScramServer {
         if bare.starts_with("m=") {
             return Err(ReasonCode::NOT_AUTHORIZED);
         }
-        let hash = match self.users.get(&*super::password::prepare_name(&name)) {
+        let stored = self.users.get(&*super::password::prepare_name(&name));
+        let hash = match stored.and_then(StoredPassword::scram) {
             Some(hash) => hash.clone(),
+            None if stored.is_some() => {
+                debug!(user = %name, "SCRAM: the user's password is not stored as pbkdf2-sha256");
+                unknown_user(&name)
+            }
             None => {
                 // Carry on with a made-up entry, so that an unknown user looks like a
                 // wrong password (RFC 5802 section 9): the proof will not match.
@@ -265,10 +272,10 @@ mod tests {
                                 p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
     const SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
-    fn users(password: &[u8]) -> Arc<HashMap<String, PasswordHash>> {
+    fn users(password: &[u8]) -> Arc<HashMap<String, StoredPassword>> {
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let hash = PasswordHash::with_salt(password, salt, 4096);
-        Arc::new(HashMap::from([("user".to_string(), hash)]))
+        Arc::new(HashMap::from([("user".to_string(), hash.into())]))
     }
 
     fn server(password: &[u8]) -> ScramServer {
@@ -298,7 +305,7 @@ mod tests {
 
     #[test]
     fn rfc7677_client_proof() {
-        let salted = users(b"pencil")["user"].salted;
+        let salted = users(b"pencil")["user"].scram().unwrap().salted;
         let message = format!(
             "n=user,r=rOprNGfwEbeRWgbNEkqO,{SERVER_FIRST},c=biws,\
              r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
@@ -353,6 +360,25 @@ mod tests {
         assert_eq!(
             s.step(b"c=biws,r=other,p=AAAA"),
             AuthStep::Failure(ReasonCode::NOT_AUTHORIZED)
+        );
+    }
+
+    /// A user whose line is not pbkdf2-sha256 (here Argon2id) cannot pass SCRAM: the
+    /// exchange runs on as for an unknown user and fails at the proof.
+    #[test]
+    fn users_of_other_schemes_fail_like_unknown_ones() {
+        let users = Arc::new(HashMap::from([(
+            "user".to_string(),
+            StoredPassword::argon2id(b"pencil"),
+        )]));
+        let mut s = ScramServer::with_nonce(users, SERVER_NONCE.into());
+        assert!(matches!(
+            s.step(CLIENT_FIRST.as_bytes()),
+            AuthStep::Continue { .. }
+        ));
+        assert_eq!(
+            s.step(CLIENT_FINAL.as_bytes()),
+            AuthStep::Failure(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
         );
     }
 

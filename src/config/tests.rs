@@ -33,9 +33,49 @@ fn server_and_capabilities_sections_parse() {
 fn auth_section_parses() {
     let c: Config =
         toml::from_str("[auth]\nallow_anonymous = false\npassword_file = \"pw\"\n").unwrap();
-    assert!(!c.auth.allow_anonymous);
+    assert_eq!(c.auth.allow_anonymous, Some(false));
+    assert!(!c.allow_anonymous());
     assert_eq!(c.auth.password_file.as_deref(), Some(Path::new("pw")));
-    assert!(Config::default().auth.allow_anonymous);
+    assert_eq!(Config::default().auth.allow_anonymous, None);
+    assert!(Config::default().allow_anonymous(), "loopback by default");
+    assert_eq!(c.auth.max_login_failures, 10);
+    assert_eq!(c.auth.login_failure_window_secs, 60);
+    assert!("[auth]\nlogin_failure_window_secs = 0"
+        .parse::<Config>()
+        .is_err());
+}
+
+/// Mosquitto 2's default: anonymous clients only while every listener is on loopback,
+/// unless `allow_anonymous` says otherwise.
+#[test]
+fn anonymous_default_follows_the_listeners() {
+    let with = |binds: &[&str], key: &str| -> Config {
+        let mut text = format!("[auth]\n{key}\n");
+        for b in binds {
+            text.push_str(&format!("[[listeners]]\nbind = \"{b}\"\n"));
+        }
+        text.parse().unwrap()
+    };
+    for local in [
+        &["127.0.0.1:1883"][..],
+        &["[::1]:1883", "127.0.0.2:1884"],
+        &[],
+    ] {
+        let c = with(local, "");
+        assert!(c.allow_anonymous(), "{local:?}");
+        assert_eq!(c.exposed_listener(), None);
+        assert!(!with(local, "allow_anonymous = false").allow_anonymous());
+    }
+    for exposed in [
+        &["0.0.0.0:1883"][..],
+        &["127.0.0.1:1883", "192.168.1.5:1884"],
+        &["[::]:1883"],
+    ] {
+        let c = with(exposed, "");
+        assert!(!c.allow_anonymous(), "{exposed:?}");
+        assert!(c.exposed_listener().is_some());
+        assert!(with(exposed, "allow_anonymous = true").allow_anonymous());
+    }
 }
 
 #[test]

@@ -50,7 +50,12 @@ where
                 .check_client(client, connect.password.as_deref())
                 .map_err(Refused::Connack);
         }
-        // Password hashing is slow on purpose: keep it off the arbiter's thread.
+        // Password hashing is slow on purpose: keep it off the arbiter's thread, and
+        // bound how many run at once (an Argon2id check holds 19 MiB).
+        let turn = tokio::time::timeout(timeout, password_checks().acquire()).await;
+        let Ok(Ok(_turn)) = turn else {
+            return Err(Refused::Connack(ReasonCode::SERVER_BUSY));
+        };
         let (auth, client) = (Arc::clone(auth), Arc::clone(client));
         let password = connect.password.clone();
         let checked =
@@ -106,6 +111,16 @@ where
             }
         }
     }
+}
+
+/// The password checks that may run at once: twice the cores, at least 4. Others wait
+/// their turn (within the connect timeout).
+fn password_checks() -> &'static tokio::sync::Semaphore {
+    static CHECKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    CHECKS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new((2 * cores).max(4))
+    })
 }
 
 /// The data of the client's AUTH: it must continue the exchange with the same method

@@ -3,17 +3,19 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::actor::{Session, SessionSetup};
 use super::auth_flow::{authenticate, Refused};
-use super::handshake::{admit, refusal};
+use super::drain::DrainOnDrop;
+use super::handshake::{admit, refusal, Accepted};
 use super::Shared;
 use crate::hooks::ClientInfo;
 use crate::protocol::{
@@ -28,9 +30,16 @@ const READ_BUFFER_START: usize = 256;
 pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     let limits = &shared.config.limits;
     let codec = MqttCodec::new(limits.max_packet_size as usize);
+    // Whoever drops the read half (this task after a refusal, the session actor as it
+    // closes) leaves it to drain, so the client reads the broker's last packet instead
+    // of a reset (see `drain.rs`). In-process connections need no such care.
+    let raw = match conn.trusted {
+        true => conn.reader,
+        false => Box::new(DrainOnDrop::new(conn.reader)) as BoxedReader,
+    };
     // Idle connections should cost little: start the read buffer small (tokio-util's
     // default is 8 KiB); the codec reserves room for each packet as it arrives.
-    let mut reader = FramedRead::with_capacity(conn.reader, codec, READ_BUFFER_START);
+    let mut reader = FramedRead::with_capacity(raw, codec, READ_BUFFER_START);
     let mut writer = conn.writer;
     let peer = conn.peer;
     let Some(connect) = read_connect(&mut reader, &mut writer, &shared, peer).await else {
@@ -58,8 +67,6 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
             return;
         }
     };
-    let timeout = limits.connect_timeout();
-    let auth = &shared.auth;
     // An in-process persistent client (trusted) is not authenticated and has no
     // network address; its session is authorized and hooked like any other.
     let client = match conn.trusted {
@@ -69,32 +76,14 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
             .with_connection(conn.listener, peer, version),
     };
     let client = Arc::new(client);
-    let authenticated = match conn.trusted {
-        true => Ok(()),
-        false => {
-            authenticate(
-                &connect,
-                &client,
-                &mut accepted,
-                &mut reader,
-                &mut writer,
-                auth,
-                timeout,
-            )
-            .await
-        }
+    let login = Login {
+        connect: &connect,
+        client: &client,
+        peer,
+        shared: &shared,
     };
-    match authenticated {
-        Ok(()) => {}
-        Err(Refused::Connack(reason)) => {
-            info!(%peer, client_id = %accepted.client_id, %reason, "authentication failed");
-            refuse(&mut writer, Packet::ConnAck(refusal(reason)), version).await;
-            return;
-        }
-        Err(Refused::Close) => {
-            debug!(%peer, "connection closed during authentication");
-            return;
-        }
+    if !conn.trusted && !login.run(&mut accepted, &mut reader, &mut writer).await {
+        return;
     }
     debug!(%peer, client_id = %accepted.client_id, ?version, "connected");
     let setup = SessionSetup {
@@ -107,6 +96,83 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         shared,
     };
     Session::create(move |_| Session::new(setup));
+}
+
+/// A network client's CONNECT on its way through authentication.
+struct Login<'a> {
+    connect: &'a Connect,
+    client: &'a Arc<ClientInfo>,
+    peer: SocketAddr,
+    shared: &'a Shared,
+}
+
+impl Login<'_> {
+    /// Authenticates the CONNECT; false once it was refused (CONNACK sent, if any).
+    /// An address with too many failed logins is refused before any password is
+    /// checked (CONNACK 0x8A Banned, 3.1.1: code 5), and each failure is counted.
+    async fn run(
+        &self,
+        accepted: &mut Accepted,
+        reader: &mut FramedRead<BoxedReader, MqttCodec>,
+        writer: &mut BoxedWriter,
+    ) -> bool {
+        let (peer, shared, version) = (self.peer, self.shared, self.connect.protocol);
+        if let Some(wait) = shared.logins.refused_for(peer.ip(), Instant::now()) {
+            debug!(%peer, retry_after_secs = wait.as_secs(), "too many failed logins from this address; CONNECT refused");
+            refuse(
+                writer,
+                Packet::ConnAck(refusal(ReasonCode::BANNED)),
+                version,
+            )
+            .await;
+            return false;
+        }
+        let timeout = shared.config.limits.connect_timeout();
+        let auth = &shared.auth;
+        match authenticate(
+            self.connect,
+            self.client,
+            accepted,
+            reader,
+            writer,
+            auth,
+            timeout,
+        )
+        .await
+        {
+            Ok(()) => true,
+            Err(Refused::Connack(reason)) => {
+                self.failed(reason);
+                refuse(writer, Packet::ConnAck(refusal(reason)), version).await;
+                false
+            }
+            Err(Refused::Close) => {
+                debug!(%peer, "connection closed during authentication");
+                false
+            }
+        }
+    }
+
+    /// Logs a refused login with the address and reason, and counts it against the
+    /// address unless the broker was at fault.
+    fn failed(&self, reason: ReasonCode) {
+        let (peer, client) = (self.peer, self.client);
+        let user = client.username.as_deref().unwrap_or_default();
+        let broker_at_fault = [
+            ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR,
+            ReasonCode::SERVER_BUSY,
+            ReasonCode::SERVER_UNAVAILABLE,
+        ];
+        if broker_at_fault.contains(&reason) {
+            warn!(%peer, client_id = %client.client_id, username = user, %reason, "authentication could not be done");
+            return;
+        }
+        let counted = self.shared.logins.failed(peer.ip(), Instant::now());
+        info!(%peer, client_id = %client.client_id, username = user, %reason, failures = counted.failures, "authentication failed");
+        if let Some(refused) = counted.now_refused_for {
+            warn!(%peer, failures = counted.failures, refused_for_secs = refused.as_secs(), "too many failed logins from this address; its CONNECTs are refused until the window ends");
+        }
+    }
 }
 
 /// The first packet, which must be CONNECT, within the connect timeout
@@ -153,7 +219,8 @@ async fn refuse_bad_connect(writer: &mut BoxedWriter, error: &DecodeError, level
     }
 }
 
-/// Sends a refusal and closes; errors are moot, the connection is going anyway.
+/// Sends a refusal and shuts the write side down (the read side drains as it is
+/// dropped); errors are moot, the connection is going anyway.
 async fn refuse(writer: &mut BoxedWriter, packet: Packet, version: ProtocolVersion) {
     let mut buf = BytesMut::new();
     if encode_packet(&packet, version, &mut buf).is_ok() {

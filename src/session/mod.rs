@@ -32,6 +32,7 @@ mod aliases;
 mod auth_flow;
 mod authorize;
 mod connect;
+mod drain;
 mod gate;
 pub mod handshake;
 mod inbound;

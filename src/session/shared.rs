@@ -1,5 +1,5 @@
 //! What every connection's tasks and actors share: the configuration, the router and
-//! persistence actors, the counters and the authenticator. The composition root
+//! persistence actors, the counters, the authenticator and the failed-login counts. The composition root
 //! (`broker.rs`) builds one and hands it to every connection.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::hooks::Hooks;
@@ -27,6 +28,8 @@ pub struct Shared {
     pub hooks: Hooks,
     /// Cluster mode: set while the node is cut off from NATS (CONNECTs are refused).
     pub isolation: Isolation,
+    /// Failed logins per source address (`[auth] max_login_failures`).
+    pub logins: LoginThrottle,
 }
 
 /// The node refuses new connections: set in cluster mode by the bridge while the node
