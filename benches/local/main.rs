@@ -67,11 +67,15 @@ pub struct Opts {
 
 impl Opts {
     fn from_env() -> Result<Opts> {
+        // `cargo test --all-targets` runs this without `--bench` (and unoptimised): a
+        // small smoke run there, the full one under `cargo bench`.
+        let smoke = !std::env::args().any(|a| a == "--bench");
+        let scale = |n: u64| if smoke { (n / 100).max(1) } else { n };
         Ok(Opts {
-            rounds: env("ROUNDS", 3)?.max(1),
-            qos0_messages: env("QOS0_MESSAGES", 200_000)?.max(1),
-            qos1_messages: env("QOS1_MESSAGES", 100_000)?.max(1),
-            latency_messages: env("LATENCY_MESSAGES", 20_000)?.max(1),
+            rounds: env("ROUNDS", if smoke { 1 } else { 3 })?.max(1),
+            qos0_messages: env("QOS0_MESSAGES", scale(200_000))?.max(1),
+            qos1_messages: env("QOS1_MESSAGES", scale(100_000))?.max(1),
+            latency_messages: env("LATENCY_MESSAGES", scale(20_000))?.max(1),
             window: env("WINDOW", 100)?.clamp(1, 65_000),
             size: env("SIZE", 64)?.max(track::HEADER),
             workers: env("WORKERS", 1)?.max(1),
