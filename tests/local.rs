@@ -8,21 +8,13 @@ use std::time::Duration;
 
 use common::RawClient;
 use starling::protocol::{Packet, QoS, ReasonCode};
-use starling::{Broker, BrokerHandle, Config};
+use starling::{BrokerHandle, Config};
 
 /// The longest wait for any one packet.
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn start(data_dir: &std::path::Path, configure: impl FnOnce(&mut Config)) -> BrokerHandle {
-    let mut config = Config::default();
-    config.listeners[0].bind = "127.0.0.1:0".parse().expect("address");
-    config.storage.data_dir = data_dir.to_path_buf();
-    configure(&mut config);
-    Broker::new(config)
-        .workers(1)
-        .start()
-        .await
-        .expect("broker starts")
+    common::embedded::start_embedded(data_dir, configure).await
 }
 
 /// The next PUBLISH `c` receives (acknowledged), as (topic, payload, retain).
