@@ -70,6 +70,14 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
 }
 
+/// Whether a TCP connect to `addr` succeeds with a peer other than itself (a socket
+/// connecting to a port with no listener can be handed that same port and connect to
+/// itself).
+fn accepts_tcp(addr: SocketAddr) -> bool {
+    StdTcpStream::connect_timeout(&addr, Duration::from_millis(200))
+        .is_ok_and(|s| s.local_addr().ok() != Some(addr))
+}
+
 /// Waits for a child with a deadline; `None` when it is still running then.
 pub fn wait_child(child: &mut Child, within: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + within;
@@ -92,6 +100,8 @@ pub struct BrokerProcess {
     data_dir: PathBuf,
     config: Option<PathBuf>,
     log: PathBuf,
+    /// The log's length when the running process was launched: its own lines follow.
+    log_start: u64,
 }
 
 impl BrokerProcess {
@@ -154,6 +164,7 @@ impl BrokerProcess {
             data_dir,
             config,
             log,
+            log_start: 0,
         }
     }
 
@@ -176,9 +187,13 @@ impl BrokerProcess {
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
+        // try_wait_ready waits for the start-up line, so it must be logged.
+        let filter = match std::env::var("RUST_LOG") {
+            Ok(filter) => format!("{filter},starling::broker=info"),
+            Err(_) => "info".to_string(),
+        };
+        cmd.env("RUST_LOG", filter);
+        self.log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("clone log fd")))
             .stderr(Stdio::from(log));
@@ -188,7 +203,8 @@ impl BrokerProcess {
         self.child = Some(child);
     }
 
-    /// Bounded wait until the port accepts TCP; fails early when the process exits.
+    /// Bounded wait until this process has logged that it started (its listeners are
+    /// bound by then) and its port accepts TCP; fails early when the process exits.
     fn wait_ready(&mut self) {
         if let Err(log) = self.try_wait_ready() {
             panic!("{log}");
@@ -197,6 +213,11 @@ impl BrokerProcess {
 
     /// Like [`wait_ready`](Self::wait_ready), but a process that exits is an `Err`
     /// with its exit status and log.
+    ///
+    /// A TCP connect alone is not proof: in CI a test's first client was once refused
+    /// right after such a connect had succeeded, while the broker's log showed it still
+    /// opening its store. The broker's own "broker started" line, written after its
+    /// listeners are bound, is.
     fn try_wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr = self.addr();
@@ -208,17 +229,26 @@ impl BrokerProcess {
                     self.log_text()
                 ));
             }
-            if StdTcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if self.logged_start() && accepts_tcp(addr) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "broker did not accept TCP on {addr} within {READY_TIMEOUT:?}; log:\n{}",
+                    "broker did not start and accept TCP on {addr} within {READY_TIMEOUT:?}; log:\n{}",
                     self.log_text()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether the running process has logged "broker started".
+    fn logged_start(&self) -> bool {
+        let Ok(log) = fs::read(&self.log) else {
+            return false;
+        };
+        let own = log.get(self.log_start as usize..).unwrap_or_default();
+        String::from_utf8_lossy(own).contains("broker started")
     }
 
     fn child_mut(&mut self) -> &mut Child {
