@@ -19,12 +19,14 @@ use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+mod listeners;
 mod store;
 
+use self::listeners::Listeners;
 use self::store::{Opened, Origin};
 use crate::auth::acl::AclAuthorizer;
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
-use crate::config::{Config, ListenerKind};
+use crate::config::Config;
 use crate::hooks::{Authorizer, EventQueue, Hook, Hooks};
 use crate::local::{LocalClient, PersistentClient, Refused};
 use crate::message::ClientId;
@@ -36,7 +38,7 @@ use crate::router::messages::{
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
 use crate::sys::{Metrics, Sys};
-use crate::transport::{ConnectionLimiter, TcpListenerTask, Workers};
+use crate::transport::{ConnectionLimiter, TlsError, Workers};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,14 @@ pub enum BrokerError {
         addr: SocketAddr,
         /// Why (in use, not permitted, ...).
         source: std::io::Error,
+    },
+    /// A TLS listener's certificate, key or CA did not load.
+    #[error("listener {addr}: {source}")]
+    Tls {
+        /// The address in the configuration.
+        addr: SocketAddr,
+        /// What did not load.
+        source: TlsError,
     },
     /// The store could not be opened or loaded.
     #[error(transparent)]
@@ -99,7 +109,6 @@ pub struct Broker {
 
 /// A running broker.
 pub struct BrokerHandle {
-    local_addrs: Vec<SocketAddr>,
     router: Addr<Router>,
     workers: Workers,
     /// `None` when the router runs on the first worker's thread.
@@ -119,6 +128,8 @@ pub struct BrokerHandle {
     events_arbiter: Option<ArbiterHandle>,
     /// `[auth] acl_file`'s authorizer, for reloads.
     acl: Option<Arc<AclAuthorizer>>,
+    /// The listeners, with their TLS configurations for reloads.
+    listeners: Listeners,
 }
 
 impl Broker {
@@ -248,12 +259,16 @@ impl Broker {
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
-        let local_addrs = self
-            .start_listeners(&shared, &workers, &limiter, &accepting)
-            .await?;
-        info!(addrs = ?local_addrs, workers = self.workers, router_shares_worker = shared_thread, "broker started");
+        let listeners = listeners::start(
+            &self.config.listeners,
+            &shared,
+            &workers,
+            &limiter,
+            &accepting,
+        )
+        .await?;
+        info!(addrs = ?listeners.addrs, workers = self.workers, router_shares_worker = shared_thread, "broker started");
         Ok(BrokerHandle {
-            local_addrs,
             router,
             workers,
             router_arbiter: own_arbiter,
@@ -266,6 +281,7 @@ impl Broker {
             shared,
             events_arbiter,
             acl,
+            listeners,
         })
     }
 
@@ -341,44 +357,6 @@ impl Broker {
         info!(node_id = %config.node_id, "joined the cluster");
         Ok(Some(arbiter))
     }
-
-    async fn start_listeners(
-        &self,
-        shared: &Arc<Shared>,
-        workers: &Workers,
-        limiter: &ConnectionLimiter,
-        stop: &CancellationToken,
-    ) -> Result<Vec<SocketAddr>, BrokerError> {
-        let mut listeners = Vec::new();
-        for l in &self.config.listeners {
-            match l.kind {
-                ListenerKind::Tcp if !l.proxy_protocol && l.max_connections.is_none() => {
-                    let bind_err = |source| BrokerError::Bind {
-                        addr: l.bind,
-                        source,
-                    };
-                    let task = TcpListenerTask::bind(l.bind, workers.len())
-                        .await
-                        .map_err(bind_err)?;
-                    let addr = task.local_addr().map_err(bind_err)?;
-                    let shared = Arc::clone(shared);
-                    let serve: crate::transport::ServeFn = Arc::new(move |conn| {
-                        Box::pin(crate::session::serve(conn, Arc::clone(&shared)))
-                    });
-                    task.run(workers, limiter.clone(), serve, stop.clone());
-                    listeners.push(addr);
-                }
-                kind => {
-                    let what = match kind {
-                        ListenerKind::Tcp => "proxy_protocol and max_connections".into(),
-                        other => format!("{other:?} listeners"),
-                    };
-                    return Err(BrokerError::Unsupported { addr: l.bind, what });
-                }
-            }
-        }
-        Ok(listeners)
-    }
 }
 
 /// Starts an offline session actor for every stored session and waits until the router
@@ -405,7 +383,7 @@ async fn restore_sessions(snapshot: Snapshot, shared: &Arc<Shared>, workers: &Wo
 impl BrokerHandle {
     /// The bound listener addresses (useful with port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
+        &self.listeners.addrs
     }
 
     /// Re-reads the password file (the `starling` binary does it on SIGHUP): new
@@ -428,6 +406,14 @@ impl BrokerHandle {
             let _ = self.router.send(RecheckSubscriptions).await;
         }
         Ok(Some(rules))
+    }
+
+    /// Re-reads the certificate, key and CA of every `tls` listener (the `starling`
+    /// binary does it on SIGHUP): new handshakes use them, connected clients stay. A
+    /// listener whose files do not load keeps the ones in force (and is logged).
+    /// Returns how many listeners reloaded, or the first error once all were tried.
+    pub fn reload_tls(&self) -> Result<usize, TlsError> {
+        self.listeners.reload_tls()
     }
 
     /// An in-process client with this client id, for publishing from the embedding

@@ -62,16 +62,23 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     let auth = &shared.auth;
     // An in-process persistent client (trusted) is not authenticated and has no
     // network address; its session is authorized and hooked like any other.
+    // A TLS client certificate's name (identity_as_username) replaces the username.
+    let identity = conn.identity;
     let client = match conn.trusted {
         true => ClientInfo::new(accepted.client_id.clone()),
         false => ClientInfo::new(accepted.client_id.clone())
-            .with_username(connect.username.as_deref().map(str::to_owned))
+            .with_username(
+                identity
+                    .clone()
+                    .or_else(|| connect.username.as_deref().map(str::to_owned)),
+            )
             .with_connection(conn.listener, peer, version),
     };
     let client = Arc::new(client);
-    let authenticated = match conn.trusted {
-        true => Ok(()),
-        false => {
+    let authenticated = match (conn.trusted, &identity) {
+        (true, _) => Ok(()),
+        (false, Some(_)) => certificate_is_credential(&connect),
+        (false, None) => {
             authenticate(
                 &connect,
                 &client,
@@ -107,6 +114,16 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         shared,
     };
     Session::create(move |_| Session::new(setup));
+}
+
+/// A client identified by its TLS certificate (`identity_as_username`): the verified
+/// certificate is its credential, so the password is not checked (as Mosquitto's
+/// `use_identity_as_username`); enhanced authentication is not offered to it.
+fn certificate_is_credential(connect: &Connect) -> Result<(), Refused> {
+    match connect.properties.authentication_method {
+        Some(_) => Err(Refused::Connack(ReasonCode::BAD_AUTHENTICATION_METHOD)),
+        None => Ok(()),
+    }
 }
 
 /// The first packet, which must be CONNECT, within the connect timeout

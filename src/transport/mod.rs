@@ -4,6 +4,7 @@
 
 mod limiter;
 mod tcp;
+mod tls;
 mod workers;
 
 use std::net::SocketAddr;
@@ -11,7 +12,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use limiter::{ConnectionLimiter, ConnectionPermit};
-pub use tcp::{ServeFn, TcpListenerTask};
+pub use tcp::{plain, AcceptFn, Accepted, ServeFn, TcpListenerTask};
+pub use tls::{TlsAcceptorHandle, TlsError, TlsSettings};
 pub use workers::Workers;
 
 /// The read half of a client connection.
@@ -32,4 +34,8 @@ pub struct Connection {
     /// The embedding application's own connection (a persistent in-process client):
     /// its CONNECT is not authenticated, as in-process clients are not.
     pub trusted: bool,
+    /// The client certificate's common name on a TLS listener with
+    /// `identity_as_username`: it is the client's username, and the certificate its
+    /// credential (the CONNECT's username and password are not checked).
+    pub identity: Option<String>,
 }

@@ -6,15 +6,48 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Connection, ConnectionLimiter, Workers};
+use super::{Connection, ConnectionLimiter, ConnectionPermit, Workers};
 
 /// What a listener does with each accepted connection (runs on a worker arbiter).
 pub type ServeFn =
     std::sync::Arc<dyn Fn(Connection) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+
+/// A socket just accepted, before any handshake of the transport above TCP.
+pub struct Accepted {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address the connection arrived on.
+    pub listener: SocketAddr,
+    /// `None` when a connection limit was reached.
+    pub permit: Option<ConnectionPermit>,
+}
+
+/// What a listener does with each accepted socket (runs on the worker arbiter that
+/// accepted it): plain TCP serves it at once ([`plain`]), TLS shakes hands first.
+pub type AcceptFn =
+    std::sync::Arc<dyn Fn(Accepted) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+
+/// Plain MQTT over TCP: each socket is split and served as it is.
+pub fn plain(serve: ServeFn) -> AcceptFn {
+    std::sync::Arc::new(move |accepted: Accepted| {
+        let (reader, writer) = accepted.stream.into_split();
+        serve(Connection {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+            peer: accepted.peer,
+            listener: accepted.listener,
+            permit: accepted.permit,
+            trusted: false,
+            identity: None,
+        })
+    })
+}
 
 /// A TCP listener spread over the worker arbiters.
 pub struct TcpListenerTask {
@@ -49,6 +82,7 @@ impl TcpListenerTask {
         })
     }
 
+    /// The bound address (with port 0, the port picked).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         Ok(self.local_addr)
     }
@@ -58,7 +92,7 @@ impl TcpListenerTask {
         self,
         workers: &Workers,
         limiter: ConnectionLimiter,
-        serve: ServeFn,
+        serve: AcceptFn,
         stop: CancellationToken,
     ) {
         info!(addr = %self.local_addr, sockets = self.sockets.len(), "listening");
@@ -78,7 +112,7 @@ impl TcpListenerTask {
 async fn accept_loop(
     listener: TcpListener,
     limiter: ConnectionLimiter,
-    serve: ServeFn,
+    serve: AcceptFn,
     stop: CancellationToken,
 ) {
     let Ok(bound) = listener.local_addr() else {
@@ -101,15 +135,12 @@ async fn accept_loop(
         };
         let permit = limiter.try_acquire();
         let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
-        let conn = Connection {
-            reader: Box::new(reader),
-            writer: Box::new(writer),
+        let accepted = Accepted {
+            stream,
             peer,
             listener: bound,
             permit,
-            trusted: false,
         };
-        actix_rt::spawn(serve(conn));
+        actix_rt::spawn(serve(accepted));
     }
 }
