@@ -122,6 +122,8 @@ if [[ $TLS == 1 ]]; then
     printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$TMP/server.ext"
     openssl x509 -req -in "$TMP/server.csr" -CA "$TMP/ca.pem" -CAkey "$TMP/ca.key" \
         -CAcreateserial -days 7 -extfile "$TMP/server.ext" -out "$TMP/server.pem" 2>/dev/null
+    # Mosquitto started as root reads them as its own user (mosquitto).
+    chmod a+rx "$TMP" && chmod a+r "$TMP"/server.pem "$TMP"/server.key
     GEN_TLS=(--tls-ca "$TMP/ca.pem")
 fi
 
