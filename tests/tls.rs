@@ -78,9 +78,12 @@ async fn mosquitto_clients_over_tls_and_handshakes_that_fail() {
     let mut broker = BrokerProcess::start_with_config(Some(&toml));
     bounded(async {
         let ca = tls_args(&pki.ca.file, None);
-        let v5: Vec<String> = ["-V", "mqttv5"].map(String::from).into();
-        let ca_v5 = [ca.clone(), v5].concat();
-        round_trip(port, &ca_v5, &ca, "v5-sub-v311-pub").await;
+        // A 5.0 subscriber over TLS 1.3 with ALPN mqtt, a 3.1.1 publisher over TLS 1.2.
+        let v5_alpn = ["-V", "mqttv5", "--tls-alpn", "mqtt"].map(String::from);
+        let v311_tls12 = ["-V", "mqttv311", "--tls-version", "tlsv1.2"].map(String::from);
+        let sub = [ca.clone(), v5_alpn.into()].concat();
+        let publisher = [ca.clone(), v311_tls12.into()].concat();
+        round_trip(port, &sub, &publisher, "v5-sub-v311-pub").await;
         // Plain MQTT on the TLS port: no CONNACK, and the log says why.
         let mut plain = RawClient::open(([127, 0, 0, 1], port).into()).await;
         plain
@@ -358,6 +361,101 @@ async fn a_rust_client_over_tls_within_the_listener_connection_limit() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    })
+    .await;
+}
+
+/// A TLS client on `port` trusting `ca`, with the server name 127.0.0.1.
+async fn raw_tls(port: u16, ca: &Path) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots.add(cert.expect("CA")).expect("root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    // A small receive buffer: a client that reads slowly soon leaves the broker's
+    // socket full.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let tcp = socket.connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    connector.connect(name, tcp).await.expect("TLS handshake")
+}
+
+/// Reads until `needle` has arrived (bounded), at most `chunk` bytes a read, pausing
+/// `pause` after each.
+async fn read_until(
+    tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    needle: &[u8],
+    within: Duration,
+    (chunk, pause): (usize, Duration),
+) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut chunk = vec![0u8; chunk];
+    let deadline = tokio::time::Instant::now() + within;
+    while !seen.windows(needle.len()).any(|w| w == needle) {
+        let read = tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await;
+        let n = read
+            .unwrap_or_else(|_| panic!("{needle:?} not among the {} bytes read", seen.len()))
+            .expect("read");
+        assert!(n > 0, "closed before {needle:?}");
+        // Only the tail can still hold the start of the needle.
+        let keep = seen.len().saturating_sub(needle.len());
+        seen.drain(..keep);
+        seen.extend_from_slice(&chunk[..n]);
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Reading at full speed.
+const FAST: (usize, Duration) = (64 * 1024, Duration::ZERO);
+
+#[tokio::test]
+async fn a_slow_reader_gets_everything_once_it_reads() {
+    use tokio::io::AsyncWriteExt;
+    let pki = Pki::new();
+    let port = free_port();
+    let broker = BrokerProcess::start_with_config(Some(&tls_listener(port, &pki.server, "")));
+    bounded(async {
+        let mut sub = raw_tls(port, &pki.ca.file).await;
+        sub.write_all(&common::raw_connect(4, 2, "slow", None))
+            .await
+            .expect("CONNECT");
+        read_until(&mut sub, &[0x20, 2, 0, 0], Duration::from_secs(5), FAST).await;
+        let mut body = vec![0, 1];
+        body.extend(common::mqtt_str(b"slow/#"));
+        body.push(0);
+        sub.write_all(&common::raw_packet(0x82, &body))
+            .await
+            .expect("SUBSCRIBE");
+        read_until(&mut sub, &[0x90, 3, 0, 1, 0], Duration::from_secs(5), FAST).await;
+        // The subscriber reads slowly: the broker's socket stays full, so its last TLS
+        // records are still waiting in rustls when the last message was handed over,
+        // and must go out once the socket drains.
+        let mut publisher = RawClient::connected_v311(broker.addr(), "fast", true).await;
+        let payload = vec![b'x'; 1024];
+        for _ in 0..3000 {
+            publisher
+                .publish(
+                    "slow/x",
+                    starling::protocol::QoS::AtMostOnce,
+                    false,
+                    &payload,
+                )
+                .await;
+        }
+        let last = starling::protocol::QoS::AtLeastOnce;
+        publisher.publish("slow/x", last, false, b"the-end").await;
+        let slowly = (4096, Duration::from_millis(1));
+        read_until(&mut sub, b"the-end", Duration::from_secs(15), slowly).await;
     })
     .await;
 }

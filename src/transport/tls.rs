@@ -15,7 +15,7 @@ use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::{AcceptFn, Accepted, Connection, ServeFn};
 
@@ -97,7 +97,7 @@ pub struct Handshaken<IO> {
 
 /// The TLS side of a `tls` or `wss` listener, shared by its accept loops.
 pub struct TlsAcceptorHandle {
-    files: TlsSettings,
+    settings: TlsSettings,
     alpn: Vec<Vec<u8>>,
     /// Swapped whole on reload; each handshake clones the one in force.
     current: RwLock<TlsAcceptor>,
@@ -109,11 +109,11 @@ impl TlsAcceptorHandle {
 
     /// Loads the listener's `cert`, `key` and `ca`; `alpn` are the protocols offered
     /// to clients that ask (a client offering only others fails the handshake).
-    pub fn load(files: TlsSettings, alpn: &[&[u8]]) -> Result<TlsAcceptorHandle, TlsError> {
+    pub fn load(settings: TlsSettings, alpn: &[&[u8]]) -> Result<TlsAcceptorHandle, TlsError> {
         let alpn: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
-        let acceptor = server_config(&files, &alpn)?;
+        let acceptor = server_config(&settings, &alpn)?;
         Ok(TlsAcceptorHandle {
-            files,
+            settings,
             alpn,
             current: RwLock::new(acceptor),
         })
@@ -122,14 +122,14 @@ impl TlsAcceptorHandle {
     /// Re-reads the files; new handshakes use them, established connections are
     /// untouched. On error the configuration in force stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = server_config(&self.files, &self.alpn)?;
+        let fresh = server_config(&self.settings, &self.alpn)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
         Ok(())
     }
 
     /// The certificate file, for logs.
     pub fn cert_path(&self) -> &Path {
-        &self.files.cert
+        &self.settings.cert
     }
 
     /// Shakes hands with a client over `io` within `timeout`.
@@ -147,7 +147,13 @@ impl TlsAcceptorHandle {
             Ok(Err(error)) => return Err(TlsError::Handshake(error)),
             Ok(Ok(stream)) => stream,
         };
-        let identity = match self.files.identity_as_username {
+        let session = stream.get_ref().1;
+        debug!(
+            version = ?session.protocol_version(),
+            alpn = ?session.alpn_protocol().map(String::from_utf8_lossy),
+            "TLS handshake done"
+        );
+        let identity = match self.settings.identity_as_username {
             false => None,
             true => match stream.get_ref().1.peer_certificates() {
                 Some([leaf, ..]) => Some(common_name(leaf).ok_or(TlsError::NoCommonName)?),
@@ -193,13 +199,13 @@ impl TlsAcceptorHandle {
 }
 
 /// The rustls server configuration the files describe.
-fn server_config(files: &TlsSettings, alpn: &[Vec<u8>]) -> Result<TlsAcceptor, TlsError> {
-    let chain = certificates(&files.cert)?;
-    let key = private_key(&files.key)?;
+fn server_config(settings: &TlsSettings, alpn: &[Vec<u8>]) -> Result<TlsAcceptor, TlsError> {
+    let chain = certificates(&settings.cert)?;
+    let key = private_key(&settings.key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let builder = match &files.ca {
+    let builder = match &settings.ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
@@ -211,7 +217,7 @@ fn server_config(files: &TlsSettings, alpn: &[Vec<u8>]) -> Result<TlsAcceptor, T
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             // Without require_client_cert a certificate is optional, but verified if sent.
-            let verifier = match files.require_client_cert {
+            let verifier = match settings.require_client_cert {
                 true => verifier,
                 false => verifier.allow_unauthenticated(),
             };
