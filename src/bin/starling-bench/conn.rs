@@ -149,7 +149,7 @@ impl Conn {
         !self.wbuf.is_empty()
     }
 
-    /// Writes everything queued in one `write_all`.
+    /// Writes everything queued in one `write_all`, then flushes.
     pub async fn flush(&mut self, deadline: Instant) -> Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
@@ -157,6 +157,10 @@ impl Conn {
         timeout_at(deadline, self.stream.write_all(&self.wbuf))
             .await
             .map_err(|_| anyhow!("write timed out (deadline)"))??;
+        // TLS may keep the last records until flushed (a no-op on plain TCP).
+        timeout_at(deadline, self.stream.flush())
+            .await
+            .map_err(|_| anyhow!("flush timed out (deadline)"))??;
         self.wbuf.clear();
         Ok(())
     }
