@@ -16,6 +16,9 @@
 #                   the generator is always this tree's)
 #   MOSQUITTO_NODELAY=1  add `set_tcp_nodelay true` to the Mosquitto config (default: off,
 #                   Mosquitto's own default; Starling always sets TCP_NODELAY)
+#   TLS=1           every broker listens with TLS (an ECDSA P-256 server certificate for
+#                   127.0.0.1 from a CA made here with openssl) and every generator
+#                   connection shakes hands with it (Mosquitto and Starling only)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -40,6 +43,11 @@ if [[ -z $MOSQUITTO ]]; then
 fi
 if [[ -z $RUMQTTD ]]; then
     NOTES+=("rumqttd not on PATH (install: cargo install rumqttd); skipped.")
+fi
+TLS=${TLS:-0}
+if [[ $TLS == 1 ]]; then
+    RUMQTTD=""
+    NOTES+=("TLS=1: rumqttd not run (its TLS listener is not set up here).")
 fi
 if [[ -z ${BROKERS:-} ]]; then
     BROKERS=""
@@ -76,9 +84,10 @@ fi
 
 log "building"
 cargo build --release --bin starling --bin starling-bench >&2
-BENCH=$ROOT/target/release/starling-bench
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BENCH=$TARGET/release/starling-bench
 # STARLING=path: another build of Starling in the Starling column (a before/after run).
-STARLING=${STARLING:-$ROOT/target/release/starling}
+STARLING=${STARLING:-$TARGET/release/starling}
 
 TMP=$(mktemp -d)
 BROKER_PID=""
@@ -100,6 +109,23 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# TLS=1: a CA and a server certificate for 127.0.0.1 (both ECDSA P-256).
+GEN_TLS=()
+if [[ $TLS == 1 ]]; then
+    command -v openssl >/dev/null || { log "TLS=1 needs openssl (apt-get install -y openssl)"; exit 1; }
+    P256=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${P256[@]}" -days 7 -subj /CN=bench-ca \
+        -keyout "$TMP/ca.key" -out "$TMP/ca.pem" 2>/dev/null
+    openssl req "${P256[@]}" -subj /CN=127.0.0.1 \
+        -keyout "$TMP/server.key" -out "$TMP/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$TMP/server.ext"
+    openssl x509 -req -in "$TMP/server.csr" -CA "$TMP/ca.pem" -CAkey "$TMP/ca.key" \
+        -CAcreateserial -days 7 -extfile "$TMP/server.ext" -out "$TMP/server.pem" 2>/dev/null
+    # Mosquitto started as root reads them as its own user (mosquitto).
+    chmod a+rx "$TMP" && chmod a+r "$TMP"/server.pem "$TMP"/server.key
+    GEN_TLS=(--tls-ca "$TMP/ca.pem")
+fi
 
 mkdir -p benches/results
 STAMP=$(date +%Y-%m-%dT%H%M%S)
@@ -129,8 +155,14 @@ max_queued_messages = 10000000
 max_queued_bytes = 4294967296
 max_inflight = 65535
 EOF
+            local listen=(--listen "127.0.0.1:$PORT")
+            if [[ $TLS == 1 ]]; then
+                listen=()
+                printf '\n[[listeners]]\nkind = "tls"\nbind = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"\n' \
+                    "$PORT" "$TMP/server.pem" "$TMP/server.key" >>"$dir/starling.toml"
+            fi
             RUST_LOG=warn "${pin[@]}" "$STARLING" --config "$dir/starling.toml" \
-                --listen "127.0.0.1:$PORT" --data-dir "$dir/data" >"$BROKER_LOG" 2>&1 &
+                "${listen[@]}" --data-dir "$dir/data" >"$BROKER_LOG" 2>&1 &
             ;;
         mosquitto)
             cat >"$dir/mosquitto.conf" <<EOF
@@ -146,6 +178,9 @@ log_type warning
 EOF
             # Mosquitto leaves Nagle on by default; Starling sets TCP_NODELAY.
             [[ ${MOSQUITTO_NODELAY:-0} == 1 ]] && echo "set_tcp_nodelay true" >>"$dir/mosquitto.conf"
+            if [[ $TLS == 1 ]]; then
+                printf 'certfile %s\nkeyfile %s\n' "$TMP/server.pem" "$TMP/server.key" >>"$dir/mosquitto.conf"
+            fi
             "${pin[@]}" "$MOSQUITTO" -c "$dir/mosquitto.conf" >"$BROKER_LOG" 2>&1 &
             ;;
         rumqttd)
@@ -212,7 +247,7 @@ run_one() {
     args=$(scenario_args "$key")
     log "$column $key run $run: starling-bench $args (port $PORT)"
     # shellcheck disable=SC2086 # args are words
-    line=$(timeout -k 5 $((DURATION_SECS + 30)) "${gen_pin[@]}" "$BENCH" $args --port "$PORT" \
+    line=$(timeout -k 5 $((DURATION_SECS + 30)) "${gen_pin[@]}" "$BENCH" $args "${GEN_TLS[@]}" --port "$PORT" \
         --broker-pid "$BROKER_PID" --duration-secs "$DURATION_SECS" --label "$column" \
         2>"$TMP/gen.err") || rc=$?
     stop_broker
@@ -287,6 +322,7 @@ report() {
     echo "- Starling: $STARLING, tree at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo " (with uncommitted changes)")"
     [[ -n $RUMQTTD ]] && echo "- rumqttd: $("$RUMQTTD" --version 2>&1 | head -1)"
     echo "- Runs: $RUNS per cell (median), QUICK=$QUICK; broker on CPU 1, generator on CPU 0 (\"unpinned\": neither pinned)"
+    [[ $TLS == 1 ]] && echo "- TLS=1: every connection over TLS 1.3 (ECDSA P-256 server certificate); the conns rate counts TLS handshake + CONNECT + SUBSCRIBE"
     echo
     local head="| scenario | Mosquitto | Starling | ratio (Starling/Mosquitto) | Starling unpinned |"
     local sep="|---|---:|---:|---:|---:|"

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 mod handle;
+mod listeners;
 mod store;
 
 pub use self::handle::BrokerHandle;
@@ -28,7 +29,7 @@ use self::store::{Opened, Origin};
 use crate::auth::acl::AclAuthorizer;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
-use crate::config::{Config, ListenerConfig, ListenerKind};
+use crate::config::Config;
 use crate::hooks::{Authorizer, EventQueue, Hook, Hooks};
 use crate::message::ClientId;
 use crate::persistence::{Backlog, Persistence, PersistenceError, Snapshot, Store};
@@ -37,8 +38,7 @@ use crate::router::messages::{Adopt, AttachCluster, GetStats};
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
 use crate::sys::{Metrics, Sys};
-use crate::transport::ws::WsSettings;
-use crate::transport::{ConnectionLimiter, Handshakes, TcpListenerTask, Workers};
+use crate::transport::{ConnectionLimiter, TlsError, Workers};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,14 @@ pub enum BrokerError {
         addr: SocketAddr,
         /// Why (in use, not permitted, ...).
         source: std::io::Error,
+    },
+    /// A TLS listener's certificate, key or CA did not load.
+    #[error("listener {addr}: {source}")]
+    Tls {
+        /// The address in the configuration.
+        addr: SocketAddr,
+        /// What did not load.
+        source: TlsError,
     },
     /// The store could not be opened or loaded.
     #[error(transparent)]
@@ -223,12 +231,17 @@ impl Broker {
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
-        let local_addrs = self
-            .start_listeners(&shared, &workers, &limiter, &accepting)
-            .await?;
-        info!(addrs = ?local_addrs, workers = self.workers, router_shares_worker = shared_thread, "broker started");
+        let listeners = listeners::start(
+            &self.config.listeners,
+            &shared,
+            &workers,
+            &limiter,
+            &accepting,
+        )
+        .await?;
+        info!(addrs = ?listeners.addrs, workers = self.workers, router_shares_worker = shared_thread, "broker started");
         Ok(BrokerHandle {
-            local_addrs,
+            listeners,
             router,
             workers,
             router_arbiter: own_arbiter,
@@ -315,57 +328,6 @@ impl Broker {
         }
         info!(node_id = %config.node_id, "joined the cluster");
         Ok(Some(arbiter))
-    }
-
-    async fn start_listeners(
-        &self,
-        shared: &Arc<Shared>,
-        workers: &Workers,
-        limiter: &ConnectionLimiter,
-        stop: &CancellationToken,
-    ) -> Result<Vec<SocketAddr>, BrokerError> {
-        let mut listeners = Vec::new();
-        for l in &self.config.listeners {
-            match l.kind {
-                ListenerKind::Tcp | ListenerKind::Ws if l.max_connections.is_none() => {
-                    let bind_err = |source| BrokerError::Bind {
-                        addr: l.bind,
-                        source,
-                    };
-                    let task = TcpListenerTask::bind(l.bind, workers.len())
-                        .await
-                        .map_err(bind_err)?
-                        .with_handshakes(self.handshakes(l));
-                    let addr = task.local_addr().map_err(bind_err)?;
-                    let shared = Arc::clone(shared);
-                    let serve: crate::transport::ServeFn = Arc::new(move |conn| {
-                        Box::pin(crate::session::serve(conn, Arc::clone(&shared)))
-                    });
-                    task.run(workers, limiter.clone(), serve, stop.clone());
-                    listeners.push(addr);
-                }
-                kind => {
-                    let what = match kind {
-                        ListenerKind::Tcp | ListenerKind::Ws => "max_connections".into(),
-                        other => format!("{other:?} listeners"),
-                    };
-                    return Err(BrokerError::Unsupported { addr: l.bind, what });
-                }
-            }
-        }
-        Ok(listeners)
-    }
-
-    /// What a `tcp` or `ws` listener's connections go through before their session.
-    fn handshakes(&self, l: &ListenerConfig) -> Handshakes {
-        let limits = &self.config.limits;
-        let websocket = (l.kind == ListenerKind::Ws)
-            .then(|| WsSettings::new(l.path.clone(), limits.max_packet_size as usize));
-        Handshakes {
-            proxy_protocol: l.proxy_protocol,
-            websocket,
-            timeout: limits.connect_timeout(),
-        }
     }
 }
 

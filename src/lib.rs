@@ -49,3 +49,4 @@ pub use local::{LocalClient, LocalMessage, PersistentClient, Published, Refused,
 pub use message::{ClientId, Message};
 pub use router::messages::{GetStats, Route, Routed, RouterStats};
 pub use router::Router;
+pub use transport::TlsError;

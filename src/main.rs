@@ -156,7 +156,8 @@ fn passwd(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM; on SIGHUP re-reads the password and ACL files.
+/// Resolves on SIGINT or SIGTERM; on SIGHUP re-reads the password and ACL files and the
+/// TLS listeners' certificates, keys and CAs.
 async fn wait_for_signal(broker: &starling::BrokerHandle) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -175,6 +176,10 @@ async fn wait_for_signal(broker: &starling::BrokerHandle) -> anyhow::Result<()> 
                     Ok(Some(rules)) => info!(rules, "ACL file reloaded"),
                     Ok(None) => {}
                     Err(error) => tracing::error!(%error, "ACL file not reloaded; the old rules stay"),
+                }
+                // Each listener's outcome is logged by the broker.
+                if let Err(error) = broker.reload_tls() {
+                    tracing::error!(%error, "TLS files not reloaded on every listener; those listeners keep the old ones");
                 }
             }
         }

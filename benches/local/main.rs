@@ -21,6 +21,10 @@ mod subscriber;
 #[allow(dead_code)]
 #[path = "../../src/bin/starling-bench/sys.rs"]
 mod sys;
+// Plain TCP here (no --tls-ca), but conn.rs goes through it.
+#[allow(dead_code)]
+#[path = "../../src/bin/starling-bench/tls.rs"]
+mod tls;
 // Its unit tests are starling-bench's.
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/bin/starling-bench/track.rs"]

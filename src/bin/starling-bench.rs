@@ -17,6 +17,8 @@ mod report;
 mod subscriber;
 #[path = "starling-bench/sys.rs"]
 mod sys;
+#[path = "starling-bench/tls.rs"]
+mod tls;
 #[path = "starling-bench/track.rs"]
 mod track;
 
@@ -94,6 +96,10 @@ pub struct Common {
     /// Free text copied into the JSON line as "label" (e.g. the broker's name).
     #[arg(long, global = true)]
     pub label: Option<String>,
+    /// Connect with TLS, trusting the CA certificates in this PEM file (the server's
+    /// certificate must name `--host`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl Common {
@@ -264,6 +270,12 @@ fn main() {
     if let Err(e) = check(&cli.common, &cli.scenario) {
         eprintln!("starling-bench: {e:#}");
         std::process::exit(2);
+    }
+    if let Some(ca) = &cli.common.tls_ca {
+        if let Err(e) = tls::configure(ca) {
+            eprintln!("starling-bench: --tls-ca: {e:#}");
+            std::process::exit(2);
+        }
     }
     sys::raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

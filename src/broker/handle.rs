@@ -9,6 +9,7 @@ use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use super::listeners::Listeners;
 use crate::auth::acl::AclAuthorizer;
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::local::{LocalClient, PersistentClient, Refused};
@@ -17,7 +18,7 @@ use crate::persistence::{FlushNow, Persistence};
 use crate::router::messages::{GetStats, RecheckSubscriptions, ShutdownSessions};
 use crate::router::Router;
 use crate::session::Shared;
-use crate::transport::{ConnectionLimiter, Workers};
+use crate::transport::{ConnectionLimiter, TlsError, Workers};
 
 /// The longest wait at shutdown for connections to flush and close: a session's own
 /// linger (5 s) and a little more.
@@ -25,7 +26,6 @@ const SHUTDOWN_LINGER: Duration = Duration::from_secs(6);
 
 /// A running broker.
 pub struct BrokerHandle {
-    pub(super) local_addrs: Vec<SocketAddr>,
     pub(super) router: Addr<Router>,
     pub(super) workers: Workers,
     /// `None` when the router runs on the first worker's thread.
@@ -45,12 +45,14 @@ pub struct BrokerHandle {
     pub(super) events_arbiter: Option<ArbiterHandle>,
     /// `[auth] acl_file`'s authorizer, for reloads.
     pub(super) acl: Option<Arc<AclAuthorizer>>,
+    /// The listeners, with their TLS configurations for reloads.
+    pub(super) listeners: Listeners,
 }
 
 impl BrokerHandle {
     /// The bound listener addresses (useful with port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
+        &self.listeners.addrs
     }
 
     /// Re-reads the password file (the `starling` binary does it on SIGHUP): new
@@ -73,6 +75,14 @@ impl BrokerHandle {
             let _ = self.router.send(RecheckSubscriptions).await;
         }
         Ok(Some(rules))
+    }
+
+    /// Re-reads the certificate, key and CA of every `tls` and `wss` listener (the
+    /// `starling` binary does it on SIGHUP): new handshakes use them, connected clients
+    /// stay. A listener whose files do not load keeps the ones in force (and is logged).
+    /// Returns how many listeners reloaded, or the first error once all were tried.
+    pub fn reload_tls(&self) -> Result<usize, TlsError> {
+        self.listeners.reload_tls()
     }
 
     /// An in-process client with this client id, for publishing from the embedding

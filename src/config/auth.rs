@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub struct AuthConfig {
     /// `allow_anonymous` (default: `true` while every listener binds a loopback
     /// address, `false` once one binds another, as in Mosquitto 2; see
-    /// [`Config::allow_anonymous`]): accept CONNECTs without a username. Off, they get
+    /// [`Config::allow_anonymous`](crate::Config::allow_anonymous)): accept CONNECTs without a username. Off, they get
     /// CONNACK 0x87 Not authorized (3.1.1: return code 5). `None`: not set.
     pub allow_anonymous: Option<bool>,
     /// `password_file` (default none): a file of `username:hash` lines

@@ -22,6 +22,18 @@ pub enum ListenerKind {
     Wss,
 }
 
+impl ListenerKind {
+    /// The name in the configuration (`"tcp"`, `"tls"`, `"ws"`, `"wss"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Tcp => "tcp",
+            ListenerKind::Tls => "tls",
+            ListenerKind::Ws => "ws",
+            ListenerKind::Wss => "wss",
+        }
+    }
+}
+
 /// One listening socket (a `[[listeners]]` table).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

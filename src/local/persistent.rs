@@ -103,6 +103,7 @@ impl PersistentClient {
             // Counted like a network connection (and refused 0x89 past the limit).
             permit: limiter.try_acquire(),
             trusted: true,
+            identity: None,
         };
         let (commands, received) = mpsc::unbounded_channel();
         let max_qos0 = shared.config.limits.max_queued_messages;

@@ -69,10 +69,16 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     };
     // An in-process persistent client (trusted) is not authenticated and has no
     // network address; its session is authorized and hooked like any other.
+    // A TLS client certificate's name (identity_as_username) replaces the username.
+    let identity = conn.identity;
     let client = match conn.trusted {
         true => ClientInfo::new(accepted.client_id.clone()),
         false => ClientInfo::new(accepted.client_id.clone())
-            .with_username(connect.username.as_deref().map(str::to_owned))
+            .with_username(
+                identity
+                    .clone()
+                    .or_else(|| connect.username.as_deref().map(str::to_owned)),
+            )
             .with_connection(conn.listener, peer, version),
     };
     let client = Arc::new(client);
@@ -81,6 +87,7 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         client: &client,
         peer,
         shared: &shared,
+        identity: identity.is_some(),
     };
     if !conn.trusted && !login.run(&mut accepted, &mut reader, &mut writer).await {
         return;
@@ -104,6 +111,8 @@ struct Login<'a> {
     client: &'a Arc<ClientInfo>,
     peer: SocketAddr,
     shared: &'a Shared,
+    /// Identified by its TLS client certificate: no password is checked.
+    identity: bool,
 }
 
 impl Login<'_> {
@@ -128,18 +137,23 @@ impl Login<'_> {
             return false;
         }
         let timeout = shared.config.limits.connect_timeout();
-        let auth = &shared.auth;
-        match authenticate(
-            self.connect,
-            self.client,
-            accepted,
-            reader,
-            writer,
-            auth,
-            timeout,
-        )
-        .await
-        {
+        let checked = match self.identity {
+            true => certificate_is_credential(self.connect),
+            false => {
+                let auth = &shared.auth;
+                authenticate(
+                    self.connect,
+                    self.client,
+                    accepted,
+                    reader,
+                    writer,
+                    auth,
+                    timeout,
+                )
+                .await
+            }
+        };
+        match checked {
             Ok(()) => true,
             Err(Refused::Connack(reason)) => {
                 self.failed(reason);
@@ -172,6 +186,16 @@ impl Login<'_> {
         if let Some(refused) = counted.now_refused_for {
             warn!(%peer, failures = counted.failures, refused_for_secs = refused.as_secs(), "too many failed logins from this address; its CONNECTs are refused until the window ends");
         }
+    }
+}
+
+/// A client identified by its TLS certificate (`identity_as_username`): the verified
+/// certificate is its credential, so the password is not checked (as Mosquitto's
+/// `use_identity_as_username`); enhanced authentication is not offered to it.
+fn certificate_is_credential(connect: &Connect) -> Result<(), Refused> {
+    match connect.properties.authentication_method {
+        Some(_) => Err(Refused::Connack(ReasonCode::BAD_AUTHENTICATION_METHOD)),
+        None => Ok(()),
     }
 }
 

@@ -144,6 +144,14 @@ impl Writer {
                 Poll::Pending => return Poll::Pending,
             }
         }
+        // A TLS stream takes the bytes into its own buffer and may keep the last records
+        // there when the socket was full; only a flush is sure to send them (for a TCP
+        // socket it does nothing).
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
         if self.closing {
             return match Pin::new(&mut self.io).poll_shutdown(cx) {
                 Poll::Ready(_) => Poll::Ready(Ok(true)),
@@ -283,6 +291,61 @@ mod tests {
         ) -> Poll<std::io::Result<()>> {
             Poll::Ready(Ok(()))
         }
+    }
+
+    /// Like a TLS stream: takes every byte into a buffer of its own and sends it only
+    /// on flush, which is pending once before it goes through.
+    struct HeldUntilFlushed {
+        held: Vec<u8>,
+        sent: Arc<Mutex<Vec<u8>>>,
+        flush_pending: bool,
+    }
+
+    impl AsyncWrite for HeldUntilFlushed {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut TaskContext<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.held.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            _: &mut TaskContext<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if std::mem::take(&mut self.flush_pending) {
+                return Poll::Pending;
+            }
+            let held = std::mem::take(&mut self.held);
+            self.sent.lock().unwrap().extend_from_slice(&held);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: Pin<&mut Self>,
+            cx: &mut TaskContext<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    #[test]
+    fn a_drained_buffer_is_flushed_through_a_stream_that_holds_bytes() {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let io = HeldUntilFlushed {
+            held: Vec::new(),
+            sent: Arc::clone(&sent),
+            flush_pending: true,
+        };
+        let mut w = Writer::new(Box::new(io), ProtocolVersion::V311);
+        w.send(&Packet::PingResp);
+        let mut cx = TaskContext::from_waker(noop_waker_ref());
+        assert!(w.poll_drive(&mut cx).is_pending(), "the flush is pending");
+        assert!(sent.lock().unwrap().is_empty());
+        assert!(matches!(w.poll_drive(&mut cx), Poll::Ready(Ok(false))));
+        assert_eq!(*sent.lock().unwrap(), [0xD0, 0x00]);
     }
 
     fn encoded(size: usize, qos: QoS) -> EncodedPublish {

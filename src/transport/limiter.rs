@@ -1,4 +1,5 @@
-//! The connection limit (`limits.max_connections`).
+//! The connection limits: the global `limits.max_connections` and a listener's own
+//! `max_connections`, whose limiter counts against the global one too.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,26 +13,45 @@ pub struct ConnectionLimiter {
     /// Woken when the last permit is dropped.
     idle: Arc<Notify>,
     max: usize,
+    /// A listener's limiter: the global one, which must also have room.
+    parent: Option<Box<ConnectionLimiter>>,
 }
 
-/// One counted connection; dropping it frees the slot.
+/// One counted connection; dropping it frees the slot (and the parent's).
 #[derive(Debug)]
 pub struct ConnectionPermit {
     live: Arc<AtomicUsize>,
     idle: Arc<Notify>,
+    /// Dropped after this one: the global slot of a listener's permit.
+    _parent: Option<Box<ConnectionPermit>>,
 }
 
 impl ConnectionLimiter {
+    /// A limiter of `max` connections.
     pub fn new(max: usize) -> ConnectionLimiter {
         ConnectionLimiter {
             live: Arc::new(AtomicUsize::new(0)),
             idle: Arc::new(Notify::new()),
             max,
+            parent: None,
         }
     }
 
-    /// A permit, or `None` when `max` connections are live.
+    /// A limiter of `max` connections whose permits also take one of this limiter's
+    /// (a listener's `max_connections` under the global limit).
+    pub fn child(&self, max: usize) -> ConnectionLimiter {
+        ConnectionLimiter {
+            parent: Some(Box::new(self.clone())),
+            ..ConnectionLimiter::new(max)
+        }
+    }
+
+    /// A permit, or `None` when `max` connections are live (here or in the parent).
     pub fn try_acquire(&self) -> Option<ConnectionPermit> {
+        let parent = match &self.parent {
+            Some(p) => Some(Box::new(p.try_acquire()?)),
+            None => None,
+        };
         let mut current = self.live.load(Ordering::Relaxed);
         loop {
             if current >= self.max {
@@ -47,6 +67,7 @@ impl ConnectionLimiter {
                     return Some(ConnectionPermit {
                         live: Arc::clone(&self.live),
                         idle: Arc::clone(&self.idle),
+                        _parent: parent,
                     })
                 }
                 Err(now) => current = now,
@@ -96,6 +117,27 @@ mod tests {
         drop(a);
         assert_eq!(l.live(), 1);
         assert!(l.try_acquire().is_some());
+    }
+
+    #[test]
+    fn a_child_counts_against_its_parent() {
+        let global = ConnectionLimiter::new(3);
+        let listener = global.child(2);
+        let a = listener.try_acquire();
+        let b = listener.try_acquire();
+        assert!(a.is_some() && b.is_some());
+        assert!(listener.try_acquire().is_none(), "the listener's limit");
+        assert_eq!(global.live(), 2, "a refused child frees its parent's slot");
+        let c = global.try_acquire();
+        assert!(c.is_some());
+        drop(a);
+        assert_eq!((global.live(), listener.live()), (2, 1));
+        let d = global.try_acquire();
+        assert!(d.is_some());
+        assert!(listener.try_acquire().is_none(), "the global limit");
+        assert_eq!((global.live(), listener.live()), (3, 1));
+        drop((b, c, d));
+        assert_eq!((global.live(), listener.live()), (0, 0));
     }
 
     #[tokio::test]

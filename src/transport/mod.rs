@@ -2,11 +2,13 @@
 //! and a peer address) and hands them to a worker arbiter; sessions never see the socket
 //! type, so TLS or WebSocket listeners slot in beside TCP without touching them.
 //! Before the session, a connection may go through [`Handshakes`]: a PROXY protocol
-//! header ([`proxy`]), then the WebSocket upgrade ([`ws`]).
+//! header ([`proxy`]), TLS, then the WebSocket upgrade ([`ws`]).
 
+mod handshakes;
 mod limiter;
 pub mod proxy;
 mod tcp;
+mod tls;
 mod workers;
 pub mod ws;
 
@@ -14,8 +16,10 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use handshakes::Handshakes;
 pub use limiter::{ConnectionLimiter, ConnectionPermit};
-pub use tcp::{Handshakes, ServeFn, TcpListenerTask};
+pub use tcp::{ServeFn, TcpListenerTask};
+pub use tls::{TlsAcceptorHandle, TlsError, TlsSettings};
 pub use workers::Workers;
 
 /// The read half of a client connection.
@@ -36,4 +40,8 @@ pub struct Connection {
     /// The embedding application's own connection (a persistent in-process client):
     /// its CONNECT is not authenticated, as in-process clients are not.
     pub trusted: bool,
+    /// The client certificate's common name on a TLS listener with
+    /// `identity_as_username`: it is the client's username, and the certificate its
+    /// credential (the CONNECT's username and password are not checked).
+    pub identity: Option<String>,
 }

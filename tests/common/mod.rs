@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 mod cluster;
 mod durable;
 pub mod embedded;
+pub mod mosquitto;
 mod nats;
+pub mod pki;
 mod raw;
 #[allow(unused_imports)]
 pub use cluster::*;

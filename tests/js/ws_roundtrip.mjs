@@ -1,6 +1,8 @@
 // MQTT.js over WebSocket: QoS 0/1/2 round trip through the broker, and a retained
 // message. Usage: node ws_roundtrip.mjs URL {4|5}  (URL like ws://127.0.0.1:PORT/mqtt).
+// With MQTT_CA set (a PEM file), a wss:// URL is verified against that CA.
 // Prints "ok" and exits 0, or prints FAIL and exits non-zero; bounded to 20 s.
+import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 
 const [url, version] = process.argv.slice(2);
@@ -15,9 +17,11 @@ const fail = (msg) => {
 };
 setTimeout(() => fail("exceeded 20 s"), 20_000).unref();
 
+const tls = process.env.MQTT_CA ? { ca: readFileSync(process.env.MQTT_CA), rejectUnauthorized: true } : {};
+
 const connect = (clientId) =>
   new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, { clientId, protocolVersion, reconnectPeriod: 0, connectTimeout: 10_000 });
+    const c = mqtt.connect(url, { clientId, protocolVersion, reconnectPeriod: 0, connectTimeout: 10_000, ...tls });
     c.once("connect", () => resolve(c));
     c.once("error", reject);
     c.once("close", () => reject(new Error(`${clientId}: closed before CONNACK`)));

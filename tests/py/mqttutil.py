@@ -1,7 +1,8 @@
 """Helpers shared by the paho-mqtt (2.x API) interop scripts: bounded waits, and a
 failure path that prints to stderr and exits non-zero. With MQTT_TRANSPORT=websockets
 in the environment the clients speak MQTT over WebSocket (path MQTT_WS_PATH, default
-/mqtt) instead of TCP."""
+/mqtt) instead of TCP; with MQTT_CAFILE they speak TLS, verifying the broker against
+that CA (and presenting MQTT_CERTFILE/MQTT_KEYFILE when set)."""
 
 import os
 import signal
@@ -52,6 +53,12 @@ class Client:
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
         if transport == "websockets":
             self.c.ws_set_options(path=os.environ.get("MQTT_WS_PATH", "/mqtt"))
+        if os.environ.get("MQTT_CAFILE"):
+            self.c.tls_set(
+                ca_certs=os.environ["MQTT_CAFILE"],
+                certfile=os.environ.get("MQTT_CERTFILE"),
+                keyfile=os.environ.get("MQTT_KEYFILE"),
+            )
         self.cond = threading.Condition()
         self.connack = None
         self.subacks = {}

@@ -1,4 +1,5 @@
-//! One MQTT client connection over a raw tokio `TcpStream`, using the crate's own codec.
+//! One MQTT client connection over a raw tokio `TcpStream` (or TLS over it, with
+//! `--tls-ca`), using the crate's own codec.
 //!
 //! Writes are batched: callers [`Conn::queue`] any number of packets into one buffer and
 //! [`Conn::flush`] it with a single `write_all`. Reads fill one buffer from which packets
@@ -24,7 +25,7 @@ const MAX_PACKET: usize = 16 * 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub struct Conn {
-    stream: TcpStream,
+    stream: crate::tls::Stream,
     rbuf: BytesMut,
     wbuf: BytesMut,
     version: ProtocolVersion,
@@ -60,6 +61,9 @@ impl Conn {
             .map_err(|_| anyhow!("TCP connect to {addr} timed out"))?
             .with_context(|| format!("TCP connect to {addr}"))?;
         stream.set_nodelay(true)?;
+        let stream = timeout_at(deadline, crate::tls::wrap(stream, addr))
+            .await
+            .map_err(|_| anyhow!("TLS handshake with {addr} timed out"))??;
         let mut conn = Conn {
             stream,
             rbuf: BytesMut::with_capacity(4096),
@@ -145,7 +149,7 @@ impl Conn {
         !self.wbuf.is_empty()
     }
 
-    /// Writes everything queued in one `write_all`.
+    /// Writes everything queued in one `write_all`, then flushes.
     pub async fn flush(&mut self, deadline: Instant) -> Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
@@ -153,6 +157,10 @@ impl Conn {
         timeout_at(deadline, self.stream.write_all(&self.wbuf))
             .await
             .map_err(|_| anyhow!("write timed out (deadline)"))??;
+        // TLS may keep the last records until flushed (a no-op on plain TCP).
+        timeout_at(deadline, self.stream.flush())
+            .await
+            .map_err(|_| anyhow!("flush timed out (deadline)"))??;
         self.wbuf.clear();
         Ok(())
     }

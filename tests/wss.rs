@@ -1,0 +1,271 @@
+//! MQTT over WebSocket over TLS (`kind = "wss"` listeners) against the broker binary:
+//! paho-mqtt's websockets transport with TLS and MQTT.js under node verifying the
+//! broker against the test's CA, and a raw client that sends a PROXY header, shakes
+//! hands over TLS with a client certificate, upgrades, and is known by the certificate's
+//! name. Missing python3/paho or node/MQTT.js fail the tests: run scripts/test.sh.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::pki::{Pair, Pki};
+use common::{bounded, free_port, wait_child, BrokerProcess, RECV_TIMEOUT};
+use futures::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use starling::protocol::{MqttCodec, Packet, ProtocolVersion};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::codec::Decoder;
+
+/// A `wss` listener on `port` with the server certificate and `extra` settings.
+fn wss_listener(port: u16, server: &Pair, extra: &str) -> String {
+    format!(
+        "[[listeners]]\nkind = \"wss\"\nbind = \"127.0.0.1:{port}\"\ncert = {:?}\nkey = {:?}\n{extra}\n",
+        server.cert.display().to_string(),
+        server.key.display().to_string(),
+    )
+}
+
+/// A broker (one worker) with a plain `wss` listener; returns it and the wss port.
+fn wss_broker(pki: &Pki) -> (BrokerProcess, u16) {
+    let port = free_port();
+    let toml = format!(
+        "[server]\nworkers = 1\n\n{}",
+        wss_listener(port, &pki.server, "")
+    );
+    (BrokerProcess::start_with_config(Some(&toml)), port)
+}
+
+fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs `cmd` to completion within 30 s; asserts exit 0, showing its output otherwise.
+fn run_bounded(mut cmd: Command, what: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} cannot be run ({e}): run scripts/test.sh"));
+    let status = wait_child(&mut child, Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{what} failed ({status:?}).\nstdout:\n{}\nstderr:\n{}",
+        read(&out),
+        read(&err)
+    );
+}
+
+/// tests/py/roundtrip.py (QoS 0/1/2 with paho) over wss, verifying the broker's
+/// certificate against the test CA.
+fn paho_round_trip(version: &str) {
+    let pki = Pki::new();
+    let (_broker, port) = wss_broker(&pki);
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_path("tests/py/roundtrip.py"))
+        .args(["127.0.0.1", &port.to_string(), version])
+        .env("MQTT_TRANSPORT", "websockets")
+        .env("MQTT_CAFILE", &pki.ca.file)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    run_bounded(cmd, &format!("paho roundtrip.py {version} over wss"));
+}
+
+#[test]
+fn paho_over_wss_v311() {
+    paho_round_trip("311");
+}
+
+#[test]
+fn paho_over_wss_v5() {
+    paho_round_trip("5");
+}
+
+/// tests/js/ws_roundtrip.mjs over wss: QoS 0/1/2 and a retained message.
+fn mqttjs_round_trip(version: &str) {
+    let module = repo_path("tests/js/node_modules/mqtt/package.json");
+    assert!(
+        module.exists(),
+        "MQTT.js is not installed in tests/js: run scripts/test.sh (npm ci in tests/js)"
+    );
+    let pki = Pki::new();
+    let (_broker, port) = wss_broker(&pki);
+    let mut cmd = Command::new("node");
+    cmd.arg(repo_path("tests/js/ws_roundtrip.mjs"))
+        .arg(format!("wss://127.0.0.1:{port}/mqtt"))
+        .arg(version)
+        .env("MQTT_CA", &pki.ca.file)
+        .current_dir(repo_path("tests/js"));
+    run_bounded(cmd, &format!("MQTT.js ws_roundtrip.mjs {version} over wss"));
+}
+
+#[test]
+fn mqttjs_over_wss_v311() {
+    mqttjs_round_trip("4");
+}
+
+#[test]
+fn mqttjs_over_wss_v5() {
+    mqttjs_round_trip("5");
+}
+
+/// A TLS connector trusting the test CA and presenting `client`'s certificate.
+fn connector(pki: &Pki, client: &Pair) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&pki.ca.file).expect("CA file") {
+        roots.add(cert.expect("CA PEM")).expect("CA certificate");
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&client.cert)
+        .expect("client cert file")
+        .map(|c| c.expect("client cert PEM"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&client.key).expect("client key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client certificate");
+    TlsConnector::from(Arc::new(config))
+}
+
+/// A WebSocket (subprotocol `mqtt`) over `stream`.
+async fn upgrade<S>(stream: S, port: u16) -> WebSocketStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let url = format!("wss://127.0.0.1:{port}/mqtt");
+    let mut request = url.into_client_request().expect("request");
+    let offer = "mqtt".parse().expect("header value");
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", offer);
+    let (ws, response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("WebSocket handshake");
+    let selected = response.headers().get("Sec-WebSocket-Protocol");
+    assert_eq!(selected.and_then(|v| v.to_str().ok()), Some("mqtt"));
+    ws
+}
+
+/// The next packet from binary messages (3.1.1).
+async fn next_packet<S>(ws: &mut WebSocketStream<S>, buf: &mut BytesMut) -> Packet
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut codec = MqttCodec::new(1 << 20);
+    codec.set_version(ProtocolVersion::V311);
+    for _ in 0..100 {
+        if let Some(p) = codec.decode(buf).expect("decodes") {
+            return p;
+        }
+        let next = tokio::time::timeout(RECV_TIMEOUT, ws.next()).await;
+        match next.expect("a message in time") {
+            Some(Ok(Message::Binary(data))) => buf.extend_from_slice(&data),
+            other => panic!("expected a binary message, got {other:?}"),
+        }
+    }
+    panic!("no whole packet in 100 messages");
+}
+
+/// Waits (bounded) until the broker's log holds `needle`.
+async fn logged(broker: &BrokerProcess, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !broker.log_text().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "never logged {needle:?}:\n{}",
+            broker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// PROXY header, then TLS with a client certificate, then the WebSocket upgrade: the
+// certificate's CN (alice) is the username, so without any password the client is in
+// (anonymous clients are not) and the ACL gives it alice/# but not bob/#. A connection
+// without the PROXY header is refused and logged; the first one is still served.
+#[actix_rt::test]
+async fn proxy_then_tls_client_certificate_then_websocket() {
+    let pki = Pki::new();
+    let port = free_port();
+    let acl = pki.dir().join("acl");
+    std::fs::write(&acl, "user alice\ntopic readwrite alice/#\n").expect("write acl");
+    let extra = format!(
+        "ca = {:?}\nrequire_client_cert = true\nidentity_as_username = true\nproxy_protocol = true\n",
+        pki.ca.file.display().to_string()
+    );
+    let toml = format!(
+        "[server]\nworkers = 1\n\n[auth]\nallow_anonymous = false\nacl_file = {:?}\n\n{}",
+        acl.display().to_string(),
+        wss_listener(port, &pki.server, &extra)
+    );
+    let mut broker = BrokerProcess::start_with_config(Some(&toml));
+    bounded(async {
+        let mut tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        tcp.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 8883\r\n")
+            .await
+            .expect("PROXY header");
+        let name = ServerName::try_from("localhost").expect("server name");
+        let tls = connector(&pki, &pki.alice).connect(name, tcp).await;
+        let mut ws = upgrade(tls.expect("TLS handshake"), port).await;
+        let mut buf = BytesMut::new();
+        let connect = common::raw_connect(4, 0x02, "wss-alice", None);
+        ws.send(Message::binary(connect)).await.expect("send");
+        let ack = next_packet(&mut ws, &mut buf).await;
+        assert!(
+            matches!(&ack, Packet::ConnAck(a) if a.reason.0 == 0),
+            "{ack:?}"
+        );
+        for (id, filter, granted) in [(1u8, "alice/#", 0x00u8), (2, "bob/#", 0x80)] {
+            let mut body = vec![0, id];
+            body.extend(common::mqtt_str(filter.as_bytes()));
+            body.push(0);
+            ws.send(Message::binary(common::raw_packet(0x82, &body)))
+                .await
+                .expect("send");
+            match next_packet(&mut ws, &mut buf).await {
+                Packet::SubAck(s) => {
+                    assert_eq!(s.reasons.iter().map(|r| r.0).collect::<Vec<_>>(), [granted])
+                }
+                other => panic!("expected SUBACK for {filter}, got {other:?}"),
+            }
+        }
+        // Without the header, TLS bytes are not a PROXY header: refused, logged.
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let name = ServerName::try_from("localhost").expect("server name");
+        let refused = connector(&pki, &pki.alice).connect(name, tcp).await;
+        assert!(refused.is_err(), "a TLS handshake without the PROXY header");
+        logged(&broker, "PROXY protocol header refused").await;
+        // The first connection is still served: its own publish comes back.
+        let publish = common::raw_packet(0x30, b"\x00\x07alice/xstill here");
+        ws.send(Message::binary(publish)).await.expect("send");
+        match next_packet(&mut ws, &mut buf).await {
+            Packet::Publish(p) => assert_eq!(p.payload.as_ref(), b"still here"),
+            other => panic!("expected the PUBLISH back, got {other:?}"),
+        }
+    })
+    .await;
+    broker.assert_alive();
+}
