@@ -192,6 +192,7 @@ impl Broker {
             });
         let mut router_state = RouterState::restore(&snapshot);
         router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
+        router_state.set_subscription_limit(self.config.limits.max_subscriptions_per_client);
         let (p, durability) = (persistence.clone(), self.config.storage.durability);
         let workers = Workers::start(self.workers);
         // Sharing a worker's thread saves a cross-thread wake-up (an eventfd write and a

@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -15,12 +14,14 @@ use crate::protocol::QoS;
 
 mod auth;
 mod cluster;
+mod limits;
 mod listener;
 #[cfg(test)]
 mod tests;
 
 pub use auth::AuthConfig;
 pub use cluster::ClusterConfig;
+pub use limits::{Limits, QueueFull};
 pub use listener::{ListenerConfig, ListenerKind};
 
 /// Why a configuration could not be loaded.
@@ -167,50 +168,6 @@ pub enum Durability {
     Periodic,
     /// `"memory"`: nothing is written; state lives in memory and is lost on restart.
     Memory,
-}
-
-/// Limits enforced per connection and per session (`[limits]`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// `connect_timeout_secs` (default 10, at least 1): seconds a new connection may
-    /// take to send a complete CONNECT before it is closed.
-    pub connect_timeout_secs: u64,
-    /// `max_packet_size` (default 1 MiB, 16 to 268,435,460): the largest packet accepted
-    /// from a client, in bytes, fixed header included. A larger one is refused (0x95
-    /// Packet too large) before its body is read. Advertised to 5.0 clients.
-    pub max_packet_size: u32,
-    /// `max_connections` (default 10,000): connections beyond this are refused (CONNACK
-    /// 0x89 Server busy / 3.1.1 code 3).
-    pub max_connections: usize,
-    /// `max_inflight` (default 64, at least 1): QoS 1/2 messages sent to one client and
-    /// not yet acknowledged. A 5.0 client's Receive Maximum lowers it further.
-    pub max_inflight: u16,
-    /// `receive_maximum` (default 256, at least 1): QoS 1/2 publishes a 5.0 client may
-    /// leave unacknowledged towards the broker (advertised as Receive Maximum; exceeding
-    /// it is DISCONNECT 0x93).
-    pub receive_maximum: u16,
-    /// `max_queued_messages` (default 10,000): messages queued per session (offline, or
-    /// beyond the inflight window). When full, QoS 0 messages are dropped first; a QoS
-    /// 1/2 message that still does not fit is dropped and counted.
-    pub max_queued_messages: usize,
-    /// `max_queued_bytes` (default 100 MiB): bytes of topic and payload queued per
-    /// session, with the same policy.
-    pub max_queued_bytes: usize,
-    /// `max_keepalive_secs` (default 0 = no limit): the largest keep alive a client may
-    /// ask for, in seconds; a larger (or zero) request is lowered to this and, for 5.0
-    /// clients, returned as Server Keep Alive.
-    pub max_keepalive_secs: u16,
-    /// `max_client_id_len` (default 256): the longest client identifier accepted, in
-    /// bytes.
-    pub max_client_id_len: usize,
-    /// `topic_alias_maximum` (default 64; 0 disables them): topic aliases a 5.0 client
-    /// may use towards the broker (advertised as Topic Alias Maximum).
-    pub topic_alias_maximum: u16,
-    /// `validate_utf8_payloads` (default `true`): check that a 5.0 PUBLISH whose Payload
-    /// Format Indicator is 1 carries UTF-8; if not, it is refused with 0x99 Payload
-    /// format invalid.
-    pub validate_utf8_payloads: bool,
 }
 
 /// What the server tells clients about itself, and how it runs (`[server]`).
@@ -361,31 +318,6 @@ impl Default for StorageConfig {
     }
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            connect_timeout_secs: 10,
-            max_packet_size: 1024 * 1024,
-            max_connections: 10_000,
-            max_inflight: 64,
-            receive_maximum: 256,
-            max_queued_messages: 10_000,
-            max_queued_bytes: 100 * 1024 * 1024,
-            max_keepalive_secs: 0,
-            max_client_id_len: 256,
-            topic_alias_maximum: 64,
-            validate_utf8_payloads: true,
-        }
-    }
-}
-
-impl Limits {
-    /// `connect_timeout_secs` as a duration.
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_secs(self.connect_timeout_secs)
-    }
-}
-
 impl Config {
     /// Reads, parses and [validates](Config::validate) a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
@@ -407,25 +339,10 @@ impl Config {
     /// cluster mode without `urls` or `node_id`, `replicas` outside 1 to 5, a
     /// `maximum_qos` above 2.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let l = &self.limits;
-        if l.max_packet_size < 16 || l.max_packet_size > 268_435_460 {
-            return Err(ConfigError::Invalid(
-                "limits.max_packet_size must be between 16 and 268435460".into(),
-            ));
-        }
-        if l.max_inflight == 0 || l.receive_maximum == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.max_inflight and limits.receive_maximum must be at least 1".into(),
-            ));
-        }
+        self.limits.validate()?;
         if self.auth.login_failure_window_secs == 0 {
             return Err(ConfigError::Invalid(
                 "auth.login_failure_window_secs must be at least 1".into(),
-            ));
-        }
-        if l.connect_timeout_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.connect_timeout_secs must be at least 1".into(),
             ));
         }
         for listener in &self.listeners {

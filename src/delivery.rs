@@ -47,21 +47,34 @@ pub struct Origin {
 }
 
 /// Bounds on a queue of deliveries not yet sent: a session's, or an in-process
-/// subscription's (`[limits] max_queued_messages`, `max_queued_bytes`).
+/// subscription's (`[limits] max_queued_messages`, `max_queued_bytes`, `queue_full`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
     pub max_messages: usize,
     pub max_bytes: usize,
+    /// Once no QoS 0 message is left to drop, drop the oldest queued message rather
+    /// than the new one.
+    pub drop_oldest: bool,
 }
 
 /// What happened to a message offered to a full or not full queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
     Queued,
     /// The queue was full and this message was dropped.
     Dropped,
     /// The queue was full; an older QoS 0 message was dropped to make room.
     DisplacedQos0,
+    /// The queue was full; these older messages were dropped to make room (their
+    /// numbers in the session's stored queue, for those stored).
+    DisplacedOldest(Vec<u64>),
+}
+
+impl Enqueued {
+    /// Whether the queue was full (something was dropped).
+    pub fn was_full(&self) -> bool {
+        *self != Enqueued::Queued
+    }
 }
 
 /// A queue of deliveries with its byte count and drop counter, borrowed from whoever
@@ -75,7 +88,8 @@ pub struct Queue<'a> {
 impl Queue<'_> {
     /// Queues `out`, applying the full-queue policy: QoS 0 messages are dropped first
     /// (the oldest queued one, else the new one); a QoS 1/2 message that still does
-    /// not fit is dropped and counted.
+    /// not fit is dropped, or with `drop_oldest` the oldest messages are, until it fits.
+    /// Every drop is counted.
     pub fn offer(&mut self, out: Outgoing, limits: QueueLimits) -> Enqueued {
         let size = out.msg.size();
         let full =
@@ -98,8 +112,26 @@ impl Queue<'_> {
                 return Enqueued::DisplacedQos0;
             }
         }
+        if limits.drop_oldest && size <= limits.max_bytes && limits.max_messages > 0 {
+            return self.displace_oldest(out, full);
+        }
         *self.dropped += 1;
         Enqueued::Dropped
+    }
+
+    /// Drops the oldest messages until `out` fits, then queues it (`out` alone fits).
+    fn displace_oldest(&mut self, out: Outgoing, full: impl Fn(&Self) -> bool) -> Enqueued {
+        let mut stored = Vec::new();
+        while full(self) {
+            let Some(old) = self.items.pop_front() else {
+                break;
+            };
+            *self.bytes -= old.msg.size();
+            *self.dropped += 1;
+            stored.extend(old.seq);
+        }
+        self.push(out);
+        Enqueued::DisplacedOldest(stored)
     }
 
     fn push(&mut self, out: Outgoing) {

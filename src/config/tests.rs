@@ -1,5 +1,7 @@
 //! Tests of the configuration file format.
 
+use std::time::Duration;
+
 use super::*;
 
 #[test]

@@ -238,6 +238,10 @@ impl LocalClient {
             let why = "the client id was taken over, or the router failed";
             return Err(refused(ReasonCode::UNSPECIFIED_ERROR, why));
         };
+        if outcome.over_quota {
+            let why = "the client holds [limits] max_subscriptions_per_client subscriptions";
+            return Err(refused(ReasonCode::QUOTA_EXCEEDED, why));
+        }
         let retained = outcome.retained.into_iter().map(|msg| Outgoing {
             qos: msg.qos.min(granted),
             msg,
@@ -377,6 +381,7 @@ impl Core {
         QueueLimits {
             max_messages: limits.max_queued_messages,
             max_bytes: limits.max_queued_bytes,
+            drop_oldest: limits.queue_full == crate::config::QueueFull::DropOldest,
         }
     }
 

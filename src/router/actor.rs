@@ -15,7 +15,7 @@ use super::messages::*;
 use super::outbox::Outbox;
 use super::plan::Plan;
 use super::port::{ClusterPort, Standalone};
-use super::state::RouterState;
+use super::state::{RouterState, SubscribeOutcome};
 use crate::config::Durability;
 use crate::message::ClientId;
 use crate::persistence::convert::subscription_record;
@@ -309,7 +309,7 @@ impl Router {
 impl Router {
     fn subscribe(&mut self, msg: Subscribe) -> SubscribeReply {
         let now = Instant::now();
-        let outcomes = msg
+        let outcomes: Vec<SubscribeOutcome> = msg
             .filters
             .iter()
             .map(|(filter, entry)| self.state.subscribe(&msg.client_id, filter, *entry, now))
@@ -324,7 +324,9 @@ impl Router {
         let ops = msg
             .filters
             .iter()
-            .map(|(f, e)| Op::PutSubscription {
+            .zip(&outcomes)
+            .filter(|(_, outcome)| !outcome.over_quota)
+            .map(|((f, e), _)| Op::PutSubscription {
                 client_id: id.clone(),
                 sub: subscription_record(f, e),
             })

@@ -34,6 +34,8 @@ pub struct Delivery {
 pub struct SubscribeOutcome {
     /// Retained messages to send now, per the retain handling option.
     pub retained: Vec<Arc<Message>>,
+    /// Not subscribed: a new filter beyond the client's subscription limit.
+    pub over_quota: bool,
 }
 
 /// Which shared subscriptions [`RouterState::route_with`] serves.
@@ -64,6 +66,8 @@ pub struct RouterState {
     /// Local subscriptions per filter, kept in cluster mode only (the bridge subscribes
     /// on NATS once per filter).
     interest: Option<Interest>,
+    /// Subscriptions one client may hold (0: no limit).
+    max_per_client: usize,
 }
 
 impl RouterState {
@@ -74,6 +78,12 @@ impl RouterState {
     /// Sets how shared subscriptions pick a member.
     pub fn set_share_strategy(&mut self, strategy: ShareStrategy) {
         self.picker.strategy = strategy;
+    }
+
+    /// Sets how many subscriptions one client may hold (`[limits]
+    /// max_subscriptions_per_client`; 0: no limit). Existing ones stay.
+    pub fn set_subscription_limit(&mut self, max_per_client: usize) {
+        self.max_per_client = max_per_client;
     }
 
     /// Starts counting local subscriptions per filter (cluster mode); every filter
@@ -175,12 +185,15 @@ impl RouterState {
         entry: SubEntry,
         now: Instant,
     ) -> SubscribeOutcome {
-        let existed = self
-            .subs
-            .entry(client.clone())
-            .or_default()
-            .insert(filter.clone(), entry)
-            .is_some();
+        let subs = self.subs.entry(client.clone()).or_default();
+        let full = self.max_per_client != 0 && subs.len() >= self.max_per_client;
+        if full && !subs.contains_key(filter) {
+            return SubscribeOutcome {
+                retained: Vec::new(),
+                over_quota: true,
+            };
+        }
+        let existed = subs.insert(filter.clone(), entry).is_some();
         self.trie.insert(filter, client.clone(), entry);
         if let (false, Some(interest)) = (existed, &mut self.interest) {
             interest.add(filter);
@@ -200,7 +213,10 @@ impl RouterState {
                     }
                 });
         }
-        SubscribeOutcome { retained }
+        SubscribeOutcome {
+            retained,
+            over_quota: false,
+        }
     }
 
     /// Removes a subscription; true when it existed.

@@ -103,6 +103,29 @@ fn removing_a_client_removes_its_subscriptions() {
 }
 
 #[test]
+fn a_client_at_its_subscription_limit_may_only_renew_what_it_holds() {
+    let mut r = RouterState::new();
+    r.set_subscription_limit(2);
+    let now = Instant::now();
+    let sub = |r: &mut RouterState, client: &str, f: &str| {
+        r.subscribe(&id(client), &filter(f), entry(QoS::AtMostOnce), now)
+            .over_quota
+    };
+    assert!(!sub(&mut r, "a", "x"));
+    assert!(!sub(&mut r, "a", "y"));
+    assert!(sub(&mut r, "a", "z"), "a third filter is over the limit");
+    assert!(
+        !sub(&mut r, "a", "x"),
+        "renewing a held filter is not a new one"
+    );
+    assert!(!sub(&mut r, "b", "z"), "the limit is per client");
+    assert_eq!(r.subscription_count(), 3);
+    assert_eq!(r.route(&message("z", QoS::AtMostOnce, false, "p")).len(), 1);
+    assert!(r.unsubscribe(&id("a"), &filter("x")));
+    assert!(!sub(&mut r, "a", "z"), "room again after an unsubscribe");
+}
+
+#[test]
 fn rebuilt_index_routes_like_the_original() {
     let mut r = RouterState::new();
     let now = Instant::now();

@@ -19,6 +19,7 @@ use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
 use super::Shared;
 use crate::auth::AuthExchange;
+use crate::config::QueueFull;
 use crate::hooks::{ClientInfo, Event};
 use crate::persistence::Persist;
 use crate::protocol::{LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
@@ -223,6 +224,7 @@ pub(super) fn queue_limits(shared: &Shared) -> QueueLimits {
     QueueLimits {
         max_messages: shared.config.limits.max_queued_messages,
         max_bytes: shared.config.limits.max_queued_bytes,
+        drop_oldest: shared.config.limits.queue_full == QueueFull::DropOldest,
     }
 }
 

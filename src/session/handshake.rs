@@ -23,8 +23,12 @@ pub struct Accepted {
     pub keep_alive: u16,
     /// True when the broker lowered the client's keep alive (5.0: Server Keep Alive).
     pub keep_alive_changed: bool,
-    /// Seconds the session outlives its connection (3.1.1: 0 or never).
+    /// Seconds the session outlives its connection (3.1.1: 0, or never up to
+    /// `[limits] max_session_expiry_secs`).
     pub session_expiry: u32,
+    /// True when the broker lowered a 5.0 client's Session Expiry Interval (returned in
+    /// CONNACK).
+    pub session_expiry_changed: bool,
     /// How many QoS 1/2 messages may be in flight towards the client.
     pub outbound_window: u16,
     /// The client's Maximum Packet Size, if it set one.
@@ -121,13 +125,14 @@ pub fn negotiate(
         max if connect.keep_alive == 0 || connect.keep_alive > max => (max, true),
         _ => (connect.keep_alive, false),
     };
-    let session_expiry = if v5 {
+    let requested_expiry = if v5 {
         props.session_expiry_interval.unwrap_or(0)
     } else if connect.clean_start {
         0
     } else {
         NEVER_EXPIRES
     };
+    let session_expiry = requested_expiry.min(limits.max_session_expiry_secs);
     let client_receive_max = props.receive_maximum.unwrap_or(u16::MAX);
     Ok(Accepted {
         client_id,
@@ -138,6 +143,7 @@ pub fn negotiate(
         // 3.1.1 has no way to tell the client; it is enforced all the same.
         keep_alive_changed: keep_alive_changed && v5,
         session_expiry,
+        session_expiry_changed: v5 && session_expiry != requested_expiry,
         outbound_window: client_receive_max.min(limits.max_inflight),
         client_max_packet_size: props.maximum_packet_size,
         request_problem_information: props.request_problem_information != Some(0),
@@ -187,6 +193,10 @@ pub fn connack(accepted: &Accepted, session_present: bool, config: &Config) -> C
         properties.authentication_data = accepted.auth_data.clone();
         if accepted.keep_alive_changed {
             properties.server_keep_alive = Some(accepted.keep_alive);
+        }
+        // Section 3.2.2.3.2: the server says so when it uses another value.
+        if accepted.session_expiry_changed {
+            properties.session_expiry_interval = Some(accepted.session_expiry);
         }
     }
     ConnAck {
@@ -246,7 +256,10 @@ mod tests {
 
     #[test]
     fn session_expiry_by_level() {
-        let l = Limits::default();
+        let l = Limits {
+            max_session_expiry_secs: NEVER_EXPIRES,
+            ..Limits::default()
+        };
         let a = negotiate(&connect(ProtocolVersion::V311, "a", false), &l, String::new).unwrap();
         assert_eq!(a.session_expiry, NEVER_EXPIRES);
         let a = negotiate(&connect(ProtocolVersion::V311, "a", true), &l, String::new).unwrap();
@@ -255,6 +268,35 @@ mod tests {
         assert_eq!(negotiate(&c, &l, String::new).unwrap().session_expiry, 0);
         c.properties.session_expiry_interval = Some(60);
         assert_eq!(negotiate(&c, &l, String::new).unwrap().session_expiry, 60);
+    }
+
+    #[test]
+    fn session_expiry_is_capped_and_announced_to_5_0_clients() {
+        let l = Limits {
+            max_session_expiry_secs: 3600,
+            ..Limits::default()
+        };
+        let config = Config {
+            limits: l.clone(),
+            ..Config::default()
+        };
+        let a = negotiate(&connect(ProtocolVersion::V311, "a", false), &l, String::new).unwrap();
+        assert_eq!((a.session_expiry, a.session_expiry_changed), (3600, false));
+        let mut c = connect(ProtocolVersion::V5, "a", false);
+        c.properties.session_expiry_interval = Some(NEVER_EXPIRES);
+        let a = negotiate(&c, &l, String::new).unwrap();
+        assert_eq!((a.session_expiry, a.session_expiry_changed), (3600, true));
+        let ack = connack(&a, false, &config);
+        assert_eq!(ack.properties.session_expiry_interval, Some(3600));
+        c.properties.session_expiry_interval = Some(60);
+        let a = negotiate(&c, &l, String::new).unwrap();
+        assert_eq!((a.session_expiry, a.session_expiry_changed), (60, false));
+        assert_eq!(
+            connack(&a, false, &config)
+                .properties
+                .session_expiry_interval,
+            None
+        );
     }
 
     #[test]

@@ -358,7 +358,8 @@ impl Session {
                 self.fail(ctx, ReasonCode::PROTOCOL_ERROR, why);
                 return;
             }
-            self.accepted.session_expiry = expiry;
+            self.accepted.session_expiry =
+                expiry.min(self.shared.config.limits.max_session_expiry_secs);
         }
         let send_will = d.reason == ReasonCode::DISCONNECT_WITH_WILL;
         self.close(ctx, Close::ClientDisconnect { send_will });

@@ -5,14 +5,14 @@
 use std::time::Instant;
 
 use actix::prelude::*;
-use tracing::trace;
+use tracing::{trace, warn};
 
 use super::actor::Session;
 use super::aliases::AliasUse;
 use super::lifecycle::Phase;
 use super::messages::{Deliver, DeliverBatch};
 use super::writer::HIGH_WATER;
-use crate::delivery::Outgoing;
+use crate::delivery::{Enqueued, Outgoing};
 use crate::message::{Encoding, Variant};
 use crate::protocol::{encoded_len, Flow, Packet, PacketId, Properties, Publish, QoS};
 use crate::topic::TopicName;
@@ -49,8 +49,38 @@ impl Session {
             self.state.dropped += 1;
             return false;
         }
-        self.state.enqueue(d);
+        let seq = d.seq;
+        let enqueued = self.state.enqueue(d);
+        if enqueued.was_full() {
+            self.on_queue_full(&enqueued, seq);
+        }
         true
+    }
+
+    /// A full queue dropped a message: what it dropped is forgotten by the store too
+    /// (a restart would bring it back otherwise), and the first time this session's
+    /// queue is full a warning says so.
+    fn on_queue_full(&mut self, enqueued: &Enqueued, new_seq: Option<u64>) {
+        match enqueued {
+            Enqueued::Dropped => self.forget_stored(new_seq),
+            Enqueued::DisplacedOldest(seqs) => {
+                for &seq in seqs {
+                    self.forget_stored(Some(seq));
+                }
+            }
+            Enqueued::Queued | Enqueued::DisplacedQos0 => {}
+        }
+        if !self.state.warned_full {
+            self.state.warned_full = true;
+            let limits = &self.shared.config.limits;
+            warn!(
+                client_id = %self.state.client_id,
+                max_messages = limits.max_queued_messages,
+                max_bytes = limits.max_queued_bytes,
+                policy = ?limits.queue_full,
+                "session queue full: dropping messages (logged once per session)"
+            );
+        }
     }
 
     pub(super) fn pump_guarded(&mut self, ctx: &mut Context<Self>) {

@@ -112,7 +112,11 @@ impl Session {
             clean_start: false,
             keep_alive: 0,
             keep_alive_changed: false,
-            session_expiry: rec.expiry_secs,
+            // A cap lowered since the session was stored applies to it too.
+            session_expiry: rec
+                .expiry_secs
+                .min(shared.config.limits.max_session_expiry_secs),
+            session_expiry_changed: false,
             outbound_window: shared.config.limits.max_inflight,
             client_max_packet_size: None,
             request_problem_information: true,

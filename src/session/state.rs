@@ -51,6 +51,8 @@ pub struct SessionState {
     limits: QueueLimits,
     /// Messages dropped because the queue was full or the message expired.
     pub dropped: u64,
+    /// The queue was found full once already (and a warning logged).
+    pub warned_full: bool,
 }
 
 impl SessionState {
@@ -65,6 +67,7 @@ impl SessionState {
             awaiting_rel: HashSet::new(),
             limits,
             dropped: 0,
+            warned_full: false,
         }
     }
 

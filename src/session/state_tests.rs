@@ -32,9 +32,14 @@ fn out(payload: &'static str, qos: QoS) -> Outgoing {
 }
 
 fn state(max_messages: usize) -> SessionState {
+    state_with(max_messages, false)
+}
+
+fn state_with(max_messages: usize, drop_oldest: bool) -> SessionState {
     let limits = QueueLimits {
         max_messages,
         max_bytes: 1 << 20,
+        drop_oldest,
     };
     SessionState::new(ClientId::new("c"), ProtocolVersion::V311, limits)
 }
@@ -84,6 +89,31 @@ fn qos2_flow_needs_pubrec_then_pubcomp() {
     assert_eq!(s.inflight().next().unwrap().stage, Stage::Released);
     assert_eq!(s.on_pubcomp(id), AckResult::Matched { seq: None });
     assert_eq!(s.inflight_len(), 0);
+}
+
+#[test]
+fn drop_oldest_makes_room_for_the_new_message_after_qos0() {
+    let mut s = state_with(3, true);
+    let stored = |p: &'static str, seq| Outgoing {
+        seq: Some(seq),
+        ..out(p, QoS::AtLeastOnce)
+    };
+    s.enqueue(stored("s1", 1));
+    s.enqueue(out("q0", QoS::AtMostOnce));
+    s.enqueue(stored("s2", 2));
+    // QoS 0 goes first, then the oldest, whose stored number is reported.
+    assert_eq!(s.enqueue(stored("s3", 3)), Enqueued::DisplacedQos0);
+    assert_eq!(
+        s.enqueue(stored("s4", 4)),
+        Enqueued::DisplacedOldest(vec![1])
+    );
+    assert_eq!(s.enqueue(out("new0", QoS::AtMostOnce)), Enqueued::Dropped);
+    assert_eq!(s.dropped, 3);
+    let now = Instant::now();
+    let sent: Vec<_> = (0..3)
+        .map(|_| s.next_to_send(10, || now).unwrap().0.msg.payload.clone())
+        .collect();
+    assert_eq!(sent, [&b"s2"[..], b"s3", b"s4"]);
 }
 
 #[test]
@@ -202,6 +232,7 @@ fn restore_puts_stored_inflight_back_in_order() {
     let limits = QueueLimits {
         max_messages: 10,
         max_bytes: 1 << 20,
+        drop_oldest: false,
     };
     let entries = vec![
         (out("a", QoS::ExactlyOnce), Some(pid(3)), true),

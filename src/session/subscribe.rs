@@ -25,10 +25,16 @@ impl Session {
             self.fail(ctx, refusal.reason, refusal.text);
             return;
         }
+        let limits = &self.shared.config.limits;
         let mut grants: Vec<Grant> = s
             .filters
             .iter()
-            .map(|(filter, options)| grant(caps, filter, options.qos))
+            .map(
+                |(filter, options)| match limits.topic_levels_allowed(filter.as_str()) {
+                    true => grant(caps, filter, options.qos),
+                    false => Err(ReasonCode::TOPIC_FILTER_INVALID),
+                },
+            )
             .collect();
         let mut late = Vec::new();
         for (i, ((filter, _), g)) in s.filters.iter().zip(grants.iter_mut()).enumerate() {
@@ -68,7 +74,8 @@ impl Session {
         let Verdicts {
             filters,
             granted,
-            reasons,
+            mut reasons,
+            places,
         } = verdicts(s, grants, id);
         if filters.is_empty() {
             self.send(&Packet::SubAck(SubAck {
@@ -105,17 +112,41 @@ impl Session {
                 );
                 return;
             };
+            act.refuse_over_quota(&outcomes, &places, &mut reasons);
             act.send(&Packet::SubAck(SubAck {
                 packet_id,
                 properties: Default::default(),
                 reasons,
             }));
             if let Some(filters) = announce {
-                act.announce_subscribed(filters, &granted);
+                let added = |i: &usize| !outcomes[*i].over_quota;
+                let filters = (0..filters.len()).filter(added).map(|i| filters[i].clone());
+                let qos: Vec<QoS> = (0..granted.len())
+                    .filter(added)
+                    .map(|i| granted[i])
+                    .collect();
+                act.announce_subscribed(filters.collect(), &qos);
             }
             act.queue_retained(outcomes, granted, id, ctx);
         });
         ctx.wait(fut);
+    }
+
+    /// The SUBACK codes of filters the router did not add because the client holds as
+    /// many subscriptions as it may: 0x97 Quota exceeded (3.1.1: 0x80, by the encoder).
+    fn refuse_over_quota(
+        &self,
+        outcomes: &[SubscribeOutcome],
+        places: &[usize],
+        reasons: &mut [ReasonCode],
+    ) {
+        for (outcome, &place) in outcomes.iter().zip(places) {
+            if outcome.over_quota {
+                let max = self.shared.config.limits.max_subscriptions_per_client;
+                debug!(client_id = %self.state.client_id, max, "subscription limit reached; filter refused");
+                reasons[place] = ReasonCode::QUOTA_EXCEEDED;
+            }
+        }
     }
 
     /// Retained messages follow the SUBACK [MQTT-3.3.1-9], flagged retained, at the
@@ -242,6 +273,8 @@ struct Verdicts {
     granted: Vec<QoS>,
     /// The SUBACK's codes, one per requested filter in order: granted QoS or refusal.
     reasons: Vec<ReasonCode>,
+    /// Where each of `filters` is among the requested ones (its place in `reasons`).
+    places: Vec<usize>,
 }
 
 fn filter_names(filters: &[(TopicFilter, SubEntry)]) -> Vec<TopicFilter> {
@@ -262,6 +295,9 @@ fn verdicts(s: Subscribe, verdicts: Vec<Grant>, id: Option<u32>) -> Verdicts {
         })
         .collect();
     let granted = verdicts.iter().filter_map(|v| v.ok()).collect();
+    let places = (0..verdicts.len())
+        .filter(|&i| verdicts[i].is_ok())
+        .collect();
     let reasons = verdicts
         .iter()
         .map(|v| match v {
@@ -273,5 +309,6 @@ fn verdicts(s: Subscribe, verdicts: Vec<Grant>, id: Option<u32>) -> Verdicts {
         filters,
         granted,
         reasons,
+        places,
     }
 }

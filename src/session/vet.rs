@@ -26,6 +26,16 @@ impl Session {
             debug!(client_id = %self.state.client_id, topic = %msg.topic, "publish to $SYS refused");
             return self.on_vetted(Vetted::Denied, ack, ctx);
         }
+        let limits = &self.shared.config.limits;
+        if !limits.topic_levels_allowed(msg.topic.as_str()) {
+            let max = limits.max_topic_levels;
+            debug!(client_id = %self.state.client_id, max, "publish to a topic with too many levels refused");
+            let refusal = Refusal {
+                reason: ReasonCode::TOPIC_NAME_INVALID,
+                text: "too many topic levels",
+            };
+            return self.refuse_unrouted(ack, refusal);
+        }
         if !self.shared.hooks.vets_publishes() {
             return self.route(msg, ack, ctx);
         }
@@ -51,22 +61,27 @@ impl Session {
             }
             Vetted::Denied => {
                 debug!(client_id = %self.state.client_id, "publish not authorized");
-                match ack {
-                    // 5.0: the flow ends with the error code (a QoS 2 id is not kept).
-                    Some((qos, id)) if self.is_v5() => {
-                        if qos == QoS::ExactlyOnce {
-                            self.state.on_pubrel(id);
-                        }
-                        let refusal = Refusal {
-                            reason: ReasonCode::NOT_AUTHORIZED,
-                            text: "not authorized",
-                        };
-                        self.refuse_publish(qos, id, refusal);
-                    }
-                    // 3.1.1 has no way to say it: acknowledged and dropped.
-                    _ => self.acknowledge_unrouted(ack),
-                }
+                let refusal = Refusal {
+                    reason: ReasonCode::NOT_AUTHORIZED,
+                    text: "not authorized",
+                };
+                self.refuse_unrouted(ack, refusal);
             }
+        }
+    }
+
+    /// Answers a publish that is refused, not routed: 5.0 ends its flow with the error
+    /// code (a QoS 2 id is not kept); 3.1.1 has no way to say it, so it is acknowledged
+    /// and dropped.
+    fn refuse_unrouted(&mut self, ack: Option<(QoS, PacketId)>, refusal: Refusal) {
+        match ack {
+            Some((qos, id)) if self.is_v5() => {
+                if qos == QoS::ExactlyOnce {
+                    self.state.on_pubrel(id);
+                }
+                self.refuse_publish(qos, id, refusal);
+            }
+            _ => self.acknowledge_unrouted(ack),
         }
     }
 
