@@ -16,6 +16,7 @@ mod auth;
 mod cluster;
 mod limits;
 mod listener;
+mod log;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,7 @@ pub use auth::AuthConfig;
 pub use cluster::ClusterConfig;
 pub use limits::{Limits, QueueFull};
 pub use listener::{ListenerConfig, ListenerKind};
+pub use log::{LogConfig, LogFormat};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[cluster]`: cluster mode over NATS JetStream (off by default).
     pub cluster: ClusterConfig,
+    /// `[log]`: how the `starling` binary logs.
+    pub log: LogConfig,
 }
 
 impl Config {
@@ -304,6 +308,7 @@ impl Default for Config {
             capabilities: Capabilities::default(),
             auth: AuthConfig::default(),
             cluster: ClusterConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -340,6 +345,7 @@ impl Config {
     /// `maximum_qos` above 2.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
+        self.log.validate()?;
         if self.auth.login_failure_window_secs == 0 {
             return Err(ConfigError::Invalid(
                 "auth.login_failure_window_secs must be at least 1".into(),

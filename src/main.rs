@@ -68,14 +68,12 @@ enum Scheme {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => starling::Config::from_file(path)?,
+        None => starling::Config::default(),
+    };
+    init_logging(&config.log);
     if let Some(Command::Inspect { data_dir }) = &args.command {
         let dir = starling::persistence::store_dir(data_dir);
         let report = starling::persistence::inspect(&dir)?;
@@ -91,10 +89,6 @@ fn main() -> anyhow::Result<()> {
     {
         return passwd(file, user, *scheme, *iterations);
     }
-    let mut config = match &args.config {
-        Some(path) => starling::Config::from_file(path)?,
-        None => starling::Config::default(),
-    };
     if let Some(addr) = args.listen {
         // It replaces the config's plain TCP listeners; one behind a load balancer
         // (proxy_protocol) is not for quick starts and stays.
@@ -118,6 +112,19 @@ fn main() -> anyhow::Result<()> {
         broker.stop().await;
         anyhow::Ok(())
     })
+}
+
+/// Logs to stderr in `[log] format`, filtered by `RUST_LOG` or else `[log] level`.
+fn init_logging(log: &starling::config::LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let logger = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        starling::config::LogFormat::Text => logger.init(),
+        starling::config::LogFormat::Json => logger.json().init(),
+    }
 }
 
 /// `starling passwd`: hashes the password read from stdin into `file`.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio_util::codec::FramedRead;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::aliases::OutboundAliases;
 use super::gate::Gated;
@@ -100,6 +100,8 @@ pub struct Session {
     pub(super) timers: Timers,
     /// The Reason String of the DISCONNECT the server is about to send (5.0).
     pub(super) close_text: Option<String>,
+    /// Why the connection is ending, for the disconnect log line (the first reason).
+    pub(super) close_reason: Option<String>,
     /// Topic aliases towards the client (5.0), per connection.
     pub(super) out_aliases: OutboundAliases,
     /// A re-authentication in progress (5.0, section 4.12.1).
@@ -144,6 +146,7 @@ impl Session {
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
             timers: Timers::default(),
             close_text: None,
+            close_reason: None,
             out_aliases: OutboundAliases::new(0),
             reauth: None,
             router: shared.router.clone(),
@@ -182,6 +185,14 @@ impl Session {
         self.send(&Packet::ConnAck(ack));
         self.announced = true;
         let client = &self.client;
+        info!(
+            client_id = %client.client_id,
+            addr = ?client.remote_addr,
+            listener = ?client.listener,
+            protocol = ?self.accepted.protocol,
+            session_present,
+            "client connected"
+        );
         self.shared.hooks.event(|| Event::Connected {
             client: Arc::clone(client),
             session_present,

@@ -92,7 +92,6 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     if !conn.trusted && !login.run(&mut accepted, &mut reader, &mut writer).await {
         return;
     }
-    debug!(%peer, client_id = %accepted.client_id, ?version, "connected");
     let setup = SessionSetup {
         client,
         accepted,

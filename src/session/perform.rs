@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::actor::Session;
 use super::lifecycle::{Action, Actions, Close, Facts};
@@ -36,6 +36,14 @@ impl Session {
 
     /// Ends the connection (not necessarily the session).
     pub(super) fn close(&mut self, ctx: &mut Context<Self>, how: Close) {
+        if self.close_reason.is_none() {
+            self.close_reason = Some(match how {
+                Close::ClientDisconnect { send_will: false } => "client DISCONNECT 0x00".into(),
+                Close::ClientDisconnect { send_will: true } => "client DISCONNECT 0x04".into(),
+                Close::Lost => "connection lost".into(),
+                Close::Server(reason) => format!("server {reason}"),
+            });
+        }
         let actions = self.life.close(how, self.facts());
         self.perform(actions, ctx);
     }
@@ -159,6 +167,14 @@ impl Session {
                 }
                 if std::mem::take(&mut self.announced) {
                     let client = &self.client;
+                    info!(
+                        client_id = %client.client_id,
+                        addr = ?client.remote_addr,
+                        listener = ?client.listener,
+                        protocol = ?self.accepted.protocol,
+                        reason = self.close_reason.take().as_deref().unwrap_or("ended"),
+                        "client disconnected"
+                    );
                     self.shared.hooks.event(|| Event::Disconnected {
                         client: Arc::clone(client),
                     });
