@@ -162,7 +162,7 @@ async fn v1_and_v2_headers_give_the_client_address() {
         );
         assert_eq!(info.listener, Some(addr));
         log_line(&["PROXY header", "client=198.51.100.7:40001"]).await;
-        log_line(&["connected", "peer=198.51.100.7:40001", "pp-v1"]).await;
+        log_line(&["client connected", "addr=198.51.100.7:40001", "pp-v1"]).await;
 
         let mut two = RawClient::open(addr).await;
         let mut bytes = v2(true);

@@ -187,8 +187,8 @@ impl Session {
         let client = &self.client;
         info!(
             client_id = %client.client_id,
-            addr = ?client.remote_addr,
-            listener = ?client.listener,
+            addr = %super::perform::addr_text(client.remote_addr),
+            listener = %super::perform::addr_text(client.listener),
             protocol = ?self.accepted.protocol,
             session_present,
             "client connected"
@@ -310,6 +310,7 @@ impl Handler<Takeover> for Session {
 
     fn handle(&mut self, msg: Takeover, ctx: &mut Self::Context) {
         debug!(client_id = %self.state.client_id, "session taken over");
+        self.note_close(|| "server 0x8E: session taken over".into());
         let actions = self.life.take_over(msg.handover.is_some(), self.facts());
         self.perform_with(actions, msg.handover, ctx);
         if let Some(done) = msg.flushed {
@@ -326,6 +327,7 @@ impl Handler<Shutdown> for Session {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        self.note_close(|| "server 0x8B: shutting down".into());
         let actions = self.life.shutdown(self.facts());
         self.perform(actions, ctx);
     }

@@ -36,16 +36,21 @@ impl Session {
 
     /// Ends the connection (not necessarily the session).
     pub(super) fn close(&mut self, ctx: &mut Context<Self>, how: Close) {
-        if self.close_reason.is_none() {
-            self.close_reason = Some(match how {
-                Close::ClientDisconnect { send_will: false } => "client DISCONNECT 0x00".into(),
-                Close::ClientDisconnect { send_will: true } => "client DISCONNECT 0x04".into(),
-                Close::Lost => "connection lost".into(),
-                Close::Server(reason) => format!("server {reason}"),
-            });
-        }
+        self.note_close(|| match how {
+            Close::ClientDisconnect { send_will: false } => "client DISCONNECT 0x00".into(),
+            Close::ClientDisconnect { send_will: true } => "client DISCONNECT 0x04".into(),
+            Close::Lost => "connection lost".into(),
+            Close::Server(reason) => format!("server {reason}"),
+        });
         let actions = self.life.close(how, self.facts());
         self.perform(actions, ctx);
+    }
+
+    /// Keeps why the connection ends for its disconnect log line (the first reason wins).
+    pub(super) fn note_close(&mut self, why: impl FnOnce() -> String) {
+        if self.close_reason.is_none() {
+            self.close_reason = Some(why());
+        }
     }
 
     /// Closes the connection for a client's error; a 5.0 client's DISCONNECT carries
@@ -63,6 +68,7 @@ impl Session {
         tracing::warn!(client_id = %self.state.client_id, "session not resumed; connection refused");
         let ack = super::handshake::refusal(ReasonCode::SERVER_UNAVAILABLE);
         self.send(&Packet::ConnAck(ack));
+        self.note_close(|| "server 0x88: session not resumed".into());
         let actions = self.life.refuse(self.facts());
         self.perform(actions, ctx);
     }
@@ -74,6 +80,7 @@ impl Session {
     pub(super) fn crash(&mut self, ctx: &mut Context<Self>) {
         tracing::error!(client_id = %self.state.client_id, "session failed; closing its connection");
         self.inbound.flow.clear_acks();
+        self.note_close(|| "server 0x83: session failed".into());
         let actions = self.life.crash(self.facts());
         self.perform(actions, ctx);
     }
@@ -169,8 +176,8 @@ impl Session {
                     let client = &self.client;
                     info!(
                         client_id = %client.client_id,
-                        addr = ?client.remote_addr,
-                        listener = ?client.listener,
+                        addr = %addr_text(client.remote_addr),
+                        listener = %addr_text(client.listener),
                         protocol = ?self.accepted.protocol,
                         reason = self.close_reason.take().as_deref().unwrap_or("ended"),
                         "client disconnected"
@@ -229,4 +236,9 @@ impl Session {
         }
         packet
     }
+}
+
+/// An address for a log line; empty for an in-process client.
+pub(super) fn addr_text(addr: Option<std::net::SocketAddr>) -> String {
+    addr.map(|a| a.to_string()).unwrap_or_default()
 }
