@@ -14,13 +14,17 @@ use serde::Deserialize;
 use crate::protocol::QoS;
 
 mod auth;
+mod check;
 mod cluster;
+mod http;
 mod listener;
 #[cfg(test)]
 mod tests;
 
 pub use auth::AuthConfig;
+pub use check::ConfigProblem;
 pub use cluster::ClusterConfig;
+pub use http::{read_token, HttpConfig, TokenError, MIN_TOKEN_LEN};
 pub use listener::{ListenerConfig, ListenerKind};
 
 /// Why a configuration could not be loaded.
@@ -99,6 +103,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[cluster]`: cluster mode over NATS JetStream (off by default).
     pub cluster: ClusterConfig,
+    /// `[http]`: the operations HTTP listener (off by default).
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -347,6 +353,7 @@ impl Default for Config {
             capabilities: Capabilities::default(),
             auth: AuthConfig::default(),
             cluster: ClusterConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -447,7 +454,7 @@ impl Config {
                 "capabilities.maximum_qos must be 0, 1 or 2".into(),
             ));
         }
-        Ok(())
+        self.http.validate()
     }
 }
 
