@@ -11,6 +11,7 @@ use tracing::info;
 
 use crate::auth::acl::AclAuthorizer;
 use crate::auth::{AuthSetupError, Authenticator};
+use crate::http::{Ops, OpsServer};
 use crate::local::{LocalClient, PersistentClient, Refused};
 use crate::message::ClientId;
 use crate::persistence::{FlushNow, Persistence};
@@ -45,6 +46,10 @@ pub struct BrokerHandle {
     pub(super) events_arbiter: Option<ArbiterHandle>,
     /// `[auth] acl_file`'s authorizer, for reloads.
     pub(super) acl: Option<Arc<AclAuthorizer>>,
+    /// What `/health`, `/ready` and `/metrics` report on.
+    pub(super) ops: Ops,
+    /// `[http] bind`'s listener.
+    pub(super) ops_server: Option<OpsServer>,
 }
 
 impl BrokerHandle {
@@ -106,6 +111,17 @@ impl BrokerHandle {
         }
     }
 
+    /// The operations endpoints' view of this broker, to mount `/health`, `/ready` and
+    /// `/metrics` in an application's own actix-web `App` ([`crate::http`]).
+    pub fn ops(&self) -> Ops {
+        self.ops.clone()
+    }
+
+    /// The bound address of the `[http]` listener, when there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.ops_server.as_ref().map(OpsServer::local_addr)
+    }
+
     /// The router actor, for embedding applications that publish or inspect.
     pub fn router(&self) -> &Addr<Router> {
         &self.router
@@ -114,6 +130,7 @@ impl BrokerHandle {
     /// Stops accepting, closes every connection (5.0 clients get DISCONNECT 0x8B), and
     /// stops the broker's arbiters.
     pub async fn stop(self) {
+        self.ops.stopping();
         self.accepting.cancel();
         // A router that failed meanwhile is asked once more once restarted; otherwise
         // the connections would stay open until the linger below.
@@ -149,6 +166,9 @@ impl BrokerHandle {
         }
         if let Some(arbiter) = self.events_arbiter {
             arbiter.stop();
+        }
+        if let Some(server) = self.ops_server {
+            server.stop().await;
         }
         info!("broker stopped");
     }

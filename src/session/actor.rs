@@ -20,11 +20,11 @@ use super::writer::{WriteLoop, Writer};
 use super::Shared;
 use crate::auth::AuthExchange;
 use crate::hooks::{ClientInfo, Event};
+use crate::metrics::ConnectedGuard;
 use crate::persistence::Persist;
 use crate::protocol::{LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
 use crate::router::messages::Register;
 use crate::router::Router;
-use crate::sys::ConnectedGuard;
 use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
 
 /// A longest wait for the previous session actor to hand its state over.
@@ -253,7 +253,10 @@ impl Actor for Session {
             writer: Writer::new(writer, self.accepted.protocol),
             read: Some(read),
             _permit: permit,
-            _connected: self.shared.metrics.connection(),
+            _connected: self
+                .shared
+                .metrics
+                .connection(self.client.listener, self.accepted.protocol),
         });
         self.life.opened();
         ctx.spawn(WriteLoop);

@@ -14,6 +14,7 @@ use super::messages::{Deliver, DeliverBatch};
 use super::writer::HIGH_WATER;
 use crate::delivery::Outgoing;
 use crate::message::{Encoding, Variant};
+use crate::metrics::DropReason;
 use crate::protocol::{encoded_len, Flow, Packet, PacketId, Properties, Publish, QoS};
 use crate::topic::TopicName;
 
@@ -47,9 +48,15 @@ impl Session {
         if self.link.is_none() && d.qos == QoS::AtMostOnce {
             // QoS 0 is not kept for an absent client.
             self.state.dropped += 1;
+            self.shared
+                .metrics
+                .add_dropped(DropReason::ClientOffline, 1);
             return false;
         }
+        let before = self.state.dropped;
         self.state.enqueue(d);
+        let full = self.state.dropped - before;
+        self.shared.metrics.add_dropped(DropReason::QueueFull, full);
         true
     }
 
@@ -62,8 +69,18 @@ impl Session {
 }
 
 impl Session {
-    /// Moves queued messages to the socket while the window and buffer allow.
-    pub(super) fn pump(&mut self, _ctx: &mut Context<Self>) {
+    /// Moves queued messages to the socket while the window and buffer allow; counts
+    /// the expired ones it skipped.
+    pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
+        let before = self.state.expired;
+        self.pump_queue(ctx);
+        let expired = self.state.expired - before;
+        self.shared
+            .metrics
+            .add_dropped(DropReason::Expired, expired);
+    }
+
+    fn pump_queue(&mut self, _ctx: &mut Context<Self>) {
         if self.life.phase() != Phase::Live {
             return;
         }
@@ -93,6 +110,7 @@ impl Session {
                         self.state.discard_inflight(id);
                     }
                     self.state.dropped += 1;
+                    self.shared.metrics.add_dropped(DropReason::TooLarge, 1);
                     continue;
                 }
             }
@@ -126,12 +144,13 @@ impl Session {
                     self.state.discard_inflight(id);
                 }
                 self.state.dropped += 1;
+                self.shared.metrics.add_dropped(DropReason::TooLarge, 1);
                 return true;
             }
         }
         if let Some(w) = self.writer_mut() {
             w.send_encoded(enc, out.qos, out.retain, packet_id);
-            self.shared.metrics.add_sent();
+            self.shared.metrics.add_sent(out.qos, out.msg.payload.len());
         }
         true
     }
@@ -141,7 +160,7 @@ impl Session {
     pub(super) fn send_publish(&mut self, packet: &Packet, alias: AliasUse) {
         if let Packet::Publish(p) = packet {
             self.out_aliases.commit(&p.topic, alias);
-            self.shared.metrics.add_sent();
+            self.shared.metrics.add_sent(p.qos(), p.payload.len());
         }
         self.send(packet);
     }

@@ -51,6 +51,8 @@ pub struct SessionState {
     limits: QueueLimits,
     /// Messages dropped because the queue was full or the message expired.
     pub dropped: u64,
+    /// Of those, the messages that expired while queued.
+    pub expired: u64,
 }
 
 impl SessionState {
@@ -65,6 +67,7 @@ impl SessionState {
             awaiting_rel: HashSet::new(),
             limits,
             dropped: 0,
+            expired: 0,
         }
     }
 
@@ -168,6 +171,7 @@ impl SessionState {
             self.queued_bytes -= out.msg.size();
             if out.msg.expires_at.is_some() && out.msg.is_expired(now()) {
                 self.dropped += 1;
+                self.expired += 1;
                 continue;
             }
             if out.qos == QoS::AtMostOnce {

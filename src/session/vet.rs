@@ -12,6 +12,7 @@ use super::actor::Session;
 use super::policy::{reserved_topic, Refusal};
 use crate::hooks::{Pending, Vetted};
 use crate::message::Message;
+use crate::metrics::DropReason;
 use crate::protocol::{Packet, PacketId, PubResponse, QoS, ReasonCode};
 
 impl Session {
@@ -51,6 +52,9 @@ impl Session {
             }
             Vetted::Denied => {
                 debug!(client_id = %self.state.client_id, "publish not authorized");
+                self.shared
+                    .metrics
+                    .add_dropped(DropReason::NotAuthorized, 1);
                 match ack {
                     // 5.0: the flow ends with the error code (a QoS 2 id is not kept).
                     Some((qos, id)) if self.is_v5() => {
