@@ -7,7 +7,8 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 
 use super::Ops;
-use crate::router::messages::{GetStats, RouterStats};
+use crate::metrics::RouterValues;
+use crate::router::messages::GetStats;
 use crate::router::Router;
 
 /// How long `/metrics` waits for the router's values before it answers without them.
@@ -47,9 +48,15 @@ async fn metrics(ops: web::Data<OpsData>) -> HttpResponse {
 }
 
 /// The router's counters, or `None` when it does not answer within [`STATS_TIMEOUT`].
-pub(super) async fn router_stats(router: &Addr<Router>) -> Option<RouterStats> {
+pub(super) async fn router_stats(router: &Addr<Router>) -> Option<RouterValues> {
     match tokio::time::timeout(STATS_TIMEOUT, router.send(GetStats)).await {
-        Ok(Ok(stats)) => Some(stats),
+        Ok(Ok(stats)) => Some(RouterValues {
+            sessions: stats.sessions,
+            subscriptions: stats.subscriptions,
+            retained: stats.retained,
+            unrouted: stats.unrouted,
+            restarts: stats.restarts,
+        }),
         _ => {
             tracing::warn!("the router did not give its counters to /metrics");
             None

@@ -10,8 +10,8 @@
 //! on a handle fetched when the broker started, never a name lookup or a lock.
 //!
 //! Values the router already keeps (retained messages, subscriptions, sessions,
-//! messages nobody subscribed to, its restarts) are read from its
-//! [`RouterStats`] at scrape time instead of being counted twice.
+//! messages nobody subscribed to, its restarts) are read from it at scrape time
+//! ([`RouterValues`]) instead of being counted twice.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,7 +21,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::protocol::QoS;
-use crate::router::messages::RouterStats;
 
 mod connection;
 mod labels;
@@ -32,6 +31,7 @@ mod text;
 pub use self::connection::ConnectedGuard;
 pub use self::labels::DropReason;
 use self::labels::{ConnectionLabels, DropLabels, QosLabels};
+pub use self::scrape::RouterValues;
 pub use self::store::StoreMetrics;
 pub use self::text::CONTENT_TYPE;
 
@@ -185,7 +185,7 @@ impl Metrics {
     /// The registry in the Prometheus text format ([`CONTENT_TYPE`]), after taking the
     /// router's values from `stats` (`None`: the router did not answer; its series keep
     /// their last values).
-    pub fn render(&self, stats: Option<&RouterStats>) -> String {
+    pub fn render(&self, stats: Option<&RouterValues>) -> String {
         if let Some(stats) = stats {
             let online = self.connected.load(Ordering::Relaxed);
             self.router.update(stats, online);

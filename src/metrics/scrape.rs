@@ -1,5 +1,5 @@
-//! The series whose values the router keeps, refreshed from its [`RouterStats`] when
-//! `/metrics` is scraped.
+//! The series whose values the router keeps, refreshed from its counters
+//! ([`RouterValues`]) when `/metrics` is scraped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,7 +9,21 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::labels::{ActorLabels, SessionLabels};
-use crate::router::messages::RouterStats;
+
+/// The router's counters (its `RouterStats`), as `/metrics` shows them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouterValues {
+    /// Sessions registered, connected or not.
+    pub sessions: usize,
+    /// Subscriptions held.
+    pub subscriptions: usize,
+    /// Retained messages held.
+    pub retained: usize,
+    /// Local publishes that matched no subscription, since start.
+    pub unrouted: u64,
+    /// Restarts of the router, since start.
+    pub restarts: u64,
+}
 
 /// The router's values as series.
 pub struct RouterGauges {
@@ -68,7 +82,7 @@ impl RouterGauges {
     }
 
     /// Takes the router's values; `online` is the count of live connections.
-    pub fn update(&self, stats: &RouterStats, online: u64) {
+    pub fn update(&self, stats: &RouterValues, online: u64) {
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.retained.set(gauge(stats.retained));
         self.subscriptions.set(gauge(stats.subscriptions));

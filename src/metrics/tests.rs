@@ -58,13 +58,12 @@ fn counters_and_guard() {
 fn router_values_move_by_their_difference() {
     let m = Metrics::new();
     m.add_dropped(DropReason::QueueFull, 2);
-    let stats = RouterStats {
+    let stats = RouterValues {
         sessions: 5,
         subscriptions: 3,
         retained: 4,
         unrouted: 7,
         restarts: 1,
-        ..RouterStats::default()
     };
     m.render(Some(&stats));
     let text = m.render(Some(&stats));
