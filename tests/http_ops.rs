@@ -184,16 +184,40 @@ async fn metrics_parse_and_count_traffic() {
             .publish("nobody/listens", QoS::AtMostOnce, false, "x")
             .await
             .expect("publish");
-        let unrouted = |s: &Scrape| {
-            let labels = [("reason", "no_subscribers")];
-            value(s, "starling_messages_dropped_total", &labels)
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while unrouted(&scrape(http)) < 1.0 {
-            assert!(Instant::now() < deadline, "no_subscribers never counted");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let labels = [("reason", "no_subscribers")];
+        metric_reaches(http, "starling_messages_dropped_total", &labels, 1.0).await;
         driver.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn drops_are_counted_by_reason() {
+    use starling::protocol::QoS;
+    bounded(async {
+        let (broker, http) = start_broker("[limits]\nmax_queued_messages = 2\n");
+        let mut keeper = common::RawClient::connected_v311(broker.addr(), "keeper", false).await;
+        keeper.subscribe(&[("drop/#", QoS::AtLeastOnce)]).await;
+        keeper.disconnect().await;
+        let mut publisher = common::RawClient::connected_v311(broker.addr(), "p", true).await;
+        for _ in 0..5 {
+            publisher
+                .publish("drop/q1", QoS::AtLeastOnce, false, b"x")
+                .await;
+        }
+        publisher
+            .publish("drop/q0", QoS::AtMostOnce, false, b"x")
+            .await;
+        // The QoS 1 acknowledgement after it: the QoS 0 publish has been routed too.
+        publisher
+            .publish("drop/q1", QoS::AtLeastOnce, false, b"x")
+            .await;
+        let dropped = "starling_messages_dropped_total";
+        metric_reaches(http, dropped, &[("reason", "queue_full")], 4.0).await;
+        metric_reaches(http, dropped, &[("reason", "client_offline")], 1.0).await;
+        let s = scrape(http);
+        assert_eq!(value(&s, dropped, &[("reason", "queue_full")]), 4.0);
+        assert_eq!(value(&s, "starling_sessions", &[("state", "offline")]), 1.0);
     })
     .await;
 }
@@ -244,4 +268,45 @@ async fn the_routes_mount_in_an_application_app() {
     assert!(!ops.is_ready());
     let ready = test::TestRequest::get().uri("/ready").to_request();
     assert_eq!(test::call_service(&app, ready).await.status(), 503);
+}
+
+/// Polls `/metrics` (up to 10 s) until `name{labels}` reaches `at_least`.
+async fn metric_reaches(http: SocketAddr, name: &str, labels: &[(&str, &str)], at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while value(&scrape(http), name, labels) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "{name}{labels:?} stayed below {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A publish, as `$fault/...` needs it, from a client of its own (it is disconnected).
+#[cfg(feature = "fault-injection")]
+async fn poison(addr: SocketAddr, topic: &str, retain: bool) {
+    use starling::protocol::{Packet, PacketId, QoS};
+    let mut client = common::RawClient::connected_v311(addr, "poison", true).await;
+    let mut publish = common::publish_packet(topic, QoS::AtLeastOnce, b"boom", PacketId::new(1));
+    publish.retain = retain;
+    client.send(Packet::Publish(publish)).await;
+}
+
+#[cfg(feature = "fault-injection")]
+#[tokio::test]
+async fn actor_restarts_are_counted() {
+    bounded(async {
+        let (broker, http) = start_broker("");
+        let router = [("actor", "router")];
+        let persistence = [("actor", "persistence")];
+        let name = "starling_actor_restarts_total";
+        assert_eq!(value(&scrape(http), name, &router), 0.0);
+        poison(broker.addr(), "$fault/router", false).await;
+        metric_reaches(http, name, &router, 1.0).await;
+        // A retained publish reaches the persistence actor, which fails on it.
+        poison(broker.addr(), "$fault/persistence", true).await;
+        metric_reaches(http, name, &persistence, 1.0).await;
+        assert_eq!(get(http, "/ready").0, 200);
+    })
+    .await;
 }
