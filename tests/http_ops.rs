@@ -218,6 +218,13 @@ async fn drops_are_counted_by_reason() {
         let s = scrape(http);
         assert_eq!(value(&s, dropped, &[("reason", "queue_full")]), 4.0);
         assert_eq!(value(&s, "starling_sessions", &[("state", "offline")]), 1.0);
+        assert_eq!(value(&s, "starling_queued_messages", &[]), 2.0);
+        // The keeper comes back and takes its two queued messages.
+        let mut keeper = common::RawClient::connected_v311(broker.addr(), "keeper", false).await;
+        keeper.recv_publish_acked().await;
+        keeper.recv_publish_acked().await;
+        metric_reaches(http, "starling_sessions", &[("state", "online")], 2.0).await;
+        assert_eq!(value(&scrape(http), "starling_queued_messages", &[]), 0.0);
     })
     .await;
 }

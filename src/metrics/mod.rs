@@ -24,6 +24,7 @@ use crate::protocol::QoS;
 
 mod connection;
 mod labels;
+mod queued;
 mod scrape;
 mod store;
 mod text;
@@ -31,6 +32,7 @@ mod text;
 pub use self::connection::ConnectedGuard;
 pub use self::labels::DropReason;
 use self::labels::{ConnectionLabels, DropLabels, QosLabels};
+pub use self::queued::QueuedShare;
 pub use self::scrape::RouterValues;
 pub use self::store::StoreMetrics;
 pub use self::text::CONTENT_TYPE;
@@ -51,6 +53,8 @@ pub struct Metrics {
     connected: AtomicU64,
     connections: Family<ConnectionLabels, Gauge>,
     connections_opened: Family<ConnectionLabels, Counter>,
+    /// Messages in session queues (not yet sent), summed from [`QueuedShare`]s.
+    queued: Gauge,
     /// Read from the router at scrape time.
     router: scrape::RouterGauges,
     store: StoreMetrics,
@@ -125,6 +129,12 @@ impl Metrics {
             "Client connections accepted (CONNACK sent) since start, by listener port and protocol version",
             connections_opened.clone(),
         );
+        let queued = Gauge::default();
+        registry.register(
+            "queued_messages",
+            "Messages waiting in session queues (offline, or beyond the inflight window)",
+            queued.clone(),
+        );
         let router = scrape::RouterGauges::register(
             &mut registry,
             &dropped[DropReason::NoSubscribers as usize],
@@ -140,6 +150,7 @@ impl Metrics {
             connected: AtomicU64::new(0),
             connections,
             connections_opened,
+            queued,
             router,
             store,
         }

@@ -20,7 +20,7 @@ use super::writer::{WriteLoop, Writer};
 use super::Shared;
 use crate::auth::AuthExchange;
 use crate::hooks::{ClientInfo, Event};
-use crate::metrics::ConnectedGuard;
+use crate::metrics::{ConnectedGuard, QueuedShare};
 use crate::persistence::Persist;
 use crate::protocol::{LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
 use crate::router::messages::Register;
@@ -103,6 +103,8 @@ pub struct Session {
     pub(super) out_aliases: OutboundAliases,
     /// A re-authentication in progress (5.0, section 4.12.1).
     pub(super) reauth: Option<Box<dyn AuthExchange>>,
+    /// This session's part of `starling_queued_messages`.
+    pub(super) queued: QueuedShare,
 }
 
 impl Session {
@@ -145,6 +147,7 @@ impl Session {
             close_text: None,
             out_aliases: OutboundAliases::new(0),
             reauth: None,
+            queued: shared.metrics.queued_share(),
             router: shared.router.clone(),
             shared,
         }

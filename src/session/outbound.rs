@@ -70,7 +70,8 @@ impl Session {
 
 impl Session {
     /// Moves queued messages to the socket while the window and buffer allow; counts
-    /// the expired ones it skipped.
+    /// the expired ones it skipped and reports the queue's length (also when the
+    /// client is away: deliveries to an offline session come through here too).
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
         let before = self.state.expired;
         self.pump_queue(ctx);
@@ -78,6 +79,7 @@ impl Session {
         self.shared
             .metrics
             .add_dropped(DropReason::Expired, expired);
+        self.queued.sync(self.state.queue_len());
     }
 
     fn pump_queue(&mut self, _ctx: &mut Context<Self>) {

@@ -153,6 +153,7 @@ impl Session {
                 self.shared
                     .metrics
                     .add_dropped(DropReason::ClientOffline, gone);
+                self.queued.sync(self.state.queue_len());
             }
             Action::ScheduleExpiry(after) => {
                 self.timers.expiry = Some(ctx.run_later(after, |act, ctx| act.end(ctx)));

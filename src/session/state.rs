@@ -75,7 +75,7 @@ impl SessionState {
         self.limits = limits;
     }
 
-    #[cfg(test)]
+    /// Messages queued, not yet sent.
     pub fn queue_len(&self) -> usize {
         self.queue.len()
     }
