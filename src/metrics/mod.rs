@@ -6,8 +6,10 @@
 //! `metrics` facade records into one process-wide recorder, which an embedding
 //! application may already have installed (or want for itself), and two brokers in one
 //! process would share its series. Here each broker owns a [`Registry`], and the handles
-//! are typed values held in [`Metrics`]: counting a message is one relaxed atomic add
-//! on a handle fetched when the broker started, never a name lookup or a lock.
+//! are typed values held in [`Metrics`]: counting a received message is a relaxed
+//! atomic add (count, bytes) on handles fetched when the broker started, never a name
+//! lookup or a lock; sends are tallied by each session in plain fields and added once
+//! per burst ([`SentTally`]).
 //!
 //! Values the router already keeps (retained messages, subscriptions, sessions,
 //! messages nobody subscribed to, its restarts) are read from it at scrape time
@@ -27,6 +29,7 @@ mod labels;
 mod queued;
 mod scrape;
 mod store;
+mod tally;
 mod text;
 
 pub use self::connection::ConnectedGuard;
@@ -35,6 +38,7 @@ use self::labels::{ConnectionLabels, DropLabels, QosLabels};
 pub use self::queued::QueuedShare;
 pub use self::scrape::RouterValues;
 pub use self::store::StoreMetrics;
+pub use self::tally::SentTally;
 pub use self::text::CONTENT_TYPE;
 
 /// One counter per QoS (0, 1, 2).
@@ -161,13 +165,6 @@ impl Metrics {
     pub fn add_received(&self, qos: QoS, payload: usize) {
         self.received[qos as usize].inc();
         self.received_bytes[qos as usize].inc_by(payload as u64);
-    }
-
-    /// One PUBLISH sent to a client.
-    #[inline]
-    pub fn add_sent(&self, qos: QoS, payload: usize) {
-        self.sent[qos as usize].inc();
-        self.sent_bytes[qos as usize].inc_by(payload as u64);
     }
 
     /// `n` messages dropped for `reason`.

@@ -10,8 +10,11 @@ use crate::protocol::ProtocolVersion;
 fn counters_and_guard() {
     let m = Arc::new(Metrics::new());
     m.add_received(QoS::AtLeastOnce, 10);
-    m.add_sent(QoS::AtMostOnce, 3);
-    m.add_sent(QoS::ExactlyOnce, 4);
+    let mut tally = SentTally::default();
+    tally.add(QoS::AtMostOnce, 3);
+    tally.add(QoS::ExactlyOnce, 4);
+    m.add_sent_tally(&mut tally);
+    m.add_sent_tally(&mut tally);
     let g = m.connection(
         Some("127.0.0.1:1883".parse().expect("addr")),
         ProtocolVersion::V5,

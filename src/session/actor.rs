@@ -20,7 +20,7 @@ use super::writer::{WriteLoop, Writer};
 use super::Shared;
 use crate::auth::AuthExchange;
 use crate::hooks::{ClientInfo, Event};
-use crate::metrics::{ConnectedGuard, QueuedShare};
+use crate::metrics::{ConnectedGuard, QueuedShare, SentTally};
 use crate::persistence::Persist;
 use crate::protocol::{LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
 use crate::router::messages::Register;
@@ -105,6 +105,8 @@ pub struct Session {
     pub(super) reauth: Option<Box<dyn AuthExchange>>,
     /// This session's part of `starling_queued_messages`.
     pub(super) queued: QueuedShare,
+    /// PUBLISH packets sent since the last pump ended (every send is followed by one).
+    pub(super) sent: SentTally,
 }
 
 impl Session {
@@ -148,6 +150,7 @@ impl Session {
             out_aliases: OutboundAliases::new(0),
             reauth: None,
             queued: shared.metrics.queued_share(),
+            sent: SentTally::default(),
             router: shared.router.clone(),
             shared,
         }

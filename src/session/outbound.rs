@@ -80,6 +80,7 @@ impl Session {
             .metrics
             .add_dropped(DropReason::Expired, expired);
         self.queued.sync(self.state.queue_len());
+        self.shared.metrics.add_sent_tally(&mut self.sent);
     }
 
     fn pump_queue(&mut self, _ctx: &mut Context<Self>) {
@@ -152,7 +153,7 @@ impl Session {
         }
         if let Some(w) = self.writer_mut() {
             w.send_encoded(enc, out.qos, out.retain, packet_id);
-            self.shared.metrics.add_sent(out.qos, out.msg.payload.len());
+            self.sent.add(out.qos, out.msg.payload.len());
         }
         true
     }
@@ -162,7 +163,7 @@ impl Session {
     pub(super) fn send_publish(&mut self, packet: &Packet, alias: AliasUse) {
         if let Packet::Publish(p) = packet {
             self.out_aliases.commit(&p.topic, alias);
-            self.shared.metrics.add_sent(p.qos(), p.payload.len());
+            self.sent.add(p.qos(), p.payload.len());
         }
         self.send(packet);
     }
