@@ -17,13 +17,15 @@ declare -A ALLOWED=(
     [hooks]="message protocol topic"
     [auth]="config hooks protocol topic"
     [transport]=""
-    [persistence]="config delivery guard message protocol topic"
+    [metrics]="protocol"
+    [persistence]="config delivery guard message metrics protocol topic"
     [router]="config delivery guard message persistence protocol topic"
-    [session]="auth config delivery hooks message persistence protocol router sys topic transport"
-    [sys]="message protocol router topic"
+    [session]="auth config delivery hooks message metrics persistence protocol router sys topic transport"
+    [sys]="message metrics protocol router topic"
     [cluster]="config delivery message persistence protocol router session topic"
     [local]="config delivery hooks message protocol router session topic transport"
-    [broker]="auth cluster config hooks local message persistence protocol router session sys topic transport"
+    [http]="metrics router session"
+    [broker]="auth cluster config hooks http local message metrics persistence protocol router session sys topic transport"
 )
 
 files_of() {

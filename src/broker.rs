@@ -21,6 +21,7 @@ use tracing::{error, info};
 
 mod handle;
 mod listeners;
+mod http;
 mod store;
 
 pub use self::handle::BrokerHandle;
@@ -37,7 +38,7 @@ use crate::router::link::SessionRef;
 use crate::router::messages::{Adopt, AttachCluster, GetStats};
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
-use crate::sys::{Metrics, Sys};
+use crate::sys::Sys;
 use crate::transport::{ConnectionLimiter, TlsError, Workers};
 
 /// Why the broker could not start.
@@ -87,6 +88,9 @@ pub enum BrokerError {
     /// JetStream.
     #[error("a given store cannot replace JetStream's session state in cluster mode")]
     StoreInCluster,
+    /// `[http] token_file` gave no usable token.
+    #[error(transparent)]
+    HttpToken(#[from] crate::config::TokenError),
 }
 
 /// How long a hook's late answer is awaited unless [`Broker::hook_budget`] says.
@@ -175,6 +179,7 @@ impl Broker {
             Some(a) => Arc::clone(a),
             None => Arc::new(PasswordAuthenticator::from_config(&self.config)?),
         };
+        let (ops, ops_server) = self::http::start(&self.config)?;
         let Opened {
             store,
             snapshot,
@@ -190,6 +195,7 @@ impl Broker {
                 Origin::Config => Persistence::new(store, &storage, b),
                 Origin::Given => Persistence::given(store, &storage, b),
             });
+        self::http::observe_store(&ops, &persistence);
         let mut router_state = RouterState::restore(&snapshot);
         router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
         router_state.set_subscription_limit(self.config.limits.max_subscriptions_per_client);
@@ -213,7 +219,7 @@ impl Broker {
             config: self.config.clone(),
             router: router.clone(),
             persistence: persistence.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::clone(ops.metrics()),
             auth: Arc::clone(&auth),
             hooks,
             isolation: Isolation::default(),
@@ -241,6 +247,8 @@ impl Broker {
         )
         .await?;
         info!(addrs = ?listeners.addrs, workers = self.workers, router_shares_worker = shared_thread, "broker started");
+        ops.started(router.clone(), shared.isolation.clone());
+        self::http::log_ready(ops_server.as_ref());
         Ok(BrokerHandle {
             listeners,
             router,
@@ -255,6 +263,8 @@ impl Broker {
             shared,
             events_arbiter,
             acl,
+            ops,
+            ops_server,
         })
     }
 

@@ -13,16 +13,20 @@ use serde::Deserialize;
 use crate::protocol::QoS;
 
 mod auth;
+mod check;
 mod cluster;
 mod limits;
+mod http;
 mod listener;
 mod log;
 #[cfg(test)]
 mod tests;
 
 pub use auth::AuthConfig;
+pub use check::ConfigProblem;
 pub use cluster::ClusterConfig;
 pub use limits::{Limits, QueueFull};
+pub use http::{read_token, HttpConfig, TokenError, MIN_TOKEN_LEN};
 pub use listener::{ListenerConfig, ListenerKind};
 pub use log::{LogConfig, LogFormat};
 
@@ -104,6 +108,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// `[log]`: how the `starling` binary logs.
     pub log: LogConfig,
+    /// `[http]`: the operations HTTP listener (off by default).
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -309,6 +315,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             cluster: ClusterConfig::default(),
             log: LogConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -370,7 +377,7 @@ impl Config {
                 "capabilities.maximum_qos must be 0, 1 or 2".into(),
             ));
         }
-        Ok(())
+        self.http.validate()
     }
 }
 

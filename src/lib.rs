@@ -17,6 +17,8 @@
 //! - [`persistence`] — the `Store` trait and its records, with the sled and in-memory
 //!   stores ([`JsStore`] keeps them in NATS JetStream in cluster mode).
 //! - [`config`] — the configuration file.
+//! - [`http`] — `/health`, `/ready` and `/metrics`, served on `[http] bind` or mounted
+//!   in an application's actix-web `App` from [`BrokerHandle::ops`].
 //!
 //! Everything else is internal (ARCHITECTURE.md shows how it fits): the session and
 //! router actors, the persistence actor, the cluster bridge, the listeners.
@@ -30,8 +32,10 @@ pub mod config;
 pub(crate) mod delivery;
 pub(crate) mod guard;
 pub mod hooks;
+pub mod http;
 pub(crate) mod local;
 pub mod message;
+pub(crate) mod metrics;
 pub mod persistence;
 pub mod protocol;
 pub(crate) mod router;

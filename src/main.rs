@@ -56,6 +56,12 @@ enum Command {
         iterations: u32,
         user: String,
     },
+    /// Check a configuration file without starting: exits 0 when it is valid, else
+    /// prints `FILE:LINE: REASON` and exits 1.
+    CheckConfig {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
 }
 
 /// The hash scheme `starling passwd` writes.
@@ -69,6 +75,9 @@ enum Scheme {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::CheckConfig { file }) = &args.command {
+        check_config(file);
+    }
     let mut config = match &args.config {
         Some(path) => starling::Config::from_file(path)?,
         None => starling::Config::default(),
@@ -161,6 +170,32 @@ fn passwd(
         .with_context(|| format!("writing {}", file.display()))?;
     info!(user, file = %file.display(), scheme = hash.scheme(), "password set");
     Ok(())
+}
+
+/// `starling check-config`: exits 0 when `file` is a valid configuration, else 1 after
+/// printing where and why it is not.
+fn check_config(file: &std::path::Path) -> ! {
+    let shown = file.display();
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("{shown}: cannot read: {e}");
+            std::process::exit(1);
+        }
+    };
+    match starling::Config::check(&text) {
+        Ok(_) => {
+            println!("{shown}: ok");
+            std::process::exit(0);
+        }
+        Err(problem) => {
+            match problem.line {
+                Some(line) => eprintln!("{shown}:{line}: {}", problem.reason),
+                None => eprintln!("{shown}: {}", problem.reason),
+            }
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM; on SIGHUP re-reads the password and ACL files and the

@@ -1,9 +1,8 @@
 //! `$SYS` topics in Mosquitto's style: the broker's counters ([`Metrics`], shared by
-//! every session) and the [`Sys`] actor that publishes them, retained at QoS 0, every
+//! every session and `/metrics`) and the [`Sys`] actor that publishes them, retained at QoS 0, every
 //! `[server] sys_interval_secs`. Only values that changed are published again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,63 +11,11 @@ use bytes::Bytes;
 use tracing::debug;
 
 use crate::message::Message;
+pub use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::protocol::{Properties, QoS};
 use crate::router::messages::{GetStats, Route, RouterStats};
 use crate::router::Router;
 use crate::topic::TopicName;
-
-/// Broker-wide counters, updated by sessions with relaxed atomics (cheap, and `$SYS`
-/// needs no ordering with anything else).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    received: AtomicU64,
-    sent: AtomicU64,
-    connected: AtomicU64,
-}
-
-/// A copy of the counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MetricsSnapshot {
-    pub received: u64,
-    pub sent: u64,
-    pub connected: u64,
-}
-
-impl Metrics {
-    /// One PUBLISH received from a client.
-    pub fn add_received(&self) {
-        self.received.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// One PUBLISH sent to a client.
-    pub fn add_sent(&self) {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A connection became live; the guard counts it until dropped.
-    pub fn connection(self: &Arc<Self>) -> ConnectedGuard {
-        self.connected.fetch_add(1, Ordering::Relaxed);
-        ConnectedGuard(Arc::clone(self))
-    }
-
-    pub fn snapshot(&self) -> MetricsSnapshot {
-        MetricsSnapshot {
-            received: self.received.load(Ordering::Relaxed),
-            sent: self.sent.load(Ordering::Relaxed),
-            connected: self.connected.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// Counts one live connection in [`Metrics`] while it exists.
-#[derive(Debug)]
-pub struct ConnectedGuard(Arc<Metrics>);
-
-impl Drop for ConnectedGuard {
-    fn drop(&mut self) {
-        self.0.connected.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// The `$SYS` topics and their payloads for one update.
 pub fn sys_values(
@@ -192,25 +139,6 @@ impl Actor for Sys {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counters_and_guard() {
-        let m = Arc::new(Metrics::default());
-        m.add_received();
-        m.add_sent();
-        m.add_sent();
-        let g = m.connection();
-        assert_eq!(
-            m.snapshot(),
-            MetricsSnapshot {
-                received: 1,
-                sent: 2,
-                connected: 1
-            }
-        );
-        drop(g);
-        assert_eq!(m.snapshot().connected, 0);
-    }
 
     #[test]
     fn values_and_changes() {

@@ -12,6 +12,7 @@ use tracing::info;
 use super::listeners::Listeners;
 use crate::auth::acl::AclAuthorizer;
 use crate::auth::{AuthSetupError, Authenticator};
+use crate::http::{Ops, OpsServer};
 use crate::local::{LocalClient, PersistentClient, Refused};
 use crate::message::ClientId;
 use crate::persistence::{FlushNow, Persistence};
@@ -47,6 +48,10 @@ pub struct BrokerHandle {
     pub(super) acl: Option<Arc<AclAuthorizer>>,
     /// The listeners, with their TLS configurations for reloads.
     pub(super) listeners: Listeners,
+    /// What `/health`, `/ready` and `/metrics` report on.
+    pub(super) ops: Ops,
+    /// `[http] bind`'s listener.
+    pub(super) ops_server: Option<OpsServer>,
 }
 
 impl BrokerHandle {
@@ -116,6 +121,17 @@ impl BrokerHandle {
         }
     }
 
+    /// The operations endpoints' view of this broker, to mount `/health`, `/ready` and
+    /// `/metrics` in an application's own actix-web `App` ([`crate::http`]).
+    pub fn ops(&self) -> Ops {
+        self.ops.clone()
+    }
+
+    /// The bound address of the `[http]` listener, when there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.ops_server.as_ref().map(OpsServer::local_addr)
+    }
+
     /// The router actor, for embedding applications that publish or inspect.
     pub fn router(&self) -> &Addr<Router> {
         &self.router
@@ -124,6 +140,7 @@ impl BrokerHandle {
     /// Stops accepting, closes every connection (5.0 clients get DISCONNECT 0x8B), and
     /// stops the broker's arbiters.
     pub async fn stop(self) {
+        self.ops.stopping();
         self.accepting.cancel();
         // A router that failed meanwhile is asked once more once restarted; otherwise
         // the connections would stay open until the linger below.
@@ -159,6 +176,9 @@ impl BrokerHandle {
         }
         if let Some(arbiter) = self.events_arbiter {
             arbiter.stop();
+        }
+        if let Some(server) = self.ops_server {
+            server.stop().await;
         }
         info!("broker stopped");
     }

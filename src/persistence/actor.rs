@@ -25,6 +25,7 @@ use super::{
 use crate::config::{Durability, StorageConfig};
 use crate::guard::{calls, guarded_handlers, Guarded};
 use crate::message::ClientId;
+use crate::metrics::StoreMetrics;
 
 /// Ops held for the next batch at most; past it they are applied at once.
 const MAX_PENDING_OPS: usize = 65_536;
@@ -62,6 +63,8 @@ pub struct Persistence {
     loads: Loads,
     /// Test-only faults armed by `$fault/persistence/<handler>` publishes.
     faults: crate::guard::Faults,
+    /// Where commits and restarts are counted, once the broker said ([`ObserveStore`]).
+    pub(super) metrics: Option<StoreMetrics>,
 }
 
 /// Builds a fresh store after a restart of the actor.
@@ -122,6 +125,7 @@ impl Persistence {
             backlog,
             loads: Loads::default(),
             faults: Default::default(),
+            metrics: None,
         }
     }
 
@@ -199,6 +203,8 @@ impl Persistence {
         let ops = std::mem::take(&mut self.pending);
         let waiters = std::mem::take(&mut self.waiters);
         let mut dirty = self.dirty;
+        let started = std::time::Instant::now();
+        let count = ops.len();
         let Some(store) = self.store_mut() else {
             return false;
         };
@@ -218,6 +224,9 @@ impl Persistence {
             dirty = false;
         }
         self.dirty = dirty;
+        if let Some(metrics) = self.metrics.as_ref().filter(|_| count > 0) {
+            metrics.commit(count, started.elapsed());
+        }
         for w in waiters {
             let _ = w.send(());
         }
@@ -294,6 +303,9 @@ impl Supervised for Persistence {
         // stay unacknowledged. Ops queued since then wait for a `Commit` that the
         // restart dropped with the old context: it is queued again.
         self.scheduled = false;
+        if let Some(metrics) = &self.metrics {
+            metrics.restarted();
+        }
         if !self.given {
             self.store = None;
             self.store = self.reopen();

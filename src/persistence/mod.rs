@@ -12,6 +12,7 @@ mod inspect;
 mod loading;
 mod memory_store;
 mod messages;
+mod observe;
 mod records;
 mod sled_open;
 mod sled_store;
@@ -29,6 +30,7 @@ pub use memory_store::MemoryStore;
 pub(crate) use messages::{
     FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, QueuedDelivery,
 };
+pub(crate) use observe::ObserveStore;
 pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
     WillRecord,

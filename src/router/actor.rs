@@ -38,6 +38,10 @@ pub struct Router {
     /// What the persistence actor has yet to handle of what the router sent it.
     pub(super) backlog: Backlog,
     pub(super) routed: u64,
+    /// Local publishes that matched no subscription.
+    pub(super) unrouted: u64,
+    /// Restarts after a failure.
+    pub(super) restarts: u64,
     /// The plan of the message being routed; kept to reuse its allocations.
     pub(super) plan: Plan,
     /// The other nodes, if any ([`Standalone`] on a single node).
@@ -70,6 +74,8 @@ impl Router {
             durability,
             backlog,
             routed: 0,
+            unrouted: 0,
+            restarts: 0,
             plan: Plan::default(),
             cluster: Box::new(Standalone),
             shares_elsewhere: false,
@@ -373,6 +379,8 @@ impl Router {
             subscriptions: self.state.subscription_count(),
             retained: self.state.retained_count(),
             routed: self.routed,
+            unrouted: self.unrouted,
+            restarts: self.restarts,
         }
     }
 }

@@ -36,6 +36,7 @@ impl Supervised for Router {
     ///   replay that never answers still releases them;
     /// - the cluster hears the interest changes made before the failure.
     fn restarting(&mut self, ctx: &mut Self::Context) {
+        self.restarts += 1;
         self.state.rebuild_index();
         self.outbox.restart();
         self.redo(ctx);

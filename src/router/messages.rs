@@ -162,6 +162,11 @@ pub struct RouterStats {
     pub retained: usize,
     /// Messages routed since start.
     pub routed: u64,
+    /// Of those, local publishes that matched no subscription (anywhere in the
+    /// cluster, as far as this node knows).
+    pub unrouted: u64,
+    /// Restarts of the router after a failure.
+    pub restarts: u64,
 }
 
 /// Close every session's connection (broker shutdown). False when the router failed

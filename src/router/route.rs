@@ -51,6 +51,10 @@ impl Router {
             // Remote subscribers are unknown here: never "no matching subscribers".
             matched = matched.max(1);
         }
+        // A retained message with no subscriber yet is kept, not dropped.
+        if matched == 0 && !msg.msg.retain {
+            self.unrouted += 1;
+        }
         Routed { matched, durable }
     }
 

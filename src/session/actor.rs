@@ -21,11 +21,11 @@ use super::Shared;
 use crate::auth::AuthExchange;
 use crate::config::QueueFull;
 use crate::hooks::{ClientInfo, Event};
+use crate::metrics::{ConnectedGuard, QueuedShare, SentTally};
 use crate::persistence::Persist;
 use crate::protocol::{LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
 use crate::router::messages::Register;
 use crate::router::Router;
-use crate::sys::ConnectedGuard;
 use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
 
 /// A longest wait for the previous session actor to hand its state over.
@@ -106,6 +106,10 @@ pub struct Session {
     pub(super) out_aliases: OutboundAliases,
     /// A re-authentication in progress (5.0, section 4.12.1).
     pub(super) reauth: Option<Box<dyn AuthExchange>>,
+    /// This session's part of `starling_queued_messages`.
+    pub(super) queued: QueuedShare,
+    /// PUBLISH packets sent since the last pump ended (every send is followed by one).
+    pub(super) sent: SentTally,
 }
 
 impl Session {
@@ -149,6 +153,8 @@ impl Session {
             close_reason: None,
             out_aliases: OutboundAliases::new(0),
             reauth: None,
+            queued: shared.metrics.queued_share(),
+            sent: SentTally::default(),
             router: shared.router.clone(),
             shared,
         }
@@ -266,7 +272,10 @@ impl Actor for Session {
             writer: Writer::new(writer, self.accepted.protocol),
             read: Some(read),
             _permit: permit,
-            _connected: self.shared.metrics.connection(),
+            _connected: self
+                .shared
+                .metrics
+                .connection(self.client.listener, self.accepted.protocol),
         });
         self.life.opened();
         ctx.spawn(WriteLoop);

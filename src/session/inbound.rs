@@ -161,7 +161,7 @@ impl Session {
             panic!("injected session fault");
         }
         tracing::trace!(topic = %p.topic, qos = ?p.qos(), retain = p.retain, "publish in");
-        self.shared.metrics.add_received();
+        self.shared.metrics.add_received(p.qos(), p.payload.len());
         if let Err(refusal) = check_publish(&self.shared.config.capabilities, p.qos(), p.retain) {
             // 3.1.1 has no DISCONNECT from the server: the connection just closes.
             self.fail(ctx, refusal.reason, refusal.text);

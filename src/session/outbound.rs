@@ -14,6 +14,7 @@ use super::messages::{Deliver, DeliverBatch};
 use super::writer::HIGH_WATER;
 use crate::delivery::{Enqueued, Outgoing};
 use crate::message::{Encoding, Variant};
+use crate::metrics::DropReason;
 use crate::protocol::{encoded_len, Flow, Packet, PacketId, Properties, Publish, QoS};
 use crate::topic::TopicName;
 
@@ -47,10 +48,16 @@ impl Session {
         if self.link.is_none() && d.qos == QoS::AtMostOnce {
             // QoS 0 is not kept for an absent client.
             self.state.dropped += 1;
+            self.shared
+                .metrics
+                .add_dropped(DropReason::ClientOffline, 1);
             return false;
         }
+        let before = self.state.dropped;
         let seq = d.seq;
         let enqueued = self.state.enqueue(d);
+        let full = self.state.dropped - before;
+        self.shared.metrics.add_dropped(DropReason::QueueFull, full);
         if enqueued.was_full() {
             self.on_queue_full(&enqueued, seq);
         }
@@ -92,8 +99,21 @@ impl Session {
 }
 
 impl Session {
-    /// Moves queued messages to the socket while the window and buffer allow.
-    pub(super) fn pump(&mut self, _ctx: &mut Context<Self>) {
+    /// Moves queued messages to the socket while the window and buffer allow; counts
+    /// the expired ones it skipped and reports the queue's length (also when the
+    /// client is away: deliveries to an offline session come through here too).
+    pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
+        let before = self.state.expired;
+        self.pump_queue(ctx);
+        let expired = self.state.expired - before;
+        self.shared
+            .metrics
+            .add_dropped(DropReason::Expired, expired);
+        self.queued.sync(self.state.queue_len());
+        self.shared.metrics.add_sent_tally(&mut self.sent);
+    }
+
+    fn pump_queue(&mut self, _ctx: &mut Context<Self>) {
         if self.life.phase() != Phase::Live {
             return;
         }
@@ -123,6 +143,7 @@ impl Session {
                         self.state.discard_inflight(id);
                     }
                     self.state.dropped += 1;
+                    self.shared.metrics.add_dropped(DropReason::TooLarge, 1);
                     continue;
                 }
             }
@@ -156,12 +177,13 @@ impl Session {
                     self.state.discard_inflight(id);
                 }
                 self.state.dropped += 1;
+                self.shared.metrics.add_dropped(DropReason::TooLarge, 1);
                 return true;
             }
         }
         if let Some(w) = self.writer_mut() {
             w.send_encoded(enc, out.qos, out.retain, packet_id);
-            self.shared.metrics.add_sent();
+            self.sent.add(out.qos, out.msg.payload.len());
         }
         true
     }
@@ -171,7 +193,7 @@ impl Session {
     pub(super) fn send_publish(&mut self, packet: &Packet, alias: AliasUse) {
         if let Packet::Publish(p) = packet {
             self.out_aliases.commit(&p.topic, alias);
-            self.shared.metrics.add_sent();
+            self.sent.add(p.qos(), p.payload.len());
         }
         self.send(packet);
     }

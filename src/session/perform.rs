@@ -14,6 +14,7 @@ use super::lifecycle::{Action, Actions, Close, Facts};
 use super::messages::Handover;
 use super::state::SessionState;
 use crate::hooks::Event;
+use crate::metrics::DropReason;
 use crate::protocol::{encoded_len, Disconnect, Packet, ReasonCode};
 use crate::router::link::Handoff;
 use crate::router::messages::{SessionEnded, WentOffline};
@@ -160,7 +161,15 @@ impl Session {
                 }
             }
             Action::GoneOffline => self.gone_offline(ctx),
-            Action::DropQueuedQos0 => self.state.drop_queued_qos0(),
+            Action::DropQueuedQos0 => {
+                let before = self.state.dropped;
+                self.state.drop_queued_qos0();
+                let gone = self.state.dropped - before;
+                self.shared
+                    .metrics
+                    .add_dropped(DropReason::ClientOffline, gone);
+                self.queued.sync(self.state.queue_len());
+            }
             Action::ScheduleExpiry(after) => {
                 self.timers.expiry = Some(ctx.run_later(after, |act, ctx| act.end(ctx)));
             }

@@ -151,6 +151,7 @@ impl Session {
             .life
             .restore(will, self.accepted.session_expiry, elapsed);
         self.perform(actions, ctx);
+        self.queued.sync(self.state.queue_len());
         self.last_seen = Instant::now();
     }
 }

@@ -53,6 +53,8 @@ pub struct SessionState {
     pub dropped: u64,
     /// The queue was found full once already (and a warning logged).
     pub warned_full: bool,
+    /// Of those, the messages that expired while queued.
+    pub expired: u64,
 }
 
 impl SessionState {
@@ -68,6 +70,7 @@ impl SessionState {
             limits,
             dropped: 0,
             warned_full: false,
+            expired: 0,
         }
     }
 
@@ -75,7 +78,7 @@ impl SessionState {
         self.limits = limits;
     }
 
-    #[cfg(test)]
+    /// Messages queued, not yet sent.
     pub fn queue_len(&self) -> usize {
         self.queue.len()
     }
@@ -171,6 +174,7 @@ impl SessionState {
             self.queued_bytes -= out.msg.size();
             if out.msg.expires_at.is_some() && out.msg.is_expired(now()) {
                 self.dropped += 1;
+                self.expired += 1;
                 continue;
             }
             if out.qos == QoS::AtMostOnce {

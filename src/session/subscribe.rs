@@ -260,6 +260,7 @@ impl Session {
                 .filter_map(|(m, p)| p.then_some(m))
                 .collect();
             act.state.remove_handed_over(&gone);
+            act.queued.sync(act.state.queue_len());
         });
         ctx.wait(fut);
     }

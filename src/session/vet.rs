@@ -12,6 +12,7 @@ use super::actor::Session;
 use super::policy::{reserved_topic, Refusal};
 use crate::hooks::{Pending, Vetted};
 use crate::message::Message;
+use crate::metrics::DropReason;
 use crate::protocol::{Packet, PacketId, PubResponse, QoS, ReasonCode};
 
 impl Session {
@@ -61,6 +62,9 @@ impl Session {
             }
             Vetted::Denied => {
                 debug!(client_id = %self.state.client_id, "publish not authorized");
+                self.shared
+                    .metrics
+                    .add_dropped(DropReason::NotAuthorized, 1);
                 let refusal = Refusal {
                     reason: ReasonCode::NOT_AUTHORIZED,
                     text: "not authorized",

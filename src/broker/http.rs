@@ -1,0 +1,42 @@
+//! The broker's side of the operations endpoints: `[http]` at start (the token file
+//! checked, the listener bound before the store is loaded, so that `/health` answers
+//! and `/ready` says 503 meanwhile), and readiness once the start is done.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use tracing::info;
+
+use super::BrokerError;
+use crate::config::{read_token, Config};
+use crate::http::{Ops, OpsServer};
+use crate::metrics::Metrics;
+use crate::persistence::{ObserveStore, Persistence};
+
+/// The operations handle and, with `[http] bind`, its listener.
+pub(super) fn start(config: &Config) -> Result<(Ops, Option<OpsServer>), BrokerError> {
+    let ops = Ops::new(Arc::new(Metrics::new()));
+    let http = &config.http;
+    if let Some(path) = &http.token_file {
+        read_token(path)?;
+        tracing::warn!(path = %path.display(), "http.token_file is valid, but /api is not available in this build");
+    }
+    let Some(bind) = http.bind else {
+        return Ok((ops, None));
+    };
+    let server =
+        OpsServer::start(bind, &ops).map_err(|source| BrokerError::Bind { addr: bind, source })?;
+    Ok((ops, Some(server)))
+}
+
+/// Has the persistence actor count its commits and restarts on `ops`'s metrics.
+pub(super) fn observe_store(ops: &Ops, persistence: &Addr<Persistence>) {
+    persistence.do_send(ObserveStore(ops.metrics().store().clone()));
+}
+
+/// Logs where the listener is, once the broker is ready.
+pub(super) fn log_ready(server: Option<&OpsServer>) {
+    if let Some(server) = server {
+        info!(addr = %server.local_addr(), "ready (GET /ready answers 200)");
+    }
+}
