@@ -23,7 +23,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address of the TCP listener, replacing the config's plain TCP listeners (e.g.
-    /// 0.0.0.0:1883); other kinds, and a TCP listener with proxy_protocol, stay.
+    /// 0.0.0.0:1883); other kinds, and TCP listeners with settings beyond bind, stay.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Directory for persistent state, overriding the config (default ./data).
@@ -99,11 +99,9 @@ fn main() -> anyhow::Result<()> {
         return passwd(file, user, *scheme, *iterations);
     }
     if let Some(addr) = args.listen {
-        // It replaces the config's plain TCP listeners; one behind a load balancer
-        // (proxy_protocol) is not for quick starts and stays.
-        config
-            .listeners
-            .retain(|l| l.kind != starling::config::ListenerKind::Tcp || l.proxy_protocol);
+        // It replaces the config's plain TCP listeners; one with settings of its own
+        // (behind a load balancer, limited) is not for quick starts and stays.
+        config.listeners.retain(|l| !l.is_plain_tcp());
         config
             .listeners
             .push(starling::config::ListenerConfig::tcp(addr));

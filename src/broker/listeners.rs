@@ -3,7 +3,8 @@
 //! and the TLS configurations kept for reloads.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -13,8 +14,8 @@ use crate::config::{ListenerConfig, ListenerKind};
 use crate::session::Shared;
 use crate::transport::ws::WsSettings;
 use crate::transport::{
-    ConnectionLimiter, Handshakes, ServeFn, TcpListenerTask, TlsAcceptorHandle, TlsError,
-    TlsSettings, Workers,
+    AcceptFn, Accepted, ConnectionLimiter, Handshakes, ServeFn, TcpListenerTask, TlsAcceptorHandle,
+    TlsError, TlsSettings, TokenBucket, Workers,
 };
 
 /// The listeners started.
@@ -81,7 +82,10 @@ pub(super) async fn start(
             .map_or("", |ws| ws.path())
             .to_owned();
         let (kind, proxy_protocol) = (l.kind.name(), l.proxy_protocol);
-        let accept = handshakes.accept_fn(serve_fn(shared));
+        let mut accept = handshakes.accept_fn(serve_fn(shared));
+        if let Some(rate) = l.max_connection_rate {
+            accept = rate_limited(accept, rate);
+        }
         task.run(workers, limiter, accept, stop.clone());
         info!(%addr, kind, path, proxy_protocol, max_connections = l.max_connections, "listening");
         listeners.addrs.push(addr);
@@ -137,4 +141,16 @@ fn load_tls(l: &ListenerConfig, alpn: &[&[u8]]) -> Result<Arc<TlsAcceptorHandle>
 fn serve_fn(shared: &Arc<Shared>) -> ServeFn {
     let shared = Arc::clone(shared);
     Arc::new(move |conn| Box::pin(crate::session::serve(conn, Arc::clone(&shared))))
+}
+
+/// Marks the connections beyond `rate` a second as over the listener's connect rate
+/// (their CONNECT is refused with 0x9F); the bucket is shared by the accept loops.
+fn rate_limited(accept: AcceptFn, rate: u64) -> AcceptFn {
+    let bucket = Arc::new(Mutex::new(TokenBucket::new(rate, Instant::now())));
+    Arc::new(move |mut accepted: Accepted| {
+        let mut bucket = bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        accepted.over_rate = !bucket.try_take(1, Instant::now());
+        drop(bucket);
+        accept(accepted)
+    })
 }

@@ -66,6 +66,14 @@ pub struct Limits {
     /// QoS 0 dropped; 3.1.1: acknowledged and dropped); a filter with more gets 0x8F
     /// Topic Filter invalid (3.1.1: 0x80).
     pub max_topic_levels: usize,
+    /// `max_publish_rate` (default 0 = no limit): PUBLISH packets a second one client
+    /// may send (a second's worth may come at once). Beyond it the broker stops reading
+    /// from the client until the rate allows, so the client slows down (TCP
+    /// backpressure); nothing is refused or lost.
+    pub max_publish_rate: u64,
+    /// `max_publish_bytes_rate` (default 0 = no limit): bytes of PUBLISH packets a
+    /// second one client may send, enforced the same way.
+    pub max_publish_bytes_rate: u64,
 }
 
 /// `[limits] queue_full`: what a session queue that is full (in messages or bytes) and
@@ -99,6 +107,8 @@ impl Default for Limits {
             max_session_expiry_secs: 7 * 24 * 3600,
             max_subscriptions_per_client: 10_000,
             max_topic_levels: 128,
+            max_publish_rate: 0,
+            max_publish_bytes_rate: 0,
         }
     }
 }

@@ -74,6 +74,11 @@ pub struct ListenerConfig {
     /// CONNECTs are refused as by the global `[limits] max_connections`.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// `max_connection_rate` (default none): new connections a second this listener
+    /// takes (a second's worth may come at once); a CONNECT beyond it is refused with
+    /// 0x9F Connection rate exceeded (3.1.1: code 3).
+    #[serde(default)]
+    pub max_connection_rate: Option<u64>,
 }
 
 fn default_kind() -> ListenerKind {
@@ -98,7 +103,14 @@ impl ListenerConfig {
             path: default_path(),
             proxy_protocol: false,
             max_connections: None,
+            max_connection_rate: None,
         }
+    }
+
+    /// A `tcp` listener with nothing set but its address (what `--listen` replaces).
+    pub fn is_plain_tcp(&self) -> bool {
+        let plain = ListenerConfig::tcp(self.bind);
+        *self == plain
     }
 
     /// True for the kinds that speak TLS.
@@ -126,8 +138,8 @@ impl ListenerConfig {
         if !self.path.starts_with('/') {
             return bad("path must start with /");
         }
-        if self.max_connections == Some(0) {
-            return bad("max_connections must be at least 1");
+        if self.max_connections == Some(0) || self.max_connection_rate == Some(0) {
+            return bad("max_connections and max_connection_rate must be at least 1");
         }
         Ok(())
     }

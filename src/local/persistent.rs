@@ -102,6 +102,7 @@ impl PersistentClient {
             listener: LOCAL_PEER,
             // Counted like a network connection (and refused 0x89 past the limit).
             permit: limiter.try_acquire(),
+            over_rate: false,
             trusted: true,
             identity: None,
         };

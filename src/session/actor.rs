@@ -140,7 +140,7 @@ impl Session {
         Session {
             client: Arc::new(client),
             announced: false,
-            inbound: Inbound::new(shared.config.limits.topic_alias_maximum),
+            inbound: Inbound::new(&shared.config.limits),
             state: Box::new(state),
             accepted,
             link: None,
@@ -267,7 +267,8 @@ impl Actor for Session {
                 return;
             }
         };
-        let read = ctx.add_stream(Gated::new(reader, self.inbound.gate.clone()));
+        let gated = Gated::new(reader, self.inbound.gate.clone());
+        let read = ctx.add_stream(Gated::new(gated, self.inbound.rate_gate.clone()));
         self.link = Some(Link {
             writer: Writer::new(writer, self.accepted.protocol),
             read: Some(read),

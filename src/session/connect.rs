@@ -52,6 +52,12 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
     };
+    if conn.over_rate {
+        info!(%peer, listener = %conn.listener, "listener connect rate exceeded; refusing");
+        let ack = refusal(ReasonCode::CONNECTION_RATE_EXCEEDED);
+        refuse(&mut writer, Packet::ConnAck(ack), version).await;
+        return;
+    }
     if shared.isolation.is_isolated() {
         // Clients should go to a node that reaches the cluster (3.1.1: code 3).
         debug!(%peer, "cut off from the cluster; refusing");

@@ -14,7 +14,9 @@ use super::gate::Gate;
 use super::inflow::{AckSlot, Inflow};
 use super::lifecycle::{Close, Phase};
 use super::policy::{check_payload, check_publish, Refusal};
+use super::rate::PublishRate;
 use super::state::AckResult;
+use crate::config::Limits;
 use crate::message::Message;
 use crate::protocol::{
     encoded_len, DecodeError, Disconnect, Flow, Packet, PacketId, PubResponse, Publish, QoS,
@@ -32,15 +34,21 @@ pub(super) struct Inbound {
     pub flow: Inflow,
     /// Closed while the routing window is full: the socket is not read.
     pub gate: Gate,
+    /// The client's publish rate and bandwidth, when limited.
+    rate: Option<PublishRate>,
+    /// Closed while the client is over its publish rate: the socket is not read.
+    pub rate_gate: Gate,
 }
 
 impl Inbound {
-    pub fn new(alias_max: u16) -> Inbound {
+    pub fn new(limits: &Limits) -> Inbound {
         Inbound {
             aliases: HashMap::new(),
-            alias_max,
+            alias_max: limits.topic_alias_maximum,
             flow: Inflow::default(),
             gate: Gate::default(),
+            rate: PublishRate::new(limits, Instant::now()),
+            rate_gate: Gate::default(),
         }
     }
 }
@@ -72,6 +80,17 @@ impl StreamHandler<Result<Packet, DecodeError>> for Session {
 }
 
 impl Session {
+    /// Stops reading from the client for `pause` (it is over its publish rate); what
+    /// it already sent is handled as usual.
+    fn pause_reading(&mut self, pause: Duration, ctx: &mut Context<Self>) {
+        if self.inbound.rate_gate.is_closed() {
+            return;
+        }
+        debug!(client_id = %self.state.client_id, ?pause, "over the publish rate; reading paused");
+        self.inbound.rate_gate.close();
+        ctx.run_later(pause, |act, _| act.inbound.rate_gate.open());
+    }
+
     fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
         tracing::trace!(phase = ?self.life.phase(), kind = packet.packet_type(), "packet in");
         if self.life.phase() != Phase::Live {
@@ -162,6 +181,12 @@ impl Session {
         }
         tracing::trace!(topic = %p.topic, qos = ?p.qos(), retain = p.retain, "publish in");
         self.shared.metrics.add_received(p.qos(), p.payload.len());
+        if let Some(rate) = &mut self.inbound.rate {
+            let pause = rate.charge(p.topic.as_str().len() + p.payload.len(), Instant::now());
+            if !pause.is_zero() {
+                self.pause_reading(pause, ctx);
+            }
+        }
         if let Err(refusal) = check_publish(&self.shared.config.capabilities, p.qos(), p.retain) {
             // 3.1.1 has no DISCONNECT from the server: the connection just closes.
             self.fail(ctx, refusal.reason, refusal.text);

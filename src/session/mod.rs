@@ -45,6 +45,7 @@ mod outbound;
 mod perform;
 mod persist;
 pub(crate) mod policy;
+mod rate;
 mod reauth;
 mod shared;
 pub mod state;

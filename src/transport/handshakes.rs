@@ -78,6 +78,7 @@ impl Handshakes {
             peer,
             listener,
             permit,
+            over_rate,
         } = accepted;
         let opened = tokio::time::timeout(self.timeout, self.layers(stream, peer, listener)).await;
         let Ok(layers) = opened else {
@@ -91,6 +92,7 @@ impl Handshakes {
             peer: opened.peer,
             listener,
             permit,
+            over_rate,
             trusted: false,
             identity: opened.identity,
         })

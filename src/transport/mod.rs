@@ -7,6 +7,7 @@
 mod handshakes;
 mod limiter;
 pub mod proxy;
+mod rate;
 mod tcp;
 mod tls;
 mod workers;
@@ -18,7 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use handshakes::Handshakes;
 pub use limiter::{ConnectionLimiter, ConnectionPermit};
-pub use tcp::{ServeFn, TcpListenerTask};
+pub use rate::TokenBucket;
+pub use tcp::{AcceptFn, Accepted, ServeFn, TcpListenerTask};
 pub use tls::{TlsAcceptorHandle, TlsError, TlsSettings};
 pub use workers::Workers;
 
@@ -37,6 +39,9 @@ pub struct Connection {
     pub listener: SocketAddr,
     /// `None` when the connection limit was reached: the session refuses the CONNECT.
     pub permit: Option<ConnectionPermit>,
+    /// The listener's connect rate was exceeded: the session refuses the CONNECT (5.0:
+    /// 0x9F Connection rate exceeded).
+    pub over_rate: bool,
     /// The embedding application's own connection (a persistent in-process client):
     /// its CONNECT is not authenticated, as in-process clients are not.
     pub trusted: bool,

@@ -27,6 +27,8 @@ pub struct Accepted {
     pub listener: SocketAddr,
     /// `None` when a connection limit was reached.
     pub permit: Option<ConnectionPermit>,
+    /// The listener's connect rate was exceeded.
+    pub over_rate: bool,
 }
 
 /// What a listener does with each accepted socket (runs on the worker arbiter that
@@ -44,6 +46,7 @@ pub fn plain(serve: ServeFn) -> AcceptFn {
             peer: accepted.peer,
             listener: accepted.listener,
             permit: accepted.permit,
+            over_rate: accepted.over_rate,
             trusted: false,
             identity: None,
         })
@@ -140,6 +143,7 @@ async fn accept_loop(
             peer,
             listener: bound,
             permit,
+            over_rate: false,
         };
         actix_rt::spawn(serve(accepted));
     }
