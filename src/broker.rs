@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 mod handle;
-mod listeners;
 mod http;
+mod listeners;
 mod store;
 
 pub use self::handle::BrokerHandle;

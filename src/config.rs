@@ -15,8 +15,8 @@ use crate::protocol::QoS;
 mod auth;
 mod check;
 mod cluster;
-mod limits;
 mod http;
+mod limits;
 mod listener;
 mod log;
 #[cfg(test)]
@@ -25,8 +25,8 @@ mod tests;
 pub use auth::AuthConfig;
 pub use check::ConfigProblem;
 pub use cluster::ClusterConfig;
-pub use limits::{Limits, QueueFull};
 pub use http::{read_token, HttpConfig, TokenError, MIN_TOKEN_LEN};
+pub use limits::{Limits, QueueFull};
 pub use listener::{ListenerConfig, ListenerKind};
 pub use log::{LogConfig, LogFormat};
 

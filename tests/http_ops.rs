@@ -317,3 +317,42 @@ async fn actor_restarts_are_counted() {
     })
     .await;
 }
+
+// Each limit reached shows in starling_limit_hits_total{limit}.
+#[actix_rt::test]
+async fn limit_hits_are_counted() {
+    use common::RawClient;
+    use starling::protocol::{Properties, QoS};
+    bounded(async {
+        let rated = free_port();
+        let extra = format!(
+            "[limits]\nmax_subscriptions_per_client = 1\nmax_topic_levels = 2\nmax_publish_rate = 5\n\
+             [[listeners]]\nbind = \"127.0.0.1:{rated}\"\nmax_connection_rate = 1\n"
+        );
+        let (broker, http) = start_broker(&extra);
+        let mut c = RawClient::connected_v5(broker.addr(), "limits", Properties::default()).await;
+        c.subscribe(&[("one", QoS::AtMostOnce), ("two", QoS::AtMostOnce)])
+            .await;
+        c.subscribe(&[("a/b/c", QoS::AtMostOnce)]).await;
+        for _ in 0..8 {
+            c.publish("one", QoS::AtLeastOnce, false, b"x").await;
+        }
+        let rated: SocketAddr = ([127, 0, 0, 1], rated).into();
+        for id in ["r1", "r2"] {
+            let mut r = RawClient::open(rated).await;
+            r.connect_v5(id, true, 60, Properties::default()).await;
+        }
+        let hits = "starling_limit_hits_total";
+        for limit in [
+            "max_subscriptions_per_client",
+            "max_topic_levels",
+            "max_publish_rate",
+            "max_connection_rate",
+        ] {
+            metric_reaches(http, hits, &[("limit", limit)], 1.0).await;
+        }
+        assert!(is_counter(&scrape(http), hits));
+        assert_eq!(value(&scrape(http), hits, &[("limit", "max_connections")]), 0.0);
+    })
+    .await;
+}

@@ -26,6 +26,7 @@ use crate::protocol::QoS;
 
 mod connection;
 mod labels;
+mod limits;
 mod queued;
 mod scrape;
 mod store;
@@ -35,6 +36,7 @@ mod text;
 pub use self::connection::ConnectedGuard;
 pub use self::labels::DropReason;
 use self::labels::{ConnectionLabels, DropLabels, QosLabels};
+pub use self::limits::{Limit, LimitHits};
 pub use self::queued::QueuedShare;
 pub use self::scrape::RouterValues;
 pub use self::store::StoreMetrics;
@@ -62,6 +64,8 @@ pub struct Metrics {
     /// Read from the router at scrape time.
     router: scrape::RouterGauges,
     store: StoreMetrics,
+    /// Times each limit was reached.
+    pub limits: LimitHits,
 }
 
 /// A copy of the `$SYS` counters at one moment.
@@ -144,6 +148,7 @@ impl Metrics {
             &dropped[DropReason::NoSubscribers as usize],
         );
         let store = StoreMetrics::register(&mut registry, &router.restarts);
+        let limits = LimitHits::register(&mut registry);
         Metrics {
             registry,
             received,
@@ -157,6 +162,7 @@ impl Metrics {
             queued,
             router,
             store,
+            limits,
         }
     }
 

@@ -18,6 +18,7 @@ use super::drain::DrainOnDrop;
 use super::handshake::{admit, refusal, Accepted};
 use super::Shared;
 use crate::hooks::ClientInfo;
+use crate::metrics::Limit;
 use crate::protocol::{
     encode_packet, Connect, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode,
 };
@@ -48,12 +49,14 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     let version = connect.protocol;
     let Some(permit) = conn.permit else {
         debug!(%peer, "connection limit reached; refusing");
+        shared.metrics.limits.hit(Limit::Connections);
         let ack = refusal(ReasonCode::SERVER_BUSY);
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
     };
     if conn.over_rate {
         info!(%peer, listener = %conn.listener, "listener connect rate exceeded; refusing");
+        shared.metrics.limits.hit(Limit::ConnectionRate);
         let ack = refusal(ReasonCode::CONNECTION_RATE_EXCEEDED);
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;

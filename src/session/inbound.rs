@@ -18,6 +18,7 @@ use super::rate::PublishRate;
 use super::state::AckResult;
 use crate::config::Limits;
 use crate::message::Message;
+use crate::metrics::Limit;
 use crate::protocol::{
     encoded_len, DecodeError, Disconnect, Flow, Packet, PacketId, PubResponse, Publish, QoS,
     ReasonCode,
@@ -88,6 +89,7 @@ impl Session {
         }
         debug!(client_id = %self.state.client_id, ?pause, "over the publish rate; reading paused");
         self.inbound.rate_gate.close();
+        self.shared.metrics.limits.hit(Limit::PublishRate);
         ctx.run_later(pause, |act, _| act.inbound.rate_gate.open());
     }
 

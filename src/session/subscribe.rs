@@ -9,6 +9,7 @@ use super::actor::Session;
 use super::policy::{check_subscription_ids, grant};
 use crate::delivery::{Outgoing, SubEntry};
 use crate::hooks::{Access, Decision, Pending};
+use crate::metrics::Limit;
 use crate::protocol::Packet;
 use crate::protocol::{QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
 use crate::router::messages::{
@@ -32,7 +33,10 @@ impl Session {
             .map(
                 |(filter, options)| match limits.topic_levels_allowed(filter.as_str()) {
                     true => grant(caps, filter, options.qos),
-                    false => Err(ReasonCode::TOPIC_FILTER_INVALID),
+                    false => {
+                        self.shared.metrics.limits.hit(Limit::TopicLevels);
+                        Err(ReasonCode::TOPIC_FILTER_INVALID)
+                    }
                 },
             )
             .collect();
@@ -144,6 +148,7 @@ impl Session {
             if outcome.over_quota {
                 let max = self.shared.config.limits.max_subscriptions_per_client;
                 debug!(client_id = %self.state.client_id, max, "subscription limit reached; filter refused");
+                self.shared.metrics.limits.hit(Limit::Subscriptions);
                 reasons[place] = ReasonCode::QUOTA_EXCEEDED;
             }
         }

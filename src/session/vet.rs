@@ -13,6 +13,7 @@ use super::policy::{reserved_topic, Refusal};
 use crate::hooks::{Pending, Vetted};
 use crate::message::Message;
 use crate::metrics::DropReason;
+use crate::metrics::Limit;
 use crate::protocol::{Packet, PacketId, PubResponse, QoS, ReasonCode};
 
 impl Session {
@@ -31,6 +32,7 @@ impl Session {
         if !limits.topic_levels_allowed(msg.topic.as_str()) {
             let max = limits.max_topic_levels;
             debug!(client_id = %self.state.client_id, max, "publish to a topic with too many levels refused");
+            self.shared.metrics.limits.hit(Limit::TopicLevels);
             let refusal = Refusal {
                 reason: ReasonCode::TOPIC_NAME_INVALID,
                 text: "too many topic levels",
