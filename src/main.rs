@@ -114,11 +114,21 @@ fn main() -> anyhow::Result<()> {
             .start()
             .await
             .context("starting the broker")?;
+        // systemd (Type=notify): ready once the store is replayed and listeners are open.
+        service_manager(&[sd_notify::NotifyState::Ready]);
         wait_for_signal(&broker).await?;
         info!("shutting down");
+        service_manager(&[sd_notify::NotifyState::Stopping]);
         broker.stop().await;
         anyhow::Ok(())
     })
+}
+
+/// Tells the service manager (systemd's `NOTIFY_SOCKET`, when set) about the state.
+fn service_manager(states: &[sd_notify::NotifyState]) {
+    if let Err(error) = sd_notify::notify(false, states) {
+        tracing::warn!(%error, "could not notify the service manager");
+    }
 }
 
 /// Logs to stderr in `[log] format`, filtered by `RUST_LOG` or else `[log] level`.

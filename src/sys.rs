@@ -1,6 +1,8 @@
 //! `$SYS` topics in Mosquitto's style: the broker's counters ([`Metrics`], shared by
-//! every session and `/metrics`) and the [`Sys`] actor that publishes them, retained at QoS 0, every
-//! `[server] sys_interval_secs`. Only values that changed are published again.
+//! every session and `/metrics`) and the [`Sys`] actor that publishes them, retained at
+//! QoS 0, every `[server] sys_interval_secs`: clients, messages and bytes in and out,
+//! drops, subscriptions, retained messages, and the 1/5/15-minute load averages
+//! ([`load`]). Only values that changed are published again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +18,10 @@ use crate::protocol::{Properties, QoS};
 use crate::router::messages::{GetStats, Route, RouterStats};
 use crate::router::Router;
 use crate::topic::TopicName;
+
+mod load;
+
+use self::load::LoadAverages;
 
 /// The `$SYS` topics and their payloads for one update.
 pub fn sys_values(
@@ -41,6 +47,15 @@ pub fn sys_values(
             metrics.received.to_string(),
         ),
         ("$SYS/broker/messages/sent", metrics.sent.to_string()),
+        (
+            "$SYS/broker/bytes/received",
+            metrics.bytes_received.to_string(),
+        ),
+        ("$SYS/broker/bytes/sent", metrics.bytes_sent.to_string()),
+        (
+            "$SYS/broker/publish/messages/dropped",
+            metrics.dropped.to_string(),
+        ),
         (
             "$SYS/broker/subscriptions/count",
             stats.subscriptions.to_string(),
@@ -79,6 +94,7 @@ pub struct Sys {
     interval: Duration,
     started: Instant,
     last: LastValues,
+    load: LoadAverages,
 }
 
 impl Sys {
@@ -89,6 +105,7 @@ impl Sys {
             interval,
             started: Instant::now(),
             last: LastValues::default(),
+            load: LoadAverages::default(),
         }
     }
 
@@ -98,7 +115,9 @@ impl Sys {
             let Ok(stats) = stats else {
                 return;
             };
-            let values = sys_values(&stats, act.metrics.snapshot(), act.started.elapsed());
+            let snapshot = act.metrics.snapshot();
+            let mut values = sys_values(&stats, snapshot, act.started.elapsed());
+            values.extend(act.load.update(Instant::now(), snapshot));
             for (topic, value) in act.last.changed(values) {
                 act.publish(topic, value);
             }

@@ -77,6 +77,13 @@ pub struct MetricsSnapshot {
     pub sent: u64,
     /// Live connections.
     pub connected: u64,
+    /// Payload bytes of the PUBLISH packets received.
+    pub bytes_received: u64,
+    /// Payload bytes of the PUBLISH packets sent.
+    pub bytes_sent: u64,
+    /// Messages dropped on their way to a client (full queue, expired, too large, not
+    /// authorized, QoS 0 for an absent client; not those nobody subscribed to).
+    pub dropped: u64,
 }
 
 impl Default for Metrics {
@@ -193,6 +200,13 @@ impl Metrics {
             received: sum(&self.received),
             sent: sum(&self.sent),
             connected: self.connected.load(Ordering::Relaxed),
+            bytes_received: sum(&self.received_bytes),
+            bytes_sent: sum(&self.sent_bytes),
+            dropped: DropReason::ALL
+                .iter()
+                .filter(|r| **r != DropReason::NoSubscribers)
+                .map(|r| self.dropped[*r as usize].get())
+                .sum(),
         }
     }
 

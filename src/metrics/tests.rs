@@ -24,7 +24,10 @@ fn counters_and_guard() {
         MetricsSnapshot {
             received: 1,
             sent: 2,
-            connected: 1
+            connected: 1,
+            bytes_received: 10,
+            bytes_sent: 7,
+            dropped: 0,
         }
     );
     let text = m.render(None);
