@@ -6,7 +6,6 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::mosquitto::{assert_ok, mosquitto_pub};
 use common::{bounded, BrokerProcess, RawClient};
 use starling::protocol::{Packet, QoS};
 
@@ -25,6 +24,35 @@ async fn until(sys: &mut RawClient, done: impl Fn(&HashMap<String, String>) -> b
     }
 }
 
+/// `mosquitto_pub -l`: each line of `lines` one QoS 1 message to `sys/t`.
+async fn publish_lines(port: u16, lines: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "sys/t",
+            "-q",
+            "1",
+            "-l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mosquitto_pub (apt-get install mosquitto-clients)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(lines.as_bytes())
+        .await
+        .expect("write lines");
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    assert!(status.expect("mosquitto_pub ends").expect("wait").success());
+}
+
 fn number(values: &HashMap<String, String>, topic: &str) -> f64 {
     values
         .get(topic)
@@ -32,13 +60,14 @@ fn number(values: &HashMap<String, String>, topic: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-// Ten 100-byte messages to a subscriber with a queue of one that is away: $SYS counts
-// the 1,000 bytes in, the messages dropped (a persistent queue holds one), and the
-// 1-minute load average of messages received rises above zero.
+// Fifty 100-byte messages to a subscriber that is away, with a queue of 40: $SYS counts
+// the 5,000 bytes in, the ten messages dropped, and the load averages of messages and
+// bytes received rise above zero. (The $SYS subscriber's own queue must hold a tick's
+// worth of $SYS publishes, hence not a smaller queue.)
 #[actix_rt::test]
 async fn bytes_drops_and_load_averages_follow_the_traffic() {
     let toml =
-        "[server]\nworkers = 1\nsys_interval_secs = 1\n\n[limits]\nmax_queued_messages = 1\n";
+        "[server]\nworkers = 1\nsys_interval_secs = 1\n\n[limits]\nmax_queued_messages = 40\n";
     let broker = BrokerProcess::start_with_config(Some(toml));
     bounded(async {
         let mut away = RawClient::connected_v311(broker.addr(), "away", false).await;
@@ -47,13 +76,12 @@ async fn bytes_drops_and_load_averages_follow_the_traffic() {
         let mut sys = RawClient::connected_v311(broker.addr(), "sys", true).await;
         sys.subscribe(&[("$SYS/broker/#", QoS::AtMostOnce)]).await;
         let payload = "x".repeat(100);
-        for _ in 0..10 {
-            let out = mosquitto_pub(broker.port(), "sys/t", &payload, &[]).await;
-            assert_ok(&out, "mosquitto_pub");
-        }
+        let lines: String = (0..50).map(|_| format!("{payload}\n")).collect();
+        publish_lines(broker.port(), &lines).await;
         until(&mut sys, |v| {
-            number(v, "$SYS/broker/bytes/received") >= 1000.0
-                && number(v, "$SYS/broker/publish/messages/dropped") >= 9.0
+            number(v, "$SYS/broker/bytes/received") >= 5000.0
+                && number(v, "$SYS/broker/messages/received") >= 50.0
+                && number(v, "$SYS/broker/publish/messages/dropped") >= 10.0
                 && number(v, "$SYS/broker/load/messages/received/1min") > 0.0
                 && number(v, "$SYS/broker/load/bytes/received/15min") > 0.0
         })
