@@ -43,6 +43,7 @@ use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::Isolation;
 
+mod api;
 mod routes;
 mod server;
 
@@ -55,6 +56,8 @@ pub struct Ops(Arc<Inner>);
 
 struct Inner {
     metrics: Arc<Metrics>,
+    /// The bearer token of `/api` (`[http] token_file`); `None`: `/api` is refused.
+    api_token: Option<String>,
     ready: AtomicBool,
     /// Set once the broker has started.
     running: OnceLock<Running>,
@@ -75,13 +78,25 @@ impl std::fmt::Debug for Ops {
 }
 
 impl Ops {
-    /// A broker not started yet, counting on `metrics`.
-    pub(crate) fn new(metrics: Arc<Metrics>) -> Ops {
+    /// A broker not started yet, counting on `metrics`; `/api` answers to
+    /// `api_token`.
+    pub(crate) fn new(metrics: Arc<Metrics>, api_token: Option<String>) -> Ops {
         Ops(Arc::new(Inner {
             metrics,
+            api_token,
             ready: AtomicBool::new(false),
             running: OnceLock::new(),
         }))
+    }
+
+    /// The bearer token `/api` accepts, if it is on.
+    pub(crate) fn api_token(&self) -> Option<&str> {
+        self.0.api_token.as_deref()
+    }
+
+    /// The router, once the broker has started.
+    pub(crate) fn router(&self) -> Option<Addr<Router>> {
+        self.0.running.get().map(|r| r.router.clone())
     }
 
     /// The counters.
@@ -126,4 +141,5 @@ impl Ops {
 /// &ops))`.
 pub fn configure(cfg: &mut web::ServiceConfig, ops: &Ops) {
     routes::configure(cfg, ops);
+    api::configure(cfg, ops);
 }

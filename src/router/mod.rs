@@ -38,6 +38,7 @@
 //! | `ReplayGuard` | Router → itself (`ctx.notify_later`) | a replay's answer is overdue (90 s): its held deliveries go out without it |
 
 mod actor;
+pub mod admin;
 mod cluster;
 mod dispatch;
 #[cfg(all(test, feature = "fault-injection"))]
