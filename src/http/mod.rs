@@ -1,5 +1,5 @@
-//! The operations HTTP endpoints, on actix-web: `GET /health`, `GET /ready` and
-//! `GET /metrics`.
+//! The operations HTTP endpoints, on actix-web: `GET /health`, `GET /ready`,
+//! `GET /metrics` and the admin API under `/api/v1`.
 //!
 //! With `[http] bind` set, the broker serves them on a listener of its own. An
 //! application that runs its own actix-web server can mount the same routes in its
@@ -31,7 +31,9 @@
 //! - `/metrics` is the broker's counters in the Prometheus text format (0.0.4): the
 //!   series are listed in README.md, "Operations".
 //!
-//! `/api` (managing the broker over HTTP, behind `[http] token_file`) is not built yet.
+//! - `/api/v1` is the admin API (sessions, subscriptions, retained messages, publish),
+//!   behind the bearer token of `[http] token_file`: its routes and JSON are listed in
+//!   `api.rs` and README.md, "Operations".
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -136,9 +138,9 @@ impl Ops {
     }
 }
 
-/// Mounts `/health`, `/ready` and `/metrics` for the broker `ops` reports on, in an
-/// actix-web `App` (or a `web::scope`): `App::new().configure(|cfg| configure(cfg,
-/// &ops))`.
+/// Mounts `/health`, `/ready`, `/metrics` and `/api/v1` for the broker `ops` reports
+/// on, in an actix-web `App` (or a `web::scope`): `App::new().configure(|cfg|
+/// configure(cfg, &ops))`.
 pub fn configure(cfg: &mut web::ServiceConfig, ops: &Ops) {
     routes::configure(cfg, ops);
     api::configure(cfg, ops);

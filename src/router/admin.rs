@@ -83,7 +83,8 @@ pub struct SubscriptionInfo {
     pub entry: SubEntry,
 }
 
-/// What a session tells of itself (see [`SessionLink::describe`](super::link::SessionLink::describe)).
+/// What a session tells of itself (see
+/// [`SessionLink::describe`](super::link::SessionLink::describe)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionDetails {
     /// The client's address; `None` for an in-process client or no connection.
@@ -295,4 +296,72 @@ admin_calls! {
     ListRetained => |act, m| Page::of(act.state.retained_under(&m.filter), m.window),
         failed Page::default();
     DeleteRetained => |act, m| act.on_delete_retained(m), failed false;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::protocol::{QoS, SubscriptionOptions};
+
+    fn subscribe(state: &mut RouterState, client: &str, filter: &str) {
+        let entry = SubEntry {
+            options: SubscriptionOptions::with_qos(QoS::AtLeastOnce),
+            id: None,
+        };
+        let filter = TopicFilter::new(filter).expect("filter");
+        state.subscribe(&ClientId::new(client), &filter, entry, Instant::now());
+    }
+
+    fn listed(state: &RouterState, filter: Option<&str>) -> Vec<(String, String)> {
+        let filter = filter.map(|f| TopicFilter::new(f).expect("filter"));
+        state
+            .subscriptions_under(filter.as_ref())
+            .into_iter()
+            .map(|s| {
+                (
+                    s.filter.as_str().to_owned(),
+                    s.client_id.as_str().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn subscriptions_covered_by_a_filter_sorted() {
+        let mut state = RouterState::new();
+        subscribe(&mut state, "b", "a/b");
+        subscribe(&mut state, "a", "a/b");
+        subscribe(&mut state, "a", "a/+/c");
+        subscribe(&mut state, "c", "x");
+        let pair = |f: &str, c: &str| (f.to_owned(), c.to_owned());
+        assert_eq!(
+            listed(&state, Some("a/#")),
+            [pair("a/+/c", "a"), pair("a/b", "a"), pair("a/b", "b")]
+        );
+        assert_eq!(listed(&state, Some("a/+/c")), [pair("a/+/c", "a")]);
+        assert_eq!(listed(&state, None).len(), 4);
+        assert_eq!(state.summary(&ClientId::new("a")).subscriptions, 2);
+    }
+
+    #[test]
+    fn pages() {
+        let page = Page::of(
+            (0..5).collect(),
+            Window {
+                offset: 3,
+                limit: 10,
+            },
+        );
+        assert_eq!((page.total, page.items), (5, vec![3, 4]));
+        let page = Page::of(
+            (0..5).collect::<Vec<_>>(),
+            Window {
+                offset: 9,
+                limit: 1,
+            },
+        );
+        assert_eq!((page.total, page.items.len()), (5, 0));
+    }
 }

@@ -51,7 +51,8 @@ impl Handler<Kick> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Kick, ctx: &mut Self::Context) {
-        info!(client_id = %self.state.client_id, discard = msg.discard, "disconnected by an administrator");
+        let client_id = &self.state.client_id;
+        info!(%client_id, discard = msg.discard, "disconnected by an administrator");
         if self.life.has_connection() {
             self.fail(
                 ctx,
