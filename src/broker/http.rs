@@ -15,12 +15,9 @@ use crate::persistence::{ObserveStore, Persistence};
 
 /// The operations handle and, with `[http] bind`, its listener.
 pub(super) fn start(config: &Config) -> Result<(Ops, Option<OpsServer>), BrokerError> {
-    let ops = Ops::new(Arc::new(Metrics::new()));
     let http = &config.http;
-    if let Some(path) = &http.token_file {
-        read_token(path)?;
-        tracing::warn!(path = %path.display(), "http.token_file is valid, but /api is not available in this build");
-    }
+    let token = http.token_file.as_deref().map(read_token).transpose()?;
+    let ops = Ops::new(Arc::new(Metrics::new()), token);
     let Some(bind) = http.bind else {
         return Ok((ops, None));
     };

@@ -1,4 +1,4 @@
-//! `[http]`: the operations HTTP listener (`/health`, `/ready`, `/metrics`).
+//! `[http]`: the operations HTTP listener (`/health`, `/ready`, `/metrics`, `/api/v1`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
-//! The operations HTTP endpoints, on actix-web: `GET /health`, `GET /ready` and
-//! `GET /metrics`.
+//! The operations HTTP endpoints, on actix-web: `GET /health`, `GET /ready`,
+//! `GET /metrics` and the admin API under `/api/v1`.
 //!
 //! With `[http] bind` set, the broker serves them on a listener of its own. An
 //! application that runs its own actix-web server can mount the same routes in its
@@ -31,7 +31,9 @@
 //! - `/metrics` is the broker's counters in the Prometheus text format (0.0.4): the
 //!   series are listed in README.md, "Operations".
 //!
-//! `/api` (managing the broker over HTTP, behind `[http] token_file`) is not built yet.
+//! - `/api/v1` is the admin API (sessions, subscriptions, retained messages, publish),
+//!   behind the bearer token of `[http] token_file`: its routes and JSON are listed in
+//!   `api.rs` and README.md, "Operations".
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -43,6 +45,7 @@ use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::Isolation;
 
+mod api;
 mod routes;
 mod server;
 
@@ -55,6 +58,8 @@ pub struct Ops(Arc<Inner>);
 
 struct Inner {
     metrics: Arc<Metrics>,
+    /// The bearer token of `/api` (`[http] token_file`); `None`: `/api` is refused.
+    api_token: Option<String>,
     ready: AtomicBool,
     /// Set once the broker has started.
     running: OnceLock<Running>,
@@ -75,13 +80,25 @@ impl std::fmt::Debug for Ops {
 }
 
 impl Ops {
-    /// A broker not started yet, counting on `metrics`.
-    pub(crate) fn new(metrics: Arc<Metrics>) -> Ops {
+    /// A broker not started yet, counting on `metrics`; `/api` answers to
+    /// `api_token`.
+    pub(crate) fn new(metrics: Arc<Metrics>, api_token: Option<String>) -> Ops {
         Ops(Arc::new(Inner {
             metrics,
+            api_token,
             ready: AtomicBool::new(false),
             running: OnceLock::new(),
         }))
+    }
+
+    /// The bearer token `/api` accepts, if it is on.
+    pub(crate) fn api_token(&self) -> Option<&str> {
+        self.0.api_token.as_deref()
+    }
+
+    /// The router, once the broker has started.
+    pub(crate) fn router(&self) -> Option<Addr<Router>> {
+        self.0.running.get().map(|r| r.router.clone())
     }
 
     /// The counters.
@@ -121,9 +138,10 @@ impl Ops {
     }
 }
 
-/// Mounts `/health`, `/ready` and `/metrics` for the broker `ops` reports on, in an
-/// actix-web `App` (or a `web::scope`): `App::new().configure(|cfg| configure(cfg,
-/// &ops))`.
+/// Mounts `/health`, `/ready`, `/metrics` and `/api/v1` for the broker `ops` reports
+/// on, in an actix-web `App` (or a `web::scope`): `App::new().configure(|cfg|
+/// configure(cfg, &ops))`.
 pub fn configure(cfg: &mut web::ServiceConfig, ops: &Ops) {
     routes::configure(cfg, ops);
+    api::configure(cfg, ops);
 }

@@ -26,6 +26,17 @@ pub trait SessionLink: Send + Sync + 'static {
     fn evict(&self, reason: ReasonCode, why: &'static str);
     /// The broker is shutting down.
     fn shut_down(&self);
+    /// The admin API asks what the session has to tell of itself (its address,
+    /// protocol, queue); a link with nothing to tell drops `reply`.
+    fn describe(&self, reply: oneshot::Sender<super::admin::SessionDetails>) {
+        drop(reply);
+    }
+    /// An administrator closes the live connection (5.0: DISCONNECT 0x98); with
+    /// `discard` the session ends too (its subscriptions and stored state go).
+    fn kick(&self, discard: bool) {
+        let _ = discard;
+        self.evict(ReasonCode::ADMINISTRATIVE_ACTION, "administrative action");
+    }
     /// The authorizer's rules changed: drop whichever of these filters (the session's
     /// subscriptions) the client may no longer subscribe to.
     fn recheck(&self, filters: Vec<TopicFilter>);

@@ -36,8 +36,12 @@
 //! | `RestoreSession { subscriptions, next_seq, replay }` → `Option<Restored>` | Session → Router | cluster: a session loaded from JetStream; its subscriptions join the router before the CONNACK; with a replay cursor the router asks the bridge for the message log and holds the session's deliveries |
 //! | `ReplayDone { client_id, messages }` | cluster bridge → Router | the log's messages the resumed session had not received; delivered before the held ones |
 //! | `ReplayGuard` | Router → itself (`ctx.notify_later`) | a replay's answer is overdue (90 s): its held deliveries go out without it |
+//! | `ListClients`, `FindClient`, `ListSubscriptions`, `ListRetained` → plain data (`admin.rs`) | admin API → Router | node-local answers; `FindClient`'s entry asks the session itself for its details (`SessionLink::describe`) |
+//! | `KickClient { discard }` → `bool` / `Kick` | admin API → Router → Session | close the connection (5.0: DISCONNECT 0x98); with `discard` the session ends too (`SessionEnded` back) |
+//! | `DeleteRetained` → `bool` | admin API → Router | the retained message goes (stored deletion too), routed to no one |
 
 mod actor;
+pub mod admin;
 mod cluster;
 mod dispatch;
 #[cfg(all(test, feature = "fault-injection"))]

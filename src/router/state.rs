@@ -53,12 +53,12 @@ pub enum Shares<'a> {
 #[derive(Default)]
 pub struct RouterState {
     trie: SubscriptionTrie<ClientId, SubEntry>,
-    retained: TopicTree<Arc<Message>>,
+    pub(super) retained: TopicTree<Arc<Message>>,
     /// Each client's subscriptions: the source of truth, of which `trie` is an index
     /// (rebuilt from it when the router restarts).
-    subs: HashMap<ClientId, HashMap<TopicFilter, SubEntry>>,
+    pub(super) subs: HashMap<ClientId, HashMap<TopicFilter, SubEntry>>,
     /// Clients with a live connection; shared subscriptions deliver only to these.
-    online: HashSet<ClientId>,
+    pub(super) online: HashSet<ClientId>,
     /// Picks the member of each shared subscription (`$share/{group}/{filter}`).
     picker: SharePicker,
     /// Persistent sessions: the next sequence number of their stored queue.

@@ -110,6 +110,8 @@ pub struct Session {
     pub(super) queued: QueuedShare,
     /// PUBLISH packets sent since the last pump ended (every send is followed by one).
     pub(super) sent: SentTally,
+    /// When the current (or last) connection was accepted (CONNACK), for the admin API.
+    pub(super) connected_at: Option<std::time::SystemTime>,
 }
 
 impl Session {
@@ -155,6 +157,7 @@ impl Session {
             reauth: None,
             queued: shared.metrics.queued_share(),
             sent: SentTally::default(),
+            connected_at: None,
             router: shared.router.clone(),
             shared,
         }
@@ -190,6 +193,7 @@ impl Session {
         let ack = connack(&self.accepted, session_present, &self.shared.config);
         self.send(&Packet::ConnAck(ack));
         self.announced = true;
+        self.connected_at = Some(std::time::SystemTime::now());
         let client = &self.client;
         info!(
             client_id = %client.client_id,

@@ -4,11 +4,14 @@
 use std::any::Any;
 
 use actix::Addr;
+use tokio::sync::oneshot;
 
 use super::actor::Session;
+use super::admin::{Describe, Kick};
 use super::messages::{Deliver, DeliverBatch, Evict, Recheck, Shutdown, Takeover};
 use crate::delivery::Outgoing;
 use crate::protocol::ReasonCode;
+use crate::router::admin::SessionDetails;
 use crate::router::link::{self, SessionLink, SessionRef};
 use crate::topic::TopicFilter;
 
@@ -34,6 +37,14 @@ impl SessionLink for Addr<Session> {
 
     fn shut_down(&self) {
         self.do_send(Shutdown);
+    }
+
+    fn describe(&self, reply: oneshot::Sender<SessionDetails>) {
+        self.do_send(Describe(reply));
+    }
+
+    fn kick(&self, discard: bool) {
+        self.do_send(Kick { discard });
     }
 
     fn recheck(&self, filters: Vec<TopicFilter>) {

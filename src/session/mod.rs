@@ -28,6 +28,7 @@
 //! session present = 1, in-flight messages re-sent with DUP in order, then the queue.
 
 mod actor;
+mod admin;
 mod aliases;
 mod auth_flow;
 mod authorize;
