@@ -24,7 +24,7 @@ declare -A ALLOWED=(
     [sys]="message metrics protocol router topic"
     [cluster]="config delivery message persistence protocol router session topic"
     [local]="config delivery hooks message protocol router session topic transport"
-    [http]="metrics router session"
+    [http]="message metrics protocol router session topic"
     [broker]="auth cluster config hooks http local message metrics persistence protocol router session sys topic transport"
 )
 

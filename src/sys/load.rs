@@ -6,13 +6,14 @@ use std::time::Instant;
 
 use crate::metrics::MetricsSnapshot;
 
-/// The averaged series: the topic part and the counter it follows.
-const SERIES: [(&str, fn(&MetricsSnapshot) -> u64); 5] = [
-    ("messages/received", |m| m.received),
-    ("messages/sent", |m| m.sent),
-    ("bytes/received", |m| m.bytes_received),
-    ("bytes/sent", |m| m.bytes_sent),
-    ("publish/dropped", |m| m.dropped),
+/// The counters averaged, in the order of [`TOPICS`].
+type Counter = fn(&MetricsSnapshot) -> u64;
+const SERIES: [Counter; 5] = [
+    |m| m.received,
+    |m| m.sent,
+    |m| m.bytes_received,
+    |m| m.bytes_sent,
+    |m| m.dropped,
 ];
 
 /// The windows, in seconds.
@@ -80,7 +81,7 @@ impl LoadAverages {
     }
 
     fn fold(&mut self, secs: f64, before: &MetricsSnapshot, now: &MetricsSnapshot) {
-        for (s, (_, counter)) in SERIES.iter().enumerate() {
+        for (s, counter) in SERIES.iter().enumerate() {
             let grown = counter(now).saturating_sub(counter(before)) as f64;
             let per_minute = grown * 60.0 / secs;
             for (w, window) in WINDOWS.iter().enumerate() {
