@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::{bounded, connect_packet, publish_packet, subscription_id, BrokerProcess, RawClient};
 use starling::protocol::{Packet, ProtocolVersion, PubResponse, QoS, ReasonCode};
@@ -179,19 +178,6 @@ fn hup(pid: u32) {
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
 }
 
-/// Waits (bounded) until the broker's log holds `needle` `n` times.
-async fn logged(broker: &BrokerProcess, needle: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while broker.log_text().matches(needle).count() < n {
-        assert!(
-            Instant::now() < deadline,
-            "never logged {needle:?}:\n{}",
-            broker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn rewrite(path: &Path, text: &str) {
     std::fs::write(path, text).expect("rewrite acl");
 }
@@ -213,14 +199,16 @@ async fn sighup_reloads_the_acl_and_drops_subscriptions_no_longer_allowed() {
         // A broken file: the rules in force stay.
         rewrite(&f.acl, "user alice\ntopic read a/#/b\n");
         hup(f.broker.pid());
-        logged(&f.broker, "ACL file not reloaded", 1).await;
+        f.broker.logged("ACL file not reloaded", 1).await;
         assert_eq!(puback(&mut bob, "shared/1").await, ReasonCode::SUCCESS);
         assert_eq!(until(&mut alice, "shared/1").await, vec!["shared/1"]);
 
         // Alice loses `read shared/#`: her subscription goes, her inbox stays.
         rewrite(&f.acl, &RULES.replace("topic read shared/#\n", ""));
         hup(f.broker.pid());
-        logged(&f.broker, "subscriptions no longer authorized", 1).await;
+        f.broker
+            .logged("subscriptions no longer authorized", 1)
+            .await;
         let dropped = puback(&mut bob, "shared/2").await;
         assert_eq!(
             dropped,
@@ -285,13 +273,12 @@ async fn a_failed_recheck_is_asked_again() {
             .is_error());
         rewrite(&f.acl, &rules.replace("topic read shared/#\n", ""));
         hup(f.broker.pid());
-        logged(
-            &f.broker,
-            "injected fault in router RecheckSubscriptions",
-            1,
-        )
-        .await;
-        logged(&f.broker, "subscriptions no longer authorized", 1).await;
+        f.broker
+            .logged("injected fault in router RecheckSubscriptions", 1)
+            .await;
+        f.broker
+            .logged("subscriptions no longer authorized", 1)
+            .await;
         let mut bob = login(&f, "b", Some("bob"), v5).await;
         let dropped = puback(&mut bob, "shared/x").await;
         assert_eq!(dropped, ReasonCode::NO_MATCHING_SUBSCRIBERS);

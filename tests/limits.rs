@@ -5,25 +5,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{bounded, publish_packet, session_expiry, BrokerProcess, RawClient};
 use starling::protocol::{Packet, Properties, QoS, ReasonCode};
 
 const Q1: QoS = QoS::AtLeastOnce;
-
-/// Waits (bounded) until the broker's log holds `needle` `n` times.
-async fn logged(broker: &BrokerProcess, needle: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while broker.log_text().matches(needle).count() < n {
-        assert!(
-            Instant::now() < deadline,
-            "never logged {needle:?} {n} times:\n{}",
-            broker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 // SUBACK 0x97 Quota exceeded (3.1.1: 0x80) for each new filter beyond
 // max_subscriptions_per_client; a held filter may be renewed; a refused filter gets
@@ -157,7 +144,7 @@ async fn overflow_then_restart(broker: &mut BrokerProcess) -> Vec<String> {
             .publish("q/t", Q1, false, format!("m{i}").as_bytes())
             .await;
     }
-    logged(broker, "session queue full", 1).await;
+    broker.logged("session queue full", 1).await;
     publisher.disconnect().await;
     broker.terminate();
     broker.restart();

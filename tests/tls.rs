@@ -26,19 +26,6 @@ fn ca_setting(ca: &Path) -> String {
     format!("ca = {:?}\n", ca.display().to_string())
 }
 
-/// Waits (bounded) until the broker's log holds `needle` at least `n` times.
-async fn logged(broker: &BrokerProcess, needle: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while broker.log_text().matches(needle).count() < n {
-        assert!(
-            Instant::now() < deadline,
-            "never logged {needle:?} {n} times:\n{}",
-            broker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The broker's log without its colours.
 fn plain_log(broker: &BrokerProcess) -> String {
     let text = broker.log_text();
@@ -91,15 +78,15 @@ async fn mosquitto_clients_over_tls_and_handshakes_that_fail() {
             .await;
         let answer = plain.read_raw_until_closed(Duration::from_secs(5)).await;
         assert_ne!(answer.first(), Some(&0x20), "no CONNACK in clear");
-        logged(&broker, FAILED, 1).await;
+        broker.logged(FAILED, 1).await;
         // The client does not trust the server's CA.
         let wrong_ca = tls_args(&pki.other_ca.file, None);
         assert_failed(&mosquitto_pub(port, "t", "x", &wrong_ca).await, "wrong CA");
-        logged(&broker, FAILED, 2).await;
+        broker.logged(FAILED, 2).await;
         // The server's certificate expired.
         let out = mosquitto_pub(expired_port, "t", "x", &ca).await;
         assert_failed(&out, "expired server certificate");
-        logged(&broker, FAILED, 3).await;
+        broker.logged(FAILED, 3).await;
         let log = plain_log(&broker);
         let reasons: Vec<&str> = log.lines().filter(|l| l.contains(FAILED)).collect();
         assert!(reasons[0].contains("peer=127.0.0.1:"), "{reasons:?}");
@@ -141,7 +128,7 @@ async fn mutual_tls_admits_only_certificates_the_ca_signed() {
         ];
         for (n, (what, args, reason)) in refused.into_iter().enumerate() {
             assert_failed(&mosquitto_pub(port, "t", "x", &args).await, what);
-            logged(&broker, FAILED, n + 1).await;
+            broker.logged(FAILED, n + 1).await;
             let log = plain_log(&broker);
             let line = log.lines().filter(|l| l.contains(FAILED)).nth(n);
             let line = line.expect("a handshake failure line");
@@ -234,7 +221,7 @@ async fn sighup_reloads_the_server_certificate_and_connected_clients_stay() {
         );
         install(&pki.server_other);
         hup(broker.pid());
-        logged(&broker, "TLS certificate reloaded", 1).await;
+        broker.logged("TLS certificate reloaded", 1).await;
         let out = mosquitto_pub(port, "reload/x", "after", &second).await;
         assert_ok(&out, "the second CA after the reload");
         assert_failed(
@@ -244,7 +231,7 @@ async fn sighup_reloads_the_server_certificate_and_connected_clients_stay() {
         // A file that does not load keeps the certificate in force.
         std::fs::write(&live.cert, "not a certificate").expect("spoil");
         hup(broker.pid());
-        logged(&broker, "TLS files not reloaded", 1).await;
+        broker.logged("TLS files not reloaded", 1).await;
         assert_ok(
             &mosquitto_pub(port, "reload/x", "kept", &second).await,
             "kept",

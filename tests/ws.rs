@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use bytes::BytesMut;
-use common::{bounded, free_port, wait_child, BrokerProcess, RawClient, Witness, RECV_TIMEOUT};
+use common::{
+    bounded, free_port, repo_path, run_bounded, BrokerProcess, RawClient, Witness, RECV_TIMEOUT,
+};
 use futures::{SinkExt, StreamExt};
 use starling::protocol::{encode_packet, MqttCodec, Packet, ProtocolVersion, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,34 +28,6 @@ fn ws_broker() -> (BrokerProcess, u16) {
         "[server]\nworkers = 1\n\n[[listeners]]\nkind = \"ws\"\nbind = \"127.0.0.1:{port}\"\n"
     );
     (BrokerProcess::start_with_config(Some(&toml)), port)
-}
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// Runs `cmd` to completion within 30 s; asserts exit 0, showing its output otherwise.
-fn run_bounded(mut cmd: Command, what: &str) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what} cannot be run ({e}): run scripts/test.sh"));
-    let status = wait_child(&mut child, Duration::from_secs(30));
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{what} failed ({status:?}).\nstdout:\n{}\nstderr:\n{}",
-        read(&out),
-        read(&err)
-    );
 }
 
 /// tests/py/roundtrip.py (QoS 0/1/2 with paho) with paho's websockets transport.

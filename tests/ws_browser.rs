@@ -7,11 +7,10 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, BrokerProcess, RawClient};
+use common::{free_port, repo_path, BrokerProcess, RawClient};
 use starling::protocol::QoS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,10 +18,6 @@ use tokio::sync::mpsc;
 
 /// The bound of the whole browser exchange (Chromium's start included).
 const PAGE_TIMEOUT: Duration = Duration::from_secs(45);
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// Headless Chromium in its own process group, killed (the group) on drop.
 struct Browser(Child);

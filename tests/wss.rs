@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::pki::{Pair, Pki};
-use common::{bounded, free_port, wait_child, BrokerProcess, RECV_TIMEOUT};
+use common::{bounded, free_port, repo_path, run_bounded, BrokerProcess, RECV_TIMEOUT};
 use futures::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -43,34 +41,6 @@ fn wss_broker(pki: &Pki) -> (BrokerProcess, u16) {
         wss_listener(port, &pki.server, "")
     );
     (BrokerProcess::start_with_config(Some(&toml)), port)
-}
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// Runs `cmd` to completion within 30 s; asserts exit 0, showing its output otherwise.
-fn run_bounded(mut cmd: Command, what: &str) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what} cannot be run ({e}): run scripts/test.sh"));
-    let status = wait_child(&mut child, Duration::from_secs(30));
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{what} failed ({status:?}).\nstdout:\n{}\nstderr:\n{}",
-        read(&out),
-        read(&err)
-    );
 }
 
 /// tests/py/roundtrip.py (QoS 0/1/2 with paho) over wss, verifying the broker's
@@ -185,19 +155,6 @@ where
     panic!("no whole packet in 100 messages");
 }
 
-/// Waits (bounded) until the broker's log holds `needle`.
-async fn logged(broker: &BrokerProcess, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !broker.log_text().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "never logged {needle:?}:\n{}",
-            broker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 // PROXY header, then TLS with a client certificate, then the WebSocket upgrade: the
 // certificate's CN (alice) is the username, so without any password the client is in
 // (anonymous clients are not) and the ACL gives it alice/# but not bob/#. A connection
@@ -257,7 +214,7 @@ async fn proxy_then_tls_client_certificate_then_websocket() {
         let name = ServerName::try_from("localhost").expect("server name");
         let refused = connector(&pki, &pki.alice).connect(name, tcp).await;
         assert!(refused.is_err(), "a TLS handshake without the PROXY header");
-        logged(&broker, "PROXY protocol header refused").await;
+        broker.logged("PROXY protocol header refused", 1).await;
         // The first connection is still served: its own publish comes back.
         let publish = common::raw_packet(0x30, b"\x00\x07alice/xstill here");
         ws.send(Message::binary(publish)).await.expect("send");

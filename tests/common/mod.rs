@@ -18,6 +18,7 @@ pub mod mosquitto;
 mod nats;
 pub mod pki;
 mod raw;
+mod tools;
 #[allow(unused_imports)]
 pub use cluster::*;
 #[allow(unused_imports)]
@@ -26,6 +27,8 @@ pub use durable::*;
 pub use nats::*;
 #[allow(unused_imports)]
 pub use raw::*;
+#[allow(unused_imports)]
+pub use tools::*;
 /// Upper bound of one whole test body.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default wait for one expected packet.
