@@ -1,5 +1,6 @@
 //! The operations HTTP endpoints, on actix-web: `GET /health`, `GET /ready`,
-//! `GET /metrics` and the admin API under `/api/v1`.
+//! `GET /metrics`, the status page (`GET /`, `GET /status.json`) and the admin API
+//! under `/api/v1`.
 //!
 //! With `[http] bind` set, the broker serves them on a listener of its own. An
 //! application that runs its own actix-web server can mount the same routes in its
@@ -31,6 +32,9 @@
 //! - `/metrics` is the broker's counters in the Prometheus text format (0.0.4): the
 //!   series are listed in README.md, "Operations".
 //!
+//! - `/` is a status page for people (connections, sessions, messages in and out per
+//!   second, drops by reason, busiest topics), plain HTML and JS that polls
+//!   `/status.json`: see `status.rs`.
 //! - `/api/v1` is the admin API (sessions, subscriptions, retained messages, publish),
 //!   behind the bearer token of `[http] token_file`: its routes and JSON are listed in
 //!   `api.rs` and README.md, "Operations".
@@ -48,6 +52,7 @@ use crate::session::Isolation;
 mod api;
 mod routes;
 mod server;
+mod status;
 
 pub(crate) use self::server::OpsServer;
 
@@ -138,10 +143,11 @@ impl Ops {
     }
 }
 
-/// Mounts `/health`, `/ready`, `/metrics` and `/api/v1` for the broker `ops` reports
-/// on, in an actix-web `App` (or a `web::scope`): `App::new().configure(|cfg|
-/// configure(cfg, &ops))`.
+/// Mounts `/health`, `/ready`, `/metrics`, the status page (`/`, `/status.json`) and
+/// `/api/v1` for the broker `ops` reports on, in an actix-web `App` (or a
+/// `web::scope`): `App::new().configure(|cfg| configure(cfg, &ops))`.
 pub fn configure(cfg: &mut web::ServiceConfig, ops: &Ops) {
     routes::configure(cfg, ops);
+    status::configure(cfg, ops);
     api::configure(cfg, ops);
 }

@@ -35,7 +35,7 @@ impl OpsServer {
                 tracing::error!(%error, "the HTTP listener failed");
             }
         });
-        info!(%addr, "HTTP listener open (/health, /ready, /metrics, /api/v1)");
+        info!(%addr, "HTTP listener open (/, /health, /ready, /metrics, /api/v1)");
         Ok(OpsServer { handle, addr })
     }
 

@@ -29,6 +29,7 @@ mod labels;
 mod limits;
 mod queued;
 mod scrape;
+mod status;
 mod store;
 mod tally;
 mod text;

@@ -57,6 +57,8 @@ pub struct Router {
     pub(super) redo: Option<super::redo::Redo>,
     /// Test-only faults armed by `$fault/router/<handler>` publishes.
     pub(super) faults: crate::guard::Faults,
+    /// Recent local publishes per topic (the status page's busiest topics).
+    pub(super) topics: super::topics::TopicCounts,
 }
 
 impl Router {
@@ -83,6 +85,7 @@ impl Router {
             outbox: Outbox::default(),
             redo: None,
             faults: Default::default(),
+            topics: Default::default(),
         }
     }
 

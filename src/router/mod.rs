@@ -39,6 +39,7 @@
 //! | `ListClients`, `FindClient`, `ListSubscriptions`, `ListRetained` → plain data (`admin.rs`) | admin API → Router | node-local answers; `FindClient`'s entry asks the session itself for its details (`SessionLink::describe`) |
 //! | `KickClient { discard }` → `bool` / `Kick` | admin API → Router → Session | close the connection (5.0: DISCONNECT 0x98); with `discard` the session ends too (`SessionEnded` back) |
 //! | `DeleteRetained` → `bool` | admin API → Router | the retained message goes (stored deletion too), routed to no one |
+//! | `TopTopics(k)` → `BusiestTopics` (`topics.rs`) | status page → Router | the `k` topics with the most recent local publishes (a bounded, decaying count) |
 
 mod actor;
 pub mod admin;
@@ -63,6 +64,7 @@ mod share;
 mod state;
 #[cfg(test)]
 mod test_support;
+pub mod topics;
 
 pub use actor::{Router, MAILBOX_CAPACITY};
 pub use interest::InterestChange;

@@ -27,6 +27,7 @@ impl Router {
             return self.inject_fault(fault);
         }
         self.routed += 1;
+        self.topics.record(msg.msg.topic.as_str());
         let shares = match self.shares_elsewhere {
             true => Shares::Skip,
             false => Shares::All,
