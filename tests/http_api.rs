@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::http::http_request;
 use common::{bounded, free_port, BrokerProcess, RawClient};
 use rumqttc::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Value};
@@ -80,28 +80,9 @@ fn request(
     auth: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"));
-    let text = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = body.map(|b| b.to_string());
+    let response = http_request(addr, method, path, auth, body.as_deref());
+    let (status, text) = (response.status, response.body.as_str());
     let json = match text.is_empty() {
         true => Value::Null,
         false => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),

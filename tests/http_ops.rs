@@ -5,36 +5,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::http::{http_get, poll_until};
 use common::{bin, bounded, free_port, BrokerProcess};
 use prometheus_parse::{Scrape, Value};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
-
-/// One HTTP/1.1 GET: the status code and the body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 /// A broker with its HTTP listener on a free port; the listener's address.
 fn start_broker(extra: &str) -> (BrokerProcess, SocketAddr) {
@@ -45,7 +23,7 @@ fn start_broker(extra: &str) -> (BrokerProcess, SocketAddr) {
 
 /// `/metrics`, parsed.
 fn scrape(http: SocketAddr) -> Scrape {
-    let (status, body) = get(http, "/metrics");
+    let (status, body) = http_get(http, "/metrics");
     assert_eq!(status, 200, "{body}");
     Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format")
 }
@@ -80,27 +58,12 @@ fn client(addr: SocketAddr, id: &str, clean: bool) -> (AsyncClient, EventLoop) {
     AsyncClient::new(options, 100)
 }
 
-/// Polls `events` until `done` says so for one event; bounded by 10 s.
-async fn poll_until(events: &mut EventLoop, mut done: impl FnMut(&Event) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = tokio::time::timeout(left, events.poll())
-            .await
-            .expect("event in time")
-            .expect("connection stays up");
-        if done(&event) {
-            return;
-        }
-    }
-}
-
 #[test]
 fn health_and_ready_answer_once_started() {
     let (_broker, http) = start_broker("");
-    assert_eq!(get(http, "/health"), (200, "ok\n".to_owned()));
-    assert_eq!(get(http, "/ready"), (200, "ready\n".to_owned()));
-    assert_eq!(get(http, "/nothing").0, 404);
+    assert_eq!(http_get(http, "/health"), (200, "ok\n".to_owned()));
+    assert_eq!(http_get(http, "/ready"), (200, "ready\n".to_owned()));
+    assert_eq!(http_get(http, "/nothing").0, 404);
 }
 
 #[tokio::test]
@@ -313,7 +276,7 @@ async fn actor_restarts_are_counted() {
         // A retained publish reaches the persistence actor, which fails on it.
         poison(broker.addr(), "$fault/persistence", true).await;
         metric_reaches(http, name, &persistence, 1.0).await;
-        assert_eq!(get(http, "/ready").0, 200);
+        assert_eq!(http_get(http, "/ready").0, 200);
     })
     .await;
 }

@@ -5,13 +5,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::http::{http_get, http_request, poll_until, HttpResponse};
 use common::{bounded, free_port, BrokerProcess};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::Value;
@@ -19,28 +20,13 @@ use serde_json::Value;
 /// How long Chromium may take to load, run and dump the page.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One HTTP/1.1 GET: the status code, the head and the body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"));
-    (status, head.to_owned(), body.to_owned())
-}
-
 /// `/status.json`, parsed.
 fn status(http: SocketAddr) -> Value {
-    let (code, head, body) = get(http, "/status.json");
+    let HttpResponse {
+        status: code,
+        head,
+        body,
+    } = http_request(http, "GET", "/status.json", None, None);
     assert_eq!(code, 200, "{body}");
     assert!(
         head.to_ascii_lowercase().contains("application/json"),
@@ -66,21 +52,6 @@ async fn client(addr: SocketAddr, id: &str) -> (AsyncClient, EventLoop) {
     })
     .await;
     (client, events)
-}
-
-/// Polls `events` until `done` says so for one event; bounded by 10 s.
-async fn poll_until(events: &mut EventLoop, mut done: impl FnMut(&Event) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = tokio::time::timeout(left, events.poll())
-            .await
-            .expect("event in time")
-            .expect("connection stays up");
-        if done(&event) {
-            return;
-        }
-    }
 }
 
 /// Two connected clients (kept until the returned value drops): a subscriber to
@@ -175,7 +146,7 @@ async fn status_json_counts_the_traffic() {
         ]);
         assert_eq!(s["topics"], topics, "{s}");
         // /metrics counts the unrouted publish once, whoever asked the router first.
-        let (_, _, metrics) = get(http, "/metrics");
+        let (_, metrics) = http_get(http, "/metrics");
         let line = "starling_messages_dropped_total{reason=\"no_subscribers\"} 1";
         assert!(metrics.lines().any(|l| l == line), "{metrics}");
     })
@@ -252,7 +223,11 @@ async fn the_page_renders_the_numbers_and_the_chart() {
     let (broker, http) = start_broker();
     let traffic = bounded(traffic(broker.addr(), 20)).await;
     bounded(status_until(http, |s| s["messages"]["sent"] == 23)).await;
-    let (code, head, page) = get(http, "/");
+    let HttpResponse {
+        status: code,
+        head,
+        body: page,
+    } = http_request(http, "GET", "/", None, None);
     assert_eq!(code, 200);
     assert!(head.contains("text/html"), "{head}");
     assert!(page.contains("<canvas id=\"chart\""), "{page}");

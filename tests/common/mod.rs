@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 mod cluster;
 mod durable;
 pub mod embedded;
+pub mod http;
 pub mod mosquitto;
 mod nats;
 pub mod pki;
