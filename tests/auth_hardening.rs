@@ -15,7 +15,7 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{bin, bounded, connect_packet, free_port, BrokerProcess, RawClient};
+use common::{bin, bounded, connect_packet, free_port, without_colours, BrokerProcess, RawClient};
 use starling::protocol::{ProtocolVersion, ReasonCode};
 use tokio::process::Command;
 
@@ -67,24 +67,6 @@ fn refused_credentials(out: &Output) -> bool {
     let text = stderr(out).to_lowercase();
     !out.status.success()
         && (text.contains("not authori") || text.contains("bad user name or password"))
-}
-
-/// The broker log without ANSI colours.
-fn plain(log: &str) -> String {
-    let mut out = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn password_config(path: &Path, extra: &str) -> String {
@@ -160,7 +142,7 @@ async fn mosquitto_passwd_and_starling_passwd_users_log_in_with_mosquitto_pub() 
         broker.assert_alive();
     })
     .await;
-    let log = plain(&broker.log_text());
+    let log = without_colours(&broker.log_text());
     let failures: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("authentication failed"))
@@ -224,7 +206,7 @@ impl Spawned {
     }
 
     fn log_text(&self) -> String {
-        plain(&std::fs::read_to_string(&self.log).unwrap_or_default())
+        without_colours(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 }
 
@@ -269,7 +251,7 @@ async fn anonymous_clients_refused_by_default_beyond_loopback() {
     let local = BrokerProcess::start();
     let out = publish(local.port(), "mqttv5", None, "127.0.0.1").await;
     assert!(out.status.success(), "loopback: {}", stderr(&out));
-    assert!(plain(&local.log_text()).contains("anonymous clients allowed"));
+    assert!(without_colours(&local.log_text()).contains("anonymous clients allowed"));
 }
 
 /// A CONNECT as bob with `password`; the CONNACK's reason.
@@ -333,7 +315,7 @@ async fn failed_logins_are_rate_limited_per_source_address() {
         broker.assert_alive();
     })
     .await;
-    let log = plain(&broker.log_text());
+    let log = without_colours(&broker.log_text());
     for n in 1..=3 {
         let line = format!("failures={n}");
         assert!(

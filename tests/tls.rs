@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::mosquitto::{assert_failed, assert_ok, mosquitto_pub, tls_args, Sub};
 use common::pki::{Pair, Pki};
-use common::{bounded, free_port, BrokerProcess, RawClient};
+use common::{bounded, free_port, without_colours, BrokerProcess, RawClient};
 
 /// A `[[listeners]]` table of kind `tls` on `port`, with `extra` settings.
 fn tls_listener(port: u16, server: &Pair, extra: &str) -> String {
@@ -24,26 +24,6 @@ fn tls_listener(port: u16, server: &Pair, extra: &str) -> String {
 /// `ca = ...` for a listener.
 fn ca_setting(ca: &Path) -> String {
     format!("ca = {:?}\n", ca.display().to_string())
-}
-
-/// The broker's log without its colours.
-fn plain_log(broker: &BrokerProcess) -> String {
-    let text = broker.log_text();
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters, ended by a letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 const FAILED: &str = "TLS handshake failed";
@@ -87,7 +67,7 @@ async fn mosquitto_clients_over_tls_and_handshakes_that_fail() {
         let out = mosquitto_pub(expired_port, "t", "x", &ca).await;
         assert_failed(&out, "expired server certificate");
         broker.logged(FAILED, 3).await;
-        let log = plain_log(&broker);
+        let log = without_colours(&broker.log_text());
         let reasons: Vec<&str> = log.lines().filter(|l| l.contains(FAILED)).collect();
         assert!(reasons[0].contains("peer=127.0.0.1:"), "{reasons:?}");
         assert!(reasons[1].contains("UnknownCA"), "{reasons:?}");
@@ -129,7 +109,7 @@ async fn mutual_tls_admits_only_certificates_the_ca_signed() {
         for (n, (what, args, reason)) in refused.into_iter().enumerate() {
             assert_failed(&mosquitto_pub(port, "t", "x", &args).await, what);
             broker.logged(FAILED, n + 1).await;
-            let log = plain_log(&broker);
+            let log = without_colours(&broker.log_text());
             let line = log.lines().filter(|l| l.contains(FAILED)).nth(n);
             let line = line.expect("a handshake failure line");
             assert!(line.contains(reason), "{what}: {line}");

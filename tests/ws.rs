@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use bytes::BytesMut;
 use common::{
-    bounded, free_port, repo_path, run_bounded, BrokerProcess, RawClient, Witness, RECV_TIMEOUT,
+    bounded, free_port, mqttjs_round_trip, paho_round_trip, BrokerProcess, RawClient, Witness,
+    RECV_TIMEOUT,
 };
 use futures::{SinkExt, StreamExt};
 use starling::protocol::{encode_packet, MqttCodec, Packet, ProtocolVersion, QoS, ReasonCode};
@@ -31,52 +30,40 @@ fn ws_broker() -> (BrokerProcess, u16) {
 }
 
 /// tests/py/roundtrip.py (QoS 0/1/2 with paho) with paho's websockets transport.
-fn paho_round_trip(version: &str) {
+fn paho_over_ws(version: &str) {
     let (broker, port) = ws_broker();
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo_path("tests/py/roundtrip.py"))
-        .args(["127.0.0.1", &port.to_string(), version])
-        .env("MQTT_TRANSPORT", "websockets")
-        .env("MQTT_WS_PATH", "/mqtt")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    run_bounded(cmd, &format!("paho roundtrip.py {version} over ws"));
+    let env = [
+        ("MQTT_TRANSPORT", "websockets".as_ref()),
+        ("MQTT_WS_PATH", "/mqtt".as_ref()),
+    ];
+    paho_round_trip(port, version, &env, "over ws");
     assert!(broker.log_text().contains("listening"));
 }
 
 #[test]
 fn paho_over_websocket_v311() {
-    paho_round_trip("311");
+    paho_over_ws("311");
 }
 
 #[test]
 fn paho_over_websocket_v5() {
-    paho_round_trip("5");
+    paho_over_ws("5");
 }
 
 /// tests/js/ws_roundtrip.mjs: MQTT.js under node, QoS 0/1/2 and a retained message.
-fn mqttjs_round_trip(version: &str) {
-    let module = repo_path("tests/js/node_modules/mqtt/package.json");
-    assert!(
-        module.exists(),
-        "MQTT.js is not installed in tests/js: run scripts/test.sh (npm ci in tests/js)"
-    );
+fn mqttjs_over_ws(version: &str) {
     let (_broker, port) = ws_broker();
-    let mut cmd = Command::new("node");
-    cmd.arg(repo_path("tests/js/ws_roundtrip.mjs"))
-        .arg(format!("ws://127.0.0.1:{port}/mqtt"))
-        .arg(version)
-        .current_dir(repo_path("tests/js"));
-    run_bounded(cmd, &format!("MQTT.js ws_roundtrip.mjs {version}"));
+    mqttjs_round_trip(&format!("ws://127.0.0.1:{port}/mqtt"), version, &[]);
 }
 
 #[test]
 fn mqttjs_over_websocket_v311() {
-    mqttjs_round_trip("4");
+    mqttjs_over_ws("4");
 }
 
 #[test]
 fn mqttjs_over_websocket_v5() {
-    mqttjs_round_trip("5");
+    mqttjs_over_ws("5");
 }
 
 /// A raw WebSocket client offering `mqtt`; asserts the broker selected it [MQTT-6.0.0-4].

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use common::pki::{Pair, Pki};
-use common::{bounded, free_port, repo_path, run_bounded, BrokerProcess, RECV_TIMEOUT};
+use common::{bounded, free_port, mqttjs_round_trip, paho_round_trip, BrokerProcess, RECV_TIMEOUT};
 use futures::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -45,54 +44,42 @@ fn wss_broker(pki: &Pki) -> (BrokerProcess, u16) {
 
 /// tests/py/roundtrip.py (QoS 0/1/2 with paho) over wss, verifying the broker's
 /// certificate against the test CA.
-fn paho_round_trip(version: &str) {
+fn paho_over_wss(version: &str) {
     let pki = Pki::new();
     let (_broker, port) = wss_broker(&pki);
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo_path("tests/py/roundtrip.py"))
-        .args(["127.0.0.1", &port.to_string(), version])
-        .env("MQTT_TRANSPORT", "websockets")
-        .env("MQTT_CAFILE", &pki.ca.file)
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    run_bounded(cmd, &format!("paho roundtrip.py {version} over wss"));
+    let env = [
+        ("MQTT_TRANSPORT", "websockets".as_ref()),
+        ("MQTT_CAFILE", pki.ca.file.as_os_str()),
+    ];
+    paho_round_trip(port, version, &env, "over wss");
 }
 
 #[test]
 fn paho_over_wss_v311() {
-    paho_round_trip("311");
+    paho_over_wss("311");
 }
 
 #[test]
 fn paho_over_wss_v5() {
-    paho_round_trip("5");
+    paho_over_wss("5");
 }
 
 /// tests/js/ws_roundtrip.mjs over wss: QoS 0/1/2 and a retained message.
-fn mqttjs_round_trip(version: &str) {
-    let module = repo_path("tests/js/node_modules/mqtt/package.json");
-    assert!(
-        module.exists(),
-        "MQTT.js is not installed in tests/js: run scripts/test.sh (npm ci in tests/js)"
-    );
+fn mqttjs_over_wss(version: &str) {
     let pki = Pki::new();
     let (_broker, port) = wss_broker(&pki);
-    let mut cmd = Command::new("node");
-    cmd.arg(repo_path("tests/js/ws_roundtrip.mjs"))
-        .arg(format!("wss://127.0.0.1:{port}/mqtt"))
-        .arg(version)
-        .env("MQTT_CA", &pki.ca.file)
-        .current_dir(repo_path("tests/js"));
-    run_bounded(cmd, &format!("MQTT.js ws_roundtrip.mjs {version} over wss"));
+    let url = format!("wss://127.0.0.1:{port}/mqtt");
+    mqttjs_round_trip(&url, version, &[("MQTT_CA", pki.ca.file.as_os_str())]);
 }
 
 #[test]
 fn mqttjs_over_wss_v311() {
-    mqttjs_round_trip("4");
+    mqttjs_over_wss("4");
 }
 
 #[test]
 fn mqttjs_over_wss_v5() {
-    mqttjs_round_trip("5");
+    mqttjs_over_wss("5");
 }
 
 /// A TLS connector trusting the test CA and presenting `client`'s certificate.

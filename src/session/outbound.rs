@@ -53,21 +53,21 @@ impl Session {
                 .add_dropped(DropReason::ClientOffline, 1);
             return false;
         }
-        let before = self.state.dropped;
-        let seq = d.seq;
+        let (before, seq) = (self.state.dropped, d.seq);
         let enqueued = self.state.enqueue(d);
-        let full = self.state.dropped - before;
-        self.shared.metrics.add_dropped(DropReason::QueueFull, full);
         if enqueued.was_full() {
-            self.on_queue_full(&enqueued, seq);
+            let dropped = self.state.dropped - before;
+            self.on_queue_full(&enqueued, seq, dropped);
         }
         true
     }
 
-    /// A full queue dropped a message: what it dropped is forgotten by the store too
-    /// (a restart would bring it back otherwise), and the first time this session's
-    /// queue is full a warning says so.
-    fn on_queue_full(&mut self, enqueued: &Enqueued, new_seq: Option<u64>) {
+    /// A full queue dropped `dropped` messages: they are counted, what was stored is
+    /// forgotten by the store too (a restart would bring it back otherwise), and the
+    /// first time this session's queue is full a warning says so.
+    fn on_queue_full(&mut self, enqueued: &Enqueued, new_seq: Option<u64>, dropped: u64) {
+        let metrics = &self.shared.metrics;
+        metrics.add_dropped(DropReason::QueueFull, dropped);
         match enqueued {
             Enqueued::Dropped => self.forget_stored(new_seq),
             Enqueued::DisplacedOldest(seqs) => {

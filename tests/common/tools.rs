@@ -37,6 +37,52 @@ pub fn run_bounded(mut cmd: Command, what: &str) {
     );
 }
 
+/// A log's text without its ANSI colour sequences (CSI: ESC [ parameters, ended by a
+/// letter), so that fields read as `key=value`.
+pub fn without_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// `tests/py/roundtrip.py` (QoS 0/1/2 with paho) against `port` at `version`
+/// (`311`, `5`) with these environment settings (transport, CA file).
+pub fn paho_round_trip(port: u16, version: &str, env: &[(&str, &std::ffi::OsStr)], what: &str) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_path("tests/py/roundtrip.py"))
+        .args(["127.0.0.1", &port.to_string(), version])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(env.iter().copied());
+    run_bounded(cmd, &format!("paho roundtrip.py {version} {what}"));
+}
+
+/// `tests/js/ws_roundtrip.mjs` (MQTT.js under node: QoS 0/1/2 and a retained message)
+/// against `url` at `version` (`4`, `5`), with these environment settings.
+pub fn mqttjs_round_trip(url: &str, version: &str, env: &[(&str, &std::ffi::OsStr)]) {
+    let module = repo_path("tests/js/node_modules/mqtt/package.json");
+    assert!(
+        module.exists(),
+        "MQTT.js is not installed in tests/js: run scripts/test.sh (npm ci in tests/js)"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(repo_path("tests/js/ws_roundtrip.mjs"))
+        .args([url, version])
+        .envs(env.iter().copied())
+        .current_dir(repo_path("tests/js"));
+    run_bounded(cmd, &format!("MQTT.js ws_roundtrip.mjs {version} on {url}"));
+}
+
 impl BrokerProcess {
     /// Waits (up to 10 s) until the broker's log holds `needle` at least `n` times.
     pub async fn logged(&self, needle: &str, n: usize) {
