@@ -19,6 +19,7 @@ mod http;
 mod limits;
 mod listener;
 mod log;
+mod storage;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,7 @@ pub use http::{read_token, HttpConfig, TokenError, MIN_TOKEN_LEN};
 pub use limits::{Limits, QueueFull};
 pub use listener::{ListenerConfig, ListenerKind};
 pub use log::{LogConfig, LogFormat};
+pub use storage::{Backend, Durability, StorageConfig};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -149,35 +151,6 @@ impl Config {
             .map(|l| l.bind)
             .find(|addr| !addr.ip().to_canonical().is_loopback())
     }
-}
-
-/// Where state is kept (`[storage]`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// `data_dir` (default `"./data"`): the directory of persistent state, created if
-    /// missing. Unused with `durability = "memory"`.
-    pub data_dir: PathBuf,
-    /// `durability` (default `"sync"`): when persistent state reaches the disk.
-    pub durability: Durability,
-    /// `flush_interval_ms` (default 100): with `periodic` durability, how often the
-    /// store is flushed, in milliseconds.
-    pub flush_interval_ms: u64,
-}
-
-/// When persistent state reaches the disk (`[storage] durability`). QoS 0 messages and
-/// clean sessions never touch the disk.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// `"sync"`: a QoS 1/2 publish is acknowledged only once every persistent session
-    /// that must receive it has it on disk (group commit).
-    Sync,
-    /// `"periodic"`: changes are written at once and flushed every
-    /// `flush_interval_ms`; a crash loses at most that window.
-    Periodic,
-    /// `"memory"`: nothing is written; state lives in memory and is lost on restart.
-    Memory,
 }
 
 /// What the server tells clients about itself, and how it runs (`[server]`).
@@ -320,16 +293,6 @@ impl Default for Config {
     }
 }
 
-impl Default for StorageConfig {
-    fn default() -> StorageConfig {
-        StorageConfig {
-            data_dir: PathBuf::from("./data"),
-            durability: Durability::Sync,
-            flush_interval_ms: 100,
-        }
-    }
-}
-
 impl Config {
     /// Reads, parses and [validates](Config::validate) a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
@@ -352,6 +315,7 @@ impl Config {
     /// `maximum_qos` above 2.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
+        self.storage.validate()?;
         self.log.validate()?;
         if self.auth.login_failure_window_secs == 0 {
             return Err(ConfigError::Invalid(

@@ -109,3 +109,27 @@ fn parses_from_a_string_and_validates() {
         Err(ConfigError::Toml(_))
     ));
 }
+
+#[test]
+fn storage_backend_needs_a_url_of_its_scheme() {
+    let c: Config = "[storage]\nbackend = \"postgres\"\nurl = \"postgres://u@127.0.0.1:5432/db\"\n"
+        .parse()
+        .unwrap();
+    assert_eq!(c.storage.backend, Backend::Postgres);
+    let err = "[storage]\nbackend = \"redis\"\n"
+        .parse::<Config>()
+        .unwrap_err();
+    assert!(err.to_string().contains("storage.url must be set"), "{err}");
+    let err = "[storage]\nbackend = \"redis\"\nurl = \"postgres://secret@h/db\"\n"
+        .parse::<Config>()
+        .unwrap_err();
+    assert!(err.to_string().contains("not a redis URL"), "{err}");
+    assert!(
+        !err.to_string().contains("secret"),
+        "the URL may hold a password: {err}"
+    );
+    assert!("[storage]\nbackend = \"mongo\"\n"
+        .parse::<Config>()
+        .is_err());
+    assert_eq!(Config::default().storage.backend, Backend::Sled);
+}

@@ -22,7 +22,7 @@ use super::{
     drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store, StoreError,
     StoredSession,
 };
-use crate::config::{Durability, StorageConfig};
+use crate::config::{Backend, Durability, StorageConfig};
 use crate::guard::{calls, guarded_handlers, Guarded};
 use crate::message::ClientId;
 use crate::metrics::StoreMetrics;
@@ -73,13 +73,20 @@ pub struct Reopen(pub Box<dyn Fn() -> Box<dyn Store> + Send>);
 /// Opens the store for `config`, drops what expired while the broker was down, and
 /// returns the store with what is left in it.
 pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), PersistenceError> {
-    let store: Box<dyn Store> = match config.durability {
-        Durability::Memory => Box::new(MemoryStore::new()),
-        Durability::Sync | Durability::Periodic => {
+    let backend = match config.durability {
+        Durability::Memory => Backend::Memory,
+        Durability::Sync | Durability::Periodic => config.backend,
+    };
+    let store: Box<dyn Store> = match backend {
+        Backend::Memory => Box::new(MemoryStore::new()),
+        Backend::Sled => {
             super::prepare_data_dir(&config.data_dir)?;
             let dir = store_dir(&config.data_dir);
             super::recover_interrupted(&dir)?;
             Box::new(SledStore::open(&dir)?)
+        }
+        Backend::Postgres | Backend::Redis => {
+            return Err(PersistenceError::Unsupported(backend.name()))
         }
     };
     load_fresh(store)

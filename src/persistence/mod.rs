@@ -50,6 +50,9 @@ pub enum PersistenceError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// This build has no such backend.
+    #[error("storage backend {0:?} is not available in this build")]
+    Unsupported(&'static str),
     /// The store cannot be opened or used.
     #[error(transparent)]
     Store(#[from] StoreError),
