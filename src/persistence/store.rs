@@ -254,6 +254,14 @@ pub enum StoreError {
     /// Cluster mode: JetStream did not take or give back the session state.
     #[error("cluster store: {0}")]
     Cluster(String),
+    /// A store server (PostgreSQL, Redis) failed, refused or could not be reached.
+    #[error("{backend} store: {reason}")]
+    Server {
+        /// The backend's name (`"postgres"`, `"redis"`).
+        backend: &'static str,
+        /// What went wrong (never the URL's password).
+        reason: String,
+    },
     /// Any other sled error.
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
