@@ -65,6 +65,9 @@ pub struct Metrics {
     /// Read from the router at scrape time.
     router: scrape::RouterGauges,
     store: StoreMetrics,
+    /// `starling_actor_restarts_total{actor="session"}`: sessions that failed (their
+    /// connection closed with 0x83; the client resumes from the store).
+    session_failures: Counter,
     /// Times each limit was reached.
     pub limits: LimitHits,
 }
@@ -156,6 +159,9 @@ impl Metrics {
             &dropped[DropReason::NoSubscribers as usize],
         );
         let store = StoreMetrics::register(&mut registry, &router.restarts);
+        let session_failures = router
+            .restarts
+            .get_or_create_owned(&labels::ActorLabels { actor: "session" });
         let limits = LimitHits::register(&mut registry);
         Metrics {
             registry,
@@ -170,6 +176,7 @@ impl Metrics {
             queued,
             router,
             store,
+            session_failures,
             limits,
         }
     }
@@ -187,6 +194,11 @@ impl Metrics {
         if n > 0 {
             self.dropped[reason as usize].inc_by(n);
         }
+    }
+
+    /// A session actor failed (a panic caught in its handler).
+    pub fn session_failed(&self) {
+        self.session_failures.inc();
     }
 
     /// What the persistence actor reports (commit latency, batch sizes, restarts).
