@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::protocol::QoS;
 
+mod cluster;
 mod connection;
 mod labels;
 mod limits;
@@ -34,6 +35,7 @@ mod store;
 mod tally;
 mod text;
 
+pub use self::cluster::ClusterMetrics;
 pub use self::connection::ConnectedGuard;
 pub use self::labels::DropReason;
 use self::labels::{ConnectionLabels, DropLabels, QosLabels};
@@ -70,6 +72,8 @@ pub struct Metrics {
     session_failures: Counter,
     /// Times each limit was reached.
     pub limits: LimitHits,
+    /// Cluster mode's series ([`Metrics::with_cluster`]).
+    cluster: Option<ClusterMetrics>,
 }
 
 /// A copy of the `$SYS` counters at one moment.
@@ -178,7 +182,20 @@ impl Metrics {
             store,
             session_failures,
             limits,
+            cluster: None,
         }
+    }
+
+    /// [`Metrics::new`] with cluster mode's series too.
+    pub fn with_cluster() -> Metrics {
+        let mut metrics = Metrics::new();
+        metrics.cluster = Some(ClusterMetrics::register(&mut metrics.registry));
+        metrics
+    }
+
+    /// Cluster mode's series, when the broker runs clustered.
+    pub fn cluster(&self) -> Option<&ClusterMetrics> {
+        self.cluster.as_ref()
     }
 
     /// One PUBLISH received from a client.
