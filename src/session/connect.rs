@@ -22,7 +22,7 @@ use crate::metrics::Limit;
 use crate::protocol::{
     encode_packet, Connect, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode,
 };
-use crate::transport::{BoxedReader, BoxedWriter, Connection};
+use crate::transport::{BoxedReader, BoxedWriter, Connection, MemoryLevel};
 
 /// Initial read buffer of a connection.
 const READ_BUFFER_START: usize = 256;
@@ -58,6 +58,18 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         info!(%peer, listener = %conn.listener, "listener connect rate exceeded; refusing");
         shared.metrics.limits.hit(Limit::ConnectionRate);
         let ack = refusal(ReasonCode::CONNECTION_RATE_EXCEEDED);
+        refuse(&mut writer, Packet::ConnAck(ack), version).await;
+        return;
+    }
+    if shared
+        .memory
+        .as_ref()
+        .is_some_and(|m| m.level() == MemoryLevel::Refuse)
+    {
+        // Over the memory budget's refuse watermark (3.1.1: code 3).
+        debug!(%peer, "memory over the refuse watermark; refusing");
+        shared.metrics.limits.hit(Limit::MemoryRefuse);
+        let ack = refusal(ReasonCode::QUOTA_EXCEEDED);
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
     }
