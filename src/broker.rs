@@ -37,7 +37,7 @@ use crate::persistence::{Backlog, Persistence, PersistenceError, Snapshot, Store
 use crate::router::messages::{Adopt, AttachCluster, GetStats};
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
-use crate::sys::Sys;
+use crate::sys::{Metrics, Sys};
 use crate::transport::{ConnectionLimiter, MemoryBudget, TlsError, Workers};
 
 /// Why the broker could not start.
@@ -224,7 +224,7 @@ impl Broker {
             hooks,
             isolation: Isolation::default(),
             logins: LoginThrottle::from_config(&self.config.auth),
-            memory: self.memory_budget(),
+            memory: self.memory_budget(ops.metrics()),
         });
         let sys_interval = self.config.server.sys_interval_secs;
         if sys_interval > 0 {
@@ -271,12 +271,13 @@ impl Broker {
 
     /// `[auth] acl_file` as the authorizer, unless the builder was given one.
     /// The memory budget's sampler, when `[limits] max_memory` is set.
-    fn memory_budget(&self) -> Option<Arc<MemoryBudget>> {
+    fn memory_budget(&self, metrics: &Metrics) -> Option<Arc<MemoryBudget>> {
         let limits = &self.config.limits;
         let max = limits.max_memory.0;
         (max > 0).then(|| {
             let (high, refuse) = (limits.memory_high_watermark, limits.memory_refuse_watermark);
-            MemoryBudget::start(max, high, refuse)
+            let queued = metrics.queued_gauge();
+            MemoryBudget::start(max, high, refuse, Box::new(move || queued.get()))
         })?
     }
 

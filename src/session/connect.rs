@@ -22,7 +22,7 @@ use crate::metrics::Limit;
 use crate::protocol::{
     encode_packet, Connect, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode,
 };
-use crate::transport::{BoxedReader, BoxedWriter, Connection, MemoryLevel};
+use crate::transport::{BoxedReader, BoxedWriter, Connection};
 
 /// Initial read buffer of a connection.
 const READ_BUFFER_START: usize = 256;
@@ -64,7 +64,7 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
     if shared
         .memory
         .as_ref()
-        .is_some_and(|m| m.level() == MemoryLevel::Refuse)
+        .is_some_and(|m| m.refuses_connections())
     {
         // Over the memory budget's refuse watermark (3.1.1: code 3).
         debug!(%peer, "memory over the refuse watermark; refusing");

@@ -18,7 +18,6 @@ use super::actor::Session;
 use super::gate::Gate;
 use crate::delivery::Pressure;
 use crate::metrics::Limit;
-use crate::transport::MemoryLevel;
 
 /// The waits holding a publisher back.
 #[derive(Default)]
@@ -66,18 +65,19 @@ impl Session {
         self.hold(async move { drop(drained.await) }, |_| {}, ctx);
     }
 
-    /// Over the memory high watermark: stop reading until memory is under it.
+    /// Over the memory high watermark with messages queued: stop reading until memory
+    /// is under it or the queues are empty.
     pub(super) fn hold_for_memory(&mut self, ctx: &mut Context<Self>) {
         let Some(memory) = &self.shared.memory else {
             return;
         };
-        if self.inbound.holds.memory || memory.level() == MemoryLevel::Normal {
+        if self.inbound.holds.memory || !memory.holds_publishers() {
             return;
         }
         debug!(client_id = %self.state.client_id, "memory over the high watermark; reading paused");
         self.shared.metrics.limits.hit(Limit::MemoryHigh);
         self.inbound.holds.memory = true;
-        let below = Arc::clone(memory).below_high();
+        let below = Arc::clone(memory).released();
         self.hold(below, |holds| holds.memory = false, ctx);
     }
 

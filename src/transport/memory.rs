@@ -1,20 +1,26 @@
 //! The broker's memory budget (`[limits] max_memory`): the process's resident set size
 //! (RSS), sampled every 50 ms by a thread of its own, against two watermarks. Above the
-//! high one, sessions stop reading their publishers (TCP backpressure: nothing is
-//! acknowledged and dropped); above the refuse one, new connections are refused too.
+//! high one, while messages are queued in sessions, sessions stop reading their
+//! publishers (TCP backpressure: nothing is acknowledged and dropped); above the refuse
+//! one, new connections are refused too.
 //!
 //! Why RSS and not a count of the bytes the broker holds: RSS is what an operator's
 //! budget (a container's memory limit, the OOM killer) means, and it covers what a count
 //! misses (socket and codec buffers, the store's cache, allocator overhead). Reading
 //! `/proc/self/status` costs microseconds, 20 times a second. The cost is lag: between
 //! two samples the broker may grow by what its clients send in 50 ms, which the margin
-//! between the watermarks and the budget absorbs. The allocator (mimalloc) gives freed
-//! pages back to the system, so RSS falls as queues drain and reading resumes; it
-//! resumes once RSS is 5% of the budget below the watermark (hysteresis, so that a
-//! broker at the mark does not flap).
+//! between the watermarks and the budget absorbs. A level is left once RSS is 5% of the
+//! budget below its watermark (hysteresis, so that a broker at the mark does not flap).
+//!
+//! RSS does not fall at once when queues drain: the allocator (mimalloc) returns a page
+//! freed by another thread only once its owner thread allocates again, and a held
+//! publisher's thread may be idle. So publishers are held only while messages are
+//! queued (`starling_queued_messages` > 0): once the queues are empty they are read
+//! again, and the memory the allocator kept is reused before RSS grows; they are held
+//! again as soon as a queue forms while RSS is still over the mark.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -23,25 +29,17 @@ use tracing::{info, warn};
 /// How often RSS is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
-/// Where memory stands against the watermarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum MemoryLevel {
-    /// Under the high watermark.
-    Normal = 0,
-    /// Over the high watermark: publishers are not read.
-    High = 1,
-    /// Over the refuse watermark: new connections are refused too.
-    Refuse = 2,
-}
-
-impl MemoryLevel {
-    fn from_u8(v: u8) -> MemoryLevel {
-        match v {
-            0 => MemoryLevel::Normal,
-            1 => MemoryLevel::High,
-            _ => MemoryLevel::Refuse,
-        }
-    }
+/// Where memory stands after a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryLevel {
+    /// RSS over the high watermark.
+    pub over_high: bool,
+    /// RSS over the refuse watermark: new connections are refused.
+    pub refuse: bool,
+    /// Over the high watermark with messages queued in sessions: publishers are not
+    /// read. With nothing queued, holding them back would free nothing (the allocator
+    /// may keep freed pages a while, so RSS alone can stay high) and would never end.
+    pub hold: bool,
 }
 
 /// The watermarks in bytes and the level they give a sample, with hysteresis.
@@ -49,7 +47,7 @@ impl MemoryLevel {
 pub struct Watermarks {
     high: u64,
     refuse: u64,
-    /// How far below a watermark RSS must fall to leave its level.
+    /// How far below a watermark RSS must fall to be under it again.
     margin: u64,
     level: MemoryLevel,
 }
@@ -62,52 +60,62 @@ impl Watermarks {
             high: at(high),
             refuse: at(refuse),
             margin: max / 20,
-            level: MemoryLevel::Normal,
+            level: MemoryLevel::default(),
         }
     }
 
-    /// The level after a sample of `rss` bytes.
-    pub fn observe(&mut self, rss: u64) -> MemoryLevel {
-        let stays =
-            |mark: u64, level: MemoryLevel| self.level >= level && rss + self.margin >= mark;
-        self.level = if rss >= self.refuse || stays(self.refuse, MemoryLevel::Refuse) {
-            MemoryLevel::Refuse
-        } else if rss >= self.high || stays(self.high, MemoryLevel::High) {
-            MemoryLevel::High
-        } else {
-            MemoryLevel::Normal
+    /// The level after a sample of `rss` bytes, with `queued` messages in sessions.
+    pub fn observe(&mut self, rss: u64, queued: i64) -> MemoryLevel {
+        let over = |mark: u64, was: bool| rss >= mark || (was && rss + self.margin >= mark);
+        let over_high = over(self.high, self.level.over_high);
+        self.level = MemoryLevel {
+            over_high,
+            refuse: over(self.refuse, self.level.refuse),
+            hold: over_high && queued > 0,
         };
         self.level
     }
 }
 
+/// A probe of the messages queued in sessions.
+pub(crate) type QueuedProbe = Box<dyn Fn() -> i64 + Send>;
+
 /// The shared view of the budget: the level of the last sample, and a wake-up for the
-/// sessions waiting for memory to fall under the high watermark.
+/// sessions waiting for publishers to be read again.
 #[derive(Debug)]
 pub struct MemoryBudget {
     max: u64,
-    level: AtomicU8,
-    below_high: Notify,
+    hold: AtomicBool,
+    refuse: AtomicBool,
+    level: Mutex<MemoryLevel>,
+    released: Notify,
 }
 
 impl MemoryBudget {
     /// Starts sampling against a budget of `max` bytes; the sampler thread ends with
     /// the last handle. `None` (with a warning) where `/proc/self/status` cannot be read.
-    pub fn start(max: u64, high: f64, refuse: f64) -> Option<Arc<MemoryBudget>> {
+    pub fn start(
+        max: u64,
+        high: f64,
+        refuse: f64,
+        queued: QueuedProbe,
+    ) -> Option<Arc<MemoryBudget>> {
         if read_rss().is_none() {
             warn!("max_memory is set but the process's RSS cannot be read here; no memory budget");
             return None;
         }
         let budget = Arc::new(MemoryBudget {
             max,
-            level: AtomicU8::new(MemoryLevel::Normal as u8),
-            below_high: Notify::new(),
+            hold: AtomicBool::new(false),
+            refuse: AtomicBool::new(false),
+            level: Mutex::new(MemoryLevel::default()),
+            released: Notify::new(),
         });
         let marks = Watermarks::new(max, high, refuse);
         let weak = Arc::downgrade(&budget);
         let spawned = std::thread::Builder::new()
             .name("starling-memory".into())
-            .spawn(move || sample(weak, marks));
+            .spawn(move || sample(weak, marks, queued));
         if let Err(error) = spawned {
             warn!(%error, "cannot start the memory sampler; no memory budget");
             return None;
@@ -115,71 +123,74 @@ impl MemoryBudget {
         Some(budget)
     }
 
-    /// The level of the last sample.
+    /// True while publishers are not to be read.
     #[inline]
-    pub fn level(&self) -> MemoryLevel {
-        MemoryLevel::from_u8(self.level.load(Ordering::Acquire))
+    pub fn holds_publishers(&self) -> bool {
+        self.hold.load(Ordering::Acquire)
     }
 
-    /// Resolves once memory is under the high watermark.
-    pub async fn below_high(self: Arc<Self>) {
+    /// True while new connections are refused.
+    #[inline]
+    pub fn refuses_connections(&self) -> bool {
+        self.refuse.load(Ordering::Acquire)
+    }
+
+    /// Resolves once publishers may be read again.
+    pub async fn released(self: Arc<Self>) {
         loop {
             // Made before the check: a wake-up after it is not missed.
-            let notified = self.below_high.notified();
-            if self.level() == MemoryLevel::Normal {
+            let notified = self.released.notified();
+            if !self.holds_publishers() {
                 return;
             }
             notified.await;
         }
     }
 
-    /// Records a sample's level; logs and wakes on a change.
+    /// Records a sample's level; logs each crossing and wakes the held publishers.
     fn record(&self, rss: u64, level: MemoryLevel) {
-        let before = MemoryLevel::from_u8(self.level.swap(level as u8, Ordering::AcqRel));
-        if before == level {
-            return;
-        }
+        let before = match self.level.lock() {
+            Ok(mut l) => std::mem::replace(&mut *l, level),
+            Err(_) => return,
+        };
+        self.refuse.store(level.refuse, Ordering::Release);
+        self.hold.store(level.hold, Ordering::Release);
         let (rss_mib, max_mib) = (rss >> 20, self.max >> 20);
-        match (before, level) {
-            (_, MemoryLevel::Refuse) => {
-                warn!(
-                    rss_mib,
-                    max_mib, "memory over the refuse watermark: new connections are refused"
-                )
-            }
-            (MemoryLevel::Normal, MemoryLevel::High) => {
-                warn!(
-                    rss_mib,
-                    max_mib, "memory over the high watermark: publishers are not read"
-                )
-            }
-            (MemoryLevel::Refuse, _) => {
-                info!(
-                    rss_mib,
-                    max_mib, "memory back under the refuse watermark: connections accepted"
-                )
-            }
+        match (before.over_high, level.over_high) {
+            (false, true) => warn!(
+                rss_mib,
+                max_mib,
+                "memory over the high watermark: publishers are not read while messages are queued"
+            ),
+            (true, false) => info!(rss_mib, max_mib, "memory back under the high watermark"),
             _ => {}
         }
-        if level == MemoryLevel::Normal {
-            info!(
+        match (before.refuse, level.refuse) {
+            (false, true) => warn!(
                 rss_mib,
-                max_mib, "memory back under the high watermark: publishers are read again"
-            );
-            self.below_high.notify_waiters();
+                max_mib, "memory over the refuse watermark: new connections are refused"
+            ),
+            (true, false) => info!(
+                rss_mib,
+                max_mib, "memory back under the refuse watermark: connections accepted"
+            ),
+            _ => {}
+        }
+        if before.hold && !level.hold {
+            self.released.notify_waiters();
         }
     }
 }
 
 /// The sampler thread: until the budget is dropped.
-fn sample(budget: Weak<MemoryBudget>, mut marks: Watermarks) {
+fn sample(budget: Weak<MemoryBudget>, mut marks: Watermarks, queued: QueuedProbe) {
     loop {
         std::thread::sleep(SAMPLE_EVERY);
         let Some(budget) = budget.upgrade() else {
             return;
         };
         if let Some(rss) = read_rss() {
-            budget.record(rss, marks.observe(rss));
+            budget.record(rss, marks.observe(rss, queued()));
         }
     }
 }
@@ -204,13 +215,25 @@ mod tests {
     fn levels_rise_at_the_marks_and_fall_below_them_less_the_margin() {
         // 1,000 bytes: high at 800, refuse at 950, margin 50.
         let mut m = Watermarks::new(1000, 0.8, 0.95);
-        assert_eq!(m.observe(799), MemoryLevel::Normal);
-        assert_eq!(m.observe(800), MemoryLevel::High);
-        assert_eq!(m.observe(760), MemoryLevel::High, "within the margin");
-        assert_eq!(m.observe(960), MemoryLevel::Refuse);
-        assert_eq!(m.observe(901), MemoryLevel::Refuse);
-        assert_eq!(m.observe(899), MemoryLevel::High);
-        assert_eq!(m.observe(749), MemoryLevel::Normal);
+        let level = |m: &mut Watermarks, rss, queued| {
+            let l = m.observe(rss, queued);
+            (l.over_high, l.refuse, l.hold)
+        };
+        assert_eq!(level(&mut m, 799, 5), (false, false, false));
+        assert_eq!(level(&mut m, 800, 5), (true, false, true));
+        assert_eq!(
+            level(&mut m, 760, 5),
+            (true, false, true),
+            "within the margin"
+        );
+        assert_eq!(level(&mut m, 960, 5), (true, true, true));
+        assert_eq!(level(&mut m, 901, 5), (true, true, true));
+        assert_eq!(
+            level(&mut m, 899, 0),
+            (true, false, false),
+            "nothing queued: no hold"
+        );
+        assert_eq!(level(&mut m, 749, 5), (false, false, false));
     }
 
     #[test]

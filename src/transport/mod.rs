@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use handshakes::Handshakes;
 pub use limiter::{ConnectionLimiter, ConnectionPermit};
-pub use memory::{MemoryBudget, MemoryLevel};
+pub use memory::MemoryBudget;
 pub use rate::TokenBucket;
 pub use tcp::{AcceptFn, Accepted, ServeFn, TcpListenerTask};
 pub use tls::{TlsAcceptorHandle, TlsError, TlsSettings};

@@ -89,7 +89,10 @@ pub async fn read_slowly(
     while got.total() < want && Instant::now() < deadline {
         let p = match c.next_event(silence).await {
             Event::Packet(Packet::Publish(p)) => p,
-            Event::Timeout => break,
+            Event::Timeout => {
+                eprintln!("subscriber: silence after {} messages", got.total());
+                break;
+            }
             other => panic!("subscriber: {other:?} after {} messages", got.total()),
         };
         c.ack(&p).await;
