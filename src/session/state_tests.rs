@@ -312,5 +312,6 @@ fn backpressure_queues_beyond_the_limit_unless_offline() {
         s.enqueue_offline(out("e", QoS::AtLeastOnce)),
         Enqueued::Dropped
     );
-    assert_eq!((s.queue_len(), s.dropped), (4, 1));
+    // Offline: the usual policy (the queued QoS 0 goes first, then the new one).
+    assert_eq!((s.queue_len(), s.dropped), (3, 2));
 }
