@@ -1,4 +1,4 @@
-//! Durable state: records, the `Store` trait with sled and in-memory implementations,
+//! Durable state: records, the `Store` trait with sled, PostgreSQL and in-memory implementations,
 //! start-up expiry and store inspection. The persistence actor that batches changes off
 //! the event loops is built on top of [`Store`].
 
@@ -13,6 +13,8 @@ mod loading;
 mod memory_store;
 mod messages;
 mod observe;
+mod outage;
+mod postgres;
 mod records;
 mod sled_open;
 mod sled_store;
@@ -35,6 +37,7 @@ pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
     WillRecord,
 };
+pub use postgres::{PgStore, PG_SCHEMA};
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
 pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
 pub(crate) use ticket::{failed_ticket, ticket, Backlog, Durable};
