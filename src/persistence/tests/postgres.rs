@@ -3,8 +3,6 @@
 //! newer schema refused. Skipped (with a message) where PostgreSQL is not installed,
 //! except under CI.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
-
 use proptest::prelude::*;
 
 use super::super::{MemoryStore, PgStore, Store, StoreError, PG_SCHEMA};
@@ -13,54 +11,56 @@ use super::model::{step, Step};
 #[path = "../../../tests/common/pg.rs"]
 mod pg;
 
-/// One server for the tests of this binary; each test takes it whole (the lock) and
-/// starts from an empty database.
-fn server(test: &str) -> Option<MutexGuard<'static, pg::PgServer>> {
-    static SERVER: OnceLock<Option<Mutex<pg::PgServer>>> = OnceLock::new();
-    let server = SERVER.get_or_init(|| {
-        let bin = pg::pg_bin_or_skip(test)?;
-        Some(Mutex::new(pg::PgServer::start_new(&bin)))
-    });
-    let guard = server.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
-    guard.psql(
-        "starling",
-        "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
-    );
-    Some(guard)
+/// A server of the test's own (dropped, so stopped, at its end), or `None` where
+/// PostgreSQL is not installed.
+fn server(test: &str) -> Option<pg::PgServer> {
+    pg::pg_bin_or_skip(test).map(|bin| pg::PgServer::start_new(&bin))
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-
-    #[test]
-    fn postgres_matches_memory(steps in prop::collection::vec(step(), 1..25)) {
-        let Some(server) = server("postgres_matches_memory") else {
-            return Ok(());
-        };
-        let url = server.url();
-        let mut pg = PgStore::connect(&url).unwrap();
-        let mut model = MemoryStore::new();
-        prop_assert_eq!(pg.load().unwrap(), model.load().unwrap());
-        for step in steps {
-            match step {
-                Step::Apply(ops) => {
-                    model.apply(ops.clone()).unwrap();
-                    pg.apply(ops).unwrap();
-                }
-                Step::Flush => pg.flush().unwrap(),
-                Step::Restart { .. } => {
-                    drop(pg);
-                    pg = PgStore::connect(&url).unwrap();
-                }
+/// Runs the model test's `steps` against `PgStore` (the database emptied first) and
+/// `MemoryStore`; every load, and every session's own load, must agree.
+fn run_steps(server: &pg::PgServer, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    server.psql("starling", "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    let url = server.url();
+    let mut pg = PgStore::connect(&url).unwrap();
+    let mut model = MemoryStore::new();
+    prop_assert_eq!(pg.load().unwrap(), model.load().unwrap());
+    for step in steps {
+        match step {
+            Step::Apply(ops) => {
+                model.apply(ops.clone()).unwrap();
+                pg.apply(ops).unwrap();
             }
-            let snapshot = model.load().unwrap();
-            prop_assert_eq!(pg.load().unwrap(), snapshot.clone());
-            for s in &snapshot.sessions {
-                let id = &s.record.client_id;
-                let one = pg.load_session(id).unwrap();
-                prop_assert_eq!(one.as_ref(), Some(s));
+            Step::Flush => pg.flush().unwrap(),
+            Step::Restart { .. } => {
+                drop(pg);
+                pg = PgStore::connect(&url).unwrap();
             }
         }
+        let snapshot = model.load().unwrap();
+        prop_assert_eq!(pg.load().unwrap(), snapshot.clone());
+        for s in &snapshot.sessions {
+            let one = pg.load_session(&s.record.client_id).unwrap();
+            prop_assert_eq!(one.as_ref(), Some(s));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn postgres_matches_memory() {
+    let Some(server) = server("postgres_matches_memory") else {
+        return;
+    };
+    let config = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let strategy = prop::collection::vec(step(), 1..25);
+    if let Err(e) = runner.run(&strategy, |steps| run_steps(&server, steps)) {
+        panic!("{e}");
     }
 }
 
