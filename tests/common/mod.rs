@@ -16,6 +16,7 @@ mod durable;
 pub mod embedded;
 pub mod http;
 pub mod mosquitto;
+pub mod pg;
 mod nats;
 pub mod pki;
 mod raw;
