@@ -105,7 +105,11 @@ async fn broker_kill9_under_qos1_loses_nothing_acknowledged() {
         let mut s1 = Collector::new(0);
         collect_rest(&broker, "s1", &mut s1).await;
         let lost = missing(&published.completed, &s1);
-        assert!(lost.is_empty(), "{} acknowledged lost: {lost:?}", lost.len());
+        assert!(
+            lost.is_empty(),
+            "{} acknowledged lost: {lost:?}",
+            lost.len()
+        );
         eprintln!(
             "broker kill -9: {} acknowledged, {} delivered",
             published.completed.len(),
@@ -141,7 +145,12 @@ async fn publish_through(
     loop {
         while next < indices.end && open.len() < 10 {
             let id = c.next_packet_id();
-            let p = publish_packet("d/q1", QoS::AtLeastOnce, next.to_string().as_bytes(), Some(id));
+            let p = publish_packet(
+                "d/q1",
+                QoS::AtLeastOnce,
+                next.to_string().as_bytes(),
+                Some(id),
+            );
             if c.try_send(Packet::Publish(p)).await.is_err() {
                 return out;
             }
@@ -209,8 +218,15 @@ async fn postgres_killed_under_a_publisher() {
     let later = bounded(publish_when_back(&broker)).await;
     broker.assert_alive();
     let log = broker.log_text();
-    assert_eq!(log.matches("store failed;").count(), 1, "one error line per outage");
-    assert!(log.contains("store is back"), "an info line when the store is back");
+    assert_eq!(
+        log.matches("store failed;").count(),
+        1,
+        "one error line per outage"
+    );
+    assert!(
+        log.contains("store is back"),
+        "an info line when the store is back"
+    );
     // Everything acknowledged must be in the store: kill -9 and read it back.
     broker.restart();
     let acked: BTreeSet<u32> = first.acked.union(&later).copied().collect();
@@ -218,7 +234,11 @@ async fn postgres_killed_under_a_publisher() {
         let mut s1 = Collector::new(0);
         collect_rest(&broker, "s1", &mut s1).await;
         let lost = missing(&acked, &s1);
-        assert!(lost.is_empty(), "{} acknowledged lost: {lost:?}", lost.len());
+        assert!(
+            lost.is_empty(),
+            "{} acknowledged lost: {lost:?}",
+            lost.len()
+        );
     })
     .await;
 }
@@ -228,7 +248,10 @@ async fn postgres_killed_under_a_publisher() {
 async fn outage_refusals(broker: &BrokerProcess) {
     let mut p = RawClient::connected_v5(broker.addr(), "pub5-down", Properties::default()).await;
     let out = publish_through(&mut p, 100_000..100_001, usize::MAX, || {}).await;
-    assert!(out.acked.is_empty(), "acknowledged while the store is down: {out:?}");
+    assert!(
+        out.acked.is_empty(),
+        "acknowledged while the store is down: {out:?}"
+    );
     assert!(
         out.disconnect == Some(ReasonCode::UNSPECIFIED_ERROR)
             || out.refused == vec![(100_000, ReasonCode::UNSPECIFIED_ERROR)],
@@ -250,7 +273,8 @@ async fn publish_when_back(broker: &BrokerProcess) -> BTreeSet<u32> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut acked = BTreeSet::new();
     loop {
-        let mut p = RawClient::connected_v5(broker.addr(), "pub5-back", Properties::default()).await;
+        let mut p =
+            RawClient::connected_v5(broker.addr(), "pub5-back", Properties::default()).await;
         let out = publish_through(&mut p, 10_000..10_200, usize::MAX, || {}).await;
         acked.extend(out.acked.iter().copied());
         if out.acked.len() == 200 {

@@ -12,11 +12,11 @@ use tracing::{error, info};
 
 use super::convert::{message_record, unix_ms_now};
 use super::loading::Loads;
-use super::outage::Outage;
 use super::messages::{
     Commit, CompactCheck, FlushNow, FlushTick, LoadDone, LoadSession, Loaded, Persist,
     PersistDeliveries,
 };
+use super::outage::Outage;
 use super::records::QueuedRecord;
 use super::ticket::Backlog;
 use super::{

@@ -33,11 +33,11 @@ pub(crate) use messages::{
     FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, QueuedDelivery,
 };
 pub(crate) use observe::ObserveStore;
+pub use postgres::{PgStore, PG_SCHEMA};
 pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
     WillRecord,
 };
-pub use postgres::{PgStore, PG_SCHEMA};
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
 pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
 pub(crate) use ticket::{failed_ticket, ticket, Backlog, Durable};

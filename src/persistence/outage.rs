@@ -33,7 +33,6 @@ impl Outage {
         self.down.as_ref().is_none_or(|d| now >= d.next_try)
     }
 
-
     /// A try failed at `now`: wait longer before the next one.
     pub fn failed(&mut self, now: Instant, e: &StoreError) {
         match &mut self.down {

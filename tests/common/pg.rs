@@ -68,11 +68,8 @@ impl PgServer {
     /// Creates a cluster in a fresh temporary directory, starts it and creates the
     /// database `starling`. Panics (the test fails) when any step fails.
     pub fn start_new(bin: &Path) -> PgServer {
-        let dir = std::env::temp_dir().join(format!(
-            "starling-pg-{}-{}",
-            std::process::id(),
-            unique()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("starling-pg-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).expect("create the server's directory");
         let run_as = run_as();
         if let Some((uid, gid)) = run_as {
@@ -114,7 +111,16 @@ impl PgServer {
             .command("initdb")
             .arg("-D")
             .arg(self.data())
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ])
             .output()
             .expect("run initdb");
         assert!(
@@ -178,7 +184,14 @@ impl PgServer {
     /// Runs `sql` in database `db` with psql; panics when it fails.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .args(["-d", db, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .output()
             .expect("run psql");

@@ -56,7 +56,8 @@ pub(super) async fn everything(client: &Client, next_seq: u64) -> Result<Snapsho
     paged(client, base, "client_id, filter", cursor_text, |row| {
         let id: &str = row.try_get(0).map_err(server_error)?;
         if let Some(s) = sessions.get_mut(id) {
-            s.subscriptions.push(decode("starling_subscriptions", id, row)?);
+            s.subscriptions
+                .push(decode("starling_subscriptions", id, row)?);
         }
         Ok(())
     })
@@ -152,11 +153,15 @@ async fn session_in_snapshot(
     let stmt = client.prepare(&sql).await.map_err(server_error)?;
     let mut after: i64 = -1;
     loop {
-        let rows = client.query(&stmt, &[&id, &after]).await.map_err(server_error)?;
+        let rows = client
+            .query(&stmt, &[&id, &after])
+            .await
+            .map_err(server_error)?;
         for row in &rows {
             after = row.try_get(0).map_err(server_error)?;
             let seq = u64::try_from(after).map_err(|_| corrupt("starling_queue", id, "seq"))?;
-            s.queue.push((seq, decode_at("starling_queue", id, row, 1)?));
+            s.queue
+                .push((seq, decode_at("starling_queue", id, row, 1)?));
         }
         if (rows.len() as i64) < PAGE {
             return Ok(Some(s));
@@ -191,7 +196,10 @@ async fn paged(
         };
         let params = cursor(last)?;
         let params = params.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync));
-        let stream = client.query_raw(&next, params).await.map_err(server_error)?;
+        let stream = client
+            .query_raw(&next, params)
+            .await
+            .map_err(server_error)?;
         rows = stream.try_collect().await.map_err(server_error)?;
     }
 }

@@ -97,6 +97,15 @@ impl PgStore {
     /// applies the schema migrations this binary has, and reads the queue's next seq.
     /// Fails on a bad URL, an unreachable server, or a database whose schema is newer
     /// than this binary ([`StoreError::NewerSchema`]). Messages never show the password.
+    ///
+    /// ```no_run
+    /// use starling::persistence::{PgStore, Store};
+    ///
+    /// let store = PgStore::connect("postgres://starling:secret@127.0.0.1:5432/starling")?;
+    /// let snapshot = store.load()?;
+    /// println!("{} sessions stored", snapshot.sessions.len());
+    /// # Ok::<(), starling::persistence::StoreError>(())
+    /// ```
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|_| StoreError::Server {
             backend: "postgres",
@@ -158,7 +167,10 @@ impl PgStore {
             return Ok(Arc::clone(c));
         }
         let (config, target) = (self.config.clone(), self.target.clone());
-        let rt = self.rt.as_ref().ok_or_else(|| server("no runtime".into()))?;
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| server("no runtime".into()))?;
         let handle = rt.handle().clone();
         let conn = self.run(async move {
             let (mut client, connection) = config.connect(NoTls).await.map_err(server_error)?;

@@ -71,7 +71,10 @@ impl Statements {
             .collect::<Result<Vec<_>, _>>()
             .map_err(server_error)?
             .into_iter();
-        let mut next = || s.next().ok_or_else(|| super::server("statement missing".into()));
+        let mut next = || {
+            s.next()
+                .ok_or_else(|| super::server("statement missing".into()))
+        };
         Ok(Statements {
             wipe_subs: next()?,
             wipe_queue: next()?,
@@ -144,7 +147,8 @@ impl Plan {
             }
             Op::PutSubscription { client_id, sub } => {
                 let v = encode(&sub)?;
-                self.subs.insert((client_id.as_str().into(), sub.filter), Some(v));
+                self.subs
+                    .insert((client_id.as_str().into(), sub.filter), Some(v));
             }
             Op::DeleteSubscription { client_id, filter } => {
                 self.subs.insert((client_id.as_str().into(), filter), None);
@@ -156,22 +160,26 @@ impl Plan {
             } => {
                 *seq_high = (*seq_high).max(seq.saturating_add(1));
                 let v = encode(&rec)?;
-                self.queue.insert((client_id.as_str().into(), db_seq(seq)?), Some(v));
+                self.queue
+                    .insert((client_id.as_str().into(), db_seq(seq)?), Some(v));
             }
             Op::DeleteQueued { client_id, seq } => {
-                self.queue.insert((client_id.as_str().into(), db_seq(seq)?), None);
+                self.queue
+                    .insert((client_id.as_str().into(), db_seq(seq)?), None);
             }
             Op::PutInboundQos2 {
                 client_id,
                 packet_id,
             } => {
-                self.qos2.insert((client_id.as_str().into(), packet_id.into()), true);
+                self.qos2
+                    .insert((client_id.as_str().into(), packet_id.into()), true);
             }
             Op::DeleteInboundQos2 {
                 client_id,
                 packet_id,
             } => {
-                self.qos2.insert((client_id.as_str().into(), packet_id.into()), false);
+                self.qos2
+                    .insert((client_id.as_str().into(), packet_id.into()), false);
             }
             Op::PutRetained(msg) => {
                 let v = encode(&msg)?;
@@ -225,8 +233,16 @@ impl Plan {
         push2(&mut calls, &s.del_queue, del);
         push3(&mut calls, &s.put_queue, put);
         let (del, put): (Vec<_>, Vec<_>) = self.qos2.into_iter().partition(|(_, put)| !put);
-        push2(&mut calls, &s.del_qos2, del.into_iter().map(|(k, _)| k).unzip());
-        push2(&mut calls, &s.put_qos2, put.into_iter().map(|(k, _)| k).unzip());
+        push2(
+            &mut calls,
+            &s.del_qos2,
+            del.into_iter().map(|(k, _)| k).unzip(),
+        );
+        push2(
+            &mut calls,
+            &s.put_qos2,
+            put.into_iter().map(|(k, _)| k).unzip(),
+        );
         let (del, put) = split_keyed(self.retained);
         push1(&mut calls, &s.del_retained, del);
         push2(&mut calls, &s.put_retained, put);
@@ -237,12 +253,17 @@ impl Plan {
     }
 }
 
-fn as_param(b: &Box<dyn ToSql + Sync + Send>) -> &(dyn ToSql + Sync) {
-    b.as_ref()
+fn as_param(b: &Param) -> &(dyn ToSql + Sync) {
+    &**b
 }
 
+/// One boxed statement parameter.
+type Param = Box<dyn ToSql + Sync + Send>;
+/// Keys and records to upsert.
+type Upserts = (Vec<String>, Vec<Vec<u8>>);
+
 /// A statement and its parameters.
-type Call<'s> = (&'s Statement, Vec<Box<dyn ToSql + Sync + Send>>);
+type Call<'s> = (&'s Statement, Vec<Param>);
 
 fn push1<'s>(calls: &mut Vec<Call<'s>>, stmt: &'s Statement, keys: Vec<String>) {
     if !keys.is_empty() {
@@ -274,13 +295,14 @@ where
         cols.1.push(b);
         cols.2.push(v);
     }
-    calls.push((stmt, vec![Box::new(cols.0), Box::new(cols.1), Box::new(cols.2)]));
+    calls.push((
+        stmt,
+        vec![Box::new(cols.0), Box::new(cols.1), Box::new(cols.2)],
+    ));
 }
 
 /// Single-column keys: the deleted ones, and the (key, record) pairs to upsert.
-fn split_keyed(
-    map: BTreeMap<String, Option<Vec<u8>>>,
-) -> (Vec<String>, (Vec<String>, Vec<Vec<u8>>)) {
+fn split_keyed(map: BTreeMap<String, Option<Vec<u8>>>) -> (Vec<String>, Upserts) {
     let mut del = Vec::new();
     let mut put = (Vec::new(), Vec::new());
     for (k, v) in map {

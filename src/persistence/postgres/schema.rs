@@ -29,7 +29,9 @@ pub(super) async fn migrate(client: &mut Client, target: &Target) -> Result<u32,
     tx.query_one("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(server_error)?;
-    tx.batch_execute(VERSION_TABLE).await.map_err(server_error)?;
+    tx.batch_execute(VERSION_TABLE)
+        .await
+        .map_err(server_error)?;
     let row = tx
         .query_one(
             "SELECT coalesce(max(version), 0) FROM starling_schema_version",

@@ -20,7 +20,10 @@ fn server(test: &str) -> Option<pg::PgServer> {
 /// Runs the model test's `steps` against `PgStore` (the database emptied first) and
 /// `MemoryStore`; every load, and every session's own load, must agree.
 fn run_steps(server: &pg::PgServer, steps: Vec<Step>) -> Result<(), TestCaseError> {
-    server.psql("starling", "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    server.psql(
+        "starling",
+        "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+    );
     let url = server.url();
     let mut pg = PgStore::connect(&url).unwrap();
     let mut model = MemoryStore::new();
@@ -124,7 +127,10 @@ fn a_bad_password_is_never_shown() {
     let Some(server) = server("a_bad_password_is_never_shown") else {
         return;
     };
-    let url = format!("postgres://postgres:s3cret@127.0.0.1:{}/nosuchdb", server.port);
+    let url = format!(
+        "postgres://postgres:s3cret@127.0.0.1:{}/nosuchdb",
+        server.port
+    );
     let err = PgStore::connect(&url).expect_err("no such database");
     assert!(!format!("{err} {err:?}").contains("s3cret"), "{err}");
 }
