@@ -233,11 +233,15 @@ impl Persistence {
         }
         let waiters = std::mem::take(&mut self.waiters);
         let count = self.pending.len();
-        if let Err(e) = self.write_pending(flush || !waiters.is_empty()) {
-            self.outage.failed(std::time::Instant::now(), &e);
-            return false;
+        match self.write_pending(flush || !waiters.is_empty()) {
+            Err(e) => {
+                self.outage.failed(std::time::Instant::now(), &e);
+                return false;
+            }
+            // Only a write that reached the store ends an outage.
+            Ok(true) => self.outage.succeeded(std::time::Instant::now()),
+            Ok(false) => {}
         }
-        self.outage.succeeded(std::time::Instant::now());
         if let Some(metrics) = self.metrics.as_ref().filter(|_| count > 0) {
             metrics.commit(count, started.elapsed());
         }
@@ -249,8 +253,9 @@ impl Persistence {
 }
 
 impl Persistence {
-    /// Applies the pending ops (kept pending if that fails) and flushes if `flush`.
-    fn write_pending(&mut self, flush: bool) -> Result<(), StoreError> {
+    /// Applies the pending ops (kept pending if that fails) and flushes if `flush`;
+    /// true if the store was written to.
+    fn write_pending(&mut self, flush: bool) -> Result<bool, StoreError> {
         let ops = std::mem::take(&mut self.pending);
         let mut dirty = self.dirty;
         let Some(store) = self.store_mut() else {
@@ -260,7 +265,8 @@ impl Persistence {
                 reason: "cannot be opened".into(),
             });
         };
-        if !ops.is_empty() {
+        let ops_empty = ops.is_empty();
+        if !ops_empty {
             // A copy is kept until the batch is in: a failed one is retried as it was.
             if let Err(e) = store.apply(ops.clone()) {
                 self.pending = ops;
@@ -268,12 +274,13 @@ impl Persistence {
             }
             dirty = true;
         }
+        let wrote = !ops_empty || (dirty && flush);
         let flushed = match dirty && flush {
             true => store.flush().map(|()| false),
             false => Ok(dirty),
         };
         self.dirty = flushed.as_ref().map_or(true, |d| *d);
-        flushed.map(|_| ())
+        flushed.map(|_| wrote)
     }
 
     /// The store, re-opening it if a restart could not.
