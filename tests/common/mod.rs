@@ -18,6 +18,7 @@ pub mod http;
 pub mod mosquitto;
 mod nats;
 pub mod overload;
+pub mod pg;
 pub mod pki;
 mod raw;
 mod tools;

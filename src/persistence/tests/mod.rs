@@ -4,6 +4,7 @@ mod expiry;
 mod loading;
 mod measure;
 mod model;
+mod postgres;
 mod sled;
 
 use super::records::{MessageRecord, PropertiesRecord, QueuedRecord, SessionRecord};
