@@ -85,9 +85,8 @@ pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), 
             super::recover_interrupted(&dir)?;
             Box::new(SledStore::open(&dir)?)
         }
-        Backend::Postgres | Backend::Redis => {
-            return Err(PersistenceError::Unsupported(backend.name()))
-        }
+        Backend::Redis => Box::new(super::redis::open_configured(config)?),
+        Backend::Postgres => return Err(PersistenceError::Unsupported(backend.name())),
     };
     load_fresh(store)
 }
@@ -266,6 +265,13 @@ fn loaded_from(result: Result<Option<StoredSession>, StoreError>, client: &Clien
 fn reopen(config: &StorageConfig) -> Option<Box<dyn Store>> {
     match config.durability {
         Durability::Memory => Some(Box::new(MemoryStore::new())),
+        _ if config.backend == Backend::Redis => match super::redis::open_configured(config) {
+            Ok(s) => Some(Box::new(s)),
+            Err(e) => {
+                error!(error = %e, "cannot re-open the store");
+                None
+            }
+        },
         _ => match SledStore::open(&store_dir(&config.data_dir)) {
             Ok(s) => Some(Box::new(s)),
             Err(e) => {

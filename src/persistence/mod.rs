@@ -14,6 +14,7 @@ mod memory_store;
 mod messages;
 mod observe;
 mod records;
+mod redis;
 mod sled_open;
 mod sled_store;
 mod store;
@@ -35,6 +36,7 @@ pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
     WillRecord,
 };
+pub use redis::RedisStore;
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
 pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
 pub(crate) use ticket::{failed_ticket, ticket, Backlog, Durable};

@@ -19,6 +19,7 @@ pub mod mosquitto;
 mod nats;
 pub mod pki;
 mod raw;
+pub mod redis;
 mod tools;
 #[allow(unused_imports)]
 pub use cluster::*;

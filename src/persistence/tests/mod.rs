@@ -4,6 +4,9 @@ mod expiry;
 mod loading;
 mod measure;
 mod model;
+mod redis;
+#[path = "../../../tests/common/redis.rs"]
+mod redis_server;
 mod sled;
 
 use super::records::{MessageRecord, PropertiesRecord, QueuedRecord, SessionRecord};

@@ -129,7 +129,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 #[derive(Debug, Clone)]
-enum Step {
+pub(super) enum Step {
     Apply(Vec<Op>),
     Flush,
     /// Drop the sled store (after flushing if `flush`) and reopen the directory.
@@ -138,7 +138,7 @@ enum Step {
     },
 }
 
-fn step() -> impl Strategy<Value = Step> {
+pub(super) fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         8 => prop::collection::vec(op(), 0..12).prop_map(Step::Apply),
         1 => Just(Step::Flush),
