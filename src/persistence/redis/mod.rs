@@ -9,7 +9,8 @@
 //! ([`durability`]). `flush` has nothing left to do: what `apply` wrote is on the server.
 //!
 //! When the connection breaks, the call fails with [`StoreError::Server`] and the next
-//! call connects again. Key layout: [`keys`]; values are the postcard records of the
+//! call connects again. Sessions resumed while the broker runs are loaded on a second
+//! connection, off the persistence actor's thread ([`Store::session_reader`]). Key layout: [`keys`]; values are the postcard records of the
 //! sled store.
 
 mod durability;
@@ -17,6 +18,8 @@ mod keys;
 mod link;
 mod read;
 mod write;
+
+use std::sync::Arc;
 
 pub use durability::Risk;
 pub use keys::DEFAULT_PREFIX;
@@ -26,7 +29,7 @@ use link::{Failure, Link};
 
 use crate::config::StorageConfig;
 
-use super::store::{validate_ops, Op, Snapshot, Store, StoreError, StoredSession};
+use super::store::{validate_ops, Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
 
 /// Schema version written by this binary under the prefix.
 pub const REDIS_SCHEMA: u32 = 1;
@@ -35,6 +38,8 @@ pub const REDIS_SCHEMA: u32 = 1;
 #[derive(Debug)]
 pub struct RedisStore {
     link: Link,
+    /// A second connection, for the loads of [`Store::session_reader`] on other threads.
+    reader: Arc<Link>,
     keys: Keys,
     next_seq: u64,
     /// A call failed: `next_seq` is read again from the server before the next apply
@@ -55,6 +60,7 @@ impl RedisStore {
     /// can share one database).
     pub fn connect_with_prefix(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
         let link = Link::new(url)?;
+        let reader = Arc::new(Link::new(url)?);
         let keys = Keys::new(prefix);
         let (schema, next_seq, risk) = link.with(|con| {
             let schema = init_schema(con, &keys)?;
@@ -70,6 +76,7 @@ impl RedisStore {
         durability::warn(&risk, link.target());
         Ok(RedisStore {
             link,
+            reader,
             keys,
             next_seq,
             resync: false,
@@ -81,15 +88,32 @@ impl RedisStore {
     pub fn durability_risk(&self) -> &Risk {
         &self.risk
     }
+}
 
-    fn load_one(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError> {
-        self.link.with(|con| {
-            let Some(mut s) = read::session(con, &self.keys, client_id)? else {
-                return Ok(None);
-            };
-            read::children(con, &self.keys, std::iter::once(&mut s))?;
-            Ok(Some(s))
-        })
+/// One session and its children, on `link`.
+fn load_one(
+    link: &Link,
+    keys: &Keys,
+    client_id: &str,
+) -> Result<Option<StoredSession>, StoreError> {
+    link.with(|con| {
+        let Some(mut s) = read::session(con, keys, client_id)? else {
+            return Ok(None);
+        };
+        read::children(con, keys, std::iter::once(&mut s))?;
+        Ok(Some(s))
+    })
+}
+
+/// Loads sessions on its own connection, off the persistence actor's thread.
+struct Reader {
+    link: Arc<Link>,
+    keys: Keys,
+}
+
+impl SessionReader for Reader {
+    fn load_session(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError> {
+        load_one(&self.link, &self.keys, client_id)
     }
 }
 
@@ -177,6 +201,13 @@ impl Store for RedisStore {
     }
 
     fn load_session(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError> {
-        self.load_one(client_id)
+        load_one(&self.link, &self.keys, client_id)
+    }
+
+    fn session_reader(&self) -> Option<Box<dyn SessionReader>> {
+        Some(Box::new(Reader {
+            link: Arc::clone(&self.reader),
+            keys: self.keys.clone(),
+        }))
     }
 }
