@@ -232,7 +232,9 @@ impl Broker {
             // On the router's arbiter: it stops with it.
             Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
         }
-        let cluster_arbiter = self.join_cluster(&router, &persistence, &shared).await?;
+        let cluster_arbiter = self
+            .join_cluster(&router, &persistence, (&shared, &ops))
+            .await?;
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
@@ -304,7 +306,7 @@ impl Broker {
         &self,
         router: &Addr<Router>,
         persistence: &Addr<Persistence>,
-        shared: &Shared,
+        (shared, ops): (&Shared, &crate::http::Ops),
     ) -> Result<Option<ArbiterHandle>, BrokerError> {
         if !self.config.cluster.enabled {
             return Ok(None);
@@ -321,9 +323,13 @@ impl Broker {
             persistence,
             isolation: shared.isolation.clone(),
             metrics: shared.metrics.cluster().cloned(),
+            admin: Some(self::http::answer_peers(ops)),
         };
         let handle = match crate::cluster::start(config, bridge, &arbiter).await {
-            Ok(handle) => handle,
+            Ok((handle, peers)) => {
+                self::http::ask_peers(ops, peers);
+                handle
+            }
             Err(e) => {
                 arbiter.stop();
                 return Err(e.into());
