@@ -88,7 +88,9 @@ fn large_queue_loads_in_pages() {
     let seqs: Vec<u64> = big.queue.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (1..5001).collect::<Vec<_>>());
     assert_eq!(store.load_session("big").unwrap().as_ref(), Some(big));
-    let reader = store.session_reader().expect("a reader on its own connection");
+    let reader = store
+        .session_reader()
+        .expect("a reader on its own connection");
     assert_eq!(reader.load_session("big").unwrap().as_ref(), Some(big));
     assert_eq!(store.load_session("nobody").unwrap(), None);
 }
