@@ -173,6 +173,10 @@ impl Publisher {
         (!ack.reason.is_error()).then_some(c)
     }
 
+    fn count(&self, outcome: Outcome) -> usize {
+        self.outcomes.iter().filter(|o| **o == outcome).count()
+    }
+
     async fn publish(&mut self, idx: u32) -> Outcome {
         if self.client.is_none() {
             self.client = self.connect().await;
@@ -212,6 +216,54 @@ impl Publisher {
     }
 }
 
+/// While redis is down: publishes until one is not acknowledged (within 200), then 5
+/// more that must not be either; returns the index of the first failure.
+async fn publish_while_down(p: &mut Publisher, idx: &mut u32) -> u32 {
+    let failed_at = bounded(async {
+        for _ in 0..200 {
+            *idx += 1;
+            if p.publish(*idx).await != Outcome::Acked {
+                return *idx;
+            }
+        }
+        panic!("200 publishes acknowledged while redis is down");
+    })
+    .await;
+    for _ in 0..5 {
+        *idx += 1;
+        let outcome = bounded(p.publish(*idx)).await;
+        assert_ne!(
+            outcome,
+            Outcome::Acked,
+            "publish {idx} acknowledged while redis is down"
+        );
+    }
+    failed_at
+}
+
+/// Publishes until `n` in a row are acknowledged, within `within`.
+async fn publish_until_acked_in_a_row(
+    p: &mut Publisher,
+    idx: &mut u32,
+    n: usize,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    let mut in_a_row = 0;
+    while in_a_row < n {
+        let recent = &p.outcomes[p.outcomes.len().saturating_sub(20)..];
+        assert!(
+            Instant::now() < deadline,
+            "no {n} acknowledgements in a row within {within:?}; last outcomes {recent:?}"
+        );
+        *idx += 1;
+        match bounded(p.publish(*idx)).await {
+            Outcome::Acked => in_a_row += 1,
+            _ => in_a_row = 0,
+        }
+    }
+}
+
 // redis-server is SIGKILLed while a 5.0 QoS 1 publisher publishes to a persistent
 // subscriber: the broker stays up, answers what it cannot write with an error code or
 // by closing the connection (never a success PUBACK), takes publishes again once redis
@@ -244,54 +296,13 @@ async fn redis_outage_acknowledges_only_what_was_written() {
     })
     .await;
     redis.kill9();
-    // During: refused or dropped, within a bounded number of attempts.
-    let failed_at = bounded(async {
-        for _ in 0..200 {
-            idx += 1;
-            if p.publish(idx).await != Outcome::Acked {
-                return idx;
-            }
-        }
-        panic!("200 publishes acknowledged while redis is down");
-    })
-    .await;
-    for _ in 0..5 {
-        idx += 1;
-        let outcome = bounded(p.publish(idx)).await;
-        assert_ne!(
-            outcome,
-            Outcome::Acked,
-            "publish {idx} acknowledged while redis is down"
-        );
-    }
+    let failed_at = publish_while_down(&mut p, &mut idx).await;
     broker.assert_alive();
     redis.restart();
-    // After: acknowledged again within a bound.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut in_a_row = 0;
-    while in_a_row < 100 {
-        assert!(
-            Instant::now() < deadline,
-            "no 100 acknowledgements in a row within 20 s of redis coming back; outcomes {:?}",
-            &p.outcomes[p.outcomes.len().saturating_sub(20)..]
-        );
-        idx += 1;
-        match bounded(p.publish(idx)).await {
-            Outcome::Acked => in_a_row += 1,
-            _ => in_a_row = 0,
-        }
-    }
+    publish_until_acked_in_a_row(&mut p, &mut idx, 100, Duration::from_secs(20)).await;
     broker.assert_alive();
-    let refused = p
-        .outcomes
-        .iter()
-        .filter(|o| **o == Outcome::Refused)
-        .count();
-    let dropped = p
-        .outcomes
-        .iter()
-        .filter(|o| **o == Outcome::Dropped)
-        .count();
+    let refused = p.count(Outcome::Refused);
+    let dropped = p.count(Outcome::Dropped);
     let col = bounded(collect_rest(&broker, "outage-sub")).await;
     let lost = missing(&p.acked, &col);
     eprintln!(
