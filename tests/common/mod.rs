@@ -17,6 +17,7 @@ pub mod embedded;
 pub mod http;
 pub mod mosquitto;
 mod nats;
+pub mod overload;
 pub mod pki;
 mod raw;
 pub mod redis;
