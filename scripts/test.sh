@@ -25,6 +25,14 @@ if ! command -v mosquitto_passwd >/dev/null 2>&1; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
 fi
 
+# redis-server for the redis store's tests (src/persistence/tests/redis.rs,
+# tests/store_redis.rs), which start their own on a free port.
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing redis-server" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+fi
+
 # paho-mqtt 2.x for tests/interop_paho.rs and tests/py/*.py
 if ! python3 -c 'import paho.mqtt' >/dev/null 2>&1; then
     echo "scripts/test.sh: installing paho-mqtt" >&2

@@ -20,8 +20,8 @@ use super::outage::Outage;
 use super::records::QueuedRecord;
 use super::ticket::Backlog;
 use super::{
-    drop_expired, MemoryStore, Op, PersistenceError, PgStore, SledStore, Snapshot, Store,
-    StoreError, StoredSession,
+    drop_expired, MemoryStore, Op, PersistenceError, PgStore, RedisStore, SledStore, Snapshot,
+    Store, StoreError, StoredSession,
 };
 use crate::config::{Backend, Durability, StorageConfig};
 use crate::guard::{calls, guarded_handlers, Guarded};
@@ -86,7 +86,7 @@ pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), 
             Box::new(SledStore::open(&dir)?)
         }
         Backend::Postgres => Box::new(PgStore::connect(server_url(config)?)?),
-        Backend::Redis => return Err(PersistenceError::Unsupported(backend.name())),
+        Backend::Redis => Box::new(RedisStore::connect(server_url(config)?)?),
     };
     load_fresh(store)
 }
@@ -313,10 +313,9 @@ fn reopen(config: &StorageConfig) -> Option<Box<dyn Store>> {
         Backend::Postgres => server_url(config)
             .and_then(PgStore::connect)
             .map(|s| Box::new(s) as _),
-        Backend::Redis => Err(StoreError::Server {
-            backend: "redis",
-            reason: "not available in this build".into(),
-        }),
+        Backend::Redis => server_url(config)
+            .and_then(RedisStore::connect)
+            .map(|s| Box::new(s) as _),
     };
     match opened {
         Ok(s) => Some(s),

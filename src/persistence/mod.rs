@@ -16,6 +16,7 @@ mod observe;
 mod outage;
 mod postgres;
 mod records;
+mod redis;
 mod sled_open;
 mod sled_store;
 mod store;
@@ -38,6 +39,7 @@ pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
     WillRecord,
 };
+pub use redis::RedisStore;
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
 pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
 pub(crate) use ticket::{failed_ticket, ticket, Backlog, Durable};

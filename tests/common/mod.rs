@@ -21,6 +21,7 @@ pub mod overload;
 pub mod pg;
 pub mod pki;
 mod raw;
+pub mod redis;
 mod tools;
 #[allow(unused_imports)]
 pub use cluster::*;

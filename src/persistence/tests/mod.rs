@@ -5,6 +5,9 @@ mod loading;
 mod measure;
 mod model;
 mod postgres;
+mod redis;
+#[path = "../../../tests/common/redis.rs"]
+mod redis_server;
 mod sled;
 
 use super::records::{MessageRecord, PropertiesRecord, QueuedRecord, SessionRecord};
