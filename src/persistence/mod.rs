@@ -29,12 +29,14 @@ pub(crate) use actor::{load_fresh, open_store, Persistence, Reopen};
 pub use checksum::{Checksums, Comparison, Tally, KEYSPACES};
 pub(crate) use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;
-pub use inspect::{inspect, Report, SessionSummary};
+pub use inspect::{inspect, inspect_spec, Report, SessionSummary};
 pub use memory_store::MemoryStore;
 pub(crate) use messages::{
     FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, QueuedDelivery,
 };
-pub use migrate::{compare, migrate, MigrateError, MigrateOptions, MigrateSummary};
+pub use migrate::{
+    compare, migrate, MigrateError, MigrateOptions, MigrateSummary, DEFAULT_BATCH_OPS,
+};
 pub(crate) use observe::ObserveStore;
 pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
