@@ -58,7 +58,7 @@ pub struct MigrateSummary {
 /// Why a migration did not run or did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    /// The target holds state and `force` was not given.
+    /// The target holds state (beyond `$SYS` retained messages) and `force` was not given.
     #[error(
         "the target is not empty ({sessions} sessions, {retained} retained messages); \
          pass --force to make it a copy of the source"
@@ -86,9 +86,13 @@ pub fn migrate(
     let source_sums = Checksums::of(&snapshot);
     let existing = target.load()?;
     if !options.force && !is_empty(&existing) {
+        let own = existing
+            .retained
+            .iter()
+            .filter(|m| m.topic.starts_with("$SYS/"));
         return Err(MigrateError::TargetNotEmpty {
             sessions: existing.sessions.len(),
-            retained: existing.retained.len(),
+            retained: existing.retained.len() - own.count(),
         });
     }
     let mut out = Batcher::new(target, options.batch_ops);
@@ -269,7 +273,13 @@ impl<'t> Batcher<'t> {
     }
 }
 
-/// Whether a snapshot holds no sessions and no retained messages.
+/// Whether a snapshot holds no sessions and no retained messages but the broker's own
+/// `$SYS` ones (a broker that ran once on an empty store has those; it publishes them
+/// again at each start).
 fn is_empty(snapshot: &Snapshot) -> bool {
-    snapshot.sessions.is_empty() && snapshot.retained.is_empty()
+    snapshot.sessions.is_empty()
+        && snapshot
+            .retained
+            .iter()
+            .all(|m| m.topic.starts_with("$SYS/"))
 }
