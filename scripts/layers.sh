@@ -22,8 +22,8 @@ declare -A ALLOWED=(
     [router]="config delivery guard message persistence protocol topic"
     [session]="auth config delivery hooks message metrics persistence protocol router sys topic transport"
     [sys]="message metrics protocol router topic"
-    [cluster]="config delivery message persistence protocol router session topic"
-    [local]="config delivery hooks message protocol router session topic transport"
+    [cluster]="config delivery message metrics persistence protocol router session topic"
+    [local]="config delivery hooks message metrics protocol router session topic transport"
     [http]="message metrics protocol router session topic"
     [broker]="auth cluster config hooks http local message metrics persistence protocol router session sys topic transport"
 )

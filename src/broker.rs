@@ -232,9 +232,7 @@ impl Broker {
             // On the router's arbiter: it stops with it.
             Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
         }
-        let cluster_arbiter = self
-            .join_cluster(&router, &persistence, &shared.isolation)
-            .await?;
+        let cluster_arbiter = self.join_cluster(&router, &persistence, &shared).await?;
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
@@ -306,7 +304,7 @@ impl Broker {
         &self,
         router: &Addr<Router>,
         persistence: &Addr<Persistence>,
-        isolation: &Isolation,
+        shared: &Shared,
     ) -> Result<Option<ArbiterHandle>, BrokerError> {
         if !self.config.cluster.enabled {
             return Ok(None);
@@ -318,17 +316,19 @@ impl Broker {
         let config = &config;
         let arbiter = Arbiter::new().handle();
         let (router, persistence) = (router.clone(), persistence.clone());
-        let isolation = isolation.clone();
-        let handle =
-            match crate::cluster::start(config, router.clone(), persistence, &arbiter, isolation)
-                .await
-            {
-                Ok(handle) => handle,
-                Err(e) => {
-                    arbiter.stop();
-                    return Err(e.into());
-                }
-            };
+        let bridge = crate::cluster::Bridge {
+            router: router.clone(),
+            persistence,
+            isolation: shared.isolation.clone(),
+            metrics: shared.metrics.cluster().cloned(),
+        };
+        let handle = match crate::cluster::start(config, bridge, &arbiter).await {
+            Ok(handle) => handle,
+            Err(e) => {
+                arbiter.stop();
+                return Err(e.into());
+            }
+        };
         let attach = AttachCluster {
             port: Box::new(handle),
         };

@@ -320,8 +320,15 @@ async fn an_interceptor_rewrites_drops_and_refuses_what_it_cannot_vet_in_time() 
         );
 
         let local = broker.client("app");
+        let done = local.publish("drop/local", "gone", QoS::AtLeastOnce, false);
+        assert_eq!(done.await.expect("published").matched, 0);
         let done = local.publish("legacy/l", "quiet", QoS::AtLeastOnce, false);
         assert_eq!(done.await.expect("published").matched, 1);
+        let metrics = broker.ops().metrics_text().await;
+        assert!(
+            metrics.contains("starling_messages_dropped_total{reason=\"hook\"} 2"),
+            "the network and the in-process drop are counted:\n{metrics}"
+        );
         let p = watcher.recv_publish_acked().await;
         assert_eq!((p.topic.as_str(), &p.payload[..]), ("v2/l", &b"QUIET"[..]));
         broker.stop().await;

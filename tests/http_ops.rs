@@ -276,6 +276,10 @@ async fn actor_restarts_are_counted() {
         // A retained publish reaches the persistence actor, which fails on it.
         poison(broker.addr(), "$fault/persistence", true).await;
         metric_reaches(http, name, &persistence, 1.0).await;
+        let session = [("actor", "session")];
+        assert_eq!(value(&scrape(http), name, &session), 0.0);
+        poison(broker.addr(), "$fault/session", false).await;
+        metric_reaches(http, name, &session, 1.0).await;
         assert_eq!(http_get(http, "/ready").0, 200);
     })
     .await;

@@ -17,7 +17,12 @@ use crate::persistence::{ObserveStore, Persistence};
 pub(super) fn start(config: &Config) -> Result<(Ops, Option<OpsServer>), BrokerError> {
     let http = &config.http;
     let token = http.token_file.as_deref().map(read_token).transpose()?;
-    let ops = Ops::new(Arc::new(Metrics::new()), token);
+    let metrics = if config.cluster.enabled {
+        Metrics::with_cluster()
+    } else {
+        Metrics::new()
+    };
+    let ops = Ops::new(Arc::new(metrics), token);
     let Some(bind) = http.bind else {
         return Ok((ops, None));
     };

@@ -31,6 +31,7 @@ use super::subject::{filter_to_subjects, queue_group};
 use crate::config::ClusterConfig;
 use crate::delivery::Origin;
 use crate::message::Message;
+use crate::metrics::ClusterMetrics;
 use crate::persistence::Persistence;
 use crate::router::messages::{EvictSessions, RouteRemote};
 use crate::router::InterestChange;
@@ -53,6 +54,18 @@ const SUBSCRIPTION_CAPACITY: usize = 65_536;
 const FORWARD_WINDOW: usize = 1024;
 /// How long start-up waits for NATS and JetStream.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the bridge works with on the broker's side.
+pub struct Bridge {
+    /// Where messages from other nodes go.
+    pub router: Addr<Router>,
+    /// The persistence actor (session state in JetStream).
+    pub persistence: Addr<Persistence>,
+    /// Set while the node is cut off from NATS.
+    pub isolation: Isolation,
+    /// Where the bridge reports (the `/metrics` cluster series), if anywhere.
+    pub metrics: Option<ClusterMetrics>,
+}
 
 /// Why the node could not join the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -102,10 +115,8 @@ pub enum InterestCmd {
 /// sets `isolation` while the node is cut off from NATS.
 pub async fn start(
     config: &ClusterConfig,
-    router: Addr<Router>,
-    persistence: Addr<Persistence>,
+    bridge: Bridge,
     arbiter: &ArbiterHandle,
-    isolation: Isolation,
 ) -> Result<ClusterHandle, ClusterError> {
     let origin: u64 = rand::random();
     let message_log = config.message_log;
@@ -132,21 +143,14 @@ pub async fn start(
     let (ownership_tx, ownership_rx) = mpsc::unbounded_channel();
     let (started_tx, started_rx) = oneshot::channel();
     let config = config.clone();
-    let isolation_flag = isolation.clone();
+    let isolation_flag = bridge.isolation.clone();
     arbiter.spawn(async move {
-        let result = run(
-            addrs,
-            &config,
-            origin,
-            (router, persistence),
-            Channels {
-                publish: publish_rx,
-                interest: interest_rx,
-                ownership: ownership_rx,
-            },
-            isolation,
-        )
-        .await;
+        let channels = Channels {
+            publish: publish_rx,
+            interest: interest_rx,
+            ownership: ownership_rx,
+        };
+        let result = run(addrs, &config, origin, bridge, channels).await;
         let _ = started_tx.send(result);
     });
     started_rx.await.map_err(|_| ClusterError::Stopped)??;
@@ -173,12 +177,17 @@ async fn run(
     addrs: Vec<async_nats::ServerAddr>,
     config: &ClusterConfig,
     origin: u64,
-    (router, persistence): (Addr<Router>, Addr<Persistence>),
+    bridge: Bridge,
     channels: Channels,
-    isolation: Isolation,
 ) -> Result<(), ClusterError> {
+    let Bridge {
+        router,
+        persistence,
+        isolation,
+        metrics,
+    } = bridge;
     let replicas = config.replicas;
-    let client = connect(addrs, config, &router, isolation).await?;
+    let client = connect(addrs, config, &router, isolation, metrics.clone()).await?;
     let js = async_nats::jetstream::new(client.clone());
     let stream = tokio::time::timeout(START_TIMEOUT, retained::ensure_stream(&js, replicas))
         .await
@@ -216,6 +225,7 @@ async fn run(
         origin,
         router: router.clone(),
         message_log: config.message_log,
+        metrics,
     };
     tokio::spawn(publish::run(publisher, channels.publish));
     tokio::spawn(interest_loop(client, origin, router, channels.interest));
@@ -234,6 +244,7 @@ async fn connect(
     config: &ClusterConfig,
     router: &Addr<Router>,
     isolation: Isolation,
+    metrics: Option<ClusterMetrics>,
 ) -> Result<async_nats::Client, ClusterError> {
     let node_id = &config.node_id;
     let options = async_nats::ConnectOptions::new()
@@ -251,7 +262,7 @@ async fn connect(
     tokio::spawn(isolation::watch(
         link_rx,
         config.isolation_grace(),
-        isolation,
+        (isolation, metrics),
         move || {
             evict.do_send(EvictSessions {
                 reason: isolation::DISCONNECT_REASON,

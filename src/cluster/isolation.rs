@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::metrics::ClusterMetrics;
 use crate::protocol::ReasonCode;
 use crate::session::Isolation;
 
@@ -82,7 +83,7 @@ pub(super) async fn poll(client: async_nats::Client, link: LinkTx) {
 pub(super) async fn watch(
     mut link: mpsc::UnboundedReceiver<bool>,
     grace: Duration,
-    isolation: Isolation,
+    (isolation, metrics): (Isolation, Option<ClusterMetrics>),
     on_isolated: impl Fn(),
 ) {
     let mut down_since: Option<Instant> = None;
@@ -104,6 +105,9 @@ pub(super) async fn watch(
             }
             _ => link.recv().await,
         };
+        if let (Some(m), Some(up)) = (&metrics, event) {
+            m.nats_link(up);
+        }
         match event {
             None => return,
             Some(true) => {
@@ -134,7 +138,7 @@ mod tests {
         let isolation = Isolation::default();
         let calls = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&calls);
-        tokio::spawn(watch(rx, GRACE, isolation.clone(), move || {
+        tokio::spawn(watch(rx, GRACE, (isolation.clone(), None), move || {
             c.fetch_add(1, Ordering::SeqCst);
         }));
         (tx, isolation, calls)

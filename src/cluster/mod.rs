@@ -273,5 +273,5 @@ pub mod replay;
 pub mod retained;
 pub mod subject;
 
-pub use bridge::{start, ClusterError};
+pub use bridge::{start, Bridge, ClusterError};
 pub use js_store::JsStore;

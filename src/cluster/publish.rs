@@ -8,6 +8,7 @@
 //! to its client after the flush that carried it.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use actix::Addr;
 use async_nats::jetstream;
@@ -21,6 +22,7 @@ use super::envelope::Envelope;
 use super::replay::{self, log_subject};
 use super::retained;
 use super::subject::topic_to_subject;
+use crate::metrics::ClusterMetrics;
 use crate::protocol::QoS;
 use crate::router::Router;
 
@@ -38,6 +40,8 @@ pub(super) struct Publisher {
     pub router: Addr<Router>,
     /// `[cluster] message_log`; without it a QoS 1/2 message goes out live at once.
     pub message_log: bool,
+    /// Where log writes and replays are reported.
+    pub metrics: Option<ClusterMetrics>,
 }
 
 /// The log write of a queued item.
@@ -120,10 +124,18 @@ async fn accept(p: &Publisher, queue: &mut VecDeque<Item>, out: Outbound) {
                 Log::None
             } else {
                 let subject = log_subject(&subject);
+                let started = Instant::now();
                 let ack = replay::write(&p.js, subject.clone(), payload.clone()).await;
                 let js = p.js.clone();
                 let data = payload.clone();
-                Log::Waiting(tokio::spawn(replay::confirm(js, subject, data, ack)))
+                let metrics = p.metrics.clone();
+                Log::Waiting(tokio::spawn(async move {
+                    let acked = replay::confirm(js, subject, data, ack).await;
+                    if let Some(m) = metrics {
+                        m.log_write(acked, started.elapsed());
+                    }
+                    acked
+                }))
             };
             queue.push_back(Item {
                 live: Some((subject, payload)),
@@ -158,7 +170,8 @@ async fn release(p: &Publisher, queue: &mut VecDeque<Item>) {
         };
         let Some(item) = queue.pop_front() else { break };
         if let Some(job) = item.replay {
-            tokio::spawn(replay::run(p.log.clone(), job, p.router.clone()));
+            let metrics = p.metrics.clone();
+            tokio::spawn(replay::run(p.log.clone(), job, p.router.clone(), metrics));
             continue;
         }
         if !ok {

@@ -19,6 +19,7 @@ use super::bridge::ClusterError;
 use super::envelope::Envelope;
 use crate::delivery::Origin;
 use crate::message::{ClientId, Message};
+use crate::metrics::ClusterMetrics;
 use crate::persistence::{Durable, ReplayCursor};
 use crate::router::messages::ReplayDone;
 use crate::router::Router;
@@ -120,7 +121,12 @@ pub struct ReplayJob {
 }
 
 /// Reads the log for `job` and answers the router (an empty answer if it failed).
-pub(super) async fn run(stream: stream::Stream, job: ReplayJob, router: Addr<Router>) {
+pub(super) async fn run(
+    stream: stream::Stream,
+    job: ReplayJob,
+    router: Addr<Router>,
+    metrics: Option<ClusterMetrics>,
+) {
     let ReplayJob {
         client,
         generation,
@@ -132,16 +138,20 @@ pub(super) async fn run(stream: stream::Stream, job: ReplayJob, router: Addr<Rou
     }
     let fetched = tokio::time::timeout(REPLAY_TIMEOUT, fetch_retrying(&stream, &cursor, &client));
     let messages = match fetched.await {
-        Ok(Ok(m)) => m,
+        Ok(Ok(m)) => Some(m),
         Ok(Err(e)) => {
             warn!(client_id = %client, error = e, "message log replay failed");
-            Vec::new()
+            None
         }
         Err(_) => {
             warn!(client_id = %client, "message log replay timed out");
-            Vec::new()
+            None
         }
     };
+    if let Some(m) = metrics {
+        m.replay(messages.as_ref().map(Vec::len));
+    }
+    let messages = messages.unwrap_or_default();
     debug!(client_id = %client, messages = messages.len(), "message log replayed");
     router.do_send(ReplayDone {
         client_id: client,

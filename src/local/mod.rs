@@ -61,6 +61,7 @@ pub use self::subscription::{LocalMessage, Subscription};
 use crate::delivery::{Outgoing, QueueLimits, SubEntry};
 use crate::hooks::{Access, ClientInfo, Decision, Event, Pending, Vetted};
 use crate::message::{ClientId, Message};
+use crate::metrics::DropReason;
 use crate::protocol::{Properties, QoS, ReasonCode, SubscriptionOptions};
 use crate::router::link::{SessionLink, SessionRef};
 use crate::router::messages::{Register, Route, SessionEnded, Subscribe, Unsubscribe};
@@ -154,7 +155,10 @@ impl LocalClient {
         };
         let msg = match vetted {
             Vetted::Allowed(msg) => msg,
-            Vetted::Dropped => return Ok(Published { matched: 0 }),
+            Vetted::Dropped => {
+                self.core.shared.metrics.add_dropped(DropReason::Hook, 1);
+                return Ok(Published { matched: 0 });
+            }
             Vetted::Denied => return Err(not_authorized()),
         };
         let routed = self

@@ -19,17 +19,20 @@ pub enum DropReason {
     NoSubscribers,
     /// A QoS 0 message for a session whose client is away (QoS 0 is not kept for it).
     ClientOffline,
+    /// A publish a hook's interceptor dropped ([`crate::hooks::Intercept::Drop`]).
+    Hook,
 }
 
 impl DropReason {
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::QueueFull,
         DropReason::Expired,
         DropReason::TooLarge,
         DropReason::NotAuthorized,
         DropReason::NoSubscribers,
         DropReason::ClientOffline,
+        DropReason::Hook,
     ];
 
     /// The `reason` label's value.
@@ -41,6 +44,7 @@ impl DropReason {
             DropReason::NotAuthorized => "not_authorized",
             DropReason::NoSubscribers => "no_subscribers",
             DropReason::ClientOffline => "client_offline",
+            DropReason::Hook => "hook",
         }
     }
 }
@@ -105,7 +109,7 @@ pub struct SessionLabels {
     pub state: &'static str,
 }
 
-/// `{actor}`: `router` or `persistence`.
+/// `{actor}`: `router`, `persistence` or `session`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActorLabels {
     pub actor: &'static str,

@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::protocol::QoS;
 
+mod cluster;
 mod connection;
 mod labels;
 mod limits;
@@ -34,6 +35,7 @@ mod store;
 mod tally;
 mod text;
 
+pub use self::cluster::ClusterMetrics;
 pub use self::connection::ConnectedGuard;
 pub use self::labels::DropReason;
 use self::labels::{ConnectionLabels, DropLabels, QosLabels};
@@ -65,8 +67,13 @@ pub struct Metrics {
     /// Read from the router at scrape time.
     router: scrape::RouterGauges,
     store: StoreMetrics,
+    /// `starling_actor_restarts_total{actor="session"}`: sessions that failed (their
+    /// connection closed with 0x83; the client resumes from the store).
+    session_failures: Counter,
     /// Times each limit was reached.
     pub limits: LimitHits,
+    /// Cluster mode's series ([`Metrics::with_cluster`]).
+    cluster: Option<ClusterMetrics>,
 }
 
 /// A copy of the `$SYS` counters at one moment.
@@ -156,6 +163,9 @@ impl Metrics {
             &dropped[DropReason::NoSubscribers as usize],
         );
         let store = StoreMetrics::register(&mut registry, &router.restarts);
+        let session_failures = router
+            .restarts
+            .get_or_create_owned(&labels::ActorLabels { actor: "session" });
         let limits = LimitHits::register(&mut registry);
         Metrics {
             registry,
@@ -170,8 +180,22 @@ impl Metrics {
             queued,
             router,
             store,
+            session_failures,
             limits,
+            cluster: None,
         }
+    }
+
+    /// [`Metrics::new`] with cluster mode's series too.
+    pub fn with_cluster() -> Metrics {
+        let mut metrics = Metrics::new();
+        metrics.cluster = Some(ClusterMetrics::register(&mut metrics.registry));
+        metrics
+    }
+
+    /// Cluster mode's series, when the broker runs clustered.
+    pub fn cluster(&self) -> Option<&ClusterMetrics> {
+        self.cluster.as_ref()
     }
 
     /// One PUBLISH received from a client.
@@ -187,6 +211,11 @@ impl Metrics {
         if n > 0 {
             self.dropped[reason as usize].inc_by(n);
         }
+    }
+
+    /// A session actor failed (a panic caught in its handler).
+    pub fn session_failed(&self) {
+        self.session_failures.inc();
     }
 
     /// What the persistence actor reports (commit latency, batch sizes, restarts).

@@ -80,6 +80,7 @@ impl Session {
     /// clean one ends.
     pub(super) fn crash(&mut self, ctx: &mut Context<Self>) {
         tracing::error!(client_id = %self.state.client_id, "session failed; closing its connection");
+        self.shared.metrics.session_failed();
         self.inbound.flow.clear_acks();
         self.note_close(|| "server 0x83: session failed".into());
         let actions = self.life.crash(self.facts());

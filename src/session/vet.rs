@@ -60,6 +60,7 @@ impl Session {
             Vetted::Allowed(msg) => self.route(msg, ack, ctx),
             Vetted::Dropped => {
                 debug!(client_id = %self.state.client_id, "publish dropped by a hook");
+                self.shared.metrics.add_dropped(DropReason::Hook, 1);
                 self.acknowledge_unrouted(ack);
             }
             Vetted::Denied => {

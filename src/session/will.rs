@@ -7,6 +7,7 @@ use tracing::debug;
 
 use crate::hooks::{Pending, Vetted};
 use crate::message::{ClientId, Message};
+use crate::metrics::DropReason;
 use crate::protocol::LastWill;
 use crate::router::messages::Route;
 
@@ -39,13 +40,14 @@ impl Session {
         let msg = will_message(will, &self.state.client_id);
         let router = self.router.clone();
         let client_id = self.state.client_id.clone();
+        let metrics = self.shared.metrics.clone();
         let route = move |vetted: Vetted| match vetted {
             Vetted::Allowed(msg) => router.do_send(Route {
                 msg,
                 inbound_qos2: None,
             }),
             Vetted::Denied => debug!(%client_id, "will not authorized"),
-            Vetted::Dropped => {}
+            Vetted::Dropped => metrics.add_dropped(DropReason::Hook, 1),
         };
         match self.shared.hooks.vet_publish(&self.client, msg) {
             Pending::Ready(vetted) => route(vetted),
