@@ -84,7 +84,12 @@ async fn cluster_series_follow_nats_the_log_and_replays() {
             .connect_v5("m-sub", false, 30, session_expiry(300))
             .await;
         assert!(ack.session_present);
-        let got = drain(&mut sub, Duration::from_millis(500), Duration::from_secs(10)).await;
+        let got = drain(
+            &mut sub,
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+        )
+        .await;
         assert_eq!(got.len(), 5, "every message reaches the resumed session");
         metric_becomes(http_b, "starling_cluster_replays_total", |v| v >= 1.0).await;
 
@@ -93,7 +98,10 @@ async fn cluster_series_follow_nats_the_log_and_replays() {
             s.kill9();
         }
         metric_becomes(http_a, "starling_cluster_nats_connected", |v| v == 0.0).await;
-        metric_becomes(http_a, "starling_cluster_nats_disconnects_total", |v| v >= 1.0).await;
+        metric_becomes(http_a, "starling_cluster_nats_disconnects_total", |v| {
+            v >= 1.0
+        })
+        .await;
         for s in &mut nats.servers {
             s.restart();
         }
