@@ -112,8 +112,8 @@ impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<14} {:>10} {:>16} {:>10} {:>16}  {}",
-            "keyspace", "source", "source checksum", "target", "target checksum", "match"
+            "{:<14} {:>10} {:>16} {:>10} {:>16}  match",
+            "keyspace", "source", "source checksum", "target", "target checksum"
         )?;
         let rows = self.source.keyspaces.iter().zip(&self.target.keyspaces);
         for (name, (s, t)) in KEYSPACES.iter().zip(rows) {
