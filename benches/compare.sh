@@ -7,6 +7,12 @@
 #   RUNS=3          runs per broker and scenario (median reported)
 #   QUICK=1         message and connection counts divided by 20 (smoke test)
 #   SCENARIOS="..." subset of: fanin_q0 fanin_q1 fanout_q0 fanout_q1 pairs_q0 conns
+#                   (default) and the workload scenarios, run only when named:
+#                   broadcast (10,000 subscribers on one topic), many_topics (5,000
+#                   publisher/subscriber pairs, one topic each), retained (100,000
+#                   retained messages to one `#` subscriber), churn (1M subscriptions
+#                   made, then unsubscribed and re-made), fanin_q1_persistent (QoS 1
+#                   fan-in to persistent sessions; Starling with sync durability on sled)
 #   BROKERS="..."   subset of: mosquitto starling rumqttd (default: all that are installed)
 #   CONNS=N         idle connections for `conns` (default 19900, capped by ulimit -n)
 #   DURATION_SECS=N hard cap of one generator run (default 300)
@@ -228,6 +234,11 @@ scenario_args() {
         fanout_q1) echo "fanout --subscribers 50 --messages $((50000 / DIV)) --qos 1" ;;
         pairs_q0) echo "pairs --pairs 50 --window 8 --messages $((10000 / DIV)) --qos 0" ;;
         conns) echo "conns --connections $CONNS --subscribe --concurrency 64" ;;
+        broadcast) echo "fanout --subscribers $((10000 / DIV)) --messages $((200 / (DIV > 1 ? 4 : 1))) --qos 0" ;;
+        many_topics) echo "pairs --pairs $((5000 / DIV)) --window 4 --messages $((200 / (DIV > 1 ? 4 : 1))) --qos 0" ;;
+        retained) echo "retained --messages $((100000 / DIV)) --qos 0" ;;
+        churn) echo "churn --clients 100 --subscriptions $((1000000 / DIV)) --per-packet 100 --cycles 1" ;;
+        fanin_q1_persistent) echo "fanin --publishers 4 --messages $((25000 / DIV)) --qos 1 --persistent" ;;
         *) log "unknown scenario $1"; return 1 ;;
     esac
 }
@@ -345,6 +356,18 @@ report() {
                 row "$CONNS idle conns + 1 sub each: rate (conn/s)" "$key" conn_per_sec
                 row "$CONNS idle conns + 1 sub each: broker RSS/conn (bytes, lower is better)" "$key" rss_per_conn
                 ;;
+            broadcast) row "broadcast QoS 0, 1 pub → $((10000 / DIV)) subs (deliveries/s)" "$key" msg_per_sec ;;
+            many_topics)
+                row "many topics QoS 0, $((5000 / DIV)) pairs, window 4 (msg/s)" "$key" msg_per_sec
+                row "many topics QoS 0: p99 (µs, lower is better)" "$key" p99_us
+                ;;
+            retained) row "$((100000 / DIV)) retained → 1 \`#\` sub (msg/s)" "$key" msg_per_sec ;;
+            churn)
+                row "churn: subscribe $((1000000 / DIV)) filters, 100 clients (filters/s)" "$key" sub_per_sec
+                row "churn: unsubscribe + re-subscribe, trie full (filters/s)" "$key" churn_per_sec
+                row "churn: broker RSS per subscription (bytes, lower is better)" "$key" rss_per_sub
+                ;;
+            fanin_q1_persistent) row "fanin QoS 1 to a persistent session, 4 pubs × $((25000 / DIV)) (msg/s)" "$key" msg_per_sec ;;
         esac
     done
     echo

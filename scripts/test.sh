@@ -54,6 +54,14 @@ if ! command -v chromium >/dev/null 2>&1; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
 
+# PostgreSQL (initdb, postgres, psql) for tests/store_postgres.rs and the PgStore unit
+# tests; they run the server as the `postgres` user that the package creates.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing postgresql" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+fi
+
 # tests/examples.rs runs the example binaries, which --all-targets builds only as tests.
 cargo build --examples --features fault-injection
 cargo test --no-fail-fast --all-targets --features fault-injection "$@"

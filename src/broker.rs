@@ -30,16 +30,15 @@ use self::store::{Opened, Origin};
 use crate::auth::acl::AclAuthorizer;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{AuthSetupError, Authenticator, PasswordAuthenticator};
-use crate::config::Config;
+use crate::config::{Config, QueueFull};
 use crate::hooks::{Authorizer, EventQueue, Hook, Hooks};
 use crate::message::ClientId;
 use crate::persistence::{Backlog, Persistence, PersistenceError, Snapshot, Store};
-use crate::router::link::SessionRef;
 use crate::router::messages::{Adopt, AttachCluster, GetStats};
 use crate::router::{Router, RouterState};
 use crate::session::{Isolation, Session, Shared};
-use crate::sys::Sys;
-use crate::transport::{ConnectionLimiter, TlsError, Workers};
+use crate::sys::{Metrics, Sys};
+use crate::transport::{ConnectionLimiter, MemoryBudget, TlsError, Workers};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -208,10 +207,11 @@ impl Broker {
         let router_arbiter = own_arbiter
             .clone()
             .unwrap_or_else(|| workers.first().clone());
+        let backpressure = self.config.limits.queue_full == QueueFull::Backpressure;
         let router = Supervisor::start_in_arbiter(&router_arbiter, move |ctx| {
             // Must be set before the actor starts: `started` is too late for the mailbox.
             ctx.set_mailbox_capacity(crate::router::MAILBOX_CAPACITY);
-            Router::new(router_state, p, durability, backlog)
+            Router::new(router_state, p, durability, backlog).with_backpressure(backpressure)
         });
         let acl = self.acl()?;
         let (hooks, events_arbiter) = self.hooks();
@@ -224,6 +224,7 @@ impl Broker {
             hooks,
             isolation: Isolation::default(),
             logins: LoginThrottle::from_config(&self.config.auth),
+            memory: self.memory_budget(ops.metrics()),
         });
         let sys_interval = self.config.server.sys_interval_secs;
         if sys_interval > 0 {
@@ -232,7 +233,9 @@ impl Broker {
             // On the router's arbiter: it stops with it.
             Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
         }
-        let cluster_arbiter = self.join_cluster(&router, &persistence, &shared).await?;
+        let cluster_arbiter = self
+            .join_cluster(&router, &persistence, (&shared, &ops))
+            .await?;
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
@@ -267,6 +270,17 @@ impl Broker {
     }
 
     /// `[auth] acl_file` as the authorizer, unless the builder was given one.
+    /// The memory budget's sampler, when `[limits] max_memory` is set.
+    fn memory_budget(&self, metrics: &Metrics) -> Option<Arc<MemoryBudget>> {
+        let limits = &self.config.limits;
+        let max = limits.max_memory.0;
+        (max > 0).then(|| {
+            let (high, refuse) = (limits.memory_high_watermark, limits.memory_refuse_watermark);
+            let queued = metrics.queued_gauge();
+            MemoryBudget::start(max, high, refuse, Box::new(move || queued.get()))
+        })?
+    }
+
     fn acl(&mut self) -> Result<Option<Arc<AclAuthorizer>>, BrokerError> {
         let Some(path) = &self.config.auth.acl_file else {
             return Ok(None);
@@ -304,7 +318,7 @@ impl Broker {
         &self,
         router: &Addr<Router>,
         persistence: &Addr<Persistence>,
-        shared: &Shared,
+        (shared, ops): (&Shared, &crate::http::Ops),
     ) -> Result<Option<ArbiterHandle>, BrokerError> {
         if !self.config.cluster.enabled {
             return Ok(None);
@@ -321,9 +335,13 @@ impl Broker {
             persistence,
             isolation: shared.isolation.clone(),
             metrics: shared.metrics.cluster().cloned(),
+            admin: Some(self::http::answer_peers(ops)),
         };
         let handle = match crate::cluster::start(config, bridge, &arbiter).await {
-            Ok(handle) => handle,
+            Ok((handle, peers)) => {
+                self::http::ask_peers(ops, peers);
+                handle
+            }
             Err(e) => {
                 arbiter.stop();
                 return Err(e.into());
@@ -355,7 +373,7 @@ async fn restore_sessions(snapshot: Snapshot, shared: &Arc<Shared>, workers: &Wo
         let addr = Session::start_in_arbiter(workers.next_arbiter(), move |_| {
             Session::restored(stored, shared2)
         });
-        let addr = SessionRef::new(addr);
+        let addr = crate::session::link(addr);
         shared.router.do_send(Adopt { client_id, addr });
     }
     // The router handles one sender's messages in order: this answer comes after them.

@@ -19,6 +19,7 @@ mod http;
 mod limits;
 mod listener;
 mod log;
+mod size;
 mod storage;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ pub use http::{read_token, HttpConfig, TokenError, MIN_TOKEN_LEN};
 pub use limits::{Limits, QueueFull};
 pub use listener::{ListenerConfig, ListenerKind};
 pub use log::{LogConfig, LogFormat};
+pub use size::ByteSize;
 pub use storage::{Backend, Durability, StorageConfig};
 
 /// Why a configuration could not be loaded.

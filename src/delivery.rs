@@ -9,6 +9,10 @@ use crate::message::Message;
 use crate::protocol::{QoS, SubscriptionOptions};
 use crate::topic::TopicFilter;
 
+mod pressure;
+
+pub use pressure::{Pressure, PressureSource};
+
 /// What the router keeps for one subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubEntry {
@@ -55,6 +59,22 @@ pub struct QueueLimits {
     /// Once no QoS 0 message is left to drop, drop the oldest queued message rather
     /// than the new one.
     pub drop_oldest: bool,
+    /// Drop nothing: queue beyond the limits ([`Enqueued::Overshoot`]) and let the
+    /// queue's [`Pressure`] hold the publishers back.
+    pub backpressure: bool,
+}
+
+impl QueueLimits {
+    /// A queue of `len` messages and `bytes` bytes is over the limits.
+    pub fn over(&self, len: usize, bytes: usize) -> bool {
+        len > self.max_messages || bytes > self.max_bytes
+    }
+
+    /// A queue of `len` messages and `bytes` bytes is down to half the limits (the low
+    /// mark where held publishers are read again).
+    pub fn drained(&self, len: usize, bytes: usize) -> bool {
+        len <= self.max_messages / 2 && bytes <= self.max_bytes / 2
+    }
 }
 
 /// What happened to a message offered to a full or not full queue.
@@ -68,12 +88,15 @@ pub enum Enqueued {
     /// The queue was full; these older messages were dropped to make room (their
     /// numbers in the session's stored queue, for those stored).
     DisplacedOldest(Vec<u64>),
+    /// The queue was full and took the message anyway (`backpressure`): nothing was
+    /// dropped, the queue is over its limits.
+    Overshoot,
 }
 
 impl Enqueued {
-    /// Whether the queue was full (something was dropped).
+    /// Whether the queue was full and something was dropped.
     pub fn was_full(&self) -> bool {
-        *self != Enqueued::Queued
+        !matches!(self, Enqueued::Queued | Enqueued::Overshoot)
     }
 }
 
@@ -97,6 +120,10 @@ impl Queue<'_> {
         if !full(self) {
             self.push(out);
             return Enqueued::Queued;
+        }
+        if limits.backpressure {
+            self.push(out);
+            return Enqueued::Overshoot;
         }
         if out.qos == QoS::AtMostOnce {
             *self.dropped += 1;

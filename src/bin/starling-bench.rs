@@ -3,6 +3,8 @@
 //! One scenario per run, one JSON line on stdout, logs on stderr. Every run is bounded by
 //! `--duration-secs` and always exits by itself. See benches/README.md.
 
+#[path = "starling-bench/churn.rs"]
+mod churn;
 #[path = "starling-bench/conn.rs"]
 mod conn;
 #[path = "starling-bench/conns.rs"]
@@ -13,6 +15,8 @@ mod flow;
 mod publisher;
 #[path = "starling-bench/report.rs"]
 mod report;
+#[path = "starling-bench/retained.rs"]
+mod retained;
 #[path = "starling-bench/subscriber.rs"]
 mod subscriber;
 #[path = "starling-bench/sys.rs"]
@@ -167,6 +171,23 @@ enum Scenario {
         #[arg(long, default_value_t = 0)]
         source_ips: usize,
     },
+    /// N retained messages stored, then one `#` subscriber: how fast they all arrive.
+    Retained {
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+    },
+    /// C clients fill the trie with S subscriptions (F per SUBSCRIBE), then unsubscribe
+    /// and re-subscribe them for R rounds: rates and RSS per subscription.
+    Churn {
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        subscriptions: usize,
+        #[arg(long, default_value_t = 100)]
+        per_packet: usize,
+        #[arg(long, default_value_t = 1)]
+        cycles: usize,
+    },
 }
 
 fn check(c: &Common, scenario: &Scenario) -> Result<()> {
@@ -187,6 +208,14 @@ fn check(c: &Common, scenario: &Scenario) -> Result<()> {
             bail!("need at least one client")
         }
         Scenario::Pairs { window: 0, .. } => bail!("--window must be at least 1"),
+        Scenario::Churn {
+            clients,
+            subscriptions,
+            per_packet,
+            ..
+        } if clients == 0 || subscriptions < clients || per_packet == 0 => {
+            bail!("churn needs --clients >= 1, --subscriptions >= --clients, --per-packet >= 1")
+        }
         _ => Ok(()),
     }
 }
@@ -261,6 +290,33 @@ async fn run(c: Common, scenario: Scenario) -> Result<Report> {
                 source_ips,
             };
             conns::run(&c, spec, rep).await
+        }
+        Scenario::Retained { messages } => {
+            let rep = Report {
+                scenario: "retained",
+                publishers: Some(1),
+                subscribers: Some(1),
+                ..rep
+            };
+            retained::run(&c, messages, rep).await
+        }
+        Scenario::Churn {
+            clients,
+            subscriptions,
+            per_packet,
+            cycles,
+        } => {
+            let rep = Report {
+                scenario: "churn",
+                ..rep
+            };
+            let spec = churn::ChurnSpec {
+                clients,
+                subscriptions,
+                per_packet,
+                cycles,
+            };
+            churn::run(&c, spec, rep).await
         }
     }
 }

@@ -3,13 +3,18 @@
 //! and `/ready` says 503 meanwhile), and readiness once the start is done.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
 
 use actix::Addr;
 use tracing::info;
 
 use super::BrokerError;
+use crate::cluster::{AdminHandler, AdminLink};
 use crate::config::{read_token, Config};
-use crate::http::{Ops, OpsServer};
+use crate::http::{Ops, OpsServer, Peers};
 use crate::metrics::Metrics;
 use crate::persistence::{ObserveStore, Persistence};
 
@@ -40,5 +45,29 @@ pub(super) fn observe_store(ops: &Ops, persistence: &Addr<Persistence>) {
 pub(super) fn log_ready(server: Option<&OpsServer>) {
     if let Some(server) = server {
         info!(addr = %server.local_addr(), "ready (GET /ready answers 200)");
+    }
+}
+
+/// How this node answers the other nodes' admin questions: as its admin API would.
+pub(super) fn answer_peers(ops: &Ops) -> AdminHandler {
+    let ops = ops.clone();
+    AdminHandler(Arc::new(move |request| {
+        let ops = ops.clone();
+        Box::pin(async move { ops.answer_peer(request).await })
+    }))
+}
+
+/// Has the admin API ask the other nodes through `link` (cluster-wide answers).
+pub(super) fn ask_peers(ops: &Ops, link: AdminLink) {
+    ops.set_peers(Arc::new(NatsPeers(link)));
+}
+
+/// The other nodes, reached over NATS.
+struct NatsPeers(AdminLink);
+
+impl Peers for NatsPeers {
+    fn scatter(&self, request: Bytes, wait: Duration) -> BoxFuture<'static, Vec<Bytes>> {
+        let link = self.0.clone();
+        Box::pin(async move { link.scatter(request, wait).await })
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::admin::{self, AdminHandler, AdminLink};
 use super::envelope::Envelope;
 use super::handle::{ClusterHandle, HandleParts};
 use super::isolation;
@@ -65,6 +66,8 @@ pub struct Bridge {
     pub isolation: Isolation,
     /// Where the bridge reports (the `/metrics` cluster series), if anywhere.
     pub metrics: Option<ClusterMetrics>,
+    /// How this node answers the other nodes' admin questions, if it does.
+    pub admin: Option<AdminHandler>,
 }
 
 /// Why the node could not join the cluster.
@@ -117,7 +120,7 @@ pub async fn start(
     config: &ClusterConfig,
     bridge: Bridge,
     arbiter: &ArbiterHandle,
-) -> Result<ClusterHandle, ClusterError> {
+) -> Result<(ClusterHandle, AdminLink), ClusterError> {
     let origin: u64 = rand::random();
     let message_log = config.message_log;
     let session_state = config.session_state;
@@ -153,8 +156,8 @@ pub async fn start(
         let result = run(addrs, &config, origin, bridge, channels).await;
         let _ = started_tx.send(result);
     });
-    started_rx.await.map_err(|_| ClusterError::Stopped)??;
-    Ok(ClusterHandle::new(HandleParts {
+    let admin = started_rx.await.map_err(|_| ClusterError::Stopped)??;
+    let handle = ClusterHandle::new(HandleParts {
         origin,
         publish: publish_tx,
         interest: interest_tx,
@@ -162,7 +165,8 @@ pub async fn start(
         isolation: isolation_flag,
         message_log,
         session_state,
-    }))
+    });
+    Ok((handle, admin))
 }
 
 /// The receiving ends of the handle's channels.
@@ -179,12 +183,13 @@ async fn run(
     origin: u64,
     bridge: Bridge,
     channels: Channels,
-) -> Result<(), ClusterError> {
+) -> Result<AdminLink, ClusterError> {
     let Bridge {
         router,
         persistence,
         isolation,
         metrics,
+        admin: answer,
     } = bridge;
     let replicas = config.replicas;
     let client = connect(addrs, config, &router, isolation, metrics.clone()).await?;
@@ -228,9 +233,18 @@ async fn run(
         metrics,
     };
     tokio::spawn(publish::run(publisher, channels.publish));
-    tokio::spawn(interest_loop(client, origin, router, channels.interest));
+    tokio::spawn(interest_loop(
+        client.clone(),
+        origin,
+        router,
+        channels.interest,
+    ));
+    let link = AdminLink::new(client.clone(), origin);
+    if let Some(answer) = answer {
+        tokio::spawn(admin::serve(client.clone(), origin, answer));
+    }
     match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => Ok(link),
         _ => Err(ClusterError::JetStream(
             "timed out loading retained messages".into(),
         )),

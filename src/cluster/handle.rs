@@ -173,6 +173,17 @@ impl ClusterPort for ClusterHandle {
         Durable::join_opt(published, retained)
     }
 
+    /// The deletion goes to the retained stream, which every node follows.
+    fn forget_retained(&self, msg: &Arc<Message>) {
+        let sent = self.publish.try_send(Outbound::Retain {
+            msg: Arc::clone(msg),
+            done: None,
+        });
+        if sent.is_err() {
+            warn!(topic = %msg.topic, "cluster queue full: retained message deleted on this node only");
+        }
+    }
+
     /// Passes interest changes on to the interest task (node-local filters stay here).
     /// With `barrier`, and when a filter is new, the ticket resolves once its NATS
     /// subscription reached the server (the SUBACK waits for it, so that a publish right

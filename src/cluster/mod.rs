@@ -260,6 +260,7 @@
 //! routing between the other nodes meanwhile, and the node's recovery when the server
 //! returns.
 
+pub mod admin;
 pub mod bridge;
 pub mod envelope;
 mod handle;
@@ -273,5 +274,6 @@ pub mod replay;
 pub mod retained;
 pub mod subject;
 
+pub use admin::{AdminHandler, AdminLink};
 pub use bridge::{start, Bridge, ClusterError};
 pub use js_store::JsStore;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ByteSize, ConfigError};
 
 /// Limits enforced per connection and per session (`[limits]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -49,7 +49,8 @@ pub struct Limits {
     /// format invalid.
     pub validate_utf8_payloads: bool,
     /// `queue_full` (default `"drop_new"`): which message a full session queue drops
-    /// once it holds no QoS 0 message to drop first.
+    /// once it holds no QoS 0 message to drop first, or (`"backpressure"`) that it
+    /// drops none and holds the publishers back instead.
     pub queue_full: QueueFull,
     /// `max_session_expiry_secs` (default 604,800 = 7 days; 4,294,967,295 = no cap): the
     /// longest a session outlives its connection. A 5.0 client asking for more gets this
@@ -74,6 +75,18 @@ pub struct Limits {
     /// `max_publish_bytes_rate` (default 0 = no limit): bytes of PUBLISH packets a
     /// second one client may send, enforced the same way.
     pub max_publish_bytes_rate: u64,
+    /// `max_memory` (default 0 = no budget): the broker's memory budget, in bytes or
+    /// with a unit (`"512MiB"`), measured as the process's resident set size. Above
+    /// `memory_high_watermark` of it the broker stops reading from publishers; above
+    /// `memory_refuse_watermark` it also refuses new connections (CONNACK 0x97 Quota
+    /// exceeded; 3.1.1: code 3 Server unavailable).
+    pub max_memory: ByteSize,
+    /// `memory_high_watermark` (default 0.8): the fraction of `max_memory` above which
+    /// publishers are not read (reading resumes below it less 5% of the budget).
+    pub memory_high_watermark: f64,
+    /// `memory_refuse_watermark` (default 0.95, at least the high watermark): the
+    /// fraction of `max_memory` above which new connections are refused.
+    pub memory_refuse_watermark: f64,
 }
 
 /// `[limits] queue_full`: what a session queue that is full (in messages or bytes) and
@@ -87,6 +100,12 @@ pub enum QueueFull {
     /// `"drop_oldest"`: the oldest queued message is dropped to make room (HiveMQ's
     /// `discard-oldest`).
     DropOldest,
+    /// `"backpressure"`: nothing is dropped for a connected subscriber. Its queue takes
+    /// the message beyond the limit and the publishers that feed it are not read until
+    /// it drains to half the limit (QoS 0 alike). One slow subscriber slows every
+    /// publisher that feeds it. An offline session's full queue drops the new message,
+    /// as with `"drop_new"`: its client may never come back.
+    Backpressure,
 }
 
 impl Default for Limits {
@@ -109,6 +128,9 @@ impl Default for Limits {
             max_topic_levels: 128,
             max_publish_rate: 0,
             max_publish_bytes_rate: 0,
+            max_memory: ByteSize(0),
+            memory_high_watermark: 0.8,
+            memory_refuse_watermark: 0.95,
         }
     }
 }
@@ -138,6 +160,10 @@ impl Limits {
         }
         if self.connect_timeout_secs == 0 {
             return bad("connect_timeout_secs must be at least 1");
+        }
+        let (high, refuse) = (self.memory_high_watermark, self.memory_refuse_watermark);
+        if !(high > 0.0 && high <= refuse && refuse <= 1.0) {
+            return bad("memory watermarks must satisfy 0 < high <= refuse <= 1");
         }
         Ok(())
     }

@@ -16,10 +16,11 @@
 //!
 //! Lists are sorted (clients by id, subscriptions by filter then client, retained
 //! messages by topic) and paged: `limit` 1 to 1000 (default 100), `page` from 1 or
-//! `offset` from 0. Every answer is this node's alone: in a cluster, clients,
-//! subscriptions and retained messages of other nodes are not listed, and `DELETE
-//! retained` deletes this node's copy only; `POST publish` goes cluster-wide, like any
-//! publish.
+//! `offset` from 0. In cluster mode the answers are cluster-wide: `clients`,
+//! `clients/{id}`, its `DELETE` and `subscriptions` ask every node ([`peers`], with a
+//! bounded wait: a node that does not answer in time is left out); retained messages
+//! are the same on every node, and `DELETE retained` deletes them on all of them;
+//! `POST publish` goes cluster-wide, like any publish.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +37,7 @@ use crate::router::Router;
 
 mod clients;
 mod json;
+pub(crate) mod peers;
 mod topics;
 
 /// How long a request waits for the router (or a session) before it answers 503.
@@ -112,6 +114,7 @@ impl ResponseError for ApiError {
 /// An authorised admin request: the router of the started broker to ask.
 pub(crate) struct Admin {
     router: Addr<Router>,
+    ops: Ops,
 }
 
 impl Admin {
@@ -159,7 +162,10 @@ fn authorise(req: &HttpRequest) -> Result<Admin, ApiError> {
         .0
         .router()
         .ok_or(ApiError::Unavailable("the broker is starting"))?;
-    Ok(Admin { router })
+    Ok(Admin {
+        router,
+        ops: ops.0.clone(),
+    })
 }
 
 /// Compares without stopping at the first difference (no timing hint on the token).

@@ -55,6 +55,7 @@ mod routes;
 mod server;
 mod status;
 
+pub(crate) use self::api::peers::Peers;
 pub(crate) use self::server::OpsServer;
 
 /// What the operations endpoints report on: one broker's counters and state. Cheap to
@@ -69,6 +70,8 @@ struct Inner {
     ready: AtomicBool,
     /// Set once the broker has started.
     running: OnceLock<Running>,
+    /// Cluster mode: the other nodes, asked for cluster-wide answers.
+    peers: OnceLock<Arc<dyn Peers>>,
 }
 
 /// The parts of a started broker the endpoints ask.
@@ -94,6 +97,7 @@ impl Ops {
             api_token,
             ready: AtomicBool::new(false),
             running: OnceLock::new(),
+            peers: OnceLock::new(),
         }))
     }
 
@@ -105,6 +109,22 @@ impl Ops {
     /// The router, once the broker has started.
     pub(crate) fn router(&self) -> Option<Addr<Router>> {
         self.0.running.get().map(|r| r.router.clone())
+    }
+
+    /// Cluster mode: the admin API's questions about clients and subscriptions go to
+    /// `peers` too.
+    pub(crate) fn set_peers(&self, peers: Arc<dyn Peers>) {
+        let _ = self.0.peers.set(peers);
+    }
+
+    /// The other nodes, in cluster mode.
+    pub(crate) fn peers(&self) -> Option<&Arc<dyn Peers>> {
+        self.0.peers.get()
+    }
+
+    /// This node's answer to another node's admin question (see [`Peers`]).
+    pub(crate) async fn answer_peer(&self, request: bytes::Bytes) -> bytes::Bytes {
+        api::peers::answer(self, request).await
     }
 
     /// The counters.

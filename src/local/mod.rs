@@ -386,6 +386,8 @@ impl Core {
             max_messages: limits.max_queued_messages,
             max_bytes: limits.max_queued_bytes,
             drop_oldest: limits.queue_full == crate::config::QueueFull::DropOldest,
+            // In-process subscriptions drop as with drop_new: they have no pressure.
+            backpressure: false,
         }
     }
 

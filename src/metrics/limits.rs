@@ -19,16 +19,26 @@ pub enum Limit {
     Subscriptions,
     /// `max_topic_levels`: a publish or a filter refused.
     TopicLevels,
+    /// `queue_full = "backpressure"`: reading from a publisher paused until the full
+    /// queues it feeds drain.
+    QueueFull,
+    /// `max_memory` over `memory_high_watermark`: reading from a publisher paused.
+    MemoryHigh,
+    /// `max_memory` over `memory_refuse_watermark`: a CONNECT refused.
+    MemoryRefuse,
 }
 
 impl Limit {
     /// Every limit, in index order.
-    pub const ALL: [Limit; 5] = [
+    pub const ALL: [Limit; 8] = [
         Limit::Connections,
         Limit::ConnectionRate,
         Limit::PublishRate,
         Limit::Subscriptions,
         Limit::TopicLevels,
+        Limit::QueueFull,
+        Limit::MemoryHigh,
+        Limit::MemoryRefuse,
     ];
 
     fn label(self) -> &'static str {
@@ -38,6 +48,9 @@ impl Limit {
             Limit::PublishRate => "max_publish_rate",
             Limit::Subscriptions => "max_subscriptions_per_client",
             Limit::TopicLevels => "max_topic_levels",
+            Limit::QueueFull => "queue_full",
+            Limit::MemoryHigh => "memory_high_watermark",
+            Limit::MemoryRefuse => "memory_refuse_watermark",
         }
     }
 }

@@ -23,6 +23,14 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The gauge of messages queued in sessions (read by the memory budget's sampler:
+    /// whether holding publishers back can free anything).
+    pub fn queued_gauge(&self) -> Gauge {
+        self.queued.clone()
+    }
+}
+
 impl QueuedShare {
     /// The session's queue now holds `len` messages.
     #[inline]

@@ -16,11 +16,12 @@ use super::messages::{
     Commit, CompactCheck, FlushNow, FlushTick, LoadDone, LoadSession, Loaded, Persist,
     PersistDeliveries,
 };
+use super::outage::Outage;
 use super::records::QueuedRecord;
 use super::ticket::Backlog;
 use super::{
-    drop_expired, MemoryStore, Op, PersistenceError, SledStore, Snapshot, Store, StoreError,
-    StoredSession,
+    drop_expired, MemoryStore, Op, PersistenceError, PgStore, SledStore, Snapshot, Store,
+    StoreError, StoredSession,
 };
 use crate::config::{Backend, Durability, StorageConfig};
 use crate::guard::{calls, guarded_handlers, Guarded};
@@ -65,6 +66,8 @@ pub struct Persistence {
     faults: crate::guard::Faults,
     /// Where commits and restarts are counted, once the broker said ([`ObserveStore`]).
     pub(super) metrics: Option<StoreMetrics>,
+    /// Whether the store is failing: failed batches stay pending and are retried.
+    outage: Outage,
 }
 
 /// Builds a fresh store after a restart of the actor.
@@ -73,10 +76,7 @@ pub struct Reopen(pub Box<dyn Fn() -> Box<dyn Store> + Send>);
 /// Opens the store for `config`, drops what expired while the broker was down, and
 /// returns the store with what is left in it.
 pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), PersistenceError> {
-    let backend = match config.durability {
-        Durability::Memory => Backend::Memory,
-        Durability::Sync | Durability::Periodic => config.backend,
-    };
+    let backend = effective_backend(config);
     let store: Box<dyn Store> = match backend {
         Backend::Memory => Box::new(MemoryStore::new()),
         Backend::Sled => {
@@ -85,11 +85,26 @@ pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), 
             super::recover_interrupted(&dir)?;
             Box::new(SledStore::open(&dir)?)
         }
-        Backend::Postgres | Backend::Redis => {
-            return Err(PersistenceError::Unsupported(backend.name()))
-        }
+        Backend::Postgres => Box::new(PgStore::connect(server_url(config)?)?),
+        Backend::Redis => return Err(PersistenceError::Unsupported(backend.name())),
     };
     load_fresh(store)
+}
+
+/// The backend in use: none with `durability = "memory"`.
+fn effective_backend(config: &StorageConfig) -> Backend {
+    match config.durability {
+        Durability::Memory => Backend::Memory,
+        Durability::Sync | Durability::Periodic => config.backend,
+    }
+}
+
+/// A server backend's `url` (checked at configuration time).
+fn server_url(config: &StorageConfig) -> Result<&str, StoreError> {
+    config.url.as_deref().ok_or_else(|| StoreError::Server {
+        backend: config.backend.name(),
+        reason: "storage.url is not set".into(),
+    })
 }
 
 /// Loads everything `store` holds and drops what expired while the broker was down.
@@ -133,6 +148,7 @@ impl Persistence {
             loads: Loads::default(),
             faults: Default::default(),
             metrics: None,
+            outage: Outage::default(),
         }
     }
 
@@ -205,32 +221,27 @@ impl Persistence {
     }
 
     /// Applies the pending ops as one batch; flushes when asked or when someone waits.
+    /// A batch that fails stays pending (to be retried with backoff, `super::outage`)
+    /// and its waiters are dropped: their publishes are not acknowledged. While the
+    /// store is failing and its backoff has not elapsed, waiters fail at once.
     fn commit(&mut self, flush: bool) -> bool {
         self.scheduled = false;
-        let ops = std::mem::take(&mut self.pending);
-        let waiters = std::mem::take(&mut self.waiters);
-        let mut dirty = self.dirty;
         let started = std::time::Instant::now();
-        let count = ops.len();
-        let Some(store) = self.store_mut() else {
+        if !self.outage.may_try(started) {
+            self.waiters.clear();
             return false;
-        };
-        if !ops.is_empty() {
-            if let Err(e) = store.apply(ops) {
-                error!(error = %e, "store write failed; the affected publishes are not acknowledged");
+        }
+        let waiters = std::mem::take(&mut self.waiters);
+        let count = self.pending.len();
+        match self.write_pending(flush || !waiters.is_empty()) {
+            Err(e) => {
+                self.outage.failed(std::time::Instant::now(), &e);
                 return false;
             }
-            dirty = true;
+            // Only a write that reached the store ends an outage.
+            Ok(true) => self.outage.succeeded(std::time::Instant::now()),
+            Ok(false) => {}
         }
-        if dirty && (flush || !waiters.is_empty()) {
-            if let Err(e) = store.flush() {
-                self.dirty = true;
-                error!(error = %e, "store flush failed; the affected publishes are not acknowledged");
-                return false;
-            }
-            dirty = false;
-        }
-        self.dirty = dirty;
         if let Some(metrics) = self.metrics.as_ref().filter(|_| count > 0) {
             metrics.commit(count, started.elapsed());
         }
@@ -242,6 +253,36 @@ impl Persistence {
 }
 
 impl Persistence {
+    /// Applies the pending ops (kept pending if that fails) and flushes if `flush`;
+    /// true if the store was written to.
+    fn write_pending(&mut self, flush: bool) -> Result<bool, StoreError> {
+        let ops = std::mem::take(&mut self.pending);
+        let mut dirty = self.dirty;
+        let Some(store) = self.store_mut() else {
+            self.pending = ops;
+            return Err(StoreError::Server {
+                backend: "store",
+                reason: "cannot be opened".into(),
+            });
+        };
+        let ops_empty = ops.is_empty();
+        if !ops_empty {
+            // A copy is kept until the batch is in: a failed one is retried as it was.
+            if let Err(e) = store.apply(ops.clone()) {
+                self.pending = ops;
+                return Err(e);
+            }
+            dirty = true;
+        }
+        let wrote = !ops_empty || (dirty && flush);
+        let flushed = match dirty && flush {
+            true => store.flush().map(|()| false),
+            false => Ok(dirty),
+        };
+        self.dirty = flushed.as_ref().map_or(true, |d| *d);
+        flushed.map(|_| wrote)
+    }
+
     /// The store, re-opening it if a restart could not.
     fn store_mut(&mut self) -> Option<&mut Box<dyn Store>> {
         if self.store.is_none() {
@@ -263,16 +304,26 @@ fn loaded_from(result: Result<Option<StoredSession>, StoreError>, client: &Clien
     }
 }
 
+/// Opens the configured store again (a restart of the actor, or after a failure); a
+/// server backend connects again.
 fn reopen(config: &StorageConfig) -> Option<Box<dyn Store>> {
-    match config.durability {
-        Durability::Memory => Some(Box::new(MemoryStore::new())),
-        _ => match SledStore::open(&store_dir(&config.data_dir)) {
-            Ok(s) => Some(Box::new(s)),
-            Err(e) => {
-                error!(error = %e, "cannot re-open the store");
-                None
-            }
-        },
+    let opened: Result<Box<dyn Store>, StoreError> = match effective_backend(config) {
+        Backend::Memory => Ok(Box::new(MemoryStore::new())),
+        Backend::Sled => SledStore::open(&store_dir(&config.data_dir)).map(|s| Box::new(s) as _),
+        Backend::Postgres => server_url(config)
+            .and_then(PgStore::connect)
+            .map(|s| Box::new(s) as _),
+        Backend::Redis => Err(StoreError::Server {
+            backend: "redis",
+            reason: "not available in this build".into(),
+        }),
+    };
+    match opened {
+        Ok(s) => Some(s),
+        Err(e) => {
+            error!(error = %e, "cannot re-open the store");
+            None
+        }
     }
 }
 
@@ -378,8 +429,11 @@ impl Persistence {
     fn on_load_session(&mut self, msg: LoadSession, ctx: &mut Context<Self>) {
         let reader = self.store.as_ref().and_then(|s| s.session_reader());
         let Some(reader) = reader else {
-            // Pending changes first, so the load sees them.
-            self.commit(false);
+            // Pending changes first, so the load sees them (it cannot without them).
+            if !self.commit(false) && !self.pending.is_empty() {
+                let _ = msg.reply.send(Loaded::Failed);
+                return;
+            }
             let LoadSession {
                 client_id,
                 reply,

@@ -1,4 +1,4 @@
-//! Durable state: records, the `Store` trait with sled and in-memory implementations,
+//! Durable state: records, the `Store` trait with sled, PostgreSQL and in-memory implementations,
 //! start-up expiry and store inspection. The persistence actor that batches changes off
 //! the event loops is built on top of [`Store`].
 
@@ -15,6 +15,8 @@ mod memory_store;
 mod messages;
 mod migrate;
 mod observe;
+mod outage;
+mod postgres;
 mod records;
 mod sled_open;
 mod sled_store;
@@ -38,6 +40,7 @@ pub use migrate::{
     compare, migrate, MigrateError, MigrateOptions, MigrateSummary, DEFAULT_BATCH_OPS,
 };
 pub(crate) use observe::ObserveStore;
+pub use postgres::{PgStore, PG_SCHEMA};
 pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,
     WillRecord,

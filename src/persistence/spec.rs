@@ -118,7 +118,7 @@ pub fn open_spec(spec: &StoreSpec, mode: OpenMode) -> Result<Box<dyn Store>, Per
             };
             Ok(Box::new(store))
         }
-        StoreSpec::Postgres(_) => Err(PersistenceError::Unsupported("postgres")),
+        StoreSpec::Postgres(url) => Ok(Box::new(super::PgStore::connect(url)?)),
         StoreSpec::Redis(_) => Err(PersistenceError::Unsupported("redis")),
     }
 }

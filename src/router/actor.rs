@@ -59,6 +59,9 @@ pub struct Router {
     pub(super) faults: crate::guard::Faults,
     /// Recent local publishes per topic (the status page's busiest topics).
     pub(super) topics: super::topics::TopicCounts,
+    /// `queue_full = "backpressure"`: a publish's answer names the pressured sessions
+    /// it reached.
+    pub(super) backpressure: bool,
 }
 
 impl Router {
@@ -86,7 +89,15 @@ impl Router {
             redo: None,
             faults: Default::default(),
             topics: Default::default(),
+            backpressure: false,
         }
+    }
+
+    /// With `on`, each publish's answer names the pressured sessions it reached
+    /// (`[limits] queue_full = "backpressure"`).
+    pub(crate) fn with_backpressure(mut self, on: bool) -> Self {
+        self.backpressure = on;
+        self
     }
 
     /// Tells the cluster port the filters that gained their first or lost their last

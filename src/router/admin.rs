@@ -53,7 +53,7 @@ impl<A: Actor, M: actix::Message<Result = Page<T>>, T: 'static> MessageResponse<
 
 impl<T> Page<T> {
     /// The `window` of `all` (sorted by the caller).
-    fn of(all: Vec<T>, window: Window) -> Page<T> {
+    pub fn of(all: Vec<T>, window: Window) -> Page<T> {
         let total = all.len();
         let items = all
             .into_iter()
@@ -259,6 +259,16 @@ impl Router {
             return false;
         }
         self.state.retained.remove(&msg.0);
+        self.cluster.forget_retained(&Arc::new(Message {
+            topic: msg.0.clone(),
+            payload: bytes::Bytes::new(),
+            qos: crate::protocol::QoS::AtMostOnce,
+            retain: true,
+            properties: Default::default(),
+            expires_at: None,
+            publisher: None,
+            encoded: Default::default(),
+        }));
         if self.durability != crate::config::Durability::Memory {
             let topic = msg.0.as_str().to_owned();
             self.persist(vec![Op::DeleteRetained { topic }]);

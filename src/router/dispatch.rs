@@ -55,7 +55,11 @@ calls!(Router {
     WentOffline => on_went_offline, failed ();
     SessionEnded => on_session_ended, failed ();
     ForgetClient => on_forget_client, failed ();
-    Route => on_route, failed Routed { matched: 0, durable: Some(failed_ticket()) };
+    Route => on_route, failed Routed {
+        matched: 0,
+        durable: Some(failed_ticket()),
+        pressured: Vec::new(),
+    };
     Subscribe => on_subscribe, failed SubscribeReply {
         outcomes: Vec::new(),
         durable: Some(failed_ticket()),
@@ -85,6 +89,7 @@ impl Router {
                 Routed {
                     matched: 0,
                     durable: None,
+                    pressured: Vec::new(),
                 }
             }
             None => panic!("injected router fault"),

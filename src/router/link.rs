@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::delivery::Outgoing;
+use crate::delivery::{Outgoing, Pressure};
 use crate::protocol::ReasonCode;
 use crate::topic::TopicFilter;
 
@@ -40,6 +40,11 @@ pub trait SessionLink: Send + Sync + 'static {
     /// The authorizer's rules changed: drop whichever of these filters (the session's
     /// subscriptions) the client may no longer subscribe to.
     fn recheck(&self, filters: Vec<TopicFilter>);
+    /// The pressure of the session's queue (`queue_full = "backpressure"`), when it
+    /// holds publishers back: the router tells the publishers of what it routes here.
+    fn pressure(&self) -> Option<&Arc<Pressure>> {
+        None
+    }
     /// False once the session's actor has stopped.
     fn connected(&self) -> bool;
     /// True when `other` reaches the same session.

@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use super::link::{Handoff, SessionRef};
 use super::state::SubscribeOutcome;
-use crate::delivery::{Origin, Outgoing, SubEntry};
+use crate::delivery::{Origin, Outgoing, Pressure, SubEntry};
 use crate::message::{ClientId, Message};
 use crate::persistence::{Durable, Loaded, SessionRecord};
 use crate::protocol::PacketId;
@@ -104,6 +104,9 @@ pub struct Routed {
     pub matched: usize,
     /// Resolves once the persistent sessions' copies are on disk (`sync` durability).
     pub durable: Option<Durable>,
+    /// `backpressure`: the sessions it reached whose queues are over their limits
+    /// (never the publisher's own); the publisher is not read until they drain.
+    pub pressured: Vec<Arc<Pressure>>,
 }
 
 /// A member of shared subscriptions lost its connection: the messages it may give up

@@ -67,6 +67,12 @@ impl Outbox {
         Some(slot)
     }
 
+    /// The pressure of the session at `slot`, if its queue has one.
+    #[inline]
+    pub fn pressure(&self, slot: Slot) -> Option<&std::sync::Arc<crate::delivery::Pressure>> {
+        self.batches[slot.0].0.pressure()
+    }
+
     /// Holds one delivery in `slot`, taken from [`Outbox::slot`] since the last flush;
     /// true when the outbox should be flushed now (it is full).
     #[inline]

@@ -50,6 +50,11 @@ pub trait ClusterPort: Send {
         None
     }
 
+    /// An administrator deleted the retained message of `msg.topic` here (`msg` is the
+    /// deletion: an empty retained message): delete it on every node too, without
+    /// routing it to anyone.
+    fn forget_retained(&self, _msg: &Arc<Message>) {}
+
     /// A session of this client id connected here.
     fn claim(&self, _client: &ClientId, _persistent: bool) {}
 

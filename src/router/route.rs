@@ -15,7 +15,7 @@ use super::plan::{Publish, Sink, Target};
 use super::port::{ClusterPort, Held};
 use super::state::{Delivery, Shares};
 use crate::config::Durability;
-use crate::delivery::{Origin, Outgoing};
+use crate::delivery::{Origin, Outgoing, Pressure};
 use crate::message::{ClientId, Message};
 use crate::persistence::{ticket, Durable, Op, PersistDeliveries};
 use crate::protocol::QoS;
@@ -41,7 +41,11 @@ impl Router {
             store: self.durability != Durability::Memory,
         };
         let mut sink = RouterSink::new(&self.sessions, &*self.cluster, &mut self.outbox);
+        if self.backpressure {
+            sink.pressured = Some(Pressured::new(msg.msg.publisher.as_ref()));
+        }
         self.state.publish(publish, &mut sink, &mut self.plan);
+        let pressured = sink.pressured.map(|p| p.found).unwrap_or_default();
         let (mut matched, mut durable) = self.carry_out(&msg.msg, origin);
         if let Some(origin) = origin {
             let ack = msg.msg.qos != QoS::AtMostOnce;
@@ -56,7 +60,11 @@ impl Router {
         if matched == 0 && !msg.msg.retain {
             self.unrouted += 1;
         }
-        Routed { matched, durable }
+        Routed {
+            matched,
+            durable,
+            pressured,
+        }
     }
 
     /// Hands `deliveries` of `msg`, found other than by a local publish, to their
@@ -110,18 +118,48 @@ impl Router {
     }
 }
 
+/// The pressured sessions a local publish reaches (`backpressure`): the publisher is
+/// told of them, so that it waits for them to drain.
+struct Pressured<'a> {
+    /// The publisher, whose own pressure never holds it back (it would stop reading
+    /// the acknowledgements that drain its queue).
+    publisher: Option<&'a ClientId>,
+    found: Vec<Arc<Pressure>>,
+}
+
+impl<'a> Pressured<'a> {
+    fn new(publisher: Option<&'a ClientId>) -> Self {
+        Pressured {
+            publisher,
+            found: Vec::new(),
+        }
+    }
+
+    fn check(&mut self, client: &ClientId, pressure: Option<&Arc<Pressure>>) {
+        let Some(pressure) = pressure.filter(|p| p.is_on()) else {
+            return;
+        };
+        let known = self.found.iter().any(|p| Arc::ptr_eq(p, pressure));
+        if !known && self.publisher != Some(client) {
+            self.found.push(Arc::clone(pressure));
+        }
+    }
+}
+
 /// The router's side of a plan: where each client's session is, and the outbox that
 /// takes its deliveries.
-struct RouterSink<'a> {
+struct RouterSink<'a, 'p> {
     sessions: &'a HashMap<ClientId, SessionRef>,
     cluster: &'a dyn ClusterPort,
     /// Whether the port holds anyone's deliveries (asked once per message, so the
     /// common case pays nothing for holds).
     holds: bool,
     outbox: &'a mut Outbox,
+    /// `backpressure` on a local publish: the pressured sessions it reached.
+    pressured: Option<Pressured<'p>>,
 }
 
-impl<'a> RouterSink<'a> {
+impl<'a> RouterSink<'a, '_> {
     fn new(
         sessions: &'a HashMap<ClientId, SessionRef>,
         cluster: &'a dyn ClusterPort,
@@ -133,11 +171,12 @@ impl<'a> RouterSink<'a> {
             cluster,
             holds,
             outbox,
+            pressured: None,
         }
     }
 }
 
-impl Sink for RouterSink<'_> {
+impl Sink for RouterSink<'_, '_> {
     type Slot = Slot;
 
     /// A client's deliveries go to its session if one is registered, unless the
@@ -159,7 +198,10 @@ impl Sink for RouterSink<'_> {
     }
 
     #[inline]
-    fn send(&mut self, _: ClientId, slot: Slot, out: Outgoing) {
+    fn send(&mut self, client: ClientId, slot: Slot, out: Outgoing) {
+        if let Some(pressured) = &mut self.pressured {
+            pressured.check(&client, self.outbox.pressure(slot));
+        }
         if self.outbox.push(slot, out) {
             self.outbox.flush();
         }

@@ -20,6 +20,7 @@ use super::writer::{WriteLoop, Writer};
 use super::Shared;
 use crate::auth::AuthExchange;
 use crate::config::QueueFull;
+use crate::delivery::PressureSource;
 use crate::hooks::{ClientInfo, Event};
 use crate::metrics::{ConnectedGuard, QueuedShare, SentTally};
 use crate::persistence::Persist;
@@ -112,6 +113,9 @@ pub struct Session {
     pub(super) sent: SentTally,
     /// When the current (or last) connection was accepted (CONNACK), for the admin API.
     pub(super) connected_at: Option<std::time::SystemTime>,
+    /// `queue_full = "backpressure"`: the pressure this session's queue puts on its
+    /// publishers while its client is connected.
+    pub(super) pressure: Option<PressureSource>,
 }
 
 impl Session {
@@ -127,6 +131,8 @@ impl Session {
         session.peer = setup.client.remote_addr.unwrap_or(session.peer);
         session.client = setup.client;
         session.out_aliases = OutboundAliases::new(client_aliases);
+        let backpressure = session.shared.config.limits.queue_full == QueueFull::Backpressure;
+        session.pressure = backpressure.then(PressureSource::new);
         session.setup = Some(Box::new(Start::Connection {
             reader: setup.reader,
             writer: setup.writer,
@@ -158,6 +164,7 @@ impl Session {
             queued: shared.metrics.queued_share(),
             sent: SentTally::default(),
             connected_at: None,
+            pressure: None,
             router: shared.router.clone(),
             shared,
         }
@@ -233,6 +240,10 @@ impl Session {
         let limit = Duration::from_millis(u64::from(ka) * 1500);
         let every = Duration::from_millis((u64::from(ka) * 500).max(250));
         ctx.run_interval(every, move |act, ctx| {
+            if act.inbound.holds.is_held() {
+                // Not read by the broker's choice: the client is not to blame.
+                act.last_seen = Instant::now();
+            }
             if act.life.phase() == Phase::Live && act.last_seen.elapsed() > limit {
                 debug!(client_id = %act.state.client_id, "keep alive expired");
                 act.fail(ctx, ReasonCode::KEEP_ALIVE_TIMEOUT, "keep alive expired");
@@ -246,6 +257,7 @@ pub(super) fn queue_limits(shared: &Shared) -> QueueLimits {
         max_messages: shared.config.limits.max_queued_messages,
         max_bytes: shared.config.limits.max_queued_bytes,
         drop_oldest: shared.config.limits.queue_full == QueueFull::DropOldest,
+        backpressure: shared.config.limits.queue_full == QueueFull::Backpressure,
     }
 }
 
@@ -272,7 +284,8 @@ impl Actor for Session {
             }
         };
         let gated = Gated::new(reader, self.inbound.gate.clone());
-        let read = ctx.add_stream(Gated::new(gated, self.inbound.rate_gate.clone()));
+        let gated = Gated::new(gated, self.inbound.rate_gate.clone());
+        let read = ctx.add_stream(Gated::new(gated, self.inbound.holds.gate.clone()));
         self.link = Some(Link {
             writer: Writer::new(writer, self.accepted.protocol),
             read: Some(read),
@@ -284,10 +297,11 @@ impl Actor for Session {
         });
         self.life.opened();
         ctx.spawn(WriteLoop);
+        let pressure = self.pressure.as_ref().map(|p| Arc::clone(p.handle()));
         let register = Register {
             client_id: self.accepted.client_id.clone(),
             clean_start: self.accepted.clean_start,
-            addr: super::link::link(ctx.address()),
+            addr: super::link::link_pressured(ctx.address(), pressure),
             persist: self.record(None),
         };
         // Nothing else is handled until the session is resumed: CONNACK goes first.

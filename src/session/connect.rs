@@ -61,6 +61,18 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         refuse(&mut writer, Packet::ConnAck(ack), version).await;
         return;
     }
+    if shared
+        .memory
+        .as_ref()
+        .is_some_and(|m| m.refuses_connections())
+    {
+        // Over the memory budget's refuse watermark (3.1.1: code 3).
+        debug!(%peer, "memory over the refuse watermark; refusing");
+        shared.metrics.limits.hit(Limit::MemoryRefuse);
+        let ack = refusal(ReasonCode::QUOTA_EXCEEDED);
+        refuse(&mut writer, Packet::ConnAck(ack), version).await;
+        return;
+    }
     if shared.isolation.is_isolated() {
         // Clients should go to a node that reaches the cluster (3.1.1: code 3).
         debug!(%peer, "cut off from the cluster; refusing");

@@ -11,6 +11,7 @@ use tracing::debug;
 
 use super::actor::Session;
 use super::gate::Gate;
+use super::hold::Holds;
 use super::inflow::{AckSlot, Inflow};
 use super::lifecycle::{Close, Phase};
 use super::policy::{check_payload, check_publish, Refusal};
@@ -39,6 +40,8 @@ pub(super) struct Inbound {
     rate: Option<PublishRate>,
     /// Closed while the client is over its publish rate: the socket is not read.
     pub rate_gate: Gate,
+    /// The waits holding the client back (full subscriber queues, memory).
+    pub holds: Holds,
 }
 
 impl Inbound {
@@ -50,6 +53,7 @@ impl Inbound {
             gate: Gate::default(),
             rate: PublishRate::new(limits, Instant::now()),
             rate_gate: Gate::default(),
+            holds: Holds::default(),
         }
     }
 }
@@ -188,6 +192,9 @@ impl Session {
             if !pause.is_zero() {
                 self.pause_reading(pause, ctx);
             }
+        }
+        if self.shared.memory.is_some() {
+            self.hold_for_memory(ctx);
         }
         if let Err(refusal) = check_publish(&self.shared.config.capabilities, p.qos(), p.retain) {
             // 3.1.1 has no DISCONNECT from the server: the connection just closes.
@@ -338,11 +345,15 @@ impl Session {
                 Some(d) => d.wait().await,
                 None => true,
             };
-            durable.then_some(routed.matched)
+            durable.then_some((routed.matched, routed.pressured))
         };
         let slot = sent.ack;
-        let fut = fut.into_actor(self).map(move |matched, act, ctx| {
+        let fut = fut.into_actor(self).map(move |routed, act, ctx| {
+            let (matched, pressured) = routed.unzip();
             act.on_routed(matched, slot, ctx);
+            if let Some(pressured) = pressured {
+                act.hold_for_pressure(pressured, ctx);
+            }
         });
         ctx.spawn(fut);
         if sent.pause {

@@ -36,6 +36,7 @@ mod connect;
 mod drain;
 mod gate;
 pub mod handshake;
+mod hold;
 mod inbound;
 mod inflight;
 mod inflow;
@@ -57,5 +58,6 @@ mod writer;
 
 pub use actor::Session;
 pub use connect::serve;
+pub use link::link;
 pub(crate) use messages::Handover;
 pub use shared::{Isolation, Shared};

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use actix::prelude::*;
-use tracing::{trace, warn};
+use tracing::{debug, trace, warn};
 
 use super::actor::Session;
 use super::aliases::AliasUse;
@@ -54,12 +54,49 @@ impl Session {
             return false;
         }
         let (before, seq) = (self.state.dropped, d.seq);
-        let enqueued = self.state.enqueue(d);
+        let enqueued = match self.link {
+            Some(_) => self.state.enqueue(d),
+            None => self.state.enqueue_offline(d),
+        };
         if enqueued.was_full() {
             let dropped = self.state.dropped - before;
             self.on_queue_full(&enqueued, seq, dropped);
+        } else if enqueued == Enqueued::Overshoot {
+            self.on_overshoot();
         }
         true
+    }
+
+    /// The queue took a message beyond its limit (`backpressure`): its pressure goes on
+    /// and the publishers the router reaches it for are held back until it drains.
+    fn on_overshoot(&mut self) {
+        let Some(pressure) = &self.pressure else {
+            return;
+        };
+        let (len, bytes) = (self.state.queue_len(), self.state.queued_bytes());
+        if pressure.follow(len, bytes, self.state.limits()) {
+            debug!(client_id = %self.state.client_id, queued = len, "queue over its limit; holding publishers back");
+        }
+        if !self.state.warned_full {
+            self.state.warned_full = true;
+            let limits = &self.shared.config.limits;
+            warn!(
+                client_id = %self.state.client_id,
+                max_messages = limits.max_queued_messages,
+                max_bytes = limits.max_queued_bytes,
+                "session queue full: holding its publishers back (logged once per session)"
+            );
+        }
+    }
+
+    /// Once the queue has drained to half its limits, the held publishers go on.
+    fn follow_pressure(&mut self) {
+        if let Some(pressure) = self.pressure.as_ref().filter(|p| p.handle().is_on()) {
+            let (len, bytes) = (self.state.queue_len(), self.state.queued_bytes());
+            if pressure.follow(len, bytes, self.state.limits()) {
+                debug!(client_id = %self.state.client_id, queued = len, "queue drained; publishers released");
+            }
+        }
     }
 
     /// A full queue dropped `dropped` messages: they are counted, what was stored is
@@ -75,7 +112,7 @@ impl Session {
                     self.forget_stored(Some(seq));
                 }
             }
-            Enqueued::Queued | Enqueued::DisplacedQos0 => {}
+            Enqueued::Queued | Enqueued::DisplacedQos0 | Enqueued::Overshoot => {}
         }
         if !self.state.warned_full {
             self.state.warned_full = true;
@@ -111,6 +148,7 @@ impl Session {
             .add_dropped(DropReason::Expired, expired);
         self.queued.sync(self.state.queue_len());
         self.shared.metrics.add_sent_tally(&mut self.sent);
+        self.follow_pressure();
     }
 
     fn pump_queue(&mut self, _ctx: &mut Context<Self>) {

@@ -182,6 +182,10 @@ impl Session {
                 if let Some(read) = self.link.take().and_then(|l| l.read) {
                     ctx.cancel_future(read);
                 }
+                // An absent client's queue holds no publisher back.
+                if let Some(pressure) = &self.pressure {
+                    pressure.release();
+                }
                 if std::mem::take(&mut self.announced) {
                     let client = &self.client;
                     info!(

@@ -14,6 +14,7 @@ use crate::hooks::Hooks;
 use crate::persistence::Persistence;
 use crate::router::Router;
 use crate::sys::Metrics;
+use crate::transport::MemoryBudget;
 
 /// What every connection's tasks and actors share.
 pub struct Shared {
@@ -30,6 +31,8 @@ pub struct Shared {
     pub isolation: Isolation,
     /// Failed logins per source address (`[auth] max_login_failures`).
     pub logins: LoginThrottle,
+    /// The memory budget (`[limits] max_memory`), when one is set.
+    pub memory: Option<Arc<MemoryBudget>>,
 }
 
 /// The node refuses new connections: set in cluster mode by the bridge while the node

@@ -98,6 +98,32 @@ impl SessionState {
         queue.offer(out, self.limits)
     }
 
+    /// Queues a message for a client that is away: `backpressure` drops the new
+    /// message as `drop_new` does (no publisher waits for a client that may not come
+    /// back).
+    pub fn enqueue_offline(&mut self, out: Outgoing) -> Enqueued {
+        let limits = QueueLimits {
+            backpressure: false,
+            ..self.limits
+        };
+        let mut queue = Queue {
+            items: &mut self.queue,
+            bytes: &mut self.queued_bytes,
+            dropped: &mut self.dropped,
+        };
+        queue.offer(out, limits)
+    }
+
+    /// The queue's limits.
+    pub fn limits(&self) -> &QueueLimits {
+        &self.limits
+    }
+
+    /// Bytes queued, not yet sent.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     fn push(&mut self, out: Outgoing) {
         self.queued_bytes += out.msg.size();
         self.queue.push_back(out);

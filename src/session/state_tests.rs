@@ -40,6 +40,7 @@ fn state_with(max_messages: usize, drop_oldest: bool) -> SessionState {
         max_messages,
         max_bytes: 1 << 20,
         drop_oldest,
+        backpressure: false,
     };
     SessionState::new(ClientId::new("c"), ProtocolVersion::V311, limits)
 }
@@ -233,6 +234,7 @@ fn restore_puts_stored_inflight_back_in_order() {
         max_messages: 10,
         max_bytes: 1 << 20,
         drop_oldest: false,
+        backpressure: false,
     };
     let entries = vec![
         (out("a", QoS::ExactlyOnce), Some(pid(3)), true),
@@ -292,4 +294,24 @@ fn shared_handover_offers_only_unacknowledged_shared_messages() {
     assert!(matches!(s.on_pubrec(ids[2]), AckResult::Matched { .. }));
     assert!(matches!(s.on_puback(ids[3]), AckResult::Matched { .. }));
     assert!(matches!(s.on_puback(ids[0]), AckResult::Unknown));
+}
+
+#[test]
+fn backpressure_queues_beyond_the_limit_unless_offline() {
+    let mut s = state(2);
+    s.set_limits(QueueLimits {
+        backpressure: true,
+        ..*s.limits()
+    });
+    s.enqueue(out("a", QoS::AtMostOnce));
+    s.enqueue(out("b", QoS::AtLeastOnce));
+    assert_eq!(s.enqueue(out("c", QoS::AtMostOnce)), Enqueued::Overshoot);
+    assert_eq!(s.enqueue(out("d", QoS::AtLeastOnce)), Enqueued::Overshoot);
+    assert!(s.limits().over(s.queue_len(), s.queued_bytes()));
+    assert_eq!(
+        s.enqueue_offline(out("e", QoS::AtLeastOnce)),
+        Enqueued::Dropped
+    );
+    // Offline: the usual policy (the queued QoS 0 goes first, then the new one).
+    assert_eq!((s.queue_len(), s.dropped), (3, 2));
 }

@@ -6,6 +6,7 @@
 
 mod handshakes;
 mod limiter;
+mod memory;
 pub mod proxy;
 mod rate;
 mod tcp;
@@ -19,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use handshakes::Handshakes;
 pub use limiter::{ConnectionLimiter, ConnectionPermit};
+pub use memory::MemoryBudget;
 pub use rate::TokenBucket;
 pub use tcp::{AcceptFn, Accepted, ServeFn, TcpListenerTask};
 pub use tls::{TlsAcceptorHandle, TlsError, TlsSettings};

@@ -17,6 +17,8 @@ pub mod embedded;
 pub mod http;
 pub mod mosquitto;
 mod nats;
+pub mod overload;
+pub mod pg;
 pub mod pki;
 mod raw;
 mod tools;

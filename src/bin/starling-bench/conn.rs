@@ -145,6 +145,11 @@ impl Conn {
         encode_packet(packet, self.version, &mut self.wbuf).expect("bench packets are encodable");
     }
 
+    /// Nothing read and not yet decoded.
+    pub fn read_buffer_empty(&self) -> bool {
+        self.rbuf.is_empty()
+    }
+
     pub fn has_queued(&self) -> bool {
         !self.wbuf.is_empty()
     }

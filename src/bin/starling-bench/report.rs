@@ -70,6 +70,18 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// (rss_after - rss_before) / connected; negative if the broker gave memory back.
     pub rss_per_conn: Option<i64>,
+    /// `churn`: subscriptions made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscriptions: Option<u64>,
+    /// `churn`: filters subscribed per second while filling the trie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_per_sec: Option<f64>,
+    /// `churn`: filters unsubscribed or re-subscribed per second with the trie full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn_per_sec: Option<f64>,
+    /// `churn`: (rss_after - rss_before) / subscriptions, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_per_sub: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gen_cpu_pct: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::message::Message;
 use crate::protocol::ProtocolVersion;
@@ -32,10 +32,10 @@ impl<T> PageBody<T> {
 }
 
 /// One client in `GET clients`.
-#[derive(Serialize)]
-pub(super) struct ClientItem {
-    client_id: String,
-    connected: bool,
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ClientItem {
+    pub client_id: String,
+    pub connected: bool,
     persistent: bool,
     subscriptions: usize,
 }
@@ -52,15 +52,15 @@ impl From<ClientSummary> for ClientItem {
 }
 
 /// `GET clients/{id}`.
-#[derive(Serialize)]
-pub(super) struct ClientBody {
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ClientBody {
     client_id: String,
     connected: bool,
     persistent: bool,
     /// `ip:port`; null for an in-process client or without a connection.
     address: Option<String>,
     /// `"3.1"`, `"3.1.1"` or `"5.0"`; null for an in-process client.
-    protocol: Option<&'static str>,
+    protocol: Option<String>,
     username: Option<String>,
     /// RFC 3339 (UTC); null without a connection.
     connected_since: Option<String>,
@@ -82,7 +82,7 @@ impl ClientBody {
             connected: summary.connected,
             persistent: summary.persistent,
             address: details.address.map(|a| a.to_string()),
-            protocol: details.protocol.map(protocol_name),
+            protocol: details.protocol.map(|p| protocol_name(p).to_owned()),
             username: details.username,
             connected_since: details.connected_since.map(rfc3339),
             queued: details.queued,
@@ -130,10 +130,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// One subscription.
-#[derive(Serialize)]
-pub(super) struct SubscriptionItem {
-    client_id: String,
-    filter: String,
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SubscriptionItem {
+    pub client_id: String,
+    pub filter: String,
     qos: u8,
     no_local: bool,
     retain_as_published: bool,

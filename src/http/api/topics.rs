@@ -10,10 +10,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::json::{PageBody, RetainedItem, SubscriptionItem};
+use super::peers::{ask_others, local, PeerRequest};
 use super::{bad, query, Admin, ApiError, Paging, ASK_TIMEOUT};
 use crate::message::Message;
 use crate::protocol::{Properties, QoS};
-use crate::router::admin::{DeleteRetained, ListRetained, ListSubscriptions};
+use crate::router::admin::{DeleteRetained, ListRetained, ListSubscriptions, Page};
 use crate::router::messages::Route;
 use crate::topic::{TopicFilter, TopicName};
 
@@ -33,8 +34,22 @@ pub(super) async fn subscriptions(
         .filter
         .map(|f| parse_filter(&f))
         .transpose()?;
-    let page = admin.ask(ListSubscriptions { filter, window }).await?;
-    Ok(HttpResponse::Ok().json(PageBody::new(page, window, SubscriptionItem::from)))
+    if admin.ops.peers().is_none() {
+        let page = admin.ask(ListSubscriptions { filter, window }).await?;
+        return Ok(HttpResponse::Ok().json(PageBody::new(page, window, SubscriptionItem::from)));
+    }
+    let filter = filter.map(|f| f.as_str().to_owned());
+    let request = PeerRequest::Subscriptions { filter };
+    let others = ask_others(&admin.ops, &request).await;
+    let mine = local(&admin, request).await?;
+    let mut all: Vec<SubscriptionItem> = others
+        .into_iter()
+        .flat_map(|a| a.subscriptions)
+        .chain(mine.subscriptions)
+        .collect();
+    all.sort_by(|a, b| (&a.filter, &a.client_id).cmp(&(&b.filter, &b.client_id)));
+    let page = Page::of(all, window);
+    Ok(HttpResponse::Ok().json(PageBody::new(page, window, |s| s)))
 }
 
 #[derive(Deserialize)]
@@ -62,7 +77,8 @@ struct Deleted {
     deleted: bool,
 }
 
-/// `DELETE retained/{topic}`: the retained message goes (no subscriber is told).
+/// `DELETE retained/{topic}`: the retained message goes (no subscriber is told); in
+/// cluster mode on every node, through the cluster's retained stream.
 pub(super) async fn delete_retained(
     admin: Admin,
     topic: web::Path<String>,

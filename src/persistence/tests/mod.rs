@@ -5,6 +5,7 @@ mod loading;
 mod measure;
 mod migrate;
 mod model;
+mod postgres;
 mod sled;
 
 use super::records::{MessageRecord, PropertiesRecord, QueuedRecord, SessionRecord};

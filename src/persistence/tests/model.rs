@@ -1,5 +1,6 @@
 //! Model-based test: random op batches and restarts applied to `SledStore` and
-//! `MemoryStore` must always load the same snapshot.
+//! `MemoryStore` must always load the same snapshot (`super::postgres` runs the same
+//! steps against `PgStore`).
 
 use proptest::prelude::*;
 
@@ -129,7 +130,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 #[derive(Debug, Clone)]
-enum Step {
+pub(super) enum Step {
     Apply(Vec<Op>),
     Flush,
     /// Drop the sled store (after flushing if `flush`) and reopen the directory.
@@ -138,7 +139,7 @@ enum Step {
     },
 }
 
-fn step() -> impl Strategy<Value = Step> {
+pub(super) fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         8 => prop::collection::vec(op(), 0..12).prop_map(Step::Apply),
         1 => Just(Step::Flush),
