@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
+use starling::persistence::StoreSpec;
 use tracing::info;
 
 /// mimalloc: many small, short-lived allocations (envelopes, deliveries, buffers) freed on
@@ -34,11 +35,44 @@ struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Print what the store holds (sessions, subscriptions, queue depths, retained
-    /// count) without changing it. The broker must not be running on that directory.
+    /// count) without changing it. A sled store must not be in use by a broker; with
+    /// --url, ask a running broker's admin API instead.
     Inspect {
-        /// The broker's data directory.
+        /// The store: sled:DIR, postgres://... or redis://... (default: --data-dir).
+        #[arg(value_name = "STORE", conflicts_with_all = ["data_dir", "url"])]
+        store: Option<StoreSpec>,
+        /// The broker's data directory (its sled store).
         #[arg(long, value_name = "DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// A running broker's operations listener (`[http] bind`), e.g.
+        /// http://127.0.0.1:8080: its admin API answers for that node.
+        #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+        url: Option<String>,
+        /// The admin API's bearer token file (`[http] token_file`), with --url.
+        #[arg(long, value_name = "FILE", requires = "url")]
+        token_file: Option<PathBuf>,
+    },
+    /// Copy every session, subscription, queued message, inbound QoS 2 id, retained
+    /// message and the queue seq from one stopped store into another, then verify
+    /// (counts and checksums per keyspace). Refuses a non-empty target without --force;
+    /// an interrupted migration is finished by running it again with --force.
+    Migrate {
+        /// The source: sled:DIR (a data directory), postgres://... or redis://...
+        #[arg(long, value_name = "STORE")]
+        from: StoreSpec,
+        /// The target, named the same way (a sled directory is created if missing).
+        #[arg(long, value_name = "STORE")]
+        to: StoreSpec,
+        /// Make a non-empty target a copy of the source: what matches stays, what
+        /// differs is rewritten, its other sessions and retained messages are deleted.
+        #[arg(long)]
+        force: bool,
+        /// Ops per write to the target.
+        #[arg(long, value_name = "N", default_value_t = starling::persistence::DEFAULT_BATCH_OPS)]
+        batch: usize,
+        /// Only compare the two stores (print the table), writing nothing.
+        #[arg(long)]
+        verify_only: bool,
     },
     /// Add USER to a password file (or replace its hash), reading the password from
     /// the first line of standard input. Creates the file if missing.
@@ -83,11 +117,28 @@ fn main() -> anyhow::Result<()> {
         None => starling::Config::default(),
     };
     init_logging(&config.log);
-    if let Some(Command::Inspect { data_dir }) = &args.command {
-        let dir = starling::persistence::store_dir(data_dir);
-        let report = starling::persistence::inspect(&dir)?;
-        println!("{report}");
-        return Ok(());
+    match &args.command {
+        Some(Command::Inspect {
+            store,
+            data_dir,
+            url,
+            token_file,
+        }) => {
+            return inspect(
+                store.as_ref(),
+                data_dir,
+                url.as_deref(),
+                token_file.as_deref(),
+            )
+        }
+        Some(Command::Migrate {
+            from,
+            to,
+            force,
+            batch,
+            verify_only,
+        }) => return migrate(from, to, *force, *batch, *verify_only),
+        _ => {}
     }
     if let Some(Command::Passwd {
         file,
@@ -142,6 +193,79 @@ fn init_logging(log: &starling::config::LogConfig) {
         starling::config::LogFormat::Text => logger.init(),
         starling::config::LogFormat::Json => logger.json().init(),
     }
+}
+
+/// `starling inspect`: a running broker's admin API (`url`), a store named by a spec,
+/// or the sled store of `data_dir`.
+fn inspect(
+    store: Option<&StoreSpec>,
+    data_dir: &std::path::Path,
+    url: Option<&str>,
+    token_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(url) = url {
+        let token = match token_file {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the token file {}", file.display()))?,
+            None => String::new(),
+        };
+        println!("{}", starling::http::client::inspect_remote(url, &token)?);
+        return Ok(());
+    }
+    let spec = store
+        .cloned()
+        .unwrap_or_else(|| StoreSpec::Sled(data_dir.to_owned()));
+    let report = starling::persistence::inspect_spec(&spec)
+        .with_context(|| format!("inspecting {spec} (a sled store must not be in use)"))?;
+    println!("{report}");
+    Ok(())
+}
+
+/// `starling migrate`: copies `from` into `to` and prints the verification table; fails
+/// when the target does not match.
+fn migrate(
+    from: &StoreSpec,
+    to: &StoreSpec,
+    force: bool,
+    batch_ops: usize,
+    verify_only: bool,
+) -> anyhow::Result<()> {
+    use starling::persistence::{open_spec, MigrateOptions, OpenMode};
+    anyhow::ensure!(from != to, "--from and --to name the same store");
+    let source = open_spec(from, OpenMode::Existing).with_context(|| {
+        format!("opening the source {from} (it must exist and not be in use: stop its broker)")
+    })?;
+    let mode = if verify_only {
+        OpenMode::Existing
+    } else {
+        OpenMode::Create
+    };
+    let mut target = open_spec(to, mode).with_context(|| {
+        format!("opening the target {to} (it must not be in use: stop its broker)")
+    })?;
+    let started = std::time::Instant::now();
+    let comparison = if verify_only {
+        starling::persistence::compare(source.as_ref(), target.as_ref())?
+    } else {
+        let options = MigrateOptions { force, batch_ops };
+        let summary = starling::persistence::migrate(source.as_ref(), target.as_mut(), options)?;
+        println!(
+            "migrated {from} -> {to}: {} sessions written, {} unchanged, {} deleted; {} ops in {} batches, {:.1} s",
+            summary.sessions_written,
+            summary.unchanged,
+            summary.deleted,
+            summary.ops,
+            summary.batches,
+            started.elapsed().as_secs_f64()
+        );
+        summary.comparison
+    };
+    println!("{comparison}");
+    anyhow::ensure!(
+        comparison.verified(),
+        "the target does not match the source; run the migration again with --force"
+    );
+    Ok(())
 }
 
 /// `starling passwd`: hashes the password read from stdin into `file`.

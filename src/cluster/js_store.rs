@@ -318,6 +318,8 @@ impl Store for JsStore {
                 }
                 // The retained stream holds these.
                 Op::PutRetained(_) | Op::DeleteRetained { .. } => continue,
+                // Queue seqs are per node incarnation here; `load` reports none.
+                Op::RaiseNextSeq { .. } => continue,
             };
             writes.push((subject, value));
             if writes.len() + self.lock().len() >= MAX_PENDING {

@@ -50,6 +50,7 @@ use crate::router::Router;
 use crate::session::Isolation;
 
 mod api;
+pub mod client;
 mod routes;
 mod server;
 mod status;

@@ -4,7 +4,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::sled_store::SledStore;
+use super::spec::{open_spec, OpenMode, StoreSpec};
 use super::store::{Snapshot, Store, StoreError};
+use super::PersistenceError;
 
 /// What a store holds, for `starling inspect --data-dir DIR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,19 @@ pub fn inspect(dir: &Path) -> Result<Report, StoreError> {
         store.size_on_disk()?,
         &snapshot,
     ))
+}
+
+/// Like [`inspect`] for any store a spec names; a sled data directory's store is in
+/// [`super::store_dir`]. A server-backed store reports `path` as its URL (password
+/// hidden) and schema version 0.
+pub fn inspect_spec(spec: &StoreSpec) -> Result<Report, PersistenceError> {
+    if let StoreSpec::Sled(data_dir) = spec {
+        return Ok(inspect(&super::store_dir(data_dir))?);
+    }
+    let store = open_spec(spec, OpenMode::Existing)?;
+    let snapshot = store.load()?;
+    let path = PathBuf::from(spec.to_string());
+    Ok(Report::new(&path, 0, store.size_on_disk()?, &snapshot))
 }
 
 impl Report {

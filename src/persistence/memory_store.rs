@@ -90,6 +90,7 @@ impl MemoryStore {
                 self.retained.remove(&topic);
             }
             Op::Delivered { .. } => {}
+            Op::RaiseNextSeq { next_seq } => self.next_seq = self.next_seq.max(next_seq),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 mod actor;
+mod checksum;
 mod compact;
 pub(crate) mod convert;
 mod expiry;
@@ -12,6 +13,7 @@ mod inspect;
 mod loading;
 mod memory_store;
 mod messages;
+mod migrate;
 mod observe;
 mod outage;
 mod postgres;
@@ -19,6 +21,7 @@ mod records;
 mod redis;
 mod sled_open;
 mod sled_store;
+mod spec;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -26,12 +29,16 @@ mod ticket;
 
 pub use actor::store_dir;
 pub(crate) use actor::{load_fresh, open_store, Persistence, Reopen};
+pub use checksum::{Checksums, Comparison, Tally, KEYSPACES};
 pub(crate) use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;
-pub use inspect::{inspect, Report, SessionSummary};
+pub use inspect::{inspect, inspect_spec, Report, SessionSummary};
 pub use memory_store::MemoryStore;
 pub(crate) use messages::{
     FlushNow, LoadSession, Loaded, Persist, PersistDeliveries, QueuedDelivery,
+};
+pub use migrate::{
+    compare, migrate, MigrateError, MigrateOptions, MigrateSummary, DEFAULT_BATCH_OPS,
 };
 pub(crate) use observe::ObserveStore;
 pub use postgres::{PgStore, PG_SCHEMA};
@@ -41,6 +48,7 @@ pub use records::{
 };
 pub use redis::RedisStore;
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
+pub use spec::{open_spec, OpenMode, SpecError, StoreSpec};
 pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
 pub(crate) use ticket::{failed_ticket, ticket, Backlog, Durable};
 

@@ -277,6 +277,10 @@ impl SledStore {
             }
             Op::DeleteRetained { topic } => (RETAINED, topic.into_bytes(), None),
             Op::Delivered { .. } => return Ok(()),
+            Op::RaiseNextSeq { next_seq: n } => {
+                *next_seq = (*next_seq).max(n);
+                return Ok(());
+            }
         };
         plan[tree].insert(key, value);
         Ok(())

@@ -170,6 +170,13 @@ pub enum Op {
         /// The message's cluster number.
         origin: Origin,
     },
+    /// Raises the store's next queue seq ([`Snapshot::next_seq`]) to at least `next_seq`
+    /// (never lowers it). `starling migrate` ends with it so that a migrated store never
+    /// hands out a seq the source had used. Every backend must implement it.
+    RaiseNextSeq {
+        /// The lowest next seq the store may report from now on.
+        next_seq: u64,
+    },
 }
 
 impl Op {
@@ -185,7 +192,7 @@ impl Op {
             | Op::PutInboundQos2 { client_id, .. }
             | Op::DeleteInboundQos2 { client_id, .. }
             | Op::Delivered { client_id, .. } => Some(client_id.as_str()),
-            Op::PutRetained(_) | Op::DeleteRetained { .. } => None,
+            Op::PutRetained(_) | Op::DeleteRetained { .. } | Op::RaiseNextSeq { .. } => None,
         }
     }
 }

@@ -189,6 +189,7 @@ impl Plan {
                 self.retained.insert(topic, None);
             }
             Op::Delivered { .. } => {}
+            Op::RaiseNextSeq { next_seq } => *seq_high = (*seq_high).max(next_seq),
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 mod expiry;
 mod loading;
 mod measure;
+mod migrate;
 mod model;
 mod postgres;
 mod redis;
