@@ -119,7 +119,7 @@ pub fn open_spec(spec: &StoreSpec, mode: OpenMode) -> Result<Box<dyn Store>, Per
             Ok(Box::new(store))
         }
         StoreSpec::Postgres(url) => Ok(Box::new(super::PgStore::connect(url)?)),
-        StoreSpec::Redis(_) => Err(PersistenceError::Unsupported("redis")),
+        StoreSpec::Redis(url) => Ok(Box::new(super::RedisStore::connect(url)?)),
     }
 }
 

@@ -27,7 +27,6 @@ pub use keys::DEFAULT_PREFIX;
 use keys::Keys;
 use link::{Failure, Link};
 
-
 use super::store::{validate_ops, Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
 
 /// Schema version written by this binary under the prefix.

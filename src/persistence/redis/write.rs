@@ -93,6 +93,11 @@ fn add(pipe: &mut Pipeline, keys: &Keys, op: Op, next_seq: &mut u64) -> Result<u
         Op::DeleteRetained { topic } => {
             pipe.hdel(keys.retained(), topic).ignore();
         }
+        Op::RaiseNextSeq { next_seq: n } => {
+            // Written once after the batch by `plan`, when it rose.
+            *next_seq = (*next_seq).max(n);
+            return Ok(0);
+        }
         Op::Delivered { .. } => return Ok(0),
     }
     Ok(1)

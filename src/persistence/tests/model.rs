@@ -126,6 +126,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (cid(), pid).prop_map(|(client_id, packet_id)| Op::DeleteInboundQos2 { client_id, packet_id }),
         1 => message().prop_map(Op::PutRetained),
         1 => prop::sample::select(&TOPICS[..]).prop_map(|t| Op::DeleteRetained { topic: t.into() }),
+        1 => (0u64..12).prop_map(|next_seq| Op::RaiseNextSeq { next_seq }),
     ]
 }
 
