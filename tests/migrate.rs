@@ -11,6 +11,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::pg::{pg_bin_or_skip, PgServer};
+use common::redis::{redis_server_or_skip, RedisServer};
 use common::{
     bin, bounded, check_retained, connect_persistent, publish_packet, publish_retained,
     BrokerProcess, RawClient,
@@ -37,10 +39,16 @@ fn sled(dir: &Path) -> String {
     format!("sled:{}", dir.display())
 }
 
-/// `starling migrate --from FROM --to TO [extra]`, asserted to succeed; its stdout.
+/// `starling migrate --from FROM --to TO [extra]` between sled data directories,
+/// asserted to succeed; its stdout.
 fn migrate_ok(from: &Path, to: &Path, extra: &[&str]) -> String {
-    let (from, to) = (sled(from), sled(to));
-    let mut args = vec!["migrate", "--from", &from, "--to", &to];
+    migrate_specs(&sled(from), &sled(to), extra)
+}
+
+/// `starling migrate --from FROM --to TO [extra]` between any stores, asserted to
+/// succeed; its stdout.
+fn migrate_specs(from: &str, to: &str, extra: &[&str]) -> String {
+    let mut args = vec!["migrate", "--from", from, "--to", to];
     args.extend_from_slice(extra);
     let out = starling(&args);
     let (stdout, stderr) = text(&out);
@@ -256,4 +264,63 @@ async fn sled_to_sled_migration_resumes_sessions() {
     assert!(again.contains("0 sessions written"), "{again}");
     let check = migrate_ok(a.data_dir(), b.data_dir(), &["--verify-only"]);
     assert_eq!(count(&check, "sessions"), 3);
+}
+
+/// The counts every migration of `fill`'s store must show.
+fn assert_filled(table: &str) {
+    assert_eq!(count(table, "sessions"), 3, "{table}");
+    assert_eq!(count(table, "subscriptions"), 2, "{table}");
+    assert_eq!(count(table, "queued"), 10, "{table}");
+    assert_eq!(count(table, "inbound_qos2"), 1, "{table}");
+    assert!(count(table, "retained") >= 3, "{table}");
+}
+
+/// s1 and s2 resume on `broker` exactly as they were on the first broker.
+async fn both_resume(broker: &BrokerProcess, in1: &[u16], released: u16, unacked: u16) {
+    let s1 = Expect {
+        id: "s1",
+        first_ids: in1,
+        payloads: 0..6,
+        released: None,
+    };
+    resumes(broker, s1).await;
+    let s2 = Expect {
+        id: "s2",
+        first_ids: &[unacked],
+        payloads: 1..4,
+        released: Some(released),
+    };
+    resumes(broker, s2).await;
+    check_retained(broker, 3).await;
+}
+
+// sled -> PostgreSQL -> Redis, and PostgreSQL -> sled: the sessions resume on a broker
+// running on Redis, and on one running on the sled copy of the PostgreSQL store.
+#[tokio::test]
+async fn sessions_move_between_sled_postgres_and_redis() {
+    let test = "sessions_move_between_sled_postgres_and_redis";
+    let (Some(pg_bin), Some(redis_bin)) = (pg_bin_or_skip(test), redis_server_or_skip(test)) else {
+        return;
+    };
+    let pg = PgServer::start_new(&pg_bin);
+    let redis = RedisServer::start(&redis_bin, "always");
+    let mut a = BrokerProcess::start();
+    let (in1, released, unacked) = bounded(fill(&a)).await;
+    assert!(a.terminate().success());
+
+    assert_filled(&migrate_specs(&sled(a.data_dir()), &pg.url(), &[]));
+    assert_filled(&migrate_specs(&pg.url(), &redis.url(), &[]));
+    let mut c = BrokerProcess::start();
+    assert!(c.terminate().success());
+    assert_filled(&migrate_specs(&pg.url(), &sled(c.data_dir()), &[]));
+
+    let on_redis = format!(
+        "[server]\nworkers = 1\n[storage]\nbackend = \"redis\"\nurl = \"{}\"\n",
+        redis.url()
+    );
+    let r = BrokerProcess::start_with_config(Some(&on_redis));
+    bounded(both_resume(&r, &in1, released, unacked)).await;
+    drop(r);
+    c.restart();
+    bounded(both_resume(&c, &in1, released, unacked)).await;
 }
