@@ -26,6 +26,8 @@ const BURST: u32 = 50;
 const PAUSE: Duration = Duration::from_millis(20);
 /// Upper bound of bursts per publisher (about 12 s of streaming).
 const MAX_BURSTS: u32 = 600;
+/// Bursts each publisher sends at least (the faults may be injected in about a second).
+const MIN_BURSTS: u32 = 12;
 /// Index offsets: publisher A, publisher B, QoS 0 messages held in the outbox.
 const A: u32 = 0;
 const B: u32 = 1_000_000;
@@ -67,7 +69,8 @@ async fn stream(
         .await;
         assert!(!done.closed, "publisher {id} was disconnected");
         acked.extend(done.completed);
-        if stop.load(Ordering::SeqCst) {
+        // At least MIN_BURSTS, however quickly the faults were injected.
+        if burst + 1 >= MIN_BURSTS && stop.load(Ordering::SeqCst) {
             break;
         }
         tokio::time::sleep(PAUSE).await;

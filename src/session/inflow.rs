@@ -12,6 +12,10 @@ use crate::protocol::{Packet, PacketId, PubResponse, QoS, ReasonCode};
 const ROUTE_WINDOW: usize = 128;
 /// Reading resumes once no more than this many are unanswered.
 const ROUTE_RESUME: usize = ROUTE_WINDOW / 2;
+/// Failed publishes in a row (not routed, or their store write failed) that a 5.0
+/// client is told of one by one (PUBACK 0x80); the next one counts as the store staying
+/// down, and closes the connection (DISCONNECT 0x80).
+const FAILURES_ANSWERED: u32 = 3;
 
 /// A routed publish's place among the acknowledgements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub(super) struct Inflow {
     routes_in_flight: usize,
     /// QoS 1 publishes not yet acknowledged (the receive maximum counts them).
     unacked_qos1: usize,
+    /// Publishes that failed in a row (see [`FAILURES_ANSWERED`]).
+    failures_in_row: u32,
 }
 
 impl Inflow {
@@ -119,12 +125,9 @@ impl Inflow {
         self.routes_in_flight = self.routes_in_flight.saturating_sub(1);
         let resume = self.routes_in_flight <= ROUTE_RESUME;
         let Some(matched) = matched else {
-            self.acks.clear();
-            return Answered {
-                resume,
-                failed: true,
-            };
+            return self.on_failed(ack, v5, resume);
         };
+        self.failures_in_row = 0;
         if let Some(AckSlot { slot, qos, id }) = ack {
             let mut resp = PubResponse::new(id);
             if matched == 0 && v5 {
@@ -134,14 +137,49 @@ impl Inflow {
                 QoS::AtLeastOnce => Packet::PubAck(resp),
                 _ => Packet::PubRec(resp),
             };
-            let index = slot.0.checked_sub(self.acks_base).map(|i| i as usize);
-            if let Some(entry) = index.and_then(|i| self.acks.get_mut(i)) {
-                *entry = Some(packet);
-            }
+            self.fill(slot, packet);
         }
         Answered {
             resume,
             failed: false,
+        }
+    }
+
+    /// A publish not routed or not stored: a 5.0 QoS 1 publish is answered PUBACK
+    /// 0x80 while failures are few in a row; otherwise (3.1.1 has no way to say it; a
+    /// QoS 2 id would have to be forgotten; the store stays down) the connection
+    /// closes and nothing pending is acknowledged.
+    fn on_failed(&mut self, ack: Option<AckSlot>, v5: bool, resume: bool) -> Answered {
+        self.failures_in_row += 1;
+        match ack {
+            Some(AckSlot {
+                slot,
+                qos: QoS::AtLeastOnce,
+                id,
+            }) if v5 && self.failures_in_row <= FAILURES_ANSWERED => {
+                let mut resp = PubResponse::new(id);
+                resp.reason = ReasonCode::UNSPECIFIED_ERROR;
+                self.fill(slot, Packet::PubAck(resp));
+                Answered {
+                    resume,
+                    failed: false,
+                }
+            }
+            _ => {
+                self.acks.clear();
+                Answered {
+                    resume,
+                    failed: true,
+                }
+            }
+        }
+    }
+
+    /// Decides the acknowledgement waiting in `slot` (gone after a clear: nothing).
+    fn fill(&mut self, slot: Slot, packet: Packet) {
+        let index = slot.0.checked_sub(self.acks_base).map(|i| i as usize);
+        if let Some(entry) = index.and_then(|i| self.acks.get_mut(i)) {
+            *entry = Some(packet);
         }
     }
 

@@ -118,6 +118,38 @@ fn a_failed_route_drops_every_pending_ack() {
 }
 
 #[test]
+fn a_v5_qos1_failure_is_answered_0x80_until_failures_repeat() {
+    let mut flow = Inflow::default();
+    let refused = |n: u16| {
+        let mut r = PubResponse::new(id(n));
+        r.reason = ReasonCode::UNSPECIFIED_ERROR;
+        Packet::PubAck(r)
+    };
+    for n in 1..=3 {
+        let a = flow.on_route(QoS::AtLeastOnce, Some(id(n))).ack;
+        assert!(!flow.on_routed(None, a, true).failed, "failure {n}");
+        assert_eq!(drain(&mut flow), vec![refused(n)]);
+    }
+    // A success resets the count.
+    let a = flow.on_route(QoS::AtLeastOnce, Some(id(4))).ack;
+    flow.on_routed(Some(1), a, true);
+    assert_eq!(drain(&mut flow), vec![puback(4)]);
+    for n in 5..=7 {
+        let a = flow.on_route(QoS::AtLeastOnce, Some(id(n))).ack;
+        assert!(!flow.on_routed(None, a, true).failed);
+    }
+    let a = flow.on_route(QoS::AtLeastOnce, Some(id(8))).ack;
+    assert!(flow.on_routed(None, a, true).failed, "the store stays down");
+    // QoS 2 and 3.1.1 close at once.
+    let mut flow = Inflow::default();
+    let a = flow.on_route(QoS::ExactlyOnce, Some(id(1))).ack;
+    assert!(flow.on_routed(None, a, true).failed);
+    let mut flow = Inflow::default();
+    let a = flow.on_route(QoS::AtLeastOnce, Some(id(1))).ack;
+    assert!(flow.on_routed(None, a, false).failed);
+}
+
+#[test]
 fn cleared_acks_are_never_sent() {
     let mut flow = Inflow::default();
     let a = flow.on_route(QoS::ExactlyOnce, Some(id(1))).ack;
