@@ -313,6 +313,14 @@ async fn sessions_move_between_sled_postgres_and_redis() {
     let mut c = BrokerProcess::start();
     assert!(c.terminate().success());
     assert_filled(&migrate_specs(&pg.url(), &sled(c.data_dir()), &[]));
+    for store in [pg.url(), redis.url()] {
+        let out = starling(&["inspect", &store]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "inspect {store}: {stderr}");
+        for id in ["s1", "s2", "pub2"] {
+            assert!(stdout.contains(id), "inspect {store} lists {id}:\n{stdout}");
+        }
+    }
 
     let on_redis = format!(
         "[server]\nworkers = 1\n[storage]\nbackend = \"redis\"\nurl = \"{}\"\n",

@@ -86,10 +86,21 @@ impl StorageConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let schemes: &[&str] = match self.backend {
             Backend::Postgres => &["postgres://", "postgresql://"],
-            Backend::Redis => &["redis://", "rediss://", "redis+unix://"],
+            Backend::Redis => &["redis://"],
             Backend::Sled | Backend::Memory => return Ok(()),
         };
         let name = self.backend.name();
+        if self
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rediss://"))
+        {
+            return Err(ConfigError::Invalid(
+                "storage.url: TLS to Redis (rediss://) is not built in; use redis:// (e.g. \
+                 over a local TLS tunnel)"
+                    .into(),
+            ));
+        }
         match &self.url {
             None => Err(ConfigError::Invalid(format!(
                 "storage.url must be set when storage.backend = \"{name}\""
