@@ -7,23 +7,13 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{
-    bounded, check_retained, connect_persistent, publish_pipelined, publish_retained,
+    bounded, check_retained, connect_persistent, missing, publish_pipelined, publish_retained,
     subscribe_offline, BrokerProcess, Collector, Published, RawClient, Stop,
 };
 use starling::protocol::QoS;
-
-/// Acknowledged indices that `col` never delivered.
-fn missing(acked: &BTreeSet<u32>, col: &Collector) -> Vec<u32> {
-    acked
-        .iter()
-        .filter(|i| !col.counts.contains_key(i))
-        .copied()
-        .collect()
-}
 
 /// Reconnects `id` after the restart (asserting session present) and collects until
 /// 2 s pass without a packet.

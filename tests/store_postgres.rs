@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::pg::{pg_bin_or_skip, PgServer};
 use common::{
-    bounded, check_retained, connect_persistent, publish_packet, publish_pipelined,
+    bounded, check_retained, connect_persistent, missing, publish_packet, publish_pipelined,
     publish_retained, subscribe_offline, BrokerProcess, Collector, Event, RawClient, Stop,
 };
 use starling::protocol::{Packet, Properties, QoS, ReasonCode};
@@ -38,15 +38,6 @@ async fn collect_rest(broker: &BrokerProcess, id: &str, col: &mut Collector) {
     let stop = col.run(&mut c, None, Duration::from_secs(2)).await;
     assert_eq!(stop, Stop::Silence, "{id}: connection dropped");
     c.disconnect().await;
-}
-
-/// Acknowledged indices that `col` never delivered.
-fn missing(acked: &BTreeSet<u32>, col: &Collector) -> Vec<u32> {
-    acked
-        .iter()
-        .filter(|i| !col.counts.contains_key(i))
-        .copied()
-        .collect()
 }
 
 // Queued QoS 1 and QoS 2 messages of offline persistent sessions and retained

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::redis::{redis_server_or_skip, RedisServer};
 use common::{
-    bounded, check_retained, connect_persistent, publish_packet, publish_pipelined,
+    bounded, check_retained, connect_persistent, missing, publish_packet, publish_pipelined,
     publish_retained, subscribe_offline, BrokerProcess, Collector, Event, RawClient, Stop,
 };
 use starling::protocol::{Packet, Properties, QoS};
@@ -42,15 +42,6 @@ async fn collect_rest(broker: &BrokerProcess, id: &str) -> Collector {
     assert_eq!(stop, Stop::Silence, "{id}: connection dropped");
     c.disconnect().await;
     col
-}
-
-/// Acknowledged indices that `col` never delivered.
-fn missing(acked: &BTreeSet<u32>, col: &Collector) -> Vec<u32> {
-    acked
-        .iter()
-        .filter(|i| !col.counts.contains_key(i))
-        .copied()
-        .collect()
 }
 
 // A graceful restart replays what the persistent sessions had queued (QoS 1 and QoS 2,

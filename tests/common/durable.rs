@@ -326,3 +326,12 @@ pub async fn check_retained(broker: &BrokerProcess, n: u32) {
     c.expect_nothing(Duration::from_millis(300)).await;
     c.disconnect().await;
 }
+
+/// Acknowledged indices that `col` never delivered.
+pub fn missing(acked: &std::collections::BTreeSet<u32>, col: &Collector) -> Vec<u32> {
+    acked
+        .iter()
+        .filter(|i| !col.counts.contains_key(i))
+        .copied()
+        .collect()
+}
