@@ -3,27 +3,24 @@
 //! arrive as messages and are committed in groups: while one commit flushes, the next
 //! messages queue up and go into the following batch.
 
-use std::path::Path;
 use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 use tracing::{error, info};
 
-use super::convert::{message_record, unix_ms_now};
+use super::convert::message_record;
 use super::loading::Loads;
 use super::messages::{
     Commit, CompactCheck, FlushNow, FlushTick, LoadDone, LoadSession, Loaded, Persist,
     PersistDeliveries,
 };
+use super::open::{reopen, store_dir, Reopen};
 use super::outage::Outage;
 use super::records::QueuedRecord;
 use super::ticket::Backlog;
-use super::{
-    drop_expired, MemoryStore, Op, PersistenceError, PgStore, RedisStore, SledStore, Snapshot,
-    Store, StoreError, StoredSession,
-};
-use crate::config::{Backend, Durability, StorageConfig};
+use super::{Op, Store, StoreError, StoredSession};
+use crate::config::{Durability, StorageConfig};
 use crate::guard::{calls, guarded_handlers, Guarded};
 use crate::message::ClientId;
 use crate::metrics::StoreMetrics;
@@ -68,65 +65,6 @@ pub struct Persistence {
     pub(super) metrics: Option<StoreMetrics>,
     /// Whether the store is failing: failed batches stay pending and are retried.
     outage: Outage,
-}
-
-/// Builds a fresh store after a restart of the actor.
-pub struct Reopen(pub Box<dyn Fn() -> Box<dyn Store> + Send>);
-
-/// Opens the store for `config`, drops what expired while the broker was down, and
-/// returns the store with what is left in it.
-pub fn open_store(config: &StorageConfig) -> Result<(Box<dyn Store>, Snapshot), PersistenceError> {
-    let backend = effective_backend(config);
-    let store: Box<dyn Store> = match backend {
-        Backend::Memory => Box::new(MemoryStore::new()),
-        Backend::Sled => {
-            super::prepare_data_dir(&config.data_dir)?;
-            let dir = store_dir(&config.data_dir);
-            super::recover_interrupted(&dir)?;
-            Box::new(SledStore::open(&dir)?)
-        }
-        Backend::Postgres => Box::new(PgStore::connect(server_url(config)?)?),
-        Backend::Redis => Box::new(RedisStore::connect(server_url(config)?)?),
-    };
-    load_fresh(store)
-}
-
-/// The backend in use: none with `durability = "memory"`.
-fn effective_backend(config: &StorageConfig) -> Backend {
-    match config.durability {
-        Durability::Memory => Backend::Memory,
-        Durability::Sync | Durability::Periodic => config.backend,
-    }
-}
-
-/// A server backend's `url` (checked at configuration time).
-fn server_url(config: &StorageConfig) -> Result<&str, StoreError> {
-    config.url.as_deref().ok_or_else(|| StoreError::Server {
-        backend: config.backend.name(),
-        reason: "storage.url is not set".into(),
-    })
-}
-
-/// Loads everything `store` holds and drops what expired while the broker was down.
-pub fn load_fresh(
-    mut store: Box<dyn Store>,
-) -> Result<(Box<dyn Store>, Snapshot), PersistenceError> {
-    let mut snapshot = store.load()?;
-    let ops = drop_expired(&mut snapshot, unix_ms_now());
-    if !ops.is_empty() {
-        info!(
-            ops = ops.len(),
-            "dropping state that expired while the broker was down"
-        );
-        store.apply(ops)?;
-        store.flush()?;
-    }
-    Ok((store, snapshot))
-}
-
-/// Where the sled store lives inside the data directory.
-pub fn store_dir(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("store")
 }
 
 impl Persistence {
@@ -300,28 +238,6 @@ fn loaded_from(result: Result<Option<StoredSession>, StoreError>, client: &Clien
         Err(e) => {
             error!(error = %e, client_id = %client, "cannot load session");
             Loaded::Failed
-        }
-    }
-}
-
-/// Opens the configured store again (a restart of the actor, or after a failure); a
-/// server backend connects again.
-fn reopen(config: &StorageConfig) -> Option<Box<dyn Store>> {
-    let opened: Result<Box<dyn Store>, StoreError> = match effective_backend(config) {
-        Backend::Memory => Ok(Box::new(MemoryStore::new())),
-        Backend::Sled => SledStore::open(&store_dir(&config.data_dir)).map(|s| Box::new(s) as _),
-        Backend::Postgres => server_url(config)
-            .and_then(PgStore::connect)
-            .map(|s| Box::new(s) as _),
-        Backend::Redis => server_url(config)
-            .and_then(RedisStore::connect)
-            .map(|s| Box::new(s) as _),
-    };
-    match opened {
-        Ok(s) => Some(s),
-        Err(e) => {
-            error!(error = %e, "cannot re-open the store");
-            None
         }
     }
 }

@@ -15,6 +15,7 @@ mod memory_store;
 mod messages;
 mod migrate;
 mod observe;
+mod open;
 mod outage;
 mod postgres;
 mod records;
@@ -27,8 +28,7 @@ mod store;
 mod tests;
 mod ticket;
 
-pub use actor::store_dir;
-pub(crate) use actor::{load_fresh, open_store, Persistence, Reopen};
+pub(crate) use actor::Persistence;
 pub use checksum::{Checksums, Comparison, Tally, KEYSPACES};
 pub(crate) use compact::{compact, recover_interrupted};
 pub use expiry::drop_expired;
@@ -41,6 +41,8 @@ pub use migrate::{
     compare, migrate, MigrateError, MigrateOptions, MigrateSummary, DEFAULT_BATCH_OPS,
 };
 pub(crate) use observe::ObserveStore;
+pub use open::store_dir;
+pub(crate) use open::{load_fresh, open_store, Reopen};
 pub use postgres::{PgStore, PG_SCHEMA};
 pub use records::{
     MessageRecord, PropertiesRecord, QueuedRecord, ReplayCursor, SessionRecord, SubscriptionRecord,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::{actor::store_dir, PersistenceError, SledStore, Store};
+use super::{store_dir, PersistenceError, SledStore, Store};
 
 /// A store named by a spec string: `sled:DIR` (a broker data directory, as `[storage]
 /// data_dir`; the sled store is in `DIR/store`), `postgres://...` (or `postgresql://`)

@@ -101,6 +101,19 @@ pub struct StoredSession {
     pub replay: Option<ReplayCursor>,
 }
 
+impl StoredSession {
+    /// A session with nothing stored under it yet.
+    pub fn new(record: SessionRecord) -> StoredSession {
+        StoredSession {
+            record,
+            subscriptions: Vec::new(),
+            queue: Vec::new(),
+            inbound_qos2: Vec::new(),
+            replay: None,
+        }
+    }
+}
+
 /// A change to apply with [`Store::apply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {

@@ -77,16 +77,7 @@ impl Session {
         if pressure.follow(len, bytes, self.state.limits()) {
             debug!(client_id = %self.state.client_id, queued = len, "queue over its limit; holding publishers back");
         }
-        if !self.state.warned_full {
-            self.state.warned_full = true;
-            let limits = &self.shared.config.limits;
-            warn!(
-                client_id = %self.state.client_id,
-                max_messages = limits.max_queued_messages,
-                max_bytes = limits.max_queued_bytes,
-                "session queue full: holding its publishers back (logged once per session)"
-            );
-        }
+        self.warn_full_once("holding its publishers back");
     }
 
     /// Once the queue has drained to half its limits, the held publishers go on.
@@ -114,17 +105,23 @@ impl Session {
             }
             Enqueued::Queued | Enqueued::DisplacedQos0 | Enqueued::Overshoot => {}
         }
-        if !self.state.warned_full {
-            self.state.warned_full = true;
-            let limits = &self.shared.config.limits;
-            warn!(
-                client_id = %self.state.client_id,
-                max_messages = limits.max_queued_messages,
-                max_bytes = limits.max_queued_bytes,
-                policy = ?limits.queue_full,
-                "session queue full: dropping messages (logged once per session)"
-            );
+        self.warn_full_once("dropping messages");
+    }
+
+    /// The first time this session's queue is full, a warning says what happens now.
+    fn warn_full_once(&mut self, doing: &str) {
+        if self.state.warned_full {
+            return;
         }
+        self.state.warned_full = true;
+        let limits = &self.shared.config.limits;
+        warn!(
+            client_id = %self.state.client_id,
+            max_messages = limits.max_queued_messages,
+            max_bytes = limits.max_queued_bytes,
+            policy = ?limits.queue_full,
+            "session queue full: {doing} (logged once per session)"
+        );
     }
 
     pub(super) fn pump_guarded(&mut self, ctx: &mut Context<Self>) {

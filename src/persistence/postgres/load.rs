@@ -48,7 +48,7 @@ pub(super) async fn everything(client: &Client, next_seq: u64) -> Result<Snapsho
     paged(client, base, "client_id", cursor1, |row| {
         let id: String = row.try_get(0).map_err(server_error)?;
         let record: SessionRecord = decode("starling_sessions", &id, row)?;
-        sessions.insert(id, fresh(record));
+        sessions.insert(id, StoredSession::new(record));
         Ok(())
     })
     .await?;
@@ -137,7 +137,7 @@ async fn session_in_snapshot(
     let Some(row) = record.map_err(server_error)? else {
         return Ok(None);
     };
-    let mut s = fresh(decode_at("starling_sessions", id, &row, 0)?);
+    let mut s = StoredSession::new(decode_at("starling_sessions", id, &row, 0)?);
     for row in subs.map_err(server_error)? {
         s.subscriptions
             .push(decode_at("starling_subscriptions", id, &row, 0)?);
@@ -231,16 +231,6 @@ fn cursor_pid(row: &Row) -> Result<Params, StoreError> {
         row.try_get(1).map_err(server_error)?,
     );
     Ok(vec![Box::new(a), Box::new(b)])
-}
-
-fn fresh(record: SessionRecord) -> StoredSession {
-    StoredSession {
-        record,
-        subscriptions: Vec::new(),
-        queue: Vec::new(),
-        inbound_qos2: Vec::new(),
-        replay: None,
-    }
 }
 
 fn seq_of(row: &Row) -> Result<u64, StoreError> {

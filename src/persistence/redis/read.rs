@@ -67,7 +67,7 @@ pub(super) fn sessions(con: &mut Connection, keys: &Keys) -> Read<BTreeMap<Strin
         if record.client_id.as_bytes() != field.as_slice() {
             return Err(corrupt("sessions", &field, "record is for another client").into());
         }
-        out.insert(record.client_id.clone(), empty(record));
+        out.insert(record.client_id.clone(), StoredSession::new(record));
     }
     Ok(out)
 }
@@ -77,17 +77,11 @@ pub(super) fn session(con: &mut Connection, keys: &Keys, id: &str) -> Read<Optio
     let value: Option<Vec<u8>> = redis::cmd("HGET").arg(keys.sessions()).arg(id).query(con)?;
     match value {
         None => Ok(None),
-        Some(v) => Ok(Some(empty(decode("sessions", id.as_bytes(), &v)?))),
-    }
-}
-
-fn empty(record: SessionRecord) -> StoredSession {
-    StoredSession {
-        record,
-        subscriptions: Vec::new(),
-        queue: Vec::new(),
-        inbound_qos2: Vec::new(),
-        replay: None,
+        Some(v) => Ok(Some(StoredSession::new(decode(
+            "sessions",
+            id.as_bytes(),
+            &v,
+        )?))),
     }
 }
 
