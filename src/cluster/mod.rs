@@ -268,11 +268,14 @@ pub mod interest;
 pub mod isolation;
 mod jetstream;
 pub mod js_store;
+pub mod nodes;
+pub mod orphans;
 pub mod ownership;
 mod publish;
 pub mod replay;
 pub mod retained;
 pub mod subject;
+pub mod sys;
 
 pub use admin::{AdminHandler, AdminLink};
 pub use bridge::{start, Bridge, ClusterError};
