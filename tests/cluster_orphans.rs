@@ -148,9 +148,12 @@ async fn orphaned_session_expires() {
     .expect("test body exceeded its bound");
 }
 
+/// A condition on a message's topic and payload.
+type Want = dyn Fn(&str, &str) -> bool;
+
 /// Reads `$SYS/cluster/#` on `c` until each of `wants` (topic, payload) has matched a
 /// message, within `within`.
-async fn await_sys(c: &mut RawClient, within: Duration, wants: &[&dyn Fn(&str, &str) -> bool]) {
+async fn await_sys(c: &mut RawClient, within: Duration, wants: &[&Want]) {
     let deadline = Instant::now() + within;
     let mut met = vec![false; wants.len()];
     let mut seen = Vec::new();
