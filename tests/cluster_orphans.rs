@@ -107,9 +107,32 @@ async fn resume(cluster: &StarlingCluster, node: usize, id: &str) -> bool {
     ack.session_present
 }
 
+/// How many nodes logged the expiry of `client_id`: waits (bounded) for the first, then
+/// a little for any other.
+async fn expiries(cluster: &StarlingCluster, client_id: &str) -> usize {
+    let count = || {
+        cluster.nodes[1..]
+            .iter()
+            .filter(|n| {
+                n.log_text()
+                    .lines()
+                    .any(|l| l.contains("orphaned session expired") && l.contains(client_id))
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Another sweeper would have acted within a round or two.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    count()
+}
+
 /// Two persistent sessions on node 0 (expiry 4 s and 10 min), node 0 killed with -9:
-/// the short one's stored state goes once its expiry passed (reconnecting on node 1
-/// finds no session), the long one stays (reconnecting finds it).
+/// the short one's stored state goes once its expiry passed, removed by exactly one of
+/// the two sweeping nodes (reconnecting on node 1 finds no session), the long one stays
+/// (reconnecting finds it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphaned_session_expires() {
     let Some((_serial, mut cluster)) = start("orphaned_session_expires").await else {
@@ -132,6 +155,11 @@ async fn orphaned_session_expires() {
         assert!(
             killed.elapsed() >= Duration::from_secs(SHORT.into()),
             "expired after {took:?}, before its expiry interval"
+        );
+        assert_eq!(
+            expiries(&cluster, "o-short").await,
+            1,
+            "one node expired it"
         );
         let long = stored(&js, "o-long").await;
         assert!(long.len() >= 2, "the long session stays: {long:?}");
