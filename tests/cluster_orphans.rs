@@ -216,14 +216,24 @@ async fn sys_cluster_wide() {
         let all =
             |t: &str, p: &str| t == "$SYS/cluster/nodes" && p == r#"["node0","node1","node2"]"#;
         let up0 = |t: &str, p: &str| t == "$SYS/cluster/node0/uptime" && p.ends_with("seconds");
-        let conn2 = |t: &str, p: &str| {
-            t == "$SYS/cluster/node2/clients/connected" && p.parse::<u64>().is_ok()
+        let up2 = |t: &str, p: &str| t == "$SYS/cluster/node2/uptime" && p.ends_with("seconds");
+        await_sys(&mut c, Duration::from_secs(20), &[&all, &up0, &up2]).await;
+        // Values that do not change reach a new subscriber as retained messages (a
+        // subscriber that was first on its node may miss the live copy of a value
+        // published while its subscription was on its way: the retained mirror has it).
+        let mut r =
+            RawClient::connected_v5(cluster.addr(1), "sys-ret", Properties::default()).await;
+        r.subscribe(&[("$SYS/cluster/#", QoS::AtMostOnce)]).await;
+        let conn0 = |t: &str, p: &str| {
+            t == "$SYS/cluster/node0/clients/connected" && p.parse::<u64>().is_ok()
         };
-        let sent2 = |t: &str, _: &str| t == "$SYS/cluster/node2/messages/sent";
+        let sent2 =
+            |t: &str, p: &str| t == "$SYS/cluster/node2/messages/sent" && p.parse::<u64>().is_ok();
+        let subs2 = |t: &str, _: &str| t == "$SYS/cluster/node2/subscriptions/count";
         await_sys(
-            &mut c,
+            &mut r,
             Duration::from_secs(20),
-            &[&all, &up0, &conn2, &sent2],
+            &[&all, &conn0, &sent2, &subs2],
         )
         .await;
         // A client of node 0's, seen from node 1.

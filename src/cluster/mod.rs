@@ -239,7 +239,11 @@
 //!   again has it removed). Once marked, the session is due when its expiry interval has
 //!   passed since it went offline: the stored record's offline time if its client had
 //!   disconnected, else the mark (the client was connected when its node died). Expiry
-//!   `0xFFFFFFFF` never comes due. A due session is expired like a clean start: the
+//!   `0xFFFFFFFF` never comes due. Before expiring it, the sweeper asks the owner
+//!   incarnation on `starling.live.<origin>`: only NATS's "no responders" (nobody
+//!   subscribed: the node is gone) lets it go on, so a node whose heartbeat lapsed while
+//!   it stayed connected keeps its sessions, and a hung node's are expired only once
+//!   NATS dropped its connection. A due session is expired like a clean start: the
 //!   sweeper claims the id (update at the revision read, under an identity of its own,
 //!   `<node_id>/expiry/<origin>`), purges `starling.s.<client>.>` as the store does,
 //!   and deletes the entry at the revision it wrote. Every step is revision-checked, so
@@ -250,10 +254,11 @@
 //!   So an orphaned session goes between its expiry interval plus the TTL and that plus
 //!   two sweep intervals after its node died (tests/cluster_orphans.rs). Costs per round
 //!   and node: one stream info and one short-lived consumer on each bucket, a session
-//!   record read per marked orphan. Limits: a node cut off from NATS for longer than the
-//!   TTL counts as dead meanwhile (its isolation closes its clients after
-//!   `isolation_grace_ms` anyway); wills of orphaned sessions are not published; the
-//!   clocks of the nodes are compared (skew shifts the expiry).
+//!   record read per marked orphan, a request per due one. Limits: a node cut off from
+//!   NATS for longer than the TTL counts as dead meanwhile (its isolation closes its
+//!   clients after `isolation_grace_ms` anyway), and a session of its whose expiry passes
+//!   meanwhile is expired; wills of orphaned sessions are not published; the clocks of
+//!   the nodes are compared (skew shifts the expiry).
 //! - *A NATS server dies*: async-nats reconnects to another URL of `urls` (unlimited
 //!   retries) and re-subscribes; core messages in flight are lost (QoS 1/2 ones remain in
 //!   the log for sessions that resume elsewhere), and QoS 1/2 publishes whose flush does

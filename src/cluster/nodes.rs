@@ -7,7 +7,10 @@
 //! The key names the incarnation, `n<hex node id>.<origin as 16 hex digits>`, so one
 //! listing of the keys tells both the live incarnations (whose sessions are not
 //! orphaned, [`super::orphans`]) and the live node ids (`$SYS/cluster/nodes`,
-//! [`super::sys`]); the value is a JSON [`NodeInfo`] for operators.
+//! [`super::sys`]); the value is a JSON [`NodeInfo`] for operators. Each incarnation
+//! also answers on `starling.live.<origin>` ([`live_subject`]): before expiring a
+//! session, a sweeper asks its owner there, so that a node whose heartbeat lapsed but
+//! which is still connected keeps its sessions.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -54,6 +57,38 @@ pub struct NodeInfo {
 pub struct Alive {
     pub origins: HashSet<u64>,
     pub node_ids: BTreeSet<String>,
+}
+
+/// The subject an incarnation answers on while it is connected to NATS: a request
+/// there gets "no responders" at once when the incarnation is gone.
+pub fn live_subject(origin: u64) -> String {
+    format!("starling.live.{origin:016x}")
+}
+
+/// True unless NATS says nobody listens on `origin`'s [`live_subject`] (an answer, or
+/// no verdict within `within`, counts as alive).
+pub(super) async fn answers(client: &async_nats::Client, origin: u64, within: Duration) -> bool {
+    let ask = client.request(live_subject(origin), Bytes::new());
+    match tokio::time::timeout(within, ask).await {
+        Ok(Err(e)) => e.kind() != async_nats::RequestErrorKind::NoResponders,
+        _ => true,
+    }
+}
+
+/// Answers on this incarnation's [`live_subject`] for the node's life.
+async fn answer_live(client: async_nats::Client, origin: u64) {
+    let mut sub = match client.subscribe(live_subject(origin)).await {
+        Ok(sub) => sub,
+        Err(e) => {
+            warn!(error = %e, "cannot subscribe the liveness subject");
+            return;
+        }
+    };
+    while let Some(m) = futures::StreamExt::next(&mut sub).await {
+        if let Some(reply) = m.reply {
+            let _ = client.publish(reply, Bytes::from_static(b"alive")).await;
+        }
+    }
 }
 
 /// The key of one incarnation: valid KV key characters for any node id.
@@ -228,6 +263,7 @@ pub(super) async fn start(s: Start<'_>) -> Result<(), ClusterError> {
         tokio::time::sleep(Duration::from_secs(1) * attempt).await;
     }
     tokio::spawn(heartbeat.run(ttl / 3));
+    tokio::spawn(answer_live(s.client.clone(), s.origin));
     let mut view = s.config.sys.then(|| ClusterSys {
         router: s.router,
         node_id: s.config.node_id.clone(),

@@ -17,7 +17,9 @@
 //! A due session is expired as a clean-start CONNECT would: the sweeper claims the id at
 //! the revision read (so a concurrent claim makes it give up), under an identity of its
 //! own whose control subject it answers, purges `starling.s.<client>.>` from
-//! `STARLING_STATE`, then deletes the entry at its own revision. A client claiming the id
+//! `STARLING_STATE`, then deletes the entry at its own revision. First it asks the owner
+//! incarnation directly ([`nodes::answers`]): one still connected to NATS (its heartbeat
+//! lapsed, e.g. across a JetStream leader election) keeps the session. A client claiming the id
 //! meanwhile asks that identity to release it (as any previous owner), and the answer
 //! waits until the purge is done: it then finds nothing stored (session present = 0).
 //! An entry whose owner is alive again loses its mark. Exactly one sweeper expires a
@@ -45,6 +47,8 @@ const BATCH: usize = 256;
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a release request waits for an expiry in progress.
 const RELEASE_WAIT: Duration = Duration::from_secs(4);
+/// How long the owner of a due session gets to show it is alive after all.
+const ASK_OWNER: Duration = Duration::from_secs(2);
 /// Purge attempts (a stream leader election takes seconds).
 const PURGE_ATTEMPTS: u32 = 4;
 
@@ -293,8 +297,18 @@ impl Round {
         }
     }
 
-    /// Claims the id under the expiry identity, purges its state, and deletes the entry.
+    /// Claims the id under the expiry identity, purges its state, and deletes the entry;
+    /// not if the owner turns out to be connected after all (its heartbeat lapsed).
     async fn expire(&mut self, s: &Sweeper, client_id: &str, e: &kv::Entry, entry: Entry) {
+        let mine = entry.owner.node == s.me.node;
+        if !mine && nodes::answers(&s.client, entry.owner.origin, ASK_OWNER).await {
+            debug!(
+                client_id,
+                node = entry.owner.node,
+                "owner answers; not expiring"
+            );
+            return;
+        }
         self.expiring.send_modify(|set| {
             set.insert(client_id.to_owned());
         });
