@@ -198,7 +198,11 @@
 //! node with the lowest id deletes its subtree once it sees it gone (a subtree of a node
 //! that died while no other node was running stays until that id returns). A node id
 //! that cannot be a topic level (`/`, `+`, `#`, or `nodes`) has no subtree (logged).
-//! The rest of `$SYS` stays on its node.
+//! As for any retained message, a value published while a node's first subscription to
+//! it was on its way to NATS, and mirrored only after that subscription was answered,
+//! reaches that subscriber neither live nor retained: it comes with the value's next
+//! change or the next subscribe (values that never change, such as `version`, may stay
+//! unseen until then). The rest of `$SYS` stays on its node.
 //!
 //! **Not shared across nodes** (yet): `$SYS/broker/...` topics (per node); the 5.0 "no matching
 //! subscribers" reason code (remote interest is unknown, so it is never sent in cluster
