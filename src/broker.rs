@@ -226,16 +226,20 @@ impl Broker {
             logins: LoginThrottle::from_config(&self.config.auth),
             memory: self.memory_budget(ops.metrics()),
         });
-        let sys_interval = self.config.server.sys_interval_secs;
-        if sys_interval > 0 {
-            let (r, m) = (router.clone(), Arc::clone(&shared.metrics));
-            let every = Duration::from_secs(sys_interval);
-            // On the router's arbiter: it stops with it.
-            Sys::start_in_arbiter(&router_arbiter, move |_| Sys::new(r, m, every));
-        }
         let cluster_arbiter = self
             .join_cluster(&router, &persistence, (&shared, &ops))
             .await?;
+        let sys_interval = self.config.server.sys_interval_secs;
+        // After joining: the first tick publishes every value, cluster-wide too.
+        if sys_interval > 0 {
+            let (r, m) = (router.clone(), Arc::clone(&shared.metrics));
+            let every = Duration::from_secs(sys_interval);
+            let mirror = crate::cluster::sys::mirror_node(&self.config.cluster);
+            // On the router's arbiter: it stops with it.
+            Sys::start_in_arbiter(&router_arbiter, move |_| {
+                Sys::new(r, m, every).with_mirror(mirror)
+            });
+        }
         restore_sessions(snapshot, &shared, &workers).await;
         let accepting = CancellationToken::new();
         let limiter = ConnectionLimiter::new(self.config.limits.max_connections);
@@ -327,6 +331,7 @@ impl Broker {
         let mut config = self.config.cluster.clone();
         config.session_state = self.config.session_state_in_cluster();
         config.message_log &= config.session_state;
+        config.sys = self.config.server.sys_interval_secs > 0;
         let config = &config;
         let arbiter = Arbiter::new().handle();
         let (router, persistence) = (router.clone(), persistence.clone());

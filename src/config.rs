@@ -313,7 +313,8 @@ impl Config {
 
     /// Checks values that parse but make no sense: `max_packet_size` outside 16 to
     /// 268,435,460, a zero `max_inflight`, `receive_maximum` or `connect_timeout_secs`,
-    /// cluster mode without `urls` or `node_id`, `replicas` outside 1 to 5, a
+    /// cluster mode without `urls` or `node_id`, `replicas` outside 1 to 5,
+    /// `node_ttl_ms` below 300 or `sweep_interval_ms` below 100, a
     /// `maximum_qos` above 2.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
@@ -331,6 +332,11 @@ impl Config {
         if c.enabled && (c.urls.is_empty() || c.node_id.is_empty()) {
             return Err(ConfigError::Invalid(
                 "cluster.urls and cluster.node_id must be set when cluster.enabled".into(),
+            ));
+        }
+        if c.node_ttl_ms < 300 || c.sweep_interval_ms < 100 {
+            return Err(ConfigError::Invalid(
+                "cluster.node_ttl_ms must be at least 300 and cluster.sweep_interval_ms at least 100".into(),
             ));
         }
         if c.replicas == 0 || c.replicas > 5 {

@@ -3,6 +3,10 @@
 //! QoS 0, every `[server] sys_interval_secs`: clients, messages and bytes in and out,
 //! drops, subscriptions, retained messages, and the 1/5/15-minute load averages
 //! ([`load`]). Only values that changed are published again.
+//!
+//! In cluster mode each value is also published as `$SYS/cluster/<node_id>/...` (the
+//! part after `$SYS/broker/`; [`mirror_topic`]), which the cluster routes and retains
+//! on every node, so a client on any node sees every node's values.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +71,46 @@ pub fn sys_values(
     ]
 }
 
+/// The cluster-wide copy of one of this node's `$SYS/broker/...` topics:
+/// `$SYS/cluster/<node_id>/<the rest>`.
+pub fn mirror_topic(node_id: &str, topic: &str) -> Option<String> {
+    let rest = topic.strip_prefix("$SYS/broker/")?;
+    Some(format!("$SYS/cluster/{node_id}/{rest}"))
+}
+
+/// Every topic the [`Sys`] actor publishes.
+pub fn topics() -> Vec<&'static str> {
+    let values = sys_values(
+        &RouterStats::default(),
+        MetricsSnapshot::default(),
+        Duration::ZERO,
+    );
+    values
+        .into_iter()
+        .map(|(topic, _)| topic)
+        .chain(load::topics())
+        .collect()
+}
+
+/// A `$SYS` message as the broker publishes it: retained, QoS 0 (`None` for a topic
+/// that is not a valid topic name).
+pub fn sys_message(topic: &str, payload: Bytes) -> Option<Message> {
+    let Ok(topic) = TopicName::new(topic) else {
+        debug!(topic, "invalid $SYS topic");
+        return None;
+    };
+    Some(Message {
+        topic,
+        payload,
+        qos: QoS::AtMostOnce,
+        retain: true,
+        properties: Properties::default(),
+        expires_at: None,
+        publisher: None,
+        encoded: Default::default(),
+    })
+}
+
 /// What was last published per topic, so unchanged values are not published again.
 #[derive(Debug, Default)]
 pub struct LastValues(HashMap<&'static str, String>);
@@ -95,6 +139,9 @@ pub struct Sys {
     started: Instant,
     last: LastValues,
     load: LoadAverages,
+    /// Cluster mode: this node's id, under which each value is published again
+    /// ([`mirror_topic`]).
+    mirror: Option<String>,
 }
 
 impl Sys {
@@ -106,7 +153,14 @@ impl Sys {
             started: Instant::now(),
             last: LastValues::default(),
             load: LoadAverages::default(),
+            mirror: None,
         }
+    }
+
+    /// Also publishes every value under `$SYS/cluster/<node_id>/` (cluster mode).
+    pub fn with_mirror(mut self, node_id: Option<String>) -> Sys {
+        self.mirror = node_id;
+        self
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -119,25 +173,18 @@ impl Sys {
             let mut values = sys_values(&stats, snapshot, act.started.elapsed());
             values.extend(act.load.update(Instant::now(), snapshot));
             for (topic, value) in act.last.changed(values) {
+                let mirror = act.mirror.as_deref().and_then(|n| mirror_topic(n, topic));
+                if let Some(mirror) = mirror {
+                    act.publish(&mirror, value.clone());
+                }
                 act.publish(topic, value);
             }
         }));
     }
 
     fn publish(&self, topic: &str, value: String) {
-        let Ok(topic) = TopicName::new(topic) else {
-            debug!(topic, "invalid $SYS topic");
+        let Some(msg) = sys_message(topic, Bytes::from(value)) else {
             return;
-        };
-        let msg = Message {
-            topic,
-            payload: Bytes::from(value),
-            qos: QoS::AtMostOnce,
-            retain: true,
-            properties: Properties::default(),
-            expires_at: None,
-            publisher: None,
-            encoded: Default::default(),
         };
         self.router.do_send(Route {
             msg: Arc::new(msg),
@@ -178,6 +225,13 @@ mod tests {
         let mut last = LastValues::default();
         assert_eq!(last.changed(v.clone()).len(), v.len());
         assert!(last.changed(v).is_empty());
+        assert_eq!(
+            mirror_topic("n1", "$SYS/broker/clients/connected").as_deref(),
+            Some("$SYS/cluster/n1/clients/connected")
+        );
+        let all = topics();
+        assert!(all.contains(&"$SYS/broker/load/bytes/sent/15min"));
+        assert!(all.iter().all(|t| mirror_topic("n", t).is_some()));
         let v = sys_values(&stats, MetricsSnapshot::default(), Duration::from_secs(8));
         assert_eq!(
             last.changed(v),

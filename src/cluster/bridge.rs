@@ -8,7 +8,9 @@
 //!   (a queue subscription per shared subscription), one forwarding task per NATS
 //!   subscription handing what arrives to the router ([`RouteRemote`]);
 //! - the retained tasks ([`super::retained`]) keep retained messages in JetStream;
-//! - the isolation watcher ([`super::isolation`]) follows the connection's state.
+//! - the isolation watcher ([`super::isolation`]) follows the connection's state;
+//! - the heartbeat and the orphan sweeper ([`super::nodes`], [`super::orphans`]) keep
+//!   this node alive in `STARLING_NODES` and expire the sessions of dead nodes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use super::admin::{self, AdminHandler, AdminLink};
 use super::envelope::Envelope;
 use super::handle::{ClusterHandle, HandleParts};
 use super::isolation;
+use super::nodes;
 use super::ownership::{self, Owner, OwnershipCmd};
 use super::publish::{self, Publisher};
 use super::replay::{self, ReplayJob};
@@ -201,6 +204,16 @@ async fn run(
         .await
         .map_err(|_| ClusterError::JetStream("timed out creating the sessions bucket".into()))?
         .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    // Alive before claiming any session: see `nodes::start`.
+    nodes::start(nodes::Start {
+        js: &js,
+        client: client.clone(),
+        config,
+        origin,
+        sessions: sessions.clone(),
+        router: router.clone(),
+    })
+    .await?;
     let (ready_tx, ready_rx) = oneshot::channel();
     tokio::spawn(retained::follow(stream, router.clone(), ready_tx));
     let links = ownership::Links {

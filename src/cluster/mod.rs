@@ -1,7 +1,8 @@
 //! Cluster mode: several Starling nodes over NATS look like one broker to clients.
 //!
 //! - [`subject`] — MQTT topics and filters as NATS subjects (pure).
-//! - [`interest`] — what stays on one node (`$SYS`), never sent to NATS (pure).
+//! - [`interest`] — what stays on one node (`$SYS` but its cluster subtrees), never sent
+//!   to NATS (pure).
 //! - [`handle`] — `ClusterHandle`, the router's `ClusterPort` over the bridge.
 //! - [`envelope`] — the wire format between nodes and the duplicate filter (pure).
 //! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
@@ -9,6 +10,9 @@
 //!   [`ownership`] claims client ids cluster-wide (takeover across nodes);
 //!   [`js_store`] keeps session state in JetStream for whichever node resumes it.
 //! - [`isolation`] — the node cut off from NATS refuses and closes connections.
+//! - [`nodes`] — node liveness (`STARLING_NODES`); [`orphans`] expires the sessions of
+//!   dead nodes; [`sys`] — `$SYS/cluster/nodes` and the nodes' `$SYS/cluster/<node_id>/`
+//!   subtrees.
 //!
 //! # How it works
 //!
@@ -41,6 +45,9 @@
 //! | ownership | `cluster/ownership.rs` | who holds each client id; the claim, release and load of a session on CONNECT |
 //! | session state | `cluster/js_store.rs` (+ `keys.rs`, `cursor.rs`) | the `Store` over the stream `STARLING_STATE`; each session's replay cursor |
 //! | JetStream helpers | `cluster/jetstream.rs` | creating a stream across a leader election; reading through a short-lived consumer |
+//! | liveness | `cluster/nodes.rs` | the bucket `STARLING_NODES`: one entry per live node incarnation, refreshed every third of `node_ttl_ms`, gone after it |
+//! | orphans | `cluster/orphans.rs` | the sweeper: expires the persistent sessions of dead nodes on schedule |
+//! | cluster `$SYS` | `cluster/sys.rs`, `sys.rs` | `$SYS/cluster/nodes` (per node, from the liveness bucket) and `$SYS/cluster/<node_id>/...` (routed and retained cluster-wide) |
 //!
 //! **Publish.** The router numbers the message (origin = the node's incarnation, seq),
 //! delivers to local subscribers as on a single node and hands it to the bridge (bounded
@@ -119,7 +126,8 @@
 //! then the last message of each, all answered by the stream leader: an ephemeral
 //! consumer sat on a random replica, which may not have applied the latest acknowledged
 //! writes and purges yet). A session whose expiry passed since it went
-//! offline is purged at that read; nothing else expires sessions that no node holds.
+//! offline is purged at that read. Sessions whose node died are expired by the orphan
+//! sweeper (**Failures**, below).
 //!
 //! **Session ownership and takeover.** The key-value bucket `STARLING_SESSIONS` (`replicas`
 //! copies, one revision kept) maps each client id (hex-encoded key) to its owner `{node,
@@ -178,7 +186,25 @@
 //! stored when it answered, reach the session through the replay; QoS 0 ones in that
 //! window do not.
 //!
-//! **Not shared across nodes** (yet): `$SYS` topics (per node); the 5.0 "no matching
+//! **`$SYS`.** With `[server] sys_interval_secs` > 0, each node publishes its
+//! `$SYS/broker/...` values again as `$SYS/cluster/<node_id>/...` (the part after
+//! `$SYS/broker/`: `uptime`, `clients/connected`, `messages/received`, `messages/sent`,
+//! `subscriptions/count`, the load averages, ...), retained; these are routed and kept in
+//! `STARLING_RETAINED` like any retained message, so a client on any node subscribing to
+//! `$SYS/cluster/#` (or `$SYS/#`) gets every node's values at once and their changes
+//! live. `$SYS/cluster/nodes` is the sorted JSON array of the live node ids (e.g.
+//! `["node0","node1"]`), retained; each node computes it from `STARLING_NODES` at each
+//! sweep and publishes it to its own clients when it changes. When a node dies, the live
+//! node with the lowest id deletes its subtree once it sees it gone (a subtree of a node
+//! that died while no other node was running stays until that id returns). A node id
+//! that cannot be a topic level (`/`, `+`, `#`, or `nodes`) has no subtree (logged).
+//! As for any retained message, a value published while a node's first subscription to
+//! it was on its way to NATS, and mirrored only after that subscription was answered,
+//! reaches that subscriber neither live nor retained: it comes with the value's next
+//! change or the next subscribe (values that never change, such as `version`, may stay
+//! unseen until then). The rest of `$SYS` stays on its node.
+//!
+//! **Not shared across nodes** (yet): `$SYS/broker/...` topics (per node); the 5.0 "no matching
 //! subscribers" reason code (remote interest is unknown, so it is never sent in cluster
 //! mode). With `durability = "memory"` nothing is stored, so a session moves between nodes
 //! without its state. A SUBACK that adds a filter new to its node waits until
@@ -201,10 +227,42 @@
 //!   300 messages, all 300 arrive, in order). Limits: the log keeps `log_retention_secs`;
 //!   a message queued for the session whose cursor write was lost with the node arrives
 //!   twice (its stored copy and the replay; QoS 1 allows it, for QoS 2 it is a
-//!   duplicate); QoS 0 and `$share` deliveries are not replayed. A session whose client
-//!   was connected when its node died has no offline time stored, so it never expires
-//!   unless its client returns. Other nodes are unaffected; NATS drops the dead node's
-//!   interest when its connection closes.
+//!   duplicate); QoS 0 and `$share` deliveries are not replayed. Other nodes are
+//!   unaffected; NATS drops the dead node's interest when its connection closes.
+//!
+//!   *Orphaned sessions* (`cluster/nodes.rs`, `cluster/orphans.rs`). Each node keeps an
+//!   entry in the bucket `STARLING_NODES` (`replicas` copies, entries expire after
+//!   `[cluster] node_ttl_ms`, default 10 s; refreshed every third of it; written before
+//!   the node serves anyone), so a killed node counts as dead once its entry expired.
+//!   Every `sweep_interval_ms` (default 5 s, ±25 %) each node reads up to 256 entries of
+//!   `STARLING_SESSIONS` (continuing where it stopped, in revision order), then lists the
+//!   live incarnations. An entry of a dead incarnation: a clean session's is deleted; a
+//!   persistent session's is first *marked* with the time (`orphaned_at_ms`, written into
+//!   the entry at the revision read: durable, so another node continues the same clock
+//!   if this one dies too; a claim writes a plain entry, which ends it; an owner alive
+//!   again has it removed). Once marked, the session is due when its expiry interval has
+//!   passed since it went offline: the stored record's offline time if its client had
+//!   disconnected, else the mark (the client was connected when its node died). Expiry
+//!   `0xFFFFFFFF` never comes due. Before expiring it, the sweeper asks the owner
+//!   incarnation on `starling.live.<origin>`: only NATS's "no responders" (nobody
+//!   subscribed: the node is gone) lets it go on, so a node whose heartbeat lapsed while
+//!   it stayed connected keeps its sessions, and a hung node's are expired only once
+//!   NATS dropped its connection. A due session is expired like a clean start: the
+//!   sweeper claims the id (update at the revision read, under an identity of its own,
+//!   `<node_id>/expiry/<origin>`), purges `starling.s.<client>.>` as the store does,
+//!   and deletes the entry at the revision it wrote. Every step is revision-checked, so
+//!   of concurrent sweepers one acts, and a client reconnecting first wins (its claim
+//!   moves the revision; the sweeper gives up). A client claiming right after the
+//!   sweeper asks the sweeper's identity to release the id, like any previous owner, and
+//!   the answer waits until the purge is done: it finds no session (session present = 0).
+//!   So an orphaned session goes between its expiry interval plus the TTL and that plus
+//!   two sweep intervals after its node died (tests/cluster_orphans.rs). Costs per round
+//!   and node: one stream info and one short-lived consumer on each bucket, a session
+//!   record read per marked orphan, a request per due one. Limits: a node cut off from
+//!   NATS for longer than the TTL counts as dead meanwhile (its isolation closes its
+//!   clients after `isolation_grace_ms` anyway), and a session of its whose expiry passes
+//!   meanwhile is expired; wills of orphaned sessions are not published; the clocks of
+//!   the nodes are compared (skew shifts the expiry).
 //! - *A NATS server dies*: async-nats reconnects to another URL of `urls` (unlimited
 //!   retries) and re-subscribes; core messages in flight are lost (QoS 1/2 ones remain in
 //!   the log for sessions that resume elsewhere), and QoS 1/2 publishes whose flush does
@@ -258,7 +316,9 @@
 //! NATS server; `tests/cluster_partition.rs` kills the only NATS server a node
 //! knows (the servers advertise no other urls) and checks the closes and refusals above,
 //! routing between the other nodes meanwhile, and the node's recovery when the server
-//! returns.
+//! returns; `tests/cluster_orphans.rs` kills a node holding two persistent sessions and
+//! checks that the one with a 4 s expiry goes on schedule while the other stays, and that
+//! `$SYS/cluster/#` on one node shows every node.
 
 pub mod admin;
 pub mod bridge;
@@ -268,11 +328,14 @@ pub mod interest;
 pub mod isolation;
 mod jetstream;
 pub mod js_store;
+pub mod nodes;
+pub mod orphans;
 pub mod ownership;
 mod publish;
 pub mod replay;
 pub mod retained;
 pub mod subject;
+pub mod sys;
 
 pub use admin::{AdminHandler, AdminLink};
 pub use bridge::{start, Bridge, ClusterError};

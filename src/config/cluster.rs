@@ -41,6 +41,19 @@ pub struct ClusterConfig {
     /// Off: cheaper QoS 1/2 publishes, but what was on its way to a node that died, or
     /// published while no node held a persistent session, is lost for that session.
     pub message_log: bool,
+    /// `node_ttl_ms` (default 10000): how long, in milliseconds, a node counts as alive
+    /// after its last heartbeat in the bucket `STARLING_NODES` (it beats every third of
+    /// this). A node whose entry expired is dead: `$SYS/cluster/nodes` drops it, and the
+    /// other nodes expire the persistent sessions it held on schedule.
+    pub node_ttl_ms: u64,
+    /// `sweep_interval_ms` (default 5000): how often (±25 %), in milliseconds, a node
+    /// looks for sessions held by dead nodes (a bounded batch of ownership entries per
+    /// round) and refreshes `$SYS/cluster/nodes`.
+    pub sweep_interval_ms: u64,
+    /// Set by the broker, not read from the file: `$SYS` is on (`[server]
+    /// sys_interval_secs` > 0), so the node publishes `$SYS/cluster/nodes`.
+    #[serde(skip)]
+    pub sys: bool,
 }
 
 impl ClusterConfig {
@@ -52,6 +65,16 @@ impl ClusterConfig {
     /// `log_retention_secs` as a duration, at least one second.
     pub fn log_retention(&self) -> Duration {
         Duration::from_secs(self.log_retention_secs.max(1))
+    }
+
+    /// `node_ttl_ms` as a duration.
+    pub fn node_ttl(&self) -> Duration {
+        Duration::from_millis(self.node_ttl_ms)
+    }
+
+    /// `sweep_interval_ms` as a duration.
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.sweep_interval_ms)
     }
 }
 
@@ -66,6 +89,9 @@ impl Default for ClusterConfig {
             isolation_grace_ms: 2000,
             log_retention_secs: 3600,
             message_log: true,
+            node_ttl_ms: 10_000,
+            sweep_interval_ms: 5_000,
+            sys: false,
         }
     }
 }

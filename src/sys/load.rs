@@ -48,6 +48,11 @@ const TOPICS: [[&str; 3]; 5] = [
     ],
 ];
 
+/// Every load-average topic.
+pub fn topics() -> impl Iterator<Item = &'static str> {
+    TOPICS.into_iter().flatten()
+}
+
 /// The averages and the counters they were last updated from.
 #[derive(Debug, Default)]
 pub struct LoadAverages {
