@@ -10,9 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{
-    await_routes, nats_server_or_skip, text, Event, RawClient, StarlingCluster,
-};
+use common::{await_routes, nats_server_or_skip, text, Event, RawClient, StarlingCluster};
 use starling::protocol::{Packet, Properties, PropertyFields, Publish, QoS, ReasonCode};
 use tokio::sync::Mutex;
 
@@ -103,8 +101,13 @@ async fn simultaneous_connects_leave_one_owner_with_the_whole_session() {
 async fn race_round(cluster: &StarlingCluster, p: &mut RawClient, round: u32) {
     let want: BTreeSet<String> = (1..=QUEUED).map(|i| format!("r{round}-{i}")).collect();
     for w in &want {
-        p.publish(&format!("race/{round}"), QoS::AtLeastOnce, false, w.as_bytes())
-            .await;
+        p.publish(
+            &format!("race/{round}"),
+            QoS::AtLeastOnce,
+            false,
+            w.as_bytes(),
+        )
+        .await;
     }
     // Odd rounds on nodes 1 and 2, even ones both on node 1 (the second CONNECT comes
     // while the first is loading the session).
@@ -122,7 +125,10 @@ async fn race_round(cluster: &StarlingCluster, p: &mut RawClient, round: u32) {
         b.open
     );
     let mut winner = if a.open { a } else { b };
-    assert!(winner.present, "round {round}: the survivor has the session");
+    assert!(
+        winner.present,
+        "round {round}: the survivor has the session"
+    );
     let got: BTreeSet<String> = winner.got.iter().map(text).collect();
     let missing: Vec<&String> = want.difference(&got).collect();
     assert!(
@@ -133,10 +139,21 @@ async fn race_round(cluster: &StarlingCluster, p: &mut RawClient, round: u32) {
         winner.client.ack(&m).await;
     }
     // Its subscription works where it now lives.
-    await_routes(p, "race/probe", std::slice::from_mut(&mut winner.client), &[0]).await;
+    await_routes(
+        p,
+        "race/probe",
+        std::slice::from_mut(&mut winner.client),
+        &[0],
+    )
+    .await;
     let after = format!("r{round}-after");
-    p.publish(&format!("race/{round}"), QoS::AtLeastOnce, false, after.as_bytes())
-        .await;
+    p.publish(
+        &format!("race/{round}"),
+        QoS::AtLeastOnce,
+        false,
+        after.as_bytes(),
+    )
+    .await;
     let m = recv_unacked(&mut winner.client, &after).await;
     winner.client.ack(&m).await;
     winner.client.disconnect().await;
@@ -186,7 +203,12 @@ async fn takeover_round(cluster: &StarlingCluster, round: u32) {
     let ack = old.connect_v5(&id, true, 60, persistent()).await;
     assert_eq!(ack.reason, ReasonCode::SUCCESS);
     old.subscribe(&[(topic.as_str(), QoS::AtLeastOnce)]).await;
-    let mut p = RawClient::connected_v5(cluster.addr(2), &format!("s-pub-{round}"), Properties::default()).await;
+    let mut p = RawClient::connected_v5(
+        cluster.addr(2),
+        &format!("s-pub-{round}"),
+        Properties::default(),
+    )
+    .await;
     await_routes(&mut p, &topic, std::slice::from_mut(&mut old), &[0]).await;
     let publisher = tokio::spawn(async move {
         for i in 1..=STREAM {

@@ -13,9 +13,7 @@ use bytes::Bytes;
 use common::{nats_server_or_skip, text, Event, RawClient, StarlingCluster};
 use starling::config::ClusterConfig;
 use starling::message::EncodedCache;
-use starling::persistence::{
-    MessageRecord, Op, Origin, PropertiesRecord, QueuedRecord, Store,
-};
+use starling::persistence::{MessageRecord, Op, Origin, PropertiesRecord, QueuedRecord, Store};
 use starling::protocol::{Packet, Properties, PropertyFields, QoS, ReasonCode};
 use starling::topic::TopicName;
 use starling::{JsStore, LogProbe, Message};
@@ -61,7 +59,11 @@ async fn qos2_queued_before_a_lost_cursor_write_arrives_once() {
         tokio::task::spawn_blocking(move || queue_without_cursor(&store_urls))
             .await
             .expect("the dead node's last batch");
-        assert_ne!(cursor_value(&js).await, before, "the batch moved the cursor");
+        assert_ne!(
+            cursor_value(&js).await,
+            before,
+            "the batch moved the cursor"
+        );
         // The node died before that write: the cursor stays as it was.
         let put_back = js.publish(cursor_subject(), before).await.expect("publish");
         put_back.await.expect("cursor put back");

@@ -35,8 +35,8 @@ use tracing::{info, warn};
 use crate::config::ClusterConfig;
 use crate::persistence::convert::unix_ms_now;
 use crate::persistence::{
-    Op, ReplayCursor, SessionReader, SessionRecord, Snapshot, Store, StoreError,
-    StoredSession, SubscriptionRecord,
+    Op, ReplayCursor, SessionReader, SessionRecord, Snapshot, Store, StoreError, StoredSession,
+    SubscriptionRecord,
 };
 
 mod cursor;
@@ -294,7 +294,10 @@ impl Store for JsStore {
                     let origin = cursors.queued(client_id.as_str(), *seq, fresh.map(|f| f.1));
                     let value = queued::encode(rec, origin)
                         .map_err(|e| StoreError::Encode(e.to_string()))?;
-                    (Key::new(client_id.as_str(), Kind::Queued(*seq)).subject(), value)
+                    (
+                        Key::new(client_id.as_str(), Kind::Queued(*seq)).subject(),
+                        value,
+                    )
                 }
                 Op::DeleteQueued { client_id, seq } => {
                     cursors.dequeued(client_id.as_str(), *seq);
@@ -390,7 +393,8 @@ impl Store for JsStore {
                         .push(decode::<SubscriptionRecord>(&subject, &payload)?)
                 }
                 Some(keys::Parsed::Queued(seq)) => {
-                    let (rec, origin) = queued::decode(&payload).map_err(|e| corrupt(&subject, e))?;
+                    let (rec, origin) =
+                        queued::decode(&payload).map_err(|e| corrupt(&subject, e))?;
                     origins.extend(origin.map(|o| (seq, o)));
                     session.queue.push((seq, rec));
                 }

@@ -2,15 +2,51 @@
 //! the node incarnation that holds its session, with an epoch. A CONNECT claims the id
 //! with compare-and-set (read, then update at the revision read); the winner tells the
 //! previous owner over core NATS, and that node closes its connection (5.0: DISCONNECT
-//! 0x8E). A notice only takes effect against a local claim with a lower KV revision, so
+//! 0x8E). A notice only takes effect against local claims with a lower KV revision, so
 //! a slow notice never closes a newer connection.
 //!
 //! With session state in JetStream ([`super::js_store`]), a CONNECT on a node with no
-//! live local session for the id waits for [`claim_and_load`]: claim, then ask the
+//! live local session for the id waits for a claim and load: claim, then ask the
 //! previous owner (request/reply on its control subject) to close its session and
 //! answer once the session's final state is acknowledged by JetStream (bounded: a dead
 //! node has no responders), then load the session from the store, or delete what is
 //! stored for the id on clean start.
+//!
+//! # One owner per client id
+//!
+//! The bucket orders the claims of an id: revisions r1 < r2 < … Each claim's node asks
+//! the owner at the revision before it (the previous claim's node) to release, and
+//! loads only after that answer. A node answers a release request ([`claims`]) only
+//! once its own claims of the id have *settled*: their compare-and-set is done and a
+//! claim with a waiting connection has either handed its load over or given up. So the
+//! answers form a chain: the node of r(k) answers only after the node of r(k-1)
+//! answered it, and the node of r(k+1) loads only after everything before was released
+//! and stored. The interleavings, for CONNECTs of one id on nodes B and C while A holds
+//! it (B's claim r, C's claim r+1, so C asks B):
+//!
+//! - C's request reaches B before B's compare-and-set returned: it waits (B cannot
+//!   answer "kept": its claim turns out older). B's claim ends with r < r+1, B still asks
+//!   A to release (A closes and stores its final state), then gives up without loading:
+//!   the router forgets B's connection, which is refused (CONNACK 0x88, 3.1.1: 3), and
+//!   only then is C answered. C loads what A stored.
+//! - It arrives while B asks A, or before B's load was handed over: the same.
+//! - It arrives after B handed the load over: B's connection gets its CONNACK, then the
+//!   takeover closes it (DISCONNECT 0x8E); C is answered once B's session stored its
+//!   final state (the session handles the takeover only after its load), and C loads
+//!   that.
+//! - B's claim loses the compare-and-set race to C's: B reads again and claims after
+//!   C, the roles swap.
+//! - A notice older than a local claim (it concerns an earlier claim of this node) is
+//!   answered "kept" once the local claims settled; its sender then finds itself
+//!   superseded by this node's notice, or gets it later and closes its session as above.
+//! - A second CONNECT of the id on the same node while the first loads: a local
+//!   takeover. The first connection's load goes on; the router then restores its
+//!   subscriptions and replay for the id (the new session inherits them with the state
+//!   handed over in memory), and the first connection gets its CONNACK, then 0x8E.
+//!
+//! Exactly one connection stays, with the state of every previous owner. The price: a
+//! notice's answer may wait for the answering node's own release (one more hop per
+//! claim in the chain), and a superseded CONNECT is refused rather than resumed.
 
 use std::time::Duration;
 
@@ -62,7 +98,8 @@ struct Notice {
 }
 
 /// A connection with no live local session for its id: the claim, the previous
-/// owner's release, then the stored session (or `Ended`) on `handover`.
+/// owner's release, then the stored session (or `Nothing`) on `handover`; `Failed` if
+/// a newer claim superseded it before its load.
 pub struct ClaimRequest {
     pub client_id: ClientId,
     /// Clean start 0: load the stored session; else delete what is stored for the id.

@@ -28,6 +28,8 @@ mod store;
 mod tests;
 mod ticket;
 
+/// A message's cluster number, as [`Op::Delivered`] carries it.
+pub use crate::delivery::Origin;
 pub(crate) use actor::Persistence;
 pub use checksum::{Checksums, Comparison, Tally, KEYSPACES};
 pub(crate) use compact::{compact, recover_interrupted};
@@ -52,8 +54,6 @@ pub use redis::RedisStore;
 pub use sled_store::{SledStore, CURRENT_SCHEMA};
 pub use spec::{open_spec, OpenMode, SpecError, StoreSpec};
 pub use store::{Op, SessionReader, Snapshot, Store, StoreError, StoredSession};
-/// A message's cluster number, as [`Op::Delivered`] carries it.
-pub use crate::delivery::Origin;
 pub(crate) use ticket::{failed_ticket, ticket, Backlog, Durable};
 
 /// Why the data directory cannot be used.

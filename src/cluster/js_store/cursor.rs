@@ -151,11 +151,19 @@ mod tests {
         let mut c = Cursors::default();
         let (o1, o2) = (Origin { node: 7, seq: 1 }, Origin { node: 8, seq: 4 });
         c.loaded("a", None, &[(3, o1)]);
-        assert_eq!(c.queued("a", 3, None), Some(o1), "loaded, then given a packet id");
+        assert_eq!(
+            c.queued("a", 3, None),
+            Some(o1),
+            "loaded, then given a packet id"
+        );
         assert_eq!(c.queued("a", 4, Some(o2)), Some(o2));
         assert_eq!(c.queued("a", 4, None), Some(o2));
         c.dequeued("a", 4);
         assert_eq!(c.queued("a", 4, None), None);
-        assert_eq!(c.queued("b", 1, None), None, "a message with no cluster number");
+        assert_eq!(
+            c.queued("b", 1, None),
+            None,
+            "a message with no cluster number"
+        );
     }
 }

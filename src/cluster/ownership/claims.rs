@@ -145,7 +145,10 @@ mod tests {
         assert_eq!(c.notice(&b, 4, None), Verdict::Kept(vec![]));
         assert_eq!(c.notice(&b, 6, None), Verdict::Lost(vec![]));
         let x = ClientId::new("x");
-        assert_eq!(c.notice(&x, 9, reply("r3")), Verdict::Lost(vec!["r3".into()]));
+        assert_eq!(
+            c.notice(&x, 9, reply("r3")),
+            Verdict::Lost(vec!["r3".into()])
+        );
     }
 
     #[test]
@@ -153,7 +156,11 @@ mod tests {
         let a = ClientId::new("a");
         let mut c = Claims::default();
         c.start(&a, true);
-        assert_eq!(c.claimed(&a, Some(10)), Verdict::Wait, "its load is to come");
+        assert_eq!(
+            c.claimed(&a, Some(10)),
+            Verdict::Wait,
+            "its load is to come"
+        );
         // The next claim's notice arrives while this node releases its previous owner.
         assert_eq!(c.notice(&a, 11, reply("r")), Verdict::Wait);
         assert!(c.superseded(&a), "so it must not load");
