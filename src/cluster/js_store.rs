@@ -5,7 +5,8 @@
 //!
 //! One subject per key, `starling.s.<client>.<kind>[.<key>]` ([`keys`]): `r` the session
 //! record, `b.<hash of filter>` a subscription, `q.<seq>` a queued message, `i.<id>` an
-//! inbound QoS 2 id; values are the postcard records the sled store keeps. A put
+//! inbound QoS 2 id; values are the postcard records the sled store keeps (a queued
+//! message's followed by its cluster origin, [`queued`]). A put
 //! publishes the record on its subject (the stream keeps the last one); a delete
 //! publishes an empty tombstone with a one-second message TTL, which replaces the value
 //! and then disappears; deleting a session purges `starling.s.<client>.>`.
@@ -34,13 +35,14 @@ use tracing::{info, warn};
 use crate::config::ClusterConfig;
 use crate::persistence::convert::unix_ms_now;
 use crate::persistence::{
-    Op, QueuedRecord, ReplayCursor, SessionReader, SessionRecord, Snapshot, Store, StoreError,
-    StoredSession, SubscriptionRecord,
+    Op, ReplayCursor, SessionReader, SessionRecord, Snapshot, Store, StoreError, StoredSession,
+    SubscriptionRecord,
 };
 
 mod cursor;
 mod io;
 pub mod keys;
+mod queued;
 
 use io::{ensure_stream, read_all, send, settle, Pending, ATTEMPTS, MAX_PENDING, RETRY_STEP};
 use keys::{Key, Kind};
@@ -265,6 +267,8 @@ impl Store for JsStore {
         let now_ms = unix_ms_now();
         let mut writes = Vec::new();
         let mut cursors = self.cursors();
+        // The origin of the next `PutQueued` (see [`queued`]).
+        let mut numbered = None;
         for op in &ops {
             let (subject, value) = match op {
                 Op::PutSession(r) => (Key::new(&r.client_id, Kind::Record).subject(), encode(r)?),
@@ -284,14 +288,24 @@ impl Store for JsStore {
                     client_id,
                     seq,
                     rec,
-                } => (
-                    Key::new(client_id.as_str(), Kind::Queued(*seq)).subject(),
-                    encode(rec)?,
-                ),
-                Op::DeleteQueued { client_id, seq } => (
-                    Key::new(client_id.as_str(), Kind::Queued(*seq)).subject(),
-                    Bytes::new(),
-                ),
+                } => {
+                    // The actor sends `Delivered` just before the message it numbers.
+                    let fresh = numbered.take().filter(|(c, _)| c == client_id);
+                    let origin = cursors.queued(client_id.as_str(), *seq, fresh.map(|f| f.1));
+                    let value = queued::encode(rec, origin)
+                        .map_err(|e| StoreError::Encode(e.to_string()))?;
+                    (
+                        Key::new(client_id.as_str(), Kind::Queued(*seq)).subject(),
+                        value,
+                    )
+                }
+                Op::DeleteQueued { client_id, seq } => {
+                    cursors.dequeued(client_id.as_str(), *seq);
+                    (
+                        Key::new(client_id.as_str(), Kind::Queued(*seq)).subject(),
+                        Bytes::new(),
+                    )
+                }
                 Op::PutInboundQos2 {
                     client_id,
                     packet_id,
@@ -308,6 +322,7 @@ impl Store for JsStore {
                 ),
                 Op::Delivered { client_id, origin } => {
                     cursors.delivered(client_id.as_str(), origin.node, origin.seq, now_ms);
+                    numbered = Some((client_id.clone(), *origin));
                     continue;
                 }
                 Op::DeleteSession { client_id } => {
@@ -366,6 +381,7 @@ impl Store for JsStore {
             replay: None,
         };
         let found = entries.len();
+        let mut origins = Vec::new();
         for (subject, payload) in entries {
             match keys::kind_of(&subject) {
                 Some(keys::Parsed::Record) => {
@@ -376,9 +392,12 @@ impl Store for JsStore {
                         .subscriptions
                         .push(decode::<SubscriptionRecord>(&subject, &payload)?)
                 }
-                Some(keys::Parsed::Queued(seq)) => session
-                    .queue
-                    .push((seq, decode::<QueuedRecord>(&subject, &payload)?)),
+                Some(keys::Parsed::Queued(seq)) => {
+                    let (rec, origin) =
+                        queued::decode(&payload).map_err(|e| corrupt(&subject, e))?;
+                    origins.extend(origin.map(|o| (seq, o)));
+                    session.queue.push((seq, rec));
+                }
                 Some(keys::Parsed::Qos2(id)) => session.inbound_qos2.push(id),
                 Some(keys::Parsed::Cursor) => {
                     session.replay = Some(decode::<ReplayCursor>(&subject, &payload)?)
@@ -394,7 +413,13 @@ impl Store for JsStore {
             return Ok(None);
         };
         session.record = record;
-        self.cursors().loaded(client_id, session.replay.as_ref());
+        self.cursors()
+            .loaded(client_id, session.replay.as_ref(), &origins);
+        if let Some(cursor) = session.replay.as_mut() {
+            // Exactly once: what the queue holds is not replayed, even above the cursor
+            // (a node that died between a batch's queue writes and its cursor write).
+            cursor.stored = origins.iter().map(|(_, o)| (o.node, o.seq)).collect();
+        }
         session
             .subscriptions
             .sort_by(|a, b| a.filter.cmp(&b.filter));
@@ -413,11 +438,15 @@ fn expired(r: &SessionRecord, now_ms: u64) -> bool {
 }
 
 fn decode<T: DeserializeOwned>(subject: &str, payload: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(payload).map_err(|e| StoreError::Corrupt {
+    postcard::from_bytes(payload).map_err(|e| corrupt(subject, e))
+}
+
+fn corrupt(subject: &str, e: postcard::Error) -> StoreError {
+    StoreError::Corrupt {
         tree: STREAM,
         key: subject.as_bytes().to_vec(),
         reason: e.to_string(),
-    })
+    }
 }
 
 #[cfg(test)]

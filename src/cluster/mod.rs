@@ -112,7 +112,9 @@
 //! QoS 2 ids live in the stream `STARLING_STATE` (`replicas` copies, file storage, one
 //! message kept per subject), one subject per key: `starling.s.<hex client id>.r` (the
 //! session record), `.b.<hash of the filter>`, `.q.<seq>`, `.i.<packet id>`, `.c` (the replay
-//! cursor, below); the values are the postcard records sled keeps. A delete publishes an empty tombstone with a 1 s message
+//! cursor, below); the values are the postcard records sled keeps, a queued message's
+//! followed by its origin (node incarnation, seq; `js_store/queued.rs`: values written
+//! before decode with none, and older readers ignore it). A delete publishes an empty tombstone with a 1 s message
 //! TTL (it replaces the value, then disappears); deleting a session purges
 //! `starling.s.<client>.>`. The persistence actor drives it as it drives sled: `apply`
 //! publishes a batch without waiting, `flush` waits for all its acknowledgements (re-sending
@@ -159,7 +161,9 @@
 //!    may not have applied the latest acknowledged writes yet), and keeps the messages a
 //!    plain (not `$share`) subscription of the session matches, published after that
 //!    subscription (1 s of clock skew tolerated), numbered above the cursor for their
-//!    origin. Meanwhile the router holds the session's new deliveries; it then delivers
+//!    origin and not in the loaded queue or in flight (by origin: exactly once for QoS 2
+//!    even when the node that stored the message died before the cursor write after it).
+//!    Meanwhile the router holds the session's new deliveries; it then delivers
 //!    the replayed messages, in log order, except those it holds, and then the held ones.
 //!    So a message is either in the log before the session's subscriptions were active
 //!    (its live copy left after its log write) and replayed, or it arrives live; each
@@ -167,7 +171,15 @@
 //!    deliveries go out without it, logged).
 //!
 //! A node that gets a notice for a claim of its own with a higher revision keeps its
-//! session (answer `kept`), so the last claim in the bucket's order wins everywhere.
+//! session (answer `kept`), so the last claim in the bucket's order wins everywhere. A
+//! node answers a notice only once its own claims of the id settled (compare-and-set
+//! done, load handed over or given up): the answers chain along the bucket's order, so
+//! a claim loads only after every earlier owner released and stored the session. A
+//! claim superseded before its load gives up without writing anything (its CONNECT is
+//! refused: CONNACK 0x88, 3.1.1: 3); one superseded after it gets its CONNACK, then
+//! 0x8E, and stores its final state before the newer claim loads. A second CONNECT of
+//! the id on the same node while the first loads takes it over in memory and inherits
+//! the loaded subscriptions and replay. Every interleaving: `cluster/ownership.rs`.
 //! Costs: a CONNECT with no local session costs one KV read and one KV write (R3: a quorum
 //! write), a request to the previous owner if it was another node (its answer waits for a
 //! JetStream flush), and for clean start 0 one consumer creation and the read of the
@@ -178,10 +190,9 @@
 //! delivery to a persistent session costs one JetStream write (pipelined) and its
 //! acknowledgement, one tombstone, and a cursor write per session per store batch. Limits: when JetStream is unavailable the claim fails
 //! after 10 s (logged) and the connection is served with whatever could be loaded (a
-//! fresh session if nothing); two CONNECTs of one id on two nodes at the same instant may
-//! both load before either is closed (the later claim then closes the other); a second
-//! CONNECT of the same id on the same node while the first is still loading takes over an
-//! empty session. QoS 1/2 messages published between the old node forgetting the session
+//! fresh session if nothing), and the chain above is then broken; two CONNECTs of one id
+//! at the same instant leave one connection, but the other may have been refused or
+//! closed right after its CONNACK. QoS 1/2 messages published between the old node forgetting the session
 //! and the new node subscribing for it, and those routed to the old node that it had not
 //! stored when it answered, reach the session through the replay; QoS 0 ones in that
 //! window do not.
@@ -224,11 +235,11 @@
 //!   queued or had in flight (re-sent after the CONNACK), and from the message log every
 //!   acknowledged QoS 1/2 message it had not stored yet or that was published while no
 //!   node held the session (tests/cluster.rs `node_killed_mid_stream`: kill -9 after 40 of
-//!   300 messages, all 300 arrive, in order). Limits: the log keeps `log_retention_secs`;
-//!   a message queued for the session whose cursor write was lost with the node arrives
-//!   twice (its stored copy and the replay; QoS 1 allows it, for QoS 2 it is a
-//!   duplicate); QoS 0 and `$share` deliveries are not replayed. Other nodes are
-//!   unaffected; NATS drops the dead node's interest when its connection closes.
+//!   300 messages, all 300 arrive, in order). A message queued for the session whose
+//!   cursor write was lost with the node arrives once: the replay skips what the loaded
+//!   queue holds (tests/cluster_exactly_once.rs). Limits: the log keeps
+//!   `log_retention_secs`; QoS 0 and `$share` deliveries are not replayed. Other nodes are unaffected; NATS drops the dead node's
+//!   interest when its connection closes.
 //!
 //!   *Orphaned sessions* (`cluster/nodes.rs`, `cluster/orphans.rs`). Each node keeps an
 //!   entry in the bucket `STARLING_NODES` (`replicas` copies, entries expire after
@@ -313,7 +324,9 @@
 //! after kill -9 of the node that held them), kill -9 of a node in the middle of a QoS 1
 //! stream to a persistent session on it (every acknowledged message arrives after the
 //! resume elsewhere, in order), kill -9 of a node (and its restart), and the loss of a
-//! NATS server; `tests/cluster_partition.rs` kills the only NATS server a node
+//! NATS server; `tests/cluster_connect_race.rs` races two CONNECTs of one persistent id
+//! (on two nodes, or both on one) and takes a session over while another node streams
+//! to it, ten rounds each; `tests/cluster_partition.rs` kills the only NATS server a node
 //! knows (the servers advertise no other urls) and checks the closes and refusals above,
 //! routing between the other nodes meanwhile, and the node's recovery when the server
 //! returns; `tests/cluster_orphans.rs` kills a node holding two persistent sessions and

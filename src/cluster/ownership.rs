@@ -2,17 +2,52 @@
 //! the node incarnation that holds its session, with an epoch. A CONNECT claims the id
 //! with compare-and-set (read, then update at the revision read); the winner tells the
 //! previous owner over core NATS, and that node closes its connection (5.0: DISCONNECT
-//! 0x8E). A notice only takes effect against a local claim with a lower KV revision, so
+//! 0x8E). A notice only takes effect against local claims with a lower KV revision, so
 //! a slow notice never closes a newer connection.
 //!
 //! With session state in JetStream ([`super::js_store`]), a CONNECT on a node with no
-//! live local session for the id waits for [`claim_and_load`]: claim, then ask the
+//! live local session for the id waits for a claim and load: claim, then ask the
 //! previous owner (request/reply on its control subject) to close its session and
 //! answer once the session's final state is acknowledged by JetStream (bounded: a dead
 //! node has no responders), then load the session from the store, or delete what is
 //! stored for the id on clean start.
+//!
+//! # One owner per client id
+//!
+//! The bucket orders the claims of an id: revisions r1 < r2 < … Each claim's node asks
+//! the owner at the revision before it (the previous claim's node) to release, and
+//! loads only after that answer. A node answers a release request ([`claims`]) only
+//! once its own claims of the id have *settled*: their compare-and-set is done and a
+//! claim with a waiting connection has either handed its load over or given up. So the
+//! answers form a chain: the node of r(k) answers only after the node of r(k-1)
+//! answered it, and the node of r(k+1) loads only after everything before was released
+//! and stored. The interleavings, for CONNECTs of one id on nodes B and C while A holds
+//! it (B's claim r, C's claim r+1, so C asks B):
+//!
+//! - C's request reaches B before B's compare-and-set returned: it waits (B cannot
+//!   answer "kept": its claim turns out older). B's claim ends with r < r+1, B still asks
+//!   A to release (A closes and stores its final state), then gives up without loading:
+//!   the router forgets B's connection, which is refused (CONNACK 0x88, 3.1.1: 3), and
+//!   only then is C answered. C loads what A stored.
+//! - It arrives while B asks A, or before B's load was handed over: the same.
+//! - It arrives after B handed the load over: B's connection gets its CONNACK, then the
+//!   takeover closes it (DISCONNECT 0x8E); C is answered once B's session stored its
+//!   final state (the session handles the takeover only after its load), and C loads
+//!   that.
+//! - B's claim loses the compare-and-set race to C's: B reads again and claims after
+//!   C, the roles swap.
+//! - A notice older than a local claim (it concerns an earlier claim of this node) is
+//!   answered "kept" once the local claims settled; its sender then finds itself
+//!   superseded by this node's notice, or gets it later and closes its session as above.
+//! - A second CONNECT of the id on the same node while the first loads: a local
+//!   takeover. The first connection's load goes on; the router then restores its
+//!   subscriptions and replay for the id (the new session inherits them with the state
+//!   handed over in memory), and the first connection gets its CONNACK, then 0x8E.
+//!
+//! Exactly one connection stays, with the state of every previous owner. The price: a
+//! notice's answer may wait for the answering node's own release (one more hop per
+//! claim in the chain), and a superseded CONNECT is refused rather than resumed.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -26,6 +61,10 @@ use crate::message::ClientId;
 use crate::persistence::{LoadSession, Loaded, Op, Persist, Persistence, SessionRecord};
 use crate::router::messages::RemoteTakeover;
 use crate::router::Router;
+
+mod claims;
+
+use claims::{Claims, Verdict};
 
 /// The bucket's name.
 pub const BUCKET: &str = "STARLING_SESSIONS";
@@ -59,7 +98,8 @@ struct Notice {
 }
 
 /// A connection with no live local session for its id: the claim, the previous
-/// owner's release, then the stored session (or `Ended`) on `handover`.
+/// owner's release, then the stored session (or `Nothing`) on `handover`; `Failed` if
+/// a newer claim superseded it before its load.
 pub struct ClaimRequest {
     pub client_id: ClientId,
     /// Clean start 0: load the stored session; else delete what is stored for the id.
@@ -101,43 +141,6 @@ pub fn control_subject(node: &str) -> String {
     format!("starling.ctl.{}", hex('n', node))
 }
 
-/// The local claims: the KV revision each got (`None` while pending), and the highest
-/// revision of a notice that arrived meanwhile.
-#[derive(Default)]
-struct Claims(HashMap<ClientId, (Option<u64>, u64)>);
-
-impl Claims {
-    /// Records a notice; true when the local session must go now.
-    fn notice(&mut self, client: &ClientId, revision: u64) -> bool {
-        match self.0.get_mut(client) {
-            Some((Some(mine), _)) if revision > *mine => {
-                self.0.remove(client);
-                true
-            }
-            Some((None, seen)) => {
-                *seen = (*seen).max(revision);
-                false
-            }
-            _ => false,
-        }
-    }
-
-    /// A claim completed; true when a notice newer than it came meanwhile.
-    fn claimed(&mut self, client: &ClientId, revision: u64) -> bool {
-        match self.0.get_mut(client) {
-            Some((_, seen)) if *seen > revision => {
-                self.0.remove(client);
-                true
-            }
-            Some((mine, _)) => {
-                *mine = Some(revision);
-                false
-            }
-            None => false,
-        }
-    }
-}
-
 /// Creates the bucket unless it exists.
 pub(super) async fn ensure_bucket(
     js: &async_nats::jetstream::Context,
@@ -175,6 +178,10 @@ type ClaimDone = (
     Option<Box<ClaimRequest>>,
 );
 
+/// A claim with a waiting connection whose previous owner released the session: the
+/// request and whether state may be stored for the id.
+type ReleaseDone = (Box<ClaimRequest>, bool);
+
 /// Runs for the node's life: claims, notices in and out, kicks.
 pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<OwnershipCmd>) {
     let subject = control_subject(&links.me.node);
@@ -186,10 +193,12 @@ pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<Ownershi
         }
     };
     let (done, mut done_rx) = mpsc::unbounded_channel::<ClaimDone>();
+    let (released, mut released_rx) = mpsc::unbounded_channel::<ReleaseDone>();
     let mut task = Task {
         links,
         claims: Claims::default(),
         done,
+        released,
     };
     loop {
         tokio::select! {
@@ -198,6 +207,7 @@ pub(super) async fn run(links: Links, mut cmds: mpsc::UnboundedReceiver<Ownershi
                 Some(cmd) => task.on_cmd(cmd),
             },
             Some(done) = done_rx.recv() => task.on_claimed(done).await,
+            Some((req, existed)) = released_rx.recv() => task.on_released(*req, existed).await,
             Some(m) = notices.next() => task.on_notice(m).await,
         }
     }
@@ -209,6 +219,8 @@ struct Task {
     claims: Claims,
     /// Where the spawned claims report.
     done: mpsc::UnboundedSender<ClaimDone>,
+    /// Where the spawned releases report.
+    released: mpsc::UnboundedSender<ReleaseDone>,
 }
 
 impl Task {
@@ -219,15 +231,13 @@ impl Task {
                 let (id, persistent) = (req.client_id.clone(), req.record.is_some());
                 self.start_claim(id, persistent, Some(req));
             }
-            OwnershipCmd::Release(id) => {
-                self.claims.0.remove(&id);
-            }
+            OwnershipCmd::Release(id) => self.claims.release(&id),
         }
     }
 
     /// Claims `id` for this node in the background; the result comes back on `done`.
     fn start_claim(&mut self, id: ClientId, persistent: bool, req: Option<Box<ClaimRequest>>) {
-        self.claims.0.insert(id.clone(), (None, 0));
+        self.claims.start(&id, req.is_some());
         let me = Owner {
             persistent,
             ..self.links.me.clone()
@@ -239,36 +249,25 @@ impl Task {
         });
     }
 
-    /// A claim finished: kick the local session if a newer claim came meanwhile, tell
-    /// the previous owner, and (for a [`ClaimRequest`]) load the session.
+    /// A claim finished: tell the previous owner; for a [`ClaimRequest`], have it
+    /// release the session first, then load (`on_released`). A notice newer than the
+    /// claim that came meanwhile closes the local session once the claims settle.
     async fn on_claimed(&mut self, (id, result, req): ClaimDone) {
-        let Links {
-            client,
-            me,
-            router,
-            persistence,
-            keep_stored,
-            ..
-        } = &self.links;
+        let verdict = self.claims.claimed(&id, result.as_ref().map(|r| r.0));
+        self.perform(&id, verdict).await;
         let Some((revision, previous)) = result else {
             warn!(client_id = %id, "session ownership not claimed; other nodes may keep a session for this id");
             // Availability: serve the connection with whatever the store holds.
             if let Some(req) = req {
-                finish(persistence, *req, true);
+                self.load(*req, true).await;
             }
             return;
         };
-        if self.claims.claimed(&id, revision) {
-            router.do_send(RemoteTakeover {
-                client_id: id.clone(),
-                flushed: None,
-                keep_stored: *keep_stored,
-            });
-        }
         let notice = Notice {
             client_id: id.as_str().to_owned(),
             revision,
         };
+        let me = &self.links.me;
         let elsewhere = previous
             .as_ref()
             .filter(|p| p.node != me.node)
@@ -278,63 +277,94 @@ impl Task {
         let existed = previous.as_ref().is_some_and(|p| p.persistent);
         match (elsewhere, req) {
             (Some(subject), Some(req)) => {
-                let (client, persistence) = (client.clone(), persistence.clone());
+                let (client, released) = (self.links.client.clone(), self.released.clone());
                 tokio::spawn(async move {
                     release(&client, subject, &notice).await;
-                    finish(&persistence, *req, existed);
+                    let _ = released.send((req, existed));
                 });
             }
             (Some(subject), None) => {
                 if let Ok(bytes) = serde_json::to_vec(&notice) {
-                    let _ = client.publish(subject, bytes.into()).await;
+                    let _ = self.links.client.publish(subject, bytes.into()).await;
                 }
             }
-            (None, Some(req)) => finish(persistence, *req, existed),
+            (None, Some(req)) => self.on_released(*req, existed).await,
             (None, None) => {}
         }
     }
 
+    /// The previous owner released the session (or was not asked): load it, unless a
+    /// newer claim elsewhere superseded this one meanwhile. Then the connection gives
+    /// up without writing anything: the router forgets it, its CONNECT is refused, and
+    /// the newer claim's node is answered.
+    async fn on_released(&mut self, req: ClaimRequest, existed: bool) {
+        let id = req.client_id.clone();
+        if self.claims.superseded(&id) {
+            debug!(client_id = %id, "claim superseded before its load; connection refused");
+            let verdict = self.claims.settled(&id);
+            self.perform(&id, verdict).await;
+            let _ = req.handover.send(Loaded::Failed);
+            return;
+        }
+        self.load(req, existed).await;
+    }
+
+    /// The load (or the delete), then the verdict on notices that waited for it.
+    async fn load(&mut self, req: ClaimRequest, existed: bool) {
+        let id = req.client_id.clone();
+        finish(&self.links.persistence, req, existed);
+        let verdict = self.claims.settled(&id);
+        self.perform(&id, verdict).await;
+    }
+
     /// Another node claimed a client id: close the local session unless a newer local
-    /// claim keeps it, and answer a request.
+    /// claim keeps it, and answer a request (once the local claims settled).
     async fn on_notice(&mut self, m: async_nats::Message) {
         let Ok(notice) = serde_json::from_slice::<Notice>(&m.payload) else {
             return;
         };
         let id = ClientId::new(notice.client_id);
-        let mine = self.claims.0.contains_key(&id);
-        let kick = self.claims.notice(&id, notice.revision);
-        if kick {
-            debug!(client_id = %id, "session taken over by another node");
-        }
-        match (kick || !mine, m.reply) {
-            (true, reply) => self.take_over(id, reply),
-            // A newer local claim keeps the session.
-            (false, Some(reply)) => {
-                let _ = self.links.client.publish(reply, "kept".into()).await;
+        let verdict = self.claims.notice(&id, notice.revision, m.reply);
+        self.perform(&id, verdict).await;
+    }
+
+    async fn perform(&self, id: &ClientId, verdict: Verdict) {
+        match verdict {
+            Verdict::Wait => {}
+            Verdict::Kept(replies) => {
+                for reply in replies {
+                    let _ = self.links.client.publish(reply, "kept".into()).await;
+                }
             }
-            (false, None) => {}
+            Verdict::Lost(replies) => {
+                debug!(client_id = %id, "session taken over by another node");
+                self.take_over(id.clone(), replies);
+            }
         }
     }
 
-    /// Closes the local session (if any) and answers `reply` once its state is stored.
-    fn take_over(&self, client_id: ClientId, reply: Option<async_nats::Subject>) {
+    /// Closes the local session (if any) and answers `replies` once its state is stored.
+    fn take_over(&self, client_id: ClientId, replies: Vec<async_nats::Subject>) {
         let (tx, rx) = oneshot::channel();
-        let flushed = reply.is_some().then_some(tx);
+        let flushed = (!replies.is_empty()).then_some(tx);
         self.links.router.do_send(RemoteTakeover {
             client_id,
             flushed,
             keep_stored: self.links.keep_stored,
         });
-        if let Some(reply) = reply {
-            let client = self.links.client.clone();
-            tokio::spawn(async move {
-                let answer = match tokio::time::timeout(FLUSH_TIMEOUT, rx).await {
-                    Ok(Ok(())) => "released",
-                    _ => "unflushed",
-                };
-                let _ = client.publish(reply, answer.into()).await;
-            });
+        if replies.is_empty() {
+            return;
         }
+        let client = self.links.client.clone();
+        tokio::spawn(async move {
+            let answer = match tokio::time::timeout(FLUSH_TIMEOUT, rx).await {
+                Ok(Ok(())) => "released",
+                _ => "unflushed",
+            };
+            for reply in replies {
+                let _ = client.publish(reply, answer.into()).await;
+            }
+        });
     }
 }
 
@@ -438,21 +468,5 @@ mod tests {
         assert!(k.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(key(&ClientId::new("ab")), key(&ClientId::new("a")));
         assert_eq!(control_subject("n1"), "starling.ctl.n6e31");
-    }
-
-    #[test]
-    fn notices_only_beat_older_claims() {
-        let (a, b) = (ClientId::new("a"), ClientId::new("b"));
-        let mut c = Claims::default();
-        c.0.insert(a.clone(), (None, 0));
-        // A notice while the claim is pending waits for the claim's revision.
-        assert!(!c.notice(&a, 7));
-        assert!(c.claimed(&a, 5), "a newer claim elsewhere wins");
-        c.0.insert(b.clone(), (None, 0));
-        assert!(!c.notice(&b, 3));
-        assert!(!c.claimed(&b, 5), "our claim is newer than the notice");
-        assert!(!c.notice(&b, 4));
-        assert!(c.notice(&b, 6));
-        assert!(!c.notice(&ClientId::new("x"), 9), "no local session");
     }
 }

@@ -6,7 +6,7 @@
 //! its way to a node that died, or published while no node held the session, still
 //! reaches it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -184,7 +184,8 @@ async fn fetch_retrying(
 }
 
 /// The log's messages a subscription of `cursor` matches, made after the subscription,
-/// and numbered above what the cursor records for their origin; in log order.
+/// numbered above what the cursor records for their origin and not in the session's
+/// stored queue; in log order.
 async fn fetch(
     stream: &stream::Stream,
     cursor: &ReplayCursor,
@@ -200,6 +201,7 @@ async fn fetch(
         return Ok(Vec::new());
     };
     let seen: HashMap<u64, u64> = cursor.origins.iter().map(|&(o, s, _)| (o, s)).collect();
+    let stored: HashSet<(u64, u64)> = cursor.stored.iter().copied().collect();
     let start_ns = i128::from(since.saturating_sub(SKEW_MS)) * 1_000_000;
     let start_time =
         time::OffsetDateTime::from_unix_timestamp_nanos(start_ns).map_err(|e| e.to_string())?;
@@ -219,7 +221,8 @@ async fn fetch(
         let Ok(env) = Envelope::decode(&m.payload) else {
             return;
         };
-        if env.seq <= seen.get(&env.origin).copied().unwrap_or(0) {
+        let queued = stored.contains(&(env.origin, env.seq));
+        if queued || env.seq <= seen.get(&env.origin).copied().unwrap_or(0) {
             return;
         }
         let Ok(msg) = env.to_message() else { return };

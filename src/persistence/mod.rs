@@ -28,6 +28,8 @@ mod store;
 mod tests;
 mod ticket;
 
+/// A message's cluster number, as [`Op::Delivered`] carries it.
+pub use crate::delivery::Origin;
 pub(crate) use actor::Persistence;
 pub use checksum::{Checksums, Comparison, Tally, KEYSPACES};
 pub(crate) use compact::{compact, recover_interrupted};

@@ -231,4 +231,8 @@ pub struct ReplayCursor {
     /// Each subscription's filter and since when it exists (Unix ms): older messages
     /// are not replayed to it.
     pub subs: Vec<(String, u64)>,
+    /// The (origin, seq) of each message in the session's loaded queue: never replayed,
+    /// whatever `origins` says. Filled at the load, not stored in the cursor.
+    #[serde(skip)]
+    pub stored: Vec<(u64, u64)>,
 }

@@ -33,6 +33,10 @@ pub const MAILBOX_CAPACITY: usize = 1 << 30;
 pub struct Router {
     pub(super) state: RouterState,
     pub(super) sessions: HashMap<ClientId, SessionRef>,
+    /// Cluster mode: sessions loading from the store (registered through the cluster,
+    /// not restored yet). A second CONNECT of the id here takes such a session over in
+    /// memory, and the restore of its subscriptions then serves the new one.
+    pub(super) loading: HashMap<ClientId, SessionRef>,
     pub(super) persistence: Addr<Persistence>,
     pub(super) durability: Durability,
     /// What the persistence actor has yet to handle of what the router sent it.
@@ -75,6 +79,7 @@ impl Router {
         Router {
             state,
             sessions: HashMap::new(),
+            loading: HashMap::new(),
             persistence,
             durability,
             backlog,
@@ -134,6 +139,7 @@ impl Router {
 
     /// Forgets a client's subscriptions and stored session.
     pub(super) fn drop_client(&mut self, client: &ClientId) {
+        self.loading.remove(client);
         if self.state.is_persistent(client) {
             self.persist(vec![Op::DeleteSession {
                 client_id: client.clone(),
@@ -278,6 +284,7 @@ impl Router {
         self.outbox.flush();
         // The stored session record (just written at Register) stays; its stale
         // subscriptions go.
+        self.loading.remove(&msg.client_id);
         let subs = self.state.subscriptions_of(&msg.client_id);
         let id = &msg.client_id;
         if self.state.is_persistent(&msg.client_id) {

@@ -93,6 +93,7 @@ impl Router {
 impl Router {
     pub(super) fn on_remote_takeover(&mut self, msg: RemoteTakeover, _: &mut Context<Self>) {
         self.outbox.flush();
+        self.loading.remove(&msg.client_id);
         let Some(addr) = self.sessions.remove(&msg.client_id) else {
             // No session here: answer once what is on its way to the store is stored.
             if let Some(done) = msg.flushed {
@@ -131,6 +132,9 @@ impl Router {
     ) -> RegisterReply {
         self.state.remove_client(&client);
         self.state.set_online(&client, true);
+        if let Some(addr) = self.sessions.get(&client) {
+            self.loading.insert(client.clone(), addr.clone());
+        }
         if record.is_some() {
             self.state.set_persistent(&client, true, 1);
         }
@@ -151,7 +155,15 @@ impl Router {
         msg: RestoreSession,
         ctx: &mut Context<Self>,
     ) -> Option<Restored> {
-        if self.sessions.get(&msg.client_id) != Some(&msg.addr) {
+        // A session taken over by another CONNECT here while it loaded: the new one
+        // inherits its state (handed over in memory), so its subscriptions too. One
+        // closed meanwhile (`RemoteTakeover`, its end) restores nothing.
+        let heir = self.loading.get(&msg.client_id) == Some(&msg.addr);
+        if heir {
+            self.loading.remove(&msg.client_id);
+        }
+        let current = self.sessions.get(&msg.client_id) == Some(&msg.addr);
+        if !current && !(heir && self.sessions.contains_key(&msg.client_id)) {
             return Some(Restored { durable: None });
         }
         let now = Instant::now();

@@ -40,6 +40,7 @@ pub async fn replays_follow_writes(urls: &[String], cycles: u64) {
         let cursor = ReplayCursor {
             origins: Vec::new(),
             subs: vec![(format!("log/{cycle}/#"), subscribed)],
+            ..ReplayCursor::default()
         };
         match log.replay(&cursor).await {
             Ok(replayed) if replayed == written => {}
