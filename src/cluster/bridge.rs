@@ -339,7 +339,7 @@ async fn subscribe(
 ) -> Vec<JoinHandle<()>> {
     let queue = queue_group(filter);
     let share = queue.as_ref().map(|_| filter.clone());
-    let live_qos0_only = share.is_some() && groups.from_log();
+    let live_qos0_only = share.is_some() && groups.log_on();
     let origin = groups.origin();
     let mut tasks = Vec::new();
     if share.is_some() {

@@ -86,7 +86,7 @@ impl Groups {
 
     /// True when the groups' QoS 1/2 messages come from the log (so the queue
     /// subscriptions carry QoS 0 only).
-    pub fn from_log(&self) -> bool {
+    pub fn log_on(&self) -> bool {
         self.log.is_some()
     }
 
