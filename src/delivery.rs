@@ -3,7 +3,9 @@
 //! of them, so that none has to import another to speak of a delivery.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 use crate::message::Message;
 use crate::protocol::{QoS, SubscriptionOptions};
@@ -37,7 +39,55 @@ pub struct Outgoing {
     /// The shared subscription (`$share/{group}/{filter}`) it came through, when only a
     /// shared subscription matched: another member may take it over (section 4.8.2).
     pub share: Option<TopicFilter>,
+    /// Whom to tell once the client acknowledged it (a shared subscription's message the
+    /// cluster holds until then); `None` for nearly every delivery.
+    pub receipt: Option<Receipt>,
 }
+
+impl Outgoing {
+    /// The client took it: settles its receipt, if it has one.
+    #[inline]
+    pub fn settle(&self) {
+        if let Some(receipt) = &self.receipt {
+            receipt.settle();
+        }
+    }
+}
+
+/// Tells whoever handed a message over that a session's client took it: PUBACK for
+/// QoS 1, PUBREC for QoS 2, sent for QoS 0. Copies share one signal; when the last copy
+/// is dropped unsettled (the session ended without delivering it, its queue was full),
+/// the receiver sees the sender dropped, and the message can go to someone else.
+#[derive(Debug, Clone)]
+pub struct Receipt(Arc<Mutex<Option<oneshot::Sender<()>>>>);
+
+impl Receipt {
+    /// A receipt and the receiver that learns whether it was settled.
+    pub fn new() -> (Receipt, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Receipt(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// The client took the message (the first settle counts; later ones do nothing).
+    pub fn settle(&self) {
+        let tx = match self.0.lock() {
+            Ok(mut tx) => tx.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(tx) = tx {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Copies of one receipt are equal (deliveries compare equal with them).
+impl PartialEq for Receipt {
+    fn eq(&self, other: &Receipt) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Receipt {}
 
 /// A message's number in the cluster: the publishing node's incarnation and its
 /// sequence number there. Copies of one message carry the same `Origin`, so duplicates

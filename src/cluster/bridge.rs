@@ -31,6 +31,7 @@ use super::ownership::{self, Owner, OwnershipCmd};
 use super::publish::{self, Publisher};
 use super::replay::{self, ReplayJob};
 use super::retained;
+use super::shared;
 use super::subject::{filter_to_subjects, queue_group};
 use crate::config::ClusterConfig;
 use crate::delivery::Origin;
@@ -239,16 +240,17 @@ async fn run(
     let publisher = Publisher {
         client: client.clone(),
         js,
-        log,
+        log: log.clone(),
         origin,
         router: router.clone(),
         message_log: config.message_log,
         metrics,
     };
+    let groups = shared::Groups::new(log.clone(), config.message_log, origin);
     tokio::spawn(publish::run(publisher, channels.publish));
     tokio::spawn(interest_loop(
         client.clone(),
-        origin,
+        groups,
         router,
         channels.interest,
     ));
@@ -304,7 +306,7 @@ async fn connect(
 /// subscribers, each with a task forwarding what arrives to the router.
 async fn interest_loop(
     client: async_nats::Client,
-    origin: u64,
+    groups: shared::Groups,
     router: Addr<Router>,
     mut rx: mpsc::UnboundedReceiver<InterestCmd>,
 ) {
@@ -323,7 +325,7 @@ async fn interest_loop(
         };
         match change {
             InterestChange::Add(filter) => {
-                let tasks = subscribe(&client, &filter, origin, &router).await;
+                let tasks = subscribe(&client, &filter, &groups, &router).await;
                 if let Some(old) = subs.insert(filter, tasks) {
                     old.iter().for_each(JoinHandle::abort);
                 }
@@ -339,15 +341,23 @@ async fn interest_loop(
     }
 }
 
+/// The NATS subscriptions of one filter, with their forwarding tasks; for a shared
+/// subscription with the message log on, also the task pulling the group's QoS 1/2
+/// messages from the log ([`shared`]), the queue subscription then carrying QoS 0 only.
 async fn subscribe(
     client: &async_nats::Client,
     filter: &TopicFilter,
-    origin: u64,
+    groups: &shared::Groups,
     router: &Addr<Router>,
 ) -> Vec<JoinHandle<()>> {
     let queue = queue_group(filter);
     let share = queue.as_ref().map(|_| filter.clone());
+    let live_qos0_only = share.is_some() && groups.log_on();
+    let origin = groups.origin();
     let mut tasks = Vec::new();
+    if share.is_some() {
+        tasks.extend(groups.follow(filter, router).await);
+    }
     for subject in filter_to_subjects(filter) {
         if subject.len() + queue.as_ref().map_or(0, String::len) > MAX_SUBJECT_LEN {
             warn!(%filter, "filter too long for a NATS subject; no cross-node messages for it");
@@ -362,7 +372,7 @@ async fn subscribe(
             Ok(sub) => tasks.push(tokio::spawn(forward(
                 sub,
                 share.clone(),
-                origin,
+                (origin, live_qos0_only),
                 router.clone(),
             ))),
             Err(e) => warn!(%filter, error = %e, "cluster subscribe failed"),
@@ -377,10 +387,11 @@ async fn subscribe(
 async fn forward(
     sub: async_nats::Subscriber,
     share: Option<TopicFilter>,
-    origin: u64,
+    (origin, qos0_only): (u64, bool),
     router: Addr<Router>,
 ) {
-    let routes = sub.filter_map(|m| std::future::ready(to_route(&m, share.as_ref(), origin)));
+    let routes =
+        sub.filter_map(|m| std::future::ready(to_route(&m, share.as_ref(), origin, qos0_only)));
     let mut answers = routes
         .map(|route| router.send(route))
         .buffered(FORWARD_WINDOW);
@@ -391,11 +402,13 @@ async fn forward(
     }
 }
 
-/// The router's message for one NATS message, unless it is not for this node.
-fn to_route(
+/// The router's message for one NATS message, unless it is not for this node (or, with
+/// `qos0_only`, a QoS 1/2 one, which the group's log consumer brings).
+pub(super) fn to_route(
     m: &async_nats::Message,
     share: Option<&TopicFilter>,
     origin: u64,
+    qos0_only: bool,
 ) -> Option<RouteRemote> {
     let env = match Envelope::decode(&m.payload) {
         Ok(env) => env,
@@ -409,6 +422,9 @@ fn to_route(
     if share.is_none() && env.origin == origin {
         return None;
     }
+    if qos0_only && env.message.qos != 0 {
+        return None;
+    }
     let Ok(msg) = env.to_message() else {
         warn!(subject = %m.subject, "cluster message with an invalid topic");
         return None;
@@ -420,5 +436,6 @@ fn to_route(
             seq: env.seq,
         },
         share: share.cloned(),
+        receipt: None,
     })
 }

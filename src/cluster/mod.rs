@@ -8,7 +8,8 @@
 //! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
 //!   feeds what arrives to the router; [`retained`] keeps retained messages in JetStream;
 //!   [`ownership`] claims client ids cluster-wide (takeover across nodes);
-//!   [`js_store`] keeps session state in JetStream for whichever node resumes it.
+//!   [`js_store`] keeps session state in JetStream for whichever node resumes it;
+//!   `shared` pulls shared subscriptions' QoS 1/2 messages from the message log.
 //! - [`isolation`] — the node cut off from NATS refuses and closes connections.
 //! - [`nodes`] — node liveness (`STARLING_NODES`); [`orphans`] expires the sessions of
 //!   dead nodes; [`sys`] — `$SYS/cluster/nodes` and the nodes' `$SYS/cluster/<node_id>/`
@@ -44,6 +45,7 @@
 //! | isolation | `cluster/isolation.rs` | the node's NATS connection state (async-nats events); the isolated flag read by the connect task |
 //! | ownership | `cluster/ownership.rs` | who holds each client id; the claim, release and load of a session on CONNECT |
 //! | session state | `cluster/js_store.rs` (+ `keys.rs`, `cursor.rs`) | the `Store` over the stream `STARLING_STATE`; each session's replay cursor |
+//! | shared subscriptions | `cluster/shared.rs` | per `$share` group, one durable pull consumer on the message log shared by its nodes; acknowledged once a member's client took the message |
 //! | JetStream helpers | `cluster/jetstream.rs` | creating a stream across a leader election; reading through a short-lived consumer |
 //! | liveness | `cluster/nodes.rs` | the bucket `STARLING_NODES`: one entry per live node incarnation, refreshed every third of `node_ttl_ms`, gone after it |
 //! | orphans | `cluster/orphans.rs` | the sweeper: expires the persistent sessions of dead nodes on schedule |
@@ -89,11 +91,37 @@
 //! detection, e.g. a JetStream consumer per node instead of core subscriptions.
 //!
 //! **Shared subscriptions.** In cluster mode the router never serves `$share/{g}/{f}`
-//! groups from a local publish. Each node with local members holds a NATS queue
-//! subscription (queue name = the escaped `$share/{g}/{f}`) on the subjects of `f`; NATS
-//! gives each message to one node, which gives it to one online local member (the
-//! configured strategy). Exactly once per group cluster-wide while the chosen node has an
-//! online member; if its members went offline at that moment, the message is dropped.
+//! groups from a local publish (a node's own messages reach its members the way other
+//! nodes' do). Each node with local members holds a NATS queue subscription (queue name =
+//! the escaped `$share/{g}/{f}`) on the subjects of `f`; NATS gives each message to one
+//! node, which gives it to one online local member (the configured strategy). With the
+//! message log on, that path carries QoS 0 only: the group's QoS 1/2 messages come from
+//! the log (`cluster/shared.rs`), through one durable JetStream pull consumer per group
+//! (name `starling_share_<hash>`, filtered on the log subjects of `f`, deliver policy New
+//! from its creation, which the first member's SUBACK waits for; explicit acks, ack wait
+//! 5 s, at most 20 deliveries, deleted after 60 s without pulls) that every node with
+//! members pulls from. A node hands each message to one online local member and
+//! acknowledges it to JetStream only once that member's client took it (PUBACK, PUBREC,
+//! or sent at QoS 0; for a persistent member with `sync` durability, once its stored
+//! copy is acknowledged, since the session now holds it wherever it resumes). It refuses
+//! it (NAK, and pauses its pulls, 100 ms doubling to 2 s) when no local member is
+//! online, and when the member dropped it unacknowledged (a clean session that ended):
+//! another node gets it at once. A client slower than the ack wait keeps its message
+//! through progress notes for up to a minute. So a message on its way to a node that
+//! dies, queued there or in flight to a member, goes to another node's member 5 s later
+//! (tests/cluster_share.rs). Costs: one pull per batch of 256 and one acknowledgement
+//! (replicated with the consumer, R3) per message, and the ack wait's delay after a
+//! node's death. Duplicates: a message whose acknowledgement is lost with its node, or
+//! whose client took longer than the progress notes allow, goes to a second member too:
+//! so a group gets each QoS 1 message at least once, and a QoS 2 message exactly once per
+//! member that received it but possibly at two members (each member's own QoS 2 flow is
+//! exactly once; across the group, not after a node's death or a stalled client). The
+//! members' queue and in-flight limits still apply (a full queue drops it, and the NAK
+//! gives it to another member). Without an online member anywhere, a message is dropped
+//! after 20 refusals (as on one node, where it is dropped at once). With the log off,
+//! all QoS go through the queue subscription: exactly once per group cluster-wide while
+//! the chosen node has an online member; if its members went offline at that moment,
+//! the message is dropped, and one on its way to a node that dies is lost.
 //!
 //! **Retained messages.** A retained publish also goes to the stream `STARLING_RETAINED`
 //! (subjects `starling.r.>`, one message per subject kept, `replicas` copies, file storage);
@@ -238,7 +266,9 @@
 //!   300 messages, all 300 arrive, in order). A message queued for the session whose
 //!   cursor write was lost with the node arrives once: the replay skips what the loaded
 //!   queue holds (tests/cluster_exactly_once.rs). Limits: the log keeps
-//!   `log_retention_secs`; QoS 0 and `$share` deliveries are not replayed. Other nodes are unaffected; NATS drops the dead node's
+//!   `log_retention_secs`; QoS 0 and `$share` deliveries are not replayed (with the log
+//!   on, the `$share` QoS 1/2 messages the dead node held go to another node's member,
+//!   above). Other nodes are unaffected; NATS drops the dead node's
 //!   interest when its connection closes.
 //!
 //!   *Orphaned sessions* (`cluster/nodes.rs`, `cluster/orphans.rs`). Each node keeps an
@@ -331,7 +361,9 @@
 //! routing between the other nodes meanwhile, and the node's recovery when the server
 //! returns; `tests/cluster_orphans.rs` kills a node holding two persistent sessions and
 //! checks that the one with a 4 s expiry goes on schedule while the other stays, and that
-//! `$SYS/cluster/#` on one node shows every node.
+//! `$SYS/cluster/#` on one node shows every node; `tests/cluster_share.rs` kills a node
+//! with members of a `$share` group mid-stream and checks that every acknowledged
+//! message reached a member.
 
 pub mod admin;
 pub mod bridge;
@@ -347,6 +379,7 @@ pub mod ownership;
 mod publish;
 pub mod replay;
 pub mod retained;
+mod shared;
 pub mod subject;
 pub mod sys;
 

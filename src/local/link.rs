@@ -68,6 +68,8 @@ impl LocalLink {
 
 impl SessionLink for LocalLink {
     fn deliver(&self, out: Outgoing) {
+        // Handed over in process: nothing is in flight on a connection.
+        out.settle();
         let subs = self.lock();
         match &out.sub_ids[..] {
             [id] => {

@@ -253,6 +253,7 @@ impl LocalClient {
             sub_ids: vec![id],
             seq: None,
             share: None,
+            receipt: None,
         });
         subscription.inbox.push_front(retained.collect());
         let (info, filter) = (&self.core.info, &subscription.filter);

@@ -94,6 +94,7 @@ pub fn outgoing_from_record(seq: u64, rec: &QueuedRecord) -> Option<Outgoing> {
         seq: Some(seq),
         // Not stored: after a restart the message stays with this member.
         share: None,
+        receipt: None,
     })
 }
 

@@ -12,8 +12,8 @@ use tracing::{info, warn};
 use super::actor::Router;
 use super::link::Takeover;
 use super::messages::{
-    AttachCluster, EvictSessions, Prior, RegisterReply, RemoteTakeover, RestoreSession, Restored,
-    RetainRemote, RouteRemote,
+    AttachCluster, EvictSessions, Prior, RegisterReply, RemoteRouted, RemoteTakeover,
+    RestoreSession, Restored, RetainRemote, RouteRemote,
 };
 use super::state::Shares;
 use crate::message::ClientId;
@@ -60,27 +60,42 @@ impl Router {
 }
 
 impl Router {
-    pub(super) fn on_route_remote(&mut self, msg: RouteRemote, ctx: &mut Context<Self>) {
-        self.route_remote(msg, false);
+    pub(super) fn on_route_remote(
+        &mut self,
+        msg: RouteRemote,
+        ctx: &mut Context<Self>,
+    ) -> RemoteRouted {
+        let routed = self.route_remote(msg, false);
         self.schedule_flush(ctx);
+        routed
     }
 }
 
 impl Router {
     /// Routes a message from another node to local sessions; `again` after a failure
     /// of its first run (`super::redo`), whose copy was counted already.
-    pub(super) fn route_remote(&mut self, msg: RouteRemote, again: bool) {
+    pub(super) fn route_remote(&mut self, msg: RouteRemote, again: bool) -> RemoteRouted {
         let deliveries = match &msg.share {
-            // The queue group picked this node: one local member of that group gets it.
-            Some(share) => self.state.route_with(&msg.msg, Shares::Only(share)),
+            // The cluster picked this node: one online local member of that group gets
+            // it, with the receipt the cluster waits on before letting it go.
+            Some(share) => {
+                let mut picked = self.state.route_with(&msg.msg, Shares::Only(share));
+                for d in &mut picked {
+                    d.receipt.clone_from(&msg.receipt);
+                }
+                picked
+            }
             // Several plain NATS subscriptions may match one message: route it once.
-            None if !again && !self.cluster.first_copy(msg.origin) => return,
+            None if !again && !self.cluster.first_copy(msg.origin) => {
+                return RemoteRouted::default()
+            }
             None => self.state.route_with(&msg.msg, Shares::Skip),
         };
         self.routed += 1;
-        // The publishing node acknowledged the publish already; the stored copies for
-        // persistent sessions here are written without anyone waiting on them.
-        let _ = self.deliver(&msg.msg, deliveries, Vec::new(), Some(msg.origin));
+        // The publishing node acknowledged the publish already: only a shared
+        // subscription's message from the log waits for the stored copy (the answer).
+        let (matched, durable) = self.deliver(&msg.msg, deliveries, Vec::new(), Some(msg.origin));
+        RemoteRouted { matched, durable }
     }
 }
 

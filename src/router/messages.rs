@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use super::link::{Handoff, SessionRef};
 use super::state::SubscribeOutcome;
-use crate::delivery::{Origin, Outgoing, Pressure, SubEntry};
+use crate::delivery::{Origin, Outgoing, Pressure, Receipt, SubEntry};
 use crate::message::{ClientId, Message};
 use crate::persistence::{Durable, Loaded, SessionRecord};
 use crate::protocol::PacketId;
@@ -205,9 +205,10 @@ pub struct AttachCluster {
 }
 
 /// Cluster mode: a message another node published (or, for a shared subscription, one
-/// this node's NATS queue subscription was picked for). Routed to local sessions only.
+/// this node's NATS queue subscription or the group's log consumer was picked for).
+/// Routed to local sessions only.
 #[derive(Message, Clone)]
-#[rtype(result = "()")]
+#[rtype(result = "RemoteRouted")]
 pub struct RouteRemote {
     pub msg: Arc<Message>,
     /// The message's cluster number, to drop the copies that several matching
@@ -216,6 +217,18 @@ pub struct RouteRemote {
     /// The `$share/{group}/{filter}` whose queue subscription received it; `None` for a
     /// plain subscription.
     pub share: Option<TopicFilter>,
+    /// Settled once the member's client took it (a shared subscription's message from
+    /// the log, which the cluster holds until then).
+    pub receipt: Option<Receipt>,
+}
+
+/// The answer to [`RouteRemote`].
+#[derive(MessageResponse, Default)]
+pub struct RemoteRouted {
+    /// How many sessions it was handed to (none: no online member took a shared one).
+    pub matched: usize,
+    /// Resolves once the persistent sessions' copies are stored (`sync` durability).
+    pub durable: Option<Durable>,
 }
 
 /// Cluster mode: a retained message (or a deletion) from the cluster's stream.

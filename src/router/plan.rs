@@ -183,6 +183,7 @@ impl RouterState {
                 sub_ids: d.sub_ids,
                 seq,
                 share: d.share,
+                receipt: d.receipt,
             };
             sink.send(d.client, slot, out);
         }

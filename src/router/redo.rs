@@ -12,7 +12,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use tracing::error;
 
 use super::actor::Router;
-use super::messages::{Adopt, EvictSessions, RemoteTakeover, RetainRemote, RouteRemote};
+use super::messages::{
+    Adopt, EvictSessions, RemoteRouted, RemoteTakeover, RetainRemote, RouteRemote,
+};
 use crate::guard::Call;
 
 /// The copy of the message being handled.
@@ -30,16 +32,23 @@ pub(super) enum Redo {
 impl Call<Router> for RouteRemote {
     const NAME: &'static str = "RouteRemote";
 
+    /// A message with a receipt is not kept: the cluster sees the failure (no member
+    /// took it) and gives it to a member again.
     fn keep(&mut self, act: &mut Router) {
-        act.redo = Some(Redo::Remote(self.clone()));
+        if self.receipt.is_none() {
+            act.redo = Some(Redo::Remote(self.clone()));
+        }
     }
 
-    fn call(self, act: &mut Router, ctx: &mut Context<Router>) {
-        act.on_route_remote(self, ctx);
+    fn call(self, act: &mut Router, ctx: &mut Context<Router>) -> RemoteRouted {
+        let routed = act.on_route_remote(self, ctx);
         act.redo = None;
+        routed
     }
 
-    fn failed() {}
+    fn failed() -> RemoteRouted {
+        RemoteRouted::default()
+    }
 }
 
 impl Call<Router> for RetainRemote {
@@ -120,7 +129,9 @@ impl Router {
             return;
         };
         let again = catch_unwind(AssertUnwindSafe(|| match redo {
-            Redo::Remote(msg) => self.route_remote(msg, true),
+            Redo::Remote(msg) => {
+                self.route_remote(msg, true);
+            }
             Redo::Retain(msg) => self.on_retain_remote(msg, ctx),
             Redo::Takeover(msg) => self.on_remote_takeover(msg, ctx),
             Redo::Adopt(msg) => self.on_adopt(msg, ctx),

@@ -34,7 +34,7 @@ impl Router {
     /// false when there is none (the message then stays with `from`, stored copy and
     /// all).
     fn hand_to_another(&mut self, from: &ClientId, out: Outgoing) -> bool {
-        let Some(d) = out
+        let Some(mut d) = out
             .share
             .as_ref()
             .and_then(|share| self.state.reshare(&out.msg, share, from))
@@ -42,6 +42,8 @@ impl Router {
         else {
             return false;
         };
+        // Whoever waits for the client's acknowledgement waits for the new member's.
+        d.receipt = out.receipt;
         debug!(%from, to = %d.client, topic = %out.msg.topic, "shared message handed to another member");
         // The leaving member's stored copy goes in the same batch as the new one.
         let forget = out.seq.map(|seq| Op::DeleteQueued {

@@ -12,7 +12,7 @@ use crate::message::{ClientId, Message};
 use crate::protocol::{QoS, RetainHandling};
 use crate::topic::{Match, SubscriptionTrie, TopicFilter, TopicTree};
 
-use crate::delivery::SubEntry;
+use crate::delivery::{Receipt, SubEntry};
 
 /// One message to hand to one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct Delivery {
     /// The shared subscription it goes through, when no non-shared subscription of the
     /// client matched: the message may move to another member (section 4.8.2).
     pub share: Option<TopicFilter>,
+    /// Whom to tell once the client took it (see [`Receipt`]).
+    pub receipt: Option<Receipt>,
 }
 
 /// The result of subscribing to one filter.
@@ -421,6 +423,7 @@ fn delivery(
         retain,
         sub_ids: entry.id.into_iter().collect(),
         share: share.cloned(),
+        receipt: None,
     }
 }
 

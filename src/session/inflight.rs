@@ -121,6 +121,7 @@ mod tests {
                 sub_ids: vec![],
                 seq: None,
                 share: None,
+                receipt: None,
             },
             stage: Stage::Published,
         }

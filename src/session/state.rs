@@ -201,9 +201,12 @@ impl SessionState {
             if out.msg.expires_at.is_some() && out.msg.is_expired(now()) {
                 self.dropped += 1;
                 self.expired += 1;
+                // Expired for every member alike: nobody else should get it either.
+                out.settle();
                 continue;
             }
             if out.qos == QoS::AtMostOnce {
+                out.settle();
                 return Some((out, None));
             }
             let packet_id = packet_id.unwrap_or_else(|| self.allocate_packet_id());
@@ -239,6 +242,7 @@ impl SessionState {
         match self.inflight.get_mut(id) {
             Some(i) if i.out.qos == QoS::ExactlyOnce => {
                 i.stage = Stage::Released;
+                i.out.settle();
                 AckResult::Matched { seq: i.out.seq }
             }
             _ => AckResult::Unknown,
@@ -255,7 +259,10 @@ impl SessionState {
             .inflight
             .remove_if(id, |i| i.out.qos == qos && i.stage == stage)
         {
-            Some(i) => AckResult::Matched { seq: i.out.seq },
+            Some(i) => {
+                i.out.settle();
+                AckResult::Matched { seq: i.out.seq }
+            }
             None => AckResult::Unknown,
         }
     }

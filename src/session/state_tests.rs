@@ -28,6 +28,7 @@ fn out(payload: &'static str, qos: QoS) -> Outgoing {
         sub_ids: vec![],
         seq: None,
         share: None,
+        receipt: None,
     }
 }
 
@@ -151,6 +152,7 @@ fn expired_messages_are_skipped() {
         sub_ids: vec![],
         seq: None,
         share: None,
+        receipt: None,
     });
     s.enqueue(out("fresh", QoS::AtLeastOnce));
     let (o, _) = s.next_to_send(10, || now + Duration::from_secs(1)).unwrap();
@@ -264,6 +266,7 @@ fn shared_handover_offers_only_unacknowledged_shared_messages() {
     let filter = crate::topic::TopicFilter::new("$share/g/t").unwrap();
     let shared = |payload, qos| Outgoing {
         share: Some(filter.clone()),
+        receipt: None,
         ..out(payload, qos)
     };
     s.enqueue(shared("in-flight-1", QoS::AtLeastOnce));

@@ -176,6 +176,7 @@ impl Session {
                     sub_ids,
                     seq: None,
                     share: None,
+                    receipt: None,
                 });
             }
         }
