@@ -178,7 +178,8 @@ impl Router {
             self.loading.remove(&msg.client_id);
         }
         let current = self.sessions.get(&msg.client_id) == Some(&msg.addr);
-        if !current && !(heir && self.sessions.contains_key(&msg.client_id)) {
+        let inherited = heir && self.sessions.contains_key(&msg.client_id);
+        if !(current || inherited) {
             return Some(Restored { durable: None });
         }
         let now = Instant::now();
