@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::admin::{self, AdminHandler, AdminLink};
 use super::envelope::Envelope;
+use super::feed;
 use super::handle::{ClusterHandle, HandleParts};
 use super::isolation;
 use super::ownership::{self, Owner, OwnershipCmd};
@@ -156,7 +157,7 @@ pub async fn start(
         let result = run(addrs, &config, origin, bridge, channels).await;
         let _ = started_tx.send(result);
     });
-    let admin = started_rx.await.map_err(|_| ClusterError::Stopped)??;
+    let (admin, feed_start) = started_rx.await.map_err(|_| ClusterError::Stopped)??;
     let handle = ClusterHandle::new(HandleParts {
         origin,
         publish: publish_tx,
@@ -165,6 +166,7 @@ pub async fn start(
         isolation: isolation_flag,
         message_log,
         session_state,
+        feed_start,
     });
     Ok((handle, admin))
 }
@@ -183,7 +185,7 @@ async fn run(
     origin: u64,
     bridge: Bridge,
     channels: Channels,
-) -> Result<AdminLink, ClusterError> {
+) -> Result<(AdminLink, Option<u64>), ClusterError> {
     let Bridge {
         router,
         persistence,
@@ -223,6 +225,20 @@ async fn run(
     )
     .await
     .map_err(|_| ClusterError::JetStream("timed out creating the message log".into()))??;
+    let feed_start = if config.message_log {
+        let position = tokio::time::timeout(START_TIMEOUT, feed::start_position(&log))
+            .await
+            .map_err(|_| ClusterError::JetStream("timed out reading the message log".into()))?;
+        tokio::spawn(feed::run(feed::Feed {
+            stream: log.clone(),
+            origin,
+            router: router.clone(),
+            position,
+        }));
+        Some(position)
+    } else {
+        None
+    };
     let publisher = Publisher {
         client: client.clone(),
         js,
@@ -244,7 +260,7 @@ async fn run(
         tokio::spawn(admin::serve(client.clone(), origin, answer));
     }
     match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
-        Ok(Ok(())) => Ok(link),
+        Ok(Ok(())) => Ok((link, feed_start)),
         _ => Err(ClusterError::JetStream(
             "timed out loading retained messages".into(),
         )),
@@ -407,5 +423,6 @@ fn to_route(
             seq: env.seq,
         },
         share: share.cloned(),
+        log: None,
     })
 }

@@ -263,6 +263,7 @@
 pub mod admin;
 pub mod bridge;
 pub mod envelope;
+mod feed;
 mod handle;
 pub mod interest;
 pub mod isolation;

@@ -120,7 +120,8 @@ async fn accept(p: &Publisher, queue: &mut VecDeque<Item>, out: Outbound) {
                 return;
             }
             let payload = Bytes::from(payload);
-            let log = if msg.qos == QoS::AtMostOnce || !p.message_log {
+            let logged = msg.qos != QoS::AtMostOnce && p.message_log;
+            let log = if !logged {
                 Log::None
             } else {
                 let subject = log_subject(&subject);
@@ -137,8 +138,11 @@ async fn accept(p: &Publisher, queue: &mut VecDeque<Item>, out: Outbound) {
                     acked
                 }))
             };
+            // A logged message reaches the other nodes through their log feeds
+            // ([`super::feed`]), not as a core NATS copy.
+            let live = (!logged).then_some((subject, payload));
             queue.push_back(Item {
-                live: Some((subject, payload)),
+                live,
                 log,
                 done,
                 replay: None,

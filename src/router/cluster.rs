@@ -70,6 +70,9 @@ impl Router {
     /// Routes a message from another node to local sessions; `again` after a failure
     /// of its first run (`super::redo`), whose copy was counted already.
     pub(super) fn route_remote(&mut self, msg: RouteRemote, again: bool) {
+        if let Some(seq) = msg.log {
+            self.log_fed = Some(self.log_fed.map_or(seq, |f| f.max(seq)));
+        }
         let deliveries = match &msg.share {
             // The queue group picked this node: one local member of that group gets it.
             Some(share) => self.state.route_with(&msg.msg, Shares::Only(share)),

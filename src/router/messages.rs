@@ -216,6 +216,9 @@ pub struct RouteRemote {
     /// The `$share/{group}/{filter}` whose queue subscription received it; `None` for a
     /// plain subscription.
     pub share: Option<TopicFilter>,
+    /// Its stream sequence in the cluster's message log when this node's log feed
+    /// brought it (in log order); `None` for a core NATS copy.
+    pub log: Option<u64>,
 }
 
 /// Cluster mode: a retained message (or a deletion) from the cluster's stream.
