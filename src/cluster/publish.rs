@@ -1,11 +1,11 @@
 //! The bridge's publish task: local messages to the other nodes, in order.
 //!
-//! A QoS 0 message goes out on its subject at once. A QoS 1/2 message is first written
-//! to the message log ([`super::replay`]); its live copy goes out only once JetStream
-//! stored it, so a node that subscribes later finds in the log everything it could not
-//! have received live. Live copies leave in publish order (a later message waits for an
-//! earlier one's log write), and each batch is flushed once: a publish is acknowledged
-//! to its client after the flush that carried it.
+//! A QoS 0 message goes out on its subject at once. A QoS 1/2 message is written to the
+//! message log ([`super::replay`]), from which the other nodes' log feeds
+//! ([`super::feed`]) read it: it has no core copy (with the log off, it goes out like a
+//! QoS 0 one). Core copies leave in publish order (a later message waits for an earlier
+//! one's log write), and each batch is flushed once: a publish is acknowledged to its
+//! client after its log write and the flush after it.
 
 use std::collections::VecDeque;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! The message log: every QoS 1/2 message published in the cluster goes to the stream
 //! `STARLING_LOG` (subjects `starling.l.<its subject without "starling.">`, kept
 //! `log_retention_secs`, `replicas` copies) and is acknowledged to its publisher only once
-//! JetStream stored it; its live copy to the other nodes goes out after that. A session
+//! JetStream stored it; the other nodes read it from there ([`super::feed`]). A session
 //! resumed on another node reads the log from its [`ReplayCursor`], so that what was on
 //! its way to a node that died, or published while no node held the session, still
 //! reaches it.
@@ -319,6 +319,34 @@ impl LogProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_feed_brings_other_nodes_messages_after_its_position() {
+        let feed = Feed {
+            origin: 7,
+            fed: Some(100),
+        };
+        assert!(
+            !feed.brings(9, 100),
+            "routed before the subscriptions: replayed"
+        );
+        assert!(
+            feed.brings(9, 101),
+            "routed after them: the feed delivers it"
+        );
+        assert!(
+            !feed.brings(7, 101),
+            "the node's own: never through the feed"
+        );
+        let off = Feed {
+            origin: 7,
+            fed: None,
+        };
+        assert!(
+            !off.brings(9, u64::MAX),
+            "no feed: the replay takes everything"
+        );
+    }
 
     #[test]
     fn log_subjects_keep_the_message_subject() {
