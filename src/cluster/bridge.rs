@@ -253,7 +253,7 @@ async fn run(
     tokio::spawn(publish::run(publisher, channels.publish));
     tokio::spawn(interest_loop(
         client.clone(),
-        origin,
+        (origin, config.message_log),
         router,
         channels.interest,
     ));
@@ -309,7 +309,7 @@ async fn connect(
 /// subscribers, each with a task forwarding what arrives to the router.
 async fn interest_loop(
     client: async_nats::Client,
-    origin: u64,
+    origin: (u64, bool),
     router: Addr<Router>,
     mut rx: mpsc::UnboundedReceiver<InterestCmd>,
 ) {
@@ -347,7 +347,7 @@ async fn interest_loop(
 async fn subscribe(
     client: &async_nats::Client,
     filter: &TopicFilter,
-    origin: u64,
+    origin: (u64, bool),
     router: &Addr<Router>,
 ) -> Vec<JoinHandle<()>> {
     let queue = queue_group(filter);
@@ -382,7 +382,7 @@ async fn subscribe(
 async fn forward(
     sub: async_nats::Subscriber,
     share: Option<TopicFilter>,
-    origin: u64,
+    origin: (u64, bool),
     router: Addr<Router>,
 ) {
     let routes = sub.filter_map(|m| std::future::ready(to_route(&m, share.as_ref(), origin)));
@@ -396,11 +396,12 @@ async fn forward(
     }
 }
 
-/// The router's message for one NATS message, unless it is not for this node.
+/// The router's message for one NATS message, unless it is not for this node. `origin`
+/// is this node's incarnation, and whether its log feed brings QoS 1/2 messages.
 fn to_route(
     m: &async_nats::Message,
     share: Option<&TopicFilter>,
-    origin: u64,
+    (origin, feed): (u64, bool),
 ) -> Option<RouteRemote> {
     let env = match Envelope::decode(&m.payload) {
         Ok(env) => env,
@@ -418,6 +419,10 @@ fn to_route(
         warn!(subject = %m.subject, "cluster message with an invalid topic");
         return None;
     };
+    // The log feed brings QoS 1/2 messages to plain subscriptions (`super::feed`).
+    if share.is_none() && feed && msg.qos != crate::protocol::QoS::AtMostOnce {
+        return None;
+    }
     Some(RouteRemote {
         msg: Arc::new(msg),
         origin: Origin {

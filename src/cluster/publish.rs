@@ -138,11 +138,11 @@ async fn accept(p: &Publisher, queue: &mut VecDeque<Item>, out: Outbound) {
                     acked
                 }))
             };
-            // A logged message reaches the other nodes through their log feeds
-            // ([`super::feed`]), not as a core NATS copy.
-            let live = (!logged).then_some((subject, payload));
+            // A logged message reaches the other nodes' plain subscriptions through
+            // their log feeds ([`super::feed`]); its core copy is still sent, for the
+            // `$share` queue subscriptions only (plain ones drop it: `bridge::to_route`).
             queue.push_back(Item {
-                live,
+                live: Some((subject, payload)),
                 log,
                 done,
                 replay: None,
