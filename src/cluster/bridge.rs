@@ -1,8 +1,9 @@
 //! The bridge between the router and NATS. It runs as tasks on its own arbiter:
 //!
 //! - the publish task ([`super::publish`]) takes local messages from the router (bounded
-//!   queue), writes QoS 1/2 ones to the message log ([`super::replay`]), publishes QoS 0
-//!   ones (all, with the log off) on their subject, and after each batch flushes the
+//!   queue), writes QoS 1/2 ones to the message log ([`super::replay`]), publishes each
+//!   on its subject (plain subscriptions drop QoS 1/2 ones while the log feed brings
+//!   them; `$share` queue subscriptions take them), and after each batch flushes the
 //!   connection once: the QoS 1/2 publishes of the batch are acknowledged to their
 //!   clients only then;
 //! - the log feed ([`super::feed`]) routes the other nodes' QoS 1/2 messages from the log;

@@ -35,7 +35,7 @@
 //! | interest | `router/interest.rs` and `cluster/handle.rs` | local subscriptions counted per filter; the first subscribes on NATS, the last unsubscribes |
 //! | envelope | `cluster/envelope.rs` | postcard `MessageRecord` (payload, QoS, retain, v5 properties, expiry as Unix time, publisher) + origin incarnation + sequence number |
 //! | bridge | `cluster/bridge.rs` | the NATS connection on its own arbiter: the interest task, one forwarding task per NATS subscription |
-//! | publish task | `cluster/publish.rs` | local messages out in order: QoS 1/2 to the message log (no core copy while the log is on), QoS 0 as core copies, one flush per batch |
+//! | publish task | `cluster/publish.rs` | local messages out in order: QoS 1/2 to the message log first, then (for `$share` queue subscriptions, or with the log off) the core copy, one flush per batch |
 //! | log feed | `cluster/feed.rs` | each node's consumer of the whole log: the other nodes' QoS 1/2 messages to the router in log order, resumed from the last sequence routed |
 //! | message log | `cluster/replay.rs`, `router/replay.rs` | the stream `STARLING_LOG`; a resumed session's replay from its cursor, with its deliveries held meanwhile |
 //! | retained | `cluster/retained.rs` | the JetStream stream and each node's mirror of it |
@@ -52,10 +52,11 @@
 //! without "starling.">`, `replicas` copies, file storage, kept `[cluster]
 //! log_retention_secs`, default 3600; `message_log = false` turns the log, the log feed
 //! and the replay off, as does `durability = "memory"`), without waiting (failed writes
-//! re-sent, 9 attempts, about 23 s, across a leader election). With the log on, a QoS 1/2
-//! message has no core NATS copy: the other nodes read it from the log (**Receive**).
-//! QoS 0 messages go out as core copies on their subjects, in publish order (one waits
-//! behind an earlier QoS 1 one's log write), and each batch is flushed once. A
+//! re-sent, 9 attempts, about 23 s, across a leader election). With the log on, the other
+//! nodes' plain subscriptions get a QoS 1/2 message from the log (**Receive**); its core
+//! NATS copy, sent once the log stored it, now serves only `$share` queue subscriptions
+//! (plain ones drop it). Core copies leave in publish order (one waits behind an earlier
+//! QoS 1 one's log write), and each batch is flushed once. A
 //! PUBACK/PUBREC waits for the log write (R3: a quorum stored it) and that flush (and,
 //! with `sync`, for local persistent copies). What this promises: every acknowledged QoS
 //! 1/2 message is in the log, and every node routes it from there to its subscriptions

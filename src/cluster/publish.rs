@@ -2,8 +2,9 @@
 //!
 //! A QoS 0 message goes out on its subject at once. A QoS 1/2 message is written to the
 //! message log ([`super::replay`]), from which the other nodes' log feeds
-//! ([`super::feed`]) read it: it has no core copy (with the log off, it goes out like a
-//! QoS 0 one). Core copies leave in publish order (a later message waits for an earlier
+//! ([`super::feed`]) read it for their plain subscriptions; its core copy follows once
+//! the log stored it, for `$share` queue subscriptions (with the log off, for all). Core
+//! copies leave in publish order (a later message waits for an earlier
 //! one's log write), and each batch is flushed once: a publish is acknowledged to its
 //! client after its log write and the flush after it.
 
