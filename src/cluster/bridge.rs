@@ -2,8 +2,11 @@
 //!
 //! - the publish task ([`super::publish`]) takes local messages from the router (bounded
 //!   queue), writes QoS 1/2 ones to the message log ([`super::replay`]), publishes each
-//!   on its subject, and after each batch flushes the connection once: the QoS 1/2
-//!   publishes of the batch are acknowledged to their clients only then;
+//!   on its subject (plain subscriptions drop QoS 1/2 ones while the log feed brings
+//!   them; `$share` queue subscriptions take them), and after each batch flushes the
+//!   connection once: the QoS 1/2 publishes of the batch are acknowledged to their
+//!   clients only then;
+//! - the log feed ([`super::feed`]) routes the other nodes' QoS 1/2 messages from the log;
 //! - the interest task subscribes on NATS per filter as the router's interest changes
 //!   (a queue subscription per shared subscription), one forwarding task per NATS
 //!   subscription handing what arrives to the router ([`RouteRemote`]);
@@ -24,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::admin::{self, AdminHandler, AdminLink};
 use super::envelope::Envelope;
+use super::feed;
 use super::handle::{ClusterHandle, HandleParts};
 use super::isolation;
 use super::nodes;
@@ -160,7 +164,7 @@ pub async fn start(
         let result = run(addrs, &config, origin, bridge, channels).await;
         let _ = started_tx.send(result);
     });
-    let admin = started_rx.await.map_err(|_| ClusterError::Stopped)??;
+    let (admin, feed_start) = started_rx.await.map_err(|_| ClusterError::Stopped)??;
     let handle = ClusterHandle::new(HandleParts {
         origin,
         publish: publish_tx,
@@ -169,6 +173,7 @@ pub async fn start(
         isolation: isolation_flag,
         message_log,
         session_state,
+        feed_start,
     });
     Ok((handle, admin))
 }
@@ -187,7 +192,7 @@ async fn run(
     origin: u64,
     bridge: Bridge,
     channels: Channels,
-) -> Result<AdminLink, ClusterError> {
+) -> Result<(AdminLink, Option<u64>), ClusterError> {
     let Bridge {
         router,
         persistence,
@@ -237,6 +242,20 @@ async fn run(
     )
     .await
     .map_err(|_| ClusterError::JetStream("timed out creating the message log".into()))??;
+    let feed_start = if config.message_log {
+        let position = tokio::time::timeout(START_TIMEOUT, feed::start_position(&log))
+            .await
+            .map_err(|_| ClusterError::JetStream("timed out reading the message log".into()))?;
+        tokio::spawn(feed::run(feed::Feed {
+            stream: log.clone(),
+            origin,
+            router: router.clone(),
+            position,
+        }));
+        Some(position)
+    } else {
+        None
+    };
     let publisher = Publisher {
         client: client.clone(),
         js,
@@ -259,7 +278,7 @@ async fn run(
         tokio::spawn(admin::serve(client.clone(), origin, answer));
     }
     match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
-        Ok(Ok(())) => Ok(link),
+        Ok(Ok(())) => Ok((link, feed_start)),
         _ => Err(ClusterError::JetStream(
             "timed out loading retained messages".into(),
         )),
@@ -352,7 +371,9 @@ async fn subscribe(
 ) -> Vec<JoinHandle<()>> {
     let queue = queue_group(filter);
     let share = queue.as_ref().map(|_| filter.clone());
-    let live_qos0_only = share.is_some() && groups.log_on();
+    // With the log on, QoS 1/2 messages come from it: the log feed for plain
+    // subscriptions (`super::feed`), the group's consumer for shared ones.
+    let live_qos0_only = groups.log_on();
     let origin = groups.origin();
     let mut tasks = Vec::new();
     if share.is_some() {
@@ -403,7 +424,7 @@ async fn forward(
 }
 
 /// The router's message for one NATS message, unless it is not for this node (or, with
-/// `qos0_only`, a QoS 1/2 one, which the group's log consumer brings).
+/// `qos0_only`, a QoS 1/2 one, which the log feed or the group's log consumer brings).
 pub(super) fn to_route(
     m: &async_nats::Message,
     share: Option<&TopicFilter>,
@@ -437,5 +458,6 @@ pub(super) fn to_route(
         },
         share: share.cloned(),
         receipt: None,
+        log: None,
     })
 }

@@ -44,6 +44,10 @@ pub struct ClusterHandle {
     replaying: HashMap<ClientId, Replaying>,
     /// The number of the next replay asked.
     generation: u64,
+    /// With the log feed on: the highest log sequence the router routed from it (the
+    /// log's last at start until then). A replay takes from the log only the other
+    /// nodes' messages up to it: the feed brings the later ones.
+    fed: Option<u64>,
 }
 
 /// A session catching up on the message log.
@@ -67,6 +71,8 @@ pub(super) struct HandleParts {
     pub isolation: Isolation,
     pub message_log: bool,
     pub session_state: bool,
+    /// Where the log feed started, if it runs.
+    pub feed_start: Option<u64>,
 }
 
 impl ClusterHandle {
@@ -84,6 +90,7 @@ impl ClusterHandle {
             dedup: Dedup::new(DEDUP_WINDOW),
             replaying: HashMap::new(),
             generation: 0,
+            fed: parts.feed_start,
         }
     }
 
@@ -104,6 +111,8 @@ impl ClusterHandle {
             generation,
             cursor,
             after,
+            origin: self.origin,
+            fed: self.fed,
         };
         let queued = self.publish.try_send(Outbound::Replay(job)).is_ok();
         if !queued {
@@ -144,6 +153,12 @@ impl ClusterPort for ClusterHandle {
             node: self.origin,
             seq: self.seq,
         })
+    }
+
+    fn log_position(&mut self, seq: u64) {
+        if let Some(fed) = &mut self.fed {
+            *fed = (*fed).max(seq);
+        }
     }
 
     /// Sends the message (and its retained copy, to the stream). With `ack` the ticket

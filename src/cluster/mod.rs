@@ -6,7 +6,8 @@
 //! - [`handle`] — `ClusterHandle`, the router's `ClusterPort` over the bridge.
 //! - [`envelope`] — the wire format between nodes and the duplicate filter (pure).
 //! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
-//!   feeds what arrives to the router; [`retained`] keeps retained messages in JetStream;
+//!   feeds what arrives to the router; [`feed`] follows the message log for the other
+//!   nodes' QoS 1/2 messages; [`retained`] keeps retained messages in JetStream;
 //!   [`ownership`] claims client ids cluster-wide (takeover across nodes);
 //!   [`js_store`] keeps session state in JetStream for whichever node resumes it;
 //!   `shared` pulls shared subscriptions' QoS 1/2 messages from the message log.
@@ -28,7 +29,7 @@
 //! ```text
 //!   node A                                   NATS (3 servers, JetStream R3)             node B
 //!   Router ──Outbound──▶ publish task ──PUB starling.m._a._b──▶ ─ ─ ─ ▶ forward task ──RouteRemote──▶ Router
-//!      │                     │ QoS 1/2 first: JetStream STARLING_LOG (starling.l.m._a._b) ─ ─ replay ─▶ ReplayDone
+//!      │                     │ QoS 1/2: JetStream STARLING_LOG (starling.l.m._a._b) ─ ─ log feed ─▶ RouteRemote (+ replay ─▶ ReplayDone)
 //!      │  ◀─InterestChange (0→1, 1→0)─ interest task ──SUB / queue SUB──▶           (one per NATS sub)
 //!      └──Retain──▶ JetStream STARLING_RETAINED (last msg per subject) ──ordered consumer──▶ RetainRemote
 //! ```
@@ -39,7 +40,8 @@
 //! | interest | `router/interest.rs` and `cluster/handle.rs` | local subscriptions counted per filter; the first subscribes on NATS, the last unsubscribes |
 //! | envelope | `cluster/envelope.rs` | postcard `MessageRecord` (payload, QoS, retain, v5 properties, expiry as Unix time, publisher) + origin incarnation + sequence number |
 //! | bridge | `cluster/bridge.rs` | the NATS connection on its own arbiter: the interest task, one forwarding task per NATS subscription |
-//! | publish task | `cluster/publish.rs` | local messages out in order: QoS 1/2 to the message log first, the live copy once the log stored it, one flush per batch |
+//! | publish task | `cluster/publish.rs` | local messages out in order: QoS 1/2 to the message log (with the log off, as core copies like QoS 0), QoS 0 as core copies, one flush per batch |
+//! | log feed | `cluster/feed.rs` | each node's consumer of the whole log: the other nodes' QoS 1/2 messages to the router in log order, resumed from the last sequence routed |
 //! | message log | `cluster/replay.rs`, `router/replay.rs` | the stream `STARLING_LOG`; a resumed session's replay from its cursor, with its deliveries held meanwhile |
 //! | retained | `cluster/retained.rs` | the JetStream stream and each node's mirror of it |
 //! | isolation | `cluster/isolation.rs` | the node's NATS connection state (async-nats events); the isolated flag read by the connect task |
@@ -57,22 +59,43 @@
 //! acknowledged). The publish task (`cluster/publish.rs`) writes each QoS 1/2 message to
 //! the **message log**, the stream `STARLING_LOG` (subjects `starling.l.<its subject
 //! without "starling.">`, `replicas` copies, file storage, kept `[cluster]
-//! log_retention_secs`, default 3600; `message_log = false` turns the log and the
-//! replay off, as does `durability = "memory"`), without waiting; once JetStream acknowledged the
-//! write (R3: a quorum stored it; failed writes re-sent, 9 attempts, about 23 s, across a
-//! leader election) it sends the live copy on the message's subject. Live copies leave in
-//! publish order (a QoS 0 message waits behind an earlier QoS 1 one), and each batch is
-//! flushed once. A PUBACK/PUBREC waits for the log write and that flush (and, with `sync`,
-//! for local persistent copies). What this promises: every acknowledged QoS 1/2 message is
-//! in the log, and any node subscribing to it later can find it there; the live copy
-//! itself is at-most-once (core NATS). A write the log never acknowledges is neither sent
-//! live nor acknowledged (the client's retry publishes it again). Cost: one JetStream
-//! write per QoS 1/2 publish (pipelined, up to 8,192 outstanding; the node never waits on
-//! one), its acknowledgement before the live copy (about a millisecond on loopback, the
-//! latency cost measured in BENCHMARKS.md), and the log's disk and replication; QoS 0
-//! costs only the flush.
+//! log_retention_secs`, default 3600; `message_log = false` turns the log, the log feed
+//! and the replay off, as does `durability = "memory"`), without waiting (failed writes
+//! re-sent, 9 attempts, about 23 s, across a leader election). With the log on, the other
+//! nodes get a QoS 1/2 message from the log only (**Receive**, **Shared
+//! subscriptions**): no core NATS copy of it is sent, and core copies of QoS 1/2 messages
+//! that still arrive (from a node with the log off) are dropped. Core copies leave in
+//! publish order (one waits behind an earlier QoS 1 one's log write), and each batch is
+//! flushed once. A
+//! PUBACK/PUBREC waits for the log write (R3: a quorum stored it) and that flush (and,
+//! with `sync`, for local persistent copies). What this promises: every acknowledged QoS
+//! 1/2 message is in the log, and every node routes it from there to its subscriptions
+//! (at least once per node, and once per node as long as it runs: below). A write the log
+//! never acknowledges is not acknowledged (the client's retry publishes it again). With
+//! the log off, QoS 1/2 messages go out as core copies like QoS 0 ones (at most once).
+//! Cost: one JetStream write per QoS 1/2 publish (pipelined, up to 8,192 outstanding;
+//! the node never waits on one), its acknowledgement, the log's disk and replication, and
+//! each node's reading of the whole log (below); QoS 0 costs only the flush.
 //!
-//! **Receive.** A node subscribes once per distinct local filter. One message can match
+//! **Receive.** QoS 1/2 messages (log on): each node follows the whole log with a
+//! JetStream consumer of its own (`cluster/feed.rs`: ephemeral, memory, one replica, no
+//! acknowledgements) from the log's end at its start, and hands every entry another node
+//! published to its router as `RouteRemote` with the entry's stream sequence, in log order
+//! (skipping its own: delivered locally before their log write); the router routes it to
+//! matching plain subscriptions (never to `$share` ones) and drops what matches none. The
+//! feed keeps the last stream sequence it routed and recreates its consumer from the next
+//! one when the consumer fails: a pull error, two missed heartbeats (500 ms each; its
+//! server died or hangs), a gap in the consumer's sequence, or a watchdog (every 750 ms)
+//! that sees the stream grow twice in a row while nothing arrives. So a NATS server's
+//! crash or hang, on the publishing or the receiving node's side, delays QoS 1/2 delivery
+//! (tests/cluster_nats_faults.rs measured up to about 5 s after a 1.5 s hang and a kill)
+//! but loses nothing acknowledged. The router's mailbox is the backpressure (up to about
+//! 1,024 entries not yet handled; a `GetStats` barrier every 256). Every node reads every
+//! QoS 1/2 message, interested or not: the cost of a node grows with the cluster's whole
+//! QoS 1/2 rate (filtering the consumer by the node's interest is left for later).
+//!
+//! QoS 0 messages (and, with the log off, all): a node subscribes once per distinct
+//! local filter. One message can match
 //! several of a node's NATS subscriptions (`a/+` and `a/#`), so the router drops copies by
 //! (origin, seq) (a window of 16,384) and delivers once per client at the highest QoS, as
 //! on a single node. Plain subscriptions skip the node's own messages (already delivered
@@ -80,15 +103,9 @@
 //! Within one topic, order from one publisher is kept. Each NATS subscription's forwarding
 //! task hands messages to the router in order with up to 1,024 not yet handled (not one
 //! round trip each); async-nats holds up to 65,536 per subscription for it, and drops what
-//! arrives beyond (a node that cannot keep up: logged as a slow consumer). A live copy lost
-//! that way, or in a NATS server crash (on the publishing or the receiving node's side),
-//! is lost for clean sessions; for a persistent session it stays in the message log, but
-//! only a resume on another node replays it. A catch-up after a reconnect cannot find it:
-//! the cursor keeps the highest number per origin, and once a later message of that origin
-//! arrived live, a lost copy below it looks like one that did not match. (Such a catch-up
-//! was tried and dropped: in CI the lost copy was the publisher's node's, whose NATS server
-//! died, and the subscriber's node never reconnected.) Closing this needs per-session gap
-//! detection, e.g. a JetStream consumer per node instead of core subscriptions.
+//! arrives beyond (a node that cannot keep up: logged as a slow consumer). A core copy
+//! lost that way, or in a NATS server crash, is lost: QoS 0 is at most once (and so are
+//! QoS 1/2 messages with the log off).
 //!
 //! **Shared subscriptions.** In cluster mode the router never serves `$share/{g}/{f}`
 //! groups from a local publish (a node's own messages reach its members the way other
@@ -189,9 +206,12 @@
 //!    may not have applied the latest acknowledged writes yet), and keeps the messages a
 //!    plain (not `$share`) subscription of the session matches, published after that
 //!    subscription (1 s of clock skew tolerated), numbered above the cursor for their
-//!    origin and not in the loaded queue or in flight (by origin: exactly once for QoS 2
-//!    even when the node that stored the message died before the cursor write after it).
-//!    Meanwhile the router holds the session's new deliveries; it then delivers
+//!    origin, not in the loaded queue or in flight (by origin: exactly once for QoS 2
+//!    even when the node that stored the message died before the cursor write after it),
+//!    and, of the other nodes' messages, only those up to the stream sequence the router
+//!    had routed from the log feed when the session's subscriptions joined it (the feed
+//!    brings the later ones to the session, so none arrives twice). Meanwhile the router
+//!    holds the session's new deliveries; it then delivers
 //!    the replayed messages, in log order, except those it holds, and then the held ones.
 //!    So a message is either in the log before the session's subscriptions were active
 //!    (its live copy left after its log write) and replayed, or it arrives live; each
@@ -304,11 +324,14 @@
 //!   clients after `isolation_grace_ms` anyway), and a session of its whose expiry passes
 //!   meanwhile is expired; wills of orphaned sessions are not published; the clocks of
 //!   the nodes are compared (skew shifts the expiry).
-//! - *A NATS server dies*: async-nats reconnects to another URL of `urls` (unlimited
-//!   retries) and re-subscribes; core messages in flight are lost (QoS 1/2 ones remain in
-//!   the log for sessions that resume elsewhere), and QoS 1/2 publishes whose flush does
-//!   not finish within 5 s are not acknowledged (connection closed with 0x80, the client
-//!   retries). JetStream elects new stream leaders in 4–8 s; QoS 1/2 and retained
+//! - *A NATS server dies* (or hangs): async-nats reconnects to another URL of `urls`
+//!   (unlimited retries) and re-subscribes; core messages in flight (QoS 0) are lost; QoS
+//!   1/2 ones are in the log, and each node's log feed resumes after the last entry it
+//!   routed (tests/cluster_nats_faults.rs: each of two servers killed, and hung 1.5 s then
+//!   killed, during 2,000 msg/s of QoS 1 and QoS 2 from node 1 to clean and persistent
+//!   sessions on nodes 2 and 3: every acknowledged message arrives, QoS 2 once). QoS 1/2
+//!   publishes whose flush does not finish within 5 s are not acknowledged (connection
+//!   closed with 0x80, the client retries). JetStream elects new stream leaders in 4–8 s; QoS 1/2 and retained
 //!   publishes wait and retry meanwhile (tests/cluster.rs measured a 5 s PUBACK after
 //!   killing the log's leader). With R3, one server may be lost without losing
 //!   retained messages.
@@ -363,11 +386,13 @@
 //! checks that the one with a 4 s expiry goes on schedule while the other stays, and that
 //! `$SYS/cluster/#` on one node shows every node; `tests/cluster_share.rs` kills a node
 //! with members of a `$share` group mid-stream and checks that every acknowledged
-//! message reached a member.
+//! message reached a member; `tests/cluster_nats_faults.rs` kills NATS servers (plainly,
+//! and after a 1.5 s SIGSTOP) under cross-node QoS 1 and QoS 2 streams (see *Failures*).
 
 pub mod admin;
 pub mod bridge;
 pub mod envelope;
+mod feed;
 mod handle;
 pub mod interest;
 pub mod isolation;

@@ -1,11 +1,13 @@
 //! The bridge's publish task: local messages to the other nodes, in order.
 //!
-//! A QoS 0 message goes out on its subject at once. A QoS 1/2 message is first written
-//! to the message log ([`super::replay`]); its live copy goes out only once JetStream
-//! stored it, so a node that subscribes later finds in the log everything it could not
-//! have received live. Live copies leave in publish order (a later message waits for an
-//! earlier one's log write), and each batch is flushed once: a publish is acknowledged
-//! to its client after the flush that carried it.
+//! A QoS 0 message goes out on its subject at once. A QoS 1/2 message is written to the
+//! message log ([`super::replay`]), from which the other nodes' log feeds
+//! ([`super::feed`]) read it for their plain subscriptions, and the `$share` groups'
+//! consumers ([`super::shared`]) for shared ones; no core copy is sent (with the log
+//! off, a QoS 1/2 message goes out on its subject like a QoS 0 one). Core copies leave in
+//! publish order (a later message waits for an earlier one's log write), and each batch
+//! is flushed once: a publish is acknowledged to its client after its log write and the
+//! flush after it.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -120,7 +122,8 @@ async fn accept(p: &Publisher, queue: &mut VecDeque<Item>, out: Outbound) {
                 return;
             }
             let payload = Bytes::from(payload);
-            let log = if msg.qos == QoS::AtMostOnce || !p.message_log {
+            let logged = msg.qos != QoS::AtMostOnce && p.message_log;
+            let log = if !logged {
                 Log::None
             } else {
                 let subject = log_subject(&subject);
@@ -137,8 +140,12 @@ async fn accept(p: &Publisher, queue: &mut VecDeque<Item>, out: Outbound) {
                     acked
                 }))
             };
+            // A logged message reaches the other nodes through the log only: their log
+            // feeds ([`super::feed`]) for plain subscriptions, the groups' consumers
+            // ([`super::shared`]) for shared ones. No core copy is sent.
+            let live = (!logged).then_some((subject, payload));
             queue.push_back(Item {
-                live: Some((subject, payload)),
+                live,
                 log,
                 done,
                 replay: None,

@@ -1,7 +1,7 @@
 //! The message log: every QoS 1/2 message published in the cluster goes to the stream
 //! `STARLING_LOG` (subjects `starling.l.<its subject without "starling.">`, kept
 //! `log_retention_secs`, `replicas` copies) and is acknowledged to its publisher only once
-//! JetStream stored it; its live copy to the other nodes goes out after that. A session
+//! JetStream stored it; the other nodes read it from there ([`super::feed`]). A session
 //! resumed on another node reads the log from its [`ReplayCursor`], so that what was on
 //! its way to a node that died, or published while no node held the session, still
 //! reaches it.
@@ -29,6 +29,8 @@ use crate::topic::matches;
 pub const STREAM: &str = "STARLING_LOG";
 /// Prefix of its subjects.
 const PREFIX: &str = "starling.l.";
+/// Every subject of the log.
+pub(super) const LOG_FILTER: &str = "starling.l.>";
 /// Attempts to get one log write acknowledged: the waits between them add up to 22.5 s.
 /// A leader election takes 4–8 s, and over 10 s was seen on a loaded 2-core machine
 /// (6 attempts, 10.5 s, failed a publish in tests/cluster.rs).
@@ -118,6 +120,12 @@ pub struct ReplayJob {
     /// Resolves once the session's NATS subscriptions reached the server: from then on
     /// what the log does not hold yet arrives live.
     pub after: Option<Durable>,
+    /// The incarnation of the node replaying: its own messages are taken up to the
+    /// log's end (the node delivered them locally before their log write).
+    pub origin: u64,
+    /// With the log feed on: the highest log sequence the router had routed when the
+    /// replay was asked; the other nodes' later messages come through the feed.
+    pub fed: Option<u64>,
 }
 
 /// Reads the log for `job` and answers the router (an empty answer if it failed).
@@ -132,11 +140,17 @@ pub(super) async fn run(
         generation,
         cursor,
         after,
+        origin,
+        fed,
     } = job;
+    let feed = Feed { origin, fed };
     if let Some(after) = after {
         after.wait().await;
     }
-    let fetched = tokio::time::timeout(REPLAY_TIMEOUT, fetch_retrying(&stream, &cursor, &client));
+    let fetched = tokio::time::timeout(
+        REPLAY_TIMEOUT,
+        fetch_retrying(&stream, &cursor, feed, &client),
+    );
     let messages = match fetched.await {
         Ok(Ok(m)) => Some(m),
         Ok(Err(e)) => {
@@ -167,11 +181,12 @@ pub(super) async fn run(
 async fn fetch_retrying(
     stream: &stream::Stream,
     cursor: &ReplayCursor,
+    feed: Feed,
     client: &ClientId,
 ) -> Result<Vec<(Arc<Message>, Origin)>, String> {
     let mut attempt = 1;
     loop {
-        match fetch(stream, cursor).await {
+        match fetch(stream, cursor, feed).await {
             Ok(messages) => return Ok(messages),
             Err(e) if attempt < ATTEMPTS => {
                 warn!(client_id = %client, attempt, error = e, "message log replay failed; trying again");
@@ -183,12 +198,32 @@ async fn fetch_retrying(
     }
 }
 
+/// What the log feed brings a replaying node (see [`Feed::brings`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Feed {
+    /// The replaying node's incarnation.
+    pub origin: u64,
+    /// The highest log sequence its router routed from the feed; `None` without a feed.
+    pub fed: Option<u64>,
+}
+
+impl Feed {
+    /// True when the feed brings (or brought, after the session's subscriptions were
+    /// in place) the log entry `seq` of `origin`, so the replay leaves it out: another
+    /// node's message above what the router had routed when the replay was asked. The
+    /// node's own messages never come through the feed, and without a feed nothing does.
+    pub fn brings(&self, origin: u64, seq: u64) -> bool {
+        origin != self.origin && self.fed.is_some_and(|fed| seq > fed)
+    }
+}
+
 /// The log's messages a subscription of `cursor` matches, made after the subscription,
-/// numbered above what the cursor records for their origin and not in the session's
-/// stored queue; in log order.
+/// numbered above what the cursor records for their origin, not in the session's stored
+/// queue, and not brought by the feed; in log order.
 async fn fetch(
     stream: &stream::Stream,
     cursor: &ReplayCursor,
+    feed: Feed,
 ) -> Result<Vec<(Arc<Message>, Origin)>, String> {
     // Shared subscriptions are served by their group, not replayed to one member.
     let subs: Vec<(&str, u64)> = cursor
@@ -215,12 +250,16 @@ async fn fetch(
     }
     let mut out = Vec::new();
     let policy = consumer::DeliverPolicy::ByStartTime { start_time };
-    let filter = format!("{PREFIX}>");
+    let filter = LOG_FILTER.to_owned();
     let through = leader.last_sequence;
     super::jetstream::read_ephemeral(stream, policy, filter, through, BATCH, |m| {
         let Ok(env) = Envelope::decode(&m.payload) else {
             return;
         };
+        let Ok(info) = m.info() else { return };
+        if feed.brings(env.origin, info.stream_sequence) {
+            return;
+        }
         let queued = stored.contains(&(env.origin, env.seq));
         if queued || env.seq <= seen.get(&env.origin).copied().unwrap_or(0) {
             return;
@@ -270,7 +309,11 @@ impl LogProbe {
 
     /// The (origin, seq) of each message the replay of `cursor` returns, in log order.
     pub async fn replay(&self, cursor: &ReplayCursor) -> Result<Vec<(u64, u64)>, String> {
-        let messages = fetch(&self.stream, cursor).await?;
+        let feed = Feed {
+            origin: 0,
+            fed: None,
+        };
+        let messages = fetch(&self.stream, cursor, feed).await?;
         Ok(messages.iter().map(|(_, o)| (o.node, o.seq)).collect())
     }
 }
@@ -278,6 +321,34 @@ impl LogProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_feed_brings_other_nodes_messages_after_its_position() {
+        let feed = Feed {
+            origin: 7,
+            fed: Some(100),
+        };
+        assert!(
+            !feed.brings(9, 100),
+            "routed before the subscriptions: replayed"
+        );
+        assert!(
+            feed.brings(9, 101),
+            "routed after them: the feed delivers it"
+        );
+        assert!(
+            !feed.brings(7, 101),
+            "the node's own: never through the feed"
+        );
+        let off = Feed {
+            origin: 7,
+            fed: None,
+        };
+        assert!(
+            !off.brings(9, u64::MAX),
+            "no feed: the replay takes everything"
+        );
+    }
 
     #[test]
     fn log_subjects_keep_the_message_subject() {

@@ -46,6 +46,8 @@ pub struct Router {
     pub(super) unrouted: u64,
     /// Restarts after a failure.
     pub(super) restarts: u64,
+    /// Cluster mode: the highest message log sequence routed (they come in log order).
+    pub(super) log_fed: Option<u64>,
     /// The plan of the message being routed; kept to reuse its allocations.
     pub(super) plan: Plan,
     /// The other nodes, if any ([`Standalone`] on a single node).
@@ -86,6 +88,7 @@ impl Router {
             routed: 0,
             unrouted: 0,
             restarts: 0,
+            log_fed: None,
             plan: Plan::default(),
             cluster: Box::new(Standalone),
             shares_elsewhere: false,

@@ -75,6 +75,9 @@ impl Router {
     /// Routes a message from another node to local sessions; `again` after a failure
     /// of its first run (`super::redo`), whose copy was counted already.
     pub(super) fn route_remote(&mut self, msg: RouteRemote, again: bool) -> RemoteRouted {
+        if let Some(seq) = msg.log {
+            self.log_fed = Some(self.log_fed.map_or(seq, |f| f.max(seq)));
+        }
         let deliveries = match &msg.share {
             // The cluster picked this node: one online local member of that group gets
             // it, with the receipt the cluster waits on before letting it go.

@@ -220,6 +220,9 @@ pub struct RouteRemote {
     /// Settled once the member's client took it (a shared subscription's message from
     /// the log, which the cluster holds until then).
     pub receipt: Option<Receipt>,
+    /// Its stream sequence in the cluster's message log when this node's log feed
+    /// brought it (in log order); `None` otherwise.
+    pub log: Option<u64>,
 }
 
 /// The answer to [`RouteRemote`].

@@ -32,7 +32,7 @@
 //! | `FlushNow` | Broker → Persistence | final flush at shutdown |
 //! | `RemoteTakeover { client_id, flushed }` | ownership task → Router | cluster: another node claimed the id; the local session closes (`Takeover { flushed }`: it sends an empty `Persist` whose `done` answers the other node once the final state is stored) |
 //! | `AttachCluster { port }` → `bool` | Broker → Router | the cluster port replaces `Standalone`; false when the router failed doing it (the broker then does not start) |
-//! | `RouteRemote { msg, origin, share, receipt }` | cluster bridge → Router | a message from another node, routed to local sessions only; answers how many took it (a shared one's member settles the receipt once its client took it) |
+//! | `RouteRemote { msg, origin, share, receipt, log }` | cluster bridge → Router | a message from another node, routed to local sessions only; answers how many took it (a shared one's member settles the receipt once its client took it); `log`: its log sequence when the log feed brought it |
 //! | `RestoreSession { subscriptions, next_seq, replay }` → `Option<Restored>` | Session → Router | cluster: a session loaded from JetStream; its subscriptions join the router before the CONNACK; with a replay cursor the router asks the bridge for the message log and holds the session's deliveries |
 //! | `ReplayDone { client_id, messages }` | cluster bridge → Router | the log's messages the resumed session had not received; delivered before the held ones |
 //! | `ReplayGuard` | Router → itself (`ctx.notify_later`) | a replay's answer is overdue (90 s): its held deliveries go out without it |

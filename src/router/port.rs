@@ -44,6 +44,11 @@ pub trait ClusterPort: Send {
         None
     }
 
+    /// The highest message log sequence the router has routed from the log feed (every
+    /// lower one was routed before; the higher ones come later). Told before each
+    /// [`ClusterPort::replay`] and [`ClusterPort::restart_replays`].
+    fn log_position(&mut self, _seq: u64) {}
+
     /// Filters that gained their first or lost their last local subscriber. With
     /// `barrier`, the ticket resolves once new filters are subscribed cluster-wide.
     fn interest(&self, _changes: Vec<InterestChange>, _barrier: bool) -> Option<Durable> {

@@ -45,6 +45,9 @@ impl Router {
         if cursor.subs.is_empty() {
             return;
         }
+        if let Some(fed) = self.log_fed {
+            self.cluster.log_position(fed);
+        }
         if let Some(generation) = self.cluster.replay(client.clone(), cursor) {
             self.arm_replay_guard(client.clone(), generation, ctx);
         }
@@ -55,6 +58,9 @@ impl Router {
     /// comes, is stale) and gets its guard again, since the restart dropped the timers;
     /// one that could not be asked again is released without it.
     pub(super) fn restart_replays(&mut self, ctx: &mut Context<Router>) {
+        if let Some(fed) = self.log_fed {
+            self.cluster.log_position(fed);
+        }
         for (client, asked) in self.cluster.restart_replays() {
             match asked {
                 Some(generation) => self.arm_replay_guard(client, generation, ctx),

@@ -85,6 +85,11 @@ impl NatsServer {
         self.child = Some(child);
     }
 
+    /// The running process's id, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL and reap.
     pub fn kill9(&mut self) {
         kill_and_reap(&mut self.child);
@@ -169,7 +174,7 @@ impl NatsCluster {
 
     /// Bounded wait until every server answers a JetStream account query (which needs
     /// the meta leader).
-    fn wait_jetstream(&self) {
+    pub fn wait_jetstream(&self) {
         // On a thread of its own: the caller may be inside a runtime already.
         std::thread::scope(|s| {
             s.spawn(|| self.wait_jetstream_blocking())
