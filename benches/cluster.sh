@@ -116,16 +116,16 @@ for run in $(seq "$RUNS"); do
     # Meaningful only with a core per process (NODES nodes + 3 nats-servers + generators).
     if [[ " $SCENARIOS " == *" scale "* ]]; then
         qos=${QOS%% *}
-        scale=(pairs --pairs "$PAIRS" --window 8 --messages "$MESSAGES" --qos "$qos"
-            --settle-ms 500 --duration-secs 120)
-        bench "cluster-scale1-run$run" "${scale[@]}" --port "$(mport 0)"
+        scale=(pairs --pairs "$PAIRS" --window 8 --messages "$MESSAGES" --qos "$qos")
+        bench "cluster-scale1-run$run" "${scale[@]}"
         for mode in local cross; do
             before=$(server_cpu_ms)
             gens=()
             for i in $(seq 0 "$last"); do
                 sub=$(mport "$i")
                 [[ $mode == cross ]] && sub=$(mport $(( (i + 1) % NODES )))
-                "$BENCH" "${scale[@]}" --port "$(mport "$i")" --sub-port "$sub" \
+                "$BENCH" "${scale[@]}" --settle-ms 500 --duration-secs 120 \
+                    --port "$(mport "$i")" --sub-port "$sub" --topic-prefix "bench/pairs/g$i" \
                     --label "cluster-scale$NODES-$mode-node$i-run$run" >"$dir/scale$i.json" &
                 gens+=($!)
             done

@@ -152,6 +152,10 @@ enum Scenario {
         /// Messages per pair.
         #[arg(long, default_value_t = 10_000)]
         messages: u64,
+        /// Topics are `<PREFIX>/<i>`: several generators against one cluster each
+        /// give their own, so that their pairs do not receive each other's messages.
+        #[arg(long, default_value = "bench/pairs")]
+        topic_prefix: String,
     },
     /// Open C idle connections (optionally one subscription each); reports the rate and,
     /// with --broker-pid, the broker's RSS per connection.
@@ -261,6 +265,7 @@ async fn run(c: Common, scenario: Scenario) -> Result<Report> {
             pairs,
             window,
             messages,
+            topic_prefix,
         } => {
             let rep = Report {
                 scenario: "pairs",
@@ -269,7 +274,7 @@ async fn run(c: Common, scenario: Scenario) -> Result<Report> {
                 inflight,
                 ..rep
             };
-            flow::run(&c, flow::pairs(pairs, window, messages), rep).await
+            flow::run(&c, flow::pairs(pairs, window, messages, &topic_prefix), rep).await
         }
         Scenario::Conns {
             connections,

@@ -21,7 +21,7 @@ use tracing::warn;
 
 use super::bridge::{Outbound, FLUSH_TIMEOUT, MAX_SUBJECT_LEN};
 use super::envelope::Envelope;
-use super::replay::{self, log_subject};
+use super::replay::{self, LogEntry};
 use super::retained;
 use super::subject::topic_to_subject;
 use crate::metrics::ClusterMetrics;
@@ -126,14 +126,13 @@ async fn accept(p: &Publisher, queue: &mut VecDeque<Item>, out: Outbound) {
             let log = if !logged {
                 Log::None
             } else {
-                let subject = log_subject(&subject);
+                let entry = LogEntry::new(p.origin, seq, &subject, payload.clone());
                 let started = Instant::now();
-                let ack = replay::write(&p.js, subject.clone(), payload.clone()).await;
+                let ack = replay::write(&p.js, &entry).await;
                 let js = p.js.clone();
-                let data = payload.clone();
                 let metrics = p.metrics.clone();
                 Log::Waiting(tokio::spawn(async move {
-                    let acked = replay::confirm(js, subject, data, ack).await;
+                    let acked = replay::confirm(js, entry, ack).await;
                     if let Some(m) = metrics {
                         m.log_write(acked, started.elapsed());
                     }

@@ -70,19 +70,36 @@ pub(super) async fn ensure_stream(
     Ok(super::jetstream::ensure_stream(js, config, "message log").await)
 }
 
+/// One message log write. Its id (`<origin>.<seq>`, sent as `Nats-Msg-Id`) lets
+/// JetStream drop a re-sent write whose first attempt was stored after all (its
+/// acknowledgement was only late): within the stream's duplicate window (2 minutes by
+/// default, beyond the [`ATTEMPTS`]) the log holds each message once, in the place of
+/// its first stored attempt, which is what the log feeds deliver from.
+#[derive(Clone)]
+pub(super) struct LogEntry {
+    pub subject: String,
+    pub id: String,
+    pub payload: Bytes,
+}
+
+impl LogEntry {
+    /// Message `seq` of node incarnation `origin`, published on the message subject
+    /// `subject`, as the envelope `payload`.
+    pub fn new(origin: u64, seq: u64, subject: &str, payload: Bytes) -> LogEntry {
+        LogEntry {
+            subject: log_subject(subject),
+            id: format!("{origin:x}.{seq}"),
+            payload,
+        }
+    }
+}
+
 /// Sends one message to the log; `None` if it could not be sent (see [`confirm`]).
-pub(super) async fn write(
-    js: &jetstream::Context,
-    subject: String,
-    payload: Bytes,
-) -> Option<PublishAckFuture> {
-    match js
-        .send_publish(
-            subject,
-            jetstream::message::PublishMessage::build().payload(payload),
-        )
-        .await
-    {
+pub(super) async fn write(js: &jetstream::Context, entry: &LogEntry) -> Option<PublishAckFuture> {
+    let message = jetstream::message::PublishMessage::build()
+        .message_id(&entry.id)
+        .payload(entry.payload.clone());
+    match js.send_publish(entry.subject.clone(), message).await {
         Ok(ack) => Some(ack),
         Err(e) => {
             warn!(error = %e, "message log write not sent");
@@ -94,8 +111,7 @@ pub(super) async fn write(
 /// Waits for `ack`, re-sending the write while it fails.
 pub(super) async fn confirm(
     js: jetstream::Context,
-    subject: String,
-    payload: Bytes,
+    entry: LogEntry,
     mut ack: Option<PublishAckFuture>,
 ) -> bool {
     for attempt in 1..=ATTEMPTS {
@@ -106,7 +122,7 @@ pub(super) async fn confirm(
         }
         warn!(attempt, "message log write not acknowledged; re-sending");
         tokio::time::sleep(RETRY_STEP * attempt).await;
-        ack = write(&js, subject.clone(), payload.clone()).await;
+        ack = write(&js, &entry).await;
     }
     false
 }
@@ -301,10 +317,10 @@ impl LogProbe {
         let Ok(payload) = Envelope::new(origin, seq, msg).encode() else {
             return false;
         };
-        let payload = Bytes::from(payload);
-        let subject = log_subject(&super::subject::topic_to_subject(&msg.topic));
-        let ack = write(&self.js, subject.clone(), payload.clone()).await;
-        confirm(self.js.clone(), subject, payload, ack).await
+        let subject = super::subject::topic_to_subject(&msg.topic);
+        let entry = LogEntry::new(origin, seq, &subject, Bytes::from(payload));
+        let ack = write(&self.js, &entry).await;
+        confirm(self.js.clone(), entry, ack).await
     }
 
     /// The (origin, seq) of each message the replay of `cursor` returns, in log order.

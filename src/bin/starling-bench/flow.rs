@@ -202,13 +202,13 @@ pub fn fanout(subscribers: usize, messages: u64) -> Plan {
     }
 }
 
-pub fn pairs(pairs: usize, window: u64, messages: u64) -> Plan {
+pub fn pairs(pairs: usize, window: u64, messages: u64, prefix: &str) -> Plan {
     Plan {
-        pub_topics: (0..pairs).map(|i| format!("bench/pairs/{i}")).collect(),
+        pub_topics: (0..pairs).map(|i| format!("{prefix}/{i}")).collect(),
         per_pub: messages,
         subs: (0..pairs)
             .map(|i| SubPlan {
-                filter: format!("bench/pairs/{i}"),
+                filter: format!("{prefix}/{i}"),
                 first_publisher: i as u32,
                 publishers: 1,
             })
