@@ -125,7 +125,7 @@ for run in $(seq "$RUNS"); do
                 sub=$(mport "$i")
                 [[ $mode == cross ]] && sub=$(mport $(( (i + 1) % NODES )))
                 "$BENCH" "${scale[@]}" --settle-ms 500 --duration-secs 120 \
-                    --port "$(mport "$i")" --sub-port "$sub" --topic-prefix "bench/pairs/g$i" \
+                    --port "$(mport "$i")" --sub-port "$sub" --topic-prefix "bench/pairs/$mode$i" \
                     --label "cluster-scale$NODES-$mode-node$i-run$run" >"$dir/scale$i.json" &
                 gens+=($!)
             done
