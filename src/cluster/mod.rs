@@ -92,7 +92,13 @@
 //! but loses nothing acknowledged. The router's mailbox is the backpressure (up to about
 //! 1,024 entries not yet handled; a `GetStats` barrier every 256). Every node reads every
 //! QoS 1/2 message, interested or not: the cost of a node grows with the cluster's whole
-//! QoS 1/2 rate (filtering the consumer by the node's interest is left for later).
+//! QoS 1/2 rate (filtering the consumer by the node's interest is left for later; the
+//! cost and a model of it by cluster size are in BENCHMARKS.md). A feed matches an entry
+//! against the subscriptions that exist when it reads it: while a feed lags (seconds
+//! under overload, or after a NATS server's death), a subscription made meanwhile also
+//! gets the entries published shortly before it. Each log write carries the id
+//! `<origin>.<seq>` (`Nats-Msg-Id`), so a write re-sent after a late acknowledgement is
+//! stored once.
 //!
 //! QoS 0 messages (and, with the log off, all): a node subscribes once per distinct
 //! local filter. One message can match
