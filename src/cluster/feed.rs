@@ -16,7 +16,6 @@
 //! yet handled.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -24,9 +23,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::envelope::Envelope;
 use super::replay::LOG_FILTER;
-use crate::delivery::Origin;
 use crate::router::messages::{GetStats, RouteRemote};
 use crate::router::Router;
 
@@ -208,30 +205,12 @@ async fn pace(router: &Addr<Router>, barriers: &mut VecDeque<Barrier>) -> bool {
     true
 }
 
-/// The router's message for one log entry, unless this node published it.
+/// The router's message for one log entry, unless this node published it: decoded as a
+/// core copy for a plain subscription is, with its stream sequence.
 fn to_route(m: &jetstream::Message, seq: u64, origin: u64) -> Option<RouteRemote> {
-    let env = match Envelope::decode(&m.payload) {
-        Ok(env) => env,
-        Err(e) => {
-            warn!(subject = %m.subject, error = %e, "undecodable message log entry");
-            return None;
-        }
-    };
-    if env.origin == origin {
-        return None;
-    }
-    let Ok(msg) = env.to_message() else {
-        warn!(subject = %m.subject, "message log entry with an invalid topic");
-        return None;
-    };
+    let route = super::bridge::to_route(m, None, origin, false)?;
     Some(RouteRemote {
-        msg: Arc::new(msg),
-        origin: Origin {
-            node: env.origin,
-            seq: env.seq,
-        },
-        share: None,
-        receipt: None,
         log: Some(seq),
+        ..route
     })
 }
