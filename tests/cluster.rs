@@ -463,6 +463,9 @@ async fn log_replays_follow_writes() {
     tokio::time::timeout(BODY, log::replays_follow_writes(&nats.urls(), 250))
         .await
         .expect("replay cycles exceeded their bound");
+    tokio::time::timeout(BODY, log::replays_start_above_the_position(&nats.urls()))
+        .await
+        .expect("positioned replays exceeded their bound");
 }
 
 /// kill -9 of a node in the middle of a QoS 1 stream to a persistent session on it:

@@ -9,7 +9,10 @@
 //! message's followed by its cluster origin, [`queued`]). A put
 //! publishes the record on its subject (the stream keeps the last one); a delete
 //! publishes an empty tombstone with a one-second message TTL, which replaces the value
-//! and then disappears; deleting a session purges `starling.s.<client>.>`.
+//! and then disappears; deleting a session purges `starling.s.<client>.>`. The cursor
+//! (`c`, [`cursor`]) also records the message log position the session's queue covers,
+//! from the router's `LogPosition` ops, so that a resume replays the log from there.
+//! The other stores ignore those ops.
 //!
 //! Writes are pipelined: [`Store::apply`] publishes and keeps the acknowledgement
 //! futures; [`Store::flush`] waits for all of them, re-sending (bounded, across a leader
@@ -35,7 +38,7 @@ use tracing::{info, warn};
 use crate::config::ClusterConfig;
 use crate::persistence::convert::unix_ms_now;
 use crate::persistence::{
-    Op, ReplayCursor, SessionReader, SessionRecord, Snapshot, Store, StoreError, StoredSession,
+    Op, SessionReader, SessionRecord, Snapshot, Store, StoreError, StoredSession,
     SubscriptionRecord,
 };
 
@@ -331,6 +334,18 @@ impl Store for JsStore {
                     self.purge_client(client_id.as_str())?;
                     continue;
                 }
+                Op::LogPosition { seq } => {
+                    cursors.log_position(*seq);
+                    continue;
+                }
+                Op::CaughtUp { client_id } => {
+                    cursors.caught_up(client_id.as_str());
+                    continue;
+                }
+                Op::RefreshPosition { client_id } => {
+                    cursors.refresh(client_id.as_str());
+                    continue;
+                }
                 // The retained stream holds these.
                 Op::PutRetained(_) | Op::DeleteRetained { .. } => continue,
                 // Queue seqs are per node incarnation here; `load` reports none.
@@ -344,7 +359,8 @@ impl Store for JsStore {
         }
         // After the batch's messages: a cursor never covers a message not yet written.
         for (client, cursor) in cursors.take_dirty(now_ms) {
-            writes.push((Key::new(&client, Kind::Cursor).subject(), encode(&cursor)?));
+            let value = cursor::encode(&cursor).map_err(|e| StoreError::Encode(e.to_string()))?;
+            writes.push((Key::new(&client, Kind::Cursor).subject(), value));
         }
         self.publish(writes)
     }
@@ -400,7 +416,8 @@ impl Store for JsStore {
                 }
                 Some(keys::Parsed::Qos2(id)) => session.inbound_qos2.push(id),
                 Some(keys::Parsed::Cursor) => {
-                    session.replay = Some(decode::<ReplayCursor>(&subject, &payload)?)
+                    let cursor = cursor::decode(&payload).map_err(|e| corrupt(&subject, e))?;
+                    session.replay = Some(cursor);
                 }
                 None => warn!(subject, "unknown key in the session state stream; skipped"),
             }

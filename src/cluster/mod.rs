@@ -205,9 +205,11 @@
 //!    `router/replay.rs`), which does not delay the CONNACK. The session's cursor (key
 //!    `.c`, kept by the store from the ops it applies: per origin the highest seq queued
 //!    for the session, written after the batch that queued it; per filter since when it
-//!    exists) says what it already has. Once the session's NATS subscriptions reached the
-//!    server and every log write this node queued before is acknowledged, an ephemeral
-//!    consumer reads the log from the oldest subscription's time, up to the last message
+//!    exists; the **log position** its queue covers, below) says what it already has.
+//!    Once the session's NATS subscriptions reached the server and every log write this
+//!    node queued before is acknowledged, an ephemeral consumer reads the log from the
+//!    stream sequence after the cursor's position (from the oldest subscription's time
+//!    for a cursor without one), up to the last message
 //!    the stream leader holds (asked first: the consumer sits on a random replica, which
 //!    may not have applied the latest acknowledged writes yet), and keeps the messages a
 //!    plain (not `$share`) subscription of the session matches, published after that
@@ -219,6 +221,30 @@
 //!    brings the later ones to the session, so none arrives twice). Meanwhile the router
 //!    holds the session's new deliveries; it then delivers
 //!    the replayed messages, in log order, except those it holds, and then the held ones.
+//!
+//!    *Log position* (`router/position.rs`, `cluster/js_store/cursor.rs`). A position
+//!    `P` is valid for a session when every log entry up to stream sequence `P` that
+//!    matched it is in its stored queue (or was delivered from there). The other nodes'
+//!    entries reach the router through the log feed in log order; the node's own are
+//!    routed before their log write, so before any later entry the feed brings; and
+//!    the router hands the store each delivery as it routes it. So after a turn that
+//!    routed feed entries, the router sends the store `Op::LogPosition` with the highest,
+//!    behind those deliveries, and the store writes it into each cursor it writes. A
+//!    session loaded from the store is left out until `Op::CaughtUp`, which the router
+//!    sends after delivering the session's replay (or at the restore, when no replay
+//!    runs; never after a failed one: that cursor keeps the position it was loaded
+//!    with). Every 30 s the router also names the persistent sessions it holds
+//!    (`Op::RefreshPosition`), so that the cursor of a session that gets nothing is
+//!    rewritten with the current position too. The position is a trailer after the
+//!    postcard cursor: cursors written before it decode without one (replayed by time,
+//!    as before), and older nodes read new ones. So a resume reads about the log
+//!    entries published since its node last wrote its cursor, at most 30 s of the
+//!    log plus the entries since its last delivery, instead of everything since its
+//!    oldest subscription (tests/cluster_resume_cost.rs: 3,000 old entries, 50 missed,
+//!    the replay reads about 50). Without the log feed (`message_log = false`) there
+//!    is no position. Like the cursor's origins, a position written while a queue
+//!    write before it failed and its node died before re-sending it skips that message.
+//!
 //!    So a message is either in the log before the session's subscriptions were active
 //!    (its live copy left after its log write) and replayed, or it arrives live; each
 //!    publisher's order is kept. The replay is bounded (30 s; on failure the held
@@ -237,10 +263,11 @@
 //! Costs: a CONNECT with no local session costs one KV read and one KV write (R3: a quorum
 //! write), a request to the previous owner if it was another node (its answer waits for a
 //! JetStream flush), and for clean start 0 one consumer creation and the read of the
-//! session's keys, plus the replay: a second consumer reading the log since the session's
-//! oldest subscription (bounded by `log_retention_secs`; every message in that span is read
-//! and matched on the node, so a session whose subscriptions are old costs up to the
-//! whole log). Clean start 1 after a persistent session adds a purge. Each QoS 1/2
+//! session's keys, plus the replay: a second consumer reading the log from the session's
+//! log position (the entries published since its node last wrote its cursor: those since
+//! its last delivery, and at most about 30 s more; every entry in that span is read and
+//! matched on the node; a cursor without a position costs, as before, the log since the
+//! session's oldest subscription, bounded by `log_retention_secs`). Clean start 1 after a persistent session adds a purge. Each QoS 1/2
 //! delivery to a persistent session costs one JetStream write (pipelined) and its
 //! acknowledgement, one tombstone, and a cursor write per session per store batch. Limits: when JetStream is unavailable the claim fails
 //! after 10 s (logged) and the connection is served with whatever could be loaded (a

@@ -5,6 +5,20 @@
 //! resumed on another node reads the log from its [`ReplayCursor`], so that what was on
 //! its way to a node that died, or published while no node held the session, still
 //! reaches it.
+//!
+//! **Where a replay starts.** A cursor with a log position `P` (the store's, from the
+//! router's `LogPosition` ops: every entry up to `P` that matched the session is in its
+//! stored queue, or was not for it; `cluster/js_store/cursor.rs`) is read from stream
+//! sequence `P + 1` (from the log's first entry if that is gone), so a resume costs the
+//! entries published since the session's node last wrote its cursor, however old its
+//! subscriptions. A cursor without one (written before positions existed, or by a node
+//! with no log feed, or of a session whose replay never completed since it was last
+//! loaded without one) is read from its oldest subscription's time, less
+//! [`SKEW_MS`], as before: up to the whole retained log. A position above the log's
+//! last entry (the stream was re-created) is not trusted either. The other filters
+//! apply in both cases: each subscription's time, the origins and stored queue the
+//! cursor records, and what the feed brings. `cluster_replay_read_entries` counts the
+//! entries replays read.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -179,10 +193,10 @@ pub(super) async fn run(
         }
     };
     if let Some(m) = metrics {
-        m.replay(messages.as_ref().map(Vec::len));
+        m.replay(messages.as_ref().map(|r| (r.messages.len(), r.read)));
     }
-    let messages = messages.unwrap_or_default();
-    debug!(client_id = %client, messages = messages.len(), "message log replayed");
+    let messages = messages.map(|r| r.messages);
+    debug!(client_id = %client, messages = ?messages.as_ref().map(Vec::len), "message log replayed");
     router.do_send(ReplayDone {
         client_id: client,
         generation,
@@ -199,7 +213,7 @@ async fn fetch_retrying(
     cursor: &ReplayCursor,
     feed: Feed,
     client: &ClientId,
-) -> Result<Vec<(Arc<Message>, Origin)>, String> {
+) -> Result<Replayed, String> {
     let mut attempt = 1;
     loop {
         match fetch(stream, cursor, feed).await {
@@ -233,14 +247,40 @@ impl Feed {
     }
 }
 
+/// What one replay found.
+pub(super) struct Replayed {
+    /// For the session, in log order.
+    pub messages: Vec<(Arc<Message>, Origin)>,
+    /// Log entries read to find them.
+    pub read: u64,
+}
+
+/// Where a replay reads the log from: above the cursor's position when it has one the
+/// log can honour, else from `start_time`. `first`, `last`: the log's first and last
+/// sequence. Pure.
+fn start_policy(
+    position: Option<u64>,
+    first: u64,
+    last: u64,
+    start_time: time::OffsetDateTime,
+) -> consumer::DeliverPolicy {
+    match position {
+        Some(p) if p <= last => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: p.saturating_add(1).max(first),
+        },
+        _ => consumer::DeliverPolicy::ByStartTime { start_time },
+    }
+}
+
 /// The log's messages a subscription of `cursor` matches, made after the subscription,
-/// numbered above what the cursor records for their origin, not in the session's stored
-/// queue, and not brought by the feed; in log order.
+/// above the cursor's log position, numbered above what the cursor records for their
+/// origin, not in the session's stored queue, and not brought by the feed; in log
+/// order.
 async fn fetch(
     stream: &stream::Stream,
     cursor: &ReplayCursor,
     feed: Feed,
-) -> Result<Vec<(Arc<Message>, Origin)>, String> {
+) -> Result<Replayed, String> {
     // Shared subscriptions are served by their group, not replayed to one member.
     let subs: Vec<(&str, u64)> = cursor
         .subs
@@ -248,8 +288,12 @@ async fn fetch(
         .filter(|(f, _)| !f.starts_with("$share/"))
         .map(|(f, t)| (f.as_str(), *t))
         .collect();
+    let nothing = Replayed {
+        messages: Vec::new(),
+        read: 0,
+    };
     let Some(since) = subs.iter().map(|(_, t)| *t).min() else {
-        return Ok(Vec::new());
+        return Ok(nothing);
     };
     let seen: HashMap<u64, u64> = cursor.origins.iter().map(|&(o, s, _)| (o, s)).collect();
     let stored: HashSet<(u64, u64)> = cursor.stored.iter().copied().collect();
@@ -261,14 +305,17 @@ async fn fetch(
     // place), so the read must reach the leader's last message, unless that one is older
     // than the start (then so is every other).
     let leader = stream.get_info().await.map_err(|e| e.to_string())?.state;
-    if leader.messages == 0 || leader.last_timestamp < start_time {
-        return Ok(Vec::new());
+    let (first, through) = (leader.first_sequence, leader.last_sequence);
+    let covered = cursor.position.is_some_and(|p| p == through);
+    if leader.messages == 0 || leader.last_timestamp < start_time || covered {
+        return Ok(nothing);
     }
     let mut out = Vec::new();
-    let policy = consumer::DeliverPolicy::ByStartTime { start_time };
+    let mut read = 0;
+    let policy = start_policy(cursor.position, first, through, start_time);
     let filter = LOG_FILTER.to_owned();
-    let through = leader.last_sequence;
     super::jetstream::read_ephemeral(stream, policy, filter, through, BATCH, |m| {
+        read += 1;
         let Ok(env) = Envelope::decode(&m.payload) else {
             return;
         };
@@ -293,7 +340,10 @@ async fn fetch(
         }
     })
     .await?;
-    Ok(out)
+    Ok(Replayed {
+        messages: out,
+        read,
+    })
 }
 
 /// The log seen from a test (tests/cluster.rs): entries written as a node writes them,
@@ -325,12 +375,32 @@ impl LogProbe {
 
     /// The (origin, seq) of each message the replay of `cursor` returns, in log order.
     pub async fn replay(&self, cursor: &ReplayCursor) -> Result<Vec<(u64, u64)>, String> {
+        Ok(self.replay_counted(cursor).await?.0)
+    }
+
+    /// [`LogProbe::replay`], and how many log entries the replay read.
+    pub async fn replay_counted(
+        &self,
+        cursor: &ReplayCursor,
+    ) -> Result<(Vec<(u64, u64)>, u64), String> {
         let feed = Feed {
             origin: 0,
             fed: None,
         };
-        let messages = fetch(&self.stream, cursor, feed).await?;
-        Ok(messages.iter().map(|(_, o)| (o.node, o.seq)).collect())
+        let r = fetch(&self.stream, cursor, feed).await?;
+        let ids = r.messages.iter().map(|(_, o)| (o.node, o.seq)).collect();
+        Ok((ids, r.read))
+    }
+
+    /// The log's last stream sequence (a cursor position).
+    pub async fn last_sequence(&self) -> Result<u64, String> {
+        let info = self
+            .stream
+            .clone()
+            .get_info()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(info.state.last_sequence)
     }
 }
 
@@ -363,6 +433,30 @@ mod tests {
         assert!(
             !off.brings(9, u64::MAX),
             "no feed: the replay takes everything"
+        );
+    }
+
+    #[test]
+    fn a_replay_starts_above_the_cursor_position_when_the_log_has_it() {
+        let t = time::OffsetDateTime::UNIX_EPOCH;
+        let by_time = consumer::DeliverPolicy::ByStartTime { start_time: t };
+        let from = |start_sequence| consumer::DeliverPolicy::ByStartSequence { start_sequence };
+        assert_eq!(
+            start_policy(None, 1, 500, t),
+            by_time,
+            "no position: by time"
+        );
+        assert_eq!(start_policy(Some(400), 1, 500, t), from(401));
+        assert_eq!(start_policy(Some(500), 1, 500, t), from(501));
+        assert_eq!(
+            start_policy(Some(10), 300, 500, t),
+            from(300),
+            "older than the log's first entry: from the first"
+        );
+        assert_eq!(
+            start_policy(Some(900), 1, 500, t),
+            by_time,
+            "beyond the log's end (a re-created stream): by time"
         );
     }
 

@@ -1,6 +1,6 @@
 //! What cluster mode reports: whether the NATS connection is up, how long message-log
-//! writes take to be acknowledged by JetStream, and how many replays of the log ran
-//! and what they carried. Registered only when the broker runs in cluster mode.
+//! writes take to be acknowledged by JetStream, and how many replays of the log ran,
+//! what they carried and how many log entries they read. Registered only when the broker runs in cluster mode.
 
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ pub struct ClusterMetrics {
     replays: Counter,
     replay_failures: Counter,
     replayed_messages: Counter,
+    replay_read_entries: Counter,
 }
 
 impl ClusterMetrics {
@@ -33,6 +34,7 @@ impl ClusterMetrics {
             replays: Counter::default(),
             replay_failures: Counter::default(),
             replayed_messages: Counter::default(),
+            replay_read_entries: Counter::default(),
         };
         registry.register(
             "cluster_nats_connected",
@@ -69,6 +71,11 @@ impl ClusterMetrics {
             "Messages read back from the message log by replays",
             m.replayed_messages.clone(),
         );
+        registry.register(
+            "cluster_replay_read_entries",
+            "Message log entries read by replays to find those messages (from the session's log position, or from its oldest subscription's time without one)",
+            m.replay_read_entries.clone(),
+        );
         m
     }
 
@@ -89,12 +96,18 @@ impl ClusterMetrics {
         }
     }
 
-    /// A replay ended: `Some(n)` messages read, or `None` when it failed.
-    pub fn replay(&self, messages: Option<usize>) {
+    /// A replay ended: `Some((n, read))`: `n` messages for the session, found among
+    /// `read` log entries; `None` when it failed.
+    pub fn replay(&self, outcome: Option<(usize, u64)>) {
         self.replays.inc();
-        match messages {
-            Some(n) => self.replayed_messages.inc_by(n as u64),
-            None => self.replay_failures.inc(),
+        match outcome {
+            Some((n, read)) => {
+                self.replayed_messages.inc_by(n as u64);
+                self.replay_read_entries.inc_by(read);
+            }
+            None => {
+                self.replay_failures.inc();
+            }
         };
     }
 }
@@ -113,7 +126,7 @@ mod tests {
         m.nats_link(false);
         m.log_write(true, Duration::from_millis(2));
         m.log_write(false, Duration::ZERO);
-        m.replay(Some(5));
+        m.replay(Some((5, 40)));
         m.replay(None);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
@@ -125,6 +138,7 @@ mod tests {
             "starling_cluster_replays_total 2",
             "starling_cluster_replay_failures_total 1",
             "starling_cluster_replayed_messages_total 5",
+            "starling_cluster_replay_read_entries_total 40",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

@@ -89,7 +89,10 @@ impl MemoryStore {
             Op::DeleteRetained { topic } => {
                 self.retained.remove(&topic);
             }
-            Op::Delivered { .. } => {}
+            Op::Delivered { .. }
+            | Op::LogPosition { .. }
+            | Op::CaughtUp { .. }
+            | Op::RefreshPosition { .. } => {}
             Op::RaiseNextSeq { next_seq } => self.next_seq = self.next_seq.max(next_seq),
         }
     }

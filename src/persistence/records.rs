@@ -235,4 +235,13 @@ pub struct ReplayCursor {
     /// whatever `origins` says. Filled at the load, not stored in the cursor.
     #[serde(skip)]
     pub stored: Vec<(u64, u64)>,
+    /// The message log position the session's stored queue covers: every log entry up
+    /// to this stream sequence that matched the session was queued for it (or was not
+    /// for it), so its replay starts above it. `None` for cursors written without one
+    /// (the replay then starts at its oldest subscription's time). Stored as a trailer
+    /// after the postcard record (`cluster/js_store/cursor.rs`), not by serde, so that
+    /// cursors written before it still decode, and readers that know no trailer read
+    /// new ones.
+    #[serde(skip)]
+    pub position: Option<u64>,
 }

@@ -276,7 +276,10 @@ impl SledStore {
                 (RETAINED, msg.topic.into_bytes(), Some(v))
             }
             Op::DeleteRetained { topic } => (RETAINED, topic.into_bytes(), None),
-            Op::Delivered { .. } => return Ok(()),
+            Op::Delivered { .. }
+            | Op::LogPosition { .. }
+            | Op::CaughtUp { .. }
+            | Op::RefreshPosition { .. } => return Ok(()),
             Op::RaiseNextSeq { next_seq: n } => {
                 *next_seq = (*next_seq).max(n);
                 return Ok(());

@@ -183,6 +183,29 @@ pub enum Op {
         /// The message's cluster number.
         origin: Origin,
     },
+    /// Cluster mode: every message log entry up to stream sequence `seq` that the
+    /// router routed to this node's sessions is in the ops before this one, so a
+    /// session's [`ReplayCursor`] written after it may start its replay above `seq`
+    /// (sessions still catching up on a replay excepted: [`Op::CaughtUp`]). Stores
+    /// without a message log ignore it.
+    LogPosition {
+        /// The highest message log sequence the router had routed.
+        seq: u64,
+    },
+    /// Cluster mode: the session loaded from the store has caught up (the messages of
+    /// its replay of the message log are in the ops before this one): from now on
+    /// [`Op::LogPosition`] covers it. Stores without a message log ignore it.
+    CaughtUp {
+        /// Client id.
+        client_id: ClientId,
+    },
+    /// Cluster mode: the session's cursor is written again if the log position valid
+    /// for it moved since it was last written, so that a session without deliveries
+    /// still resumes from a recent position. Stores without a message log ignore it.
+    RefreshPosition {
+        /// Client id.
+        client_id: ClientId,
+    },
     /// Raises the store's next queue seq ([`Snapshot::next_seq`]) to at least `next_seq`
     /// (never lowers it). `starling migrate` ends with it so that a migrated store never
     /// hands out a seq the source had used. Every backend must implement it.
@@ -204,8 +227,13 @@ impl Op {
             | Op::DeleteQueued { client_id, .. }
             | Op::PutInboundQos2 { client_id, .. }
             | Op::DeleteInboundQos2 { client_id, .. }
-            | Op::Delivered { client_id, .. } => Some(client_id.as_str()),
-            Op::PutRetained(_) | Op::DeleteRetained { .. } | Op::RaiseNextSeq { .. } => None,
+            | Op::Delivered { client_id, .. }
+            | Op::CaughtUp { client_id }
+            | Op::RefreshPosition { client_id } => Some(client_id.as_str()),
+            Op::PutRetained(_)
+            | Op::DeleteRetained { .. }
+            | Op::RaiseNextSeq { .. }
+            | Op::LogPosition { .. } => None,
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Router {
     pub(super) restarts: u64,
     /// Cluster mode: the highest message log sequence routed (they come in log order).
     pub(super) log_fed: Option<u64>,
+    /// What the store was told of the log position (`super::position`).
+    pub(super) position: super::position::Position,
     /// The plan of the message being routed; kept to reuse its allocations.
     pub(super) plan: Plan,
     /// The other nodes, if any ([`Standalone`] on a single node).
@@ -89,6 +91,7 @@ impl Router {
             unrouted: 0,
             restarts: 0,
             log_fed: None,
+            position: Default::default(),
             plan: Plan::default(),
             cluster: Box::new(Standalone),
             shares_elsewhere: false,

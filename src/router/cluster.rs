@@ -67,6 +67,7 @@ impl Router {
     ) -> RemoteRouted {
         let routed = self.route_remote(msg, false);
         self.schedule_flush(ctx);
+        self.schedule_position(ctx);
         routed
     }
 }
@@ -75,9 +76,6 @@ impl Router {
     /// Routes a message from another node to local sessions; `again` after a failure
     /// of its first run (`super::redo`), whose copy was counted already.
     pub(super) fn route_remote(&mut self, msg: RouteRemote, again: bool) -> RemoteRouted {
-        if let Some(seq) = msg.log {
-            self.log_fed = Some(self.log_fed.map_or(seq, |f| f.max(seq)));
-        }
         let deliveries = match &msg.share {
             // The cluster picked this node: one online local member of that group gets
             // it, with the receipt the cluster waits on before letting it go.
@@ -89,8 +87,12 @@ impl Router {
                 picked
             }
             // Several plain NATS subscriptions may match one message: route it once.
+            // (A copy routed already: its entry counts as routed.)
             None if !again && !self.cluster.first_copy(msg.origin) => {
-                return RemoteRouted::default()
+                if let Some(seq) = msg.log {
+                    self.fed(seq);
+                }
+                return RemoteRouted::default();
             }
             None => self.state.route_with(&msg.msg, Shares::Skip),
         };
@@ -98,6 +100,10 @@ impl Router {
         // The publishing node acknowledged the publish already: only a shared
         // subscription's message from the log waits for the stored copy (the answer).
         let (matched, durable) = self.deliver(&msg.msg, deliveries, Vec::new(), Some(msg.origin));
+        // Counted as routed once its store ops are sent (`super::position`).
+        if let Some(seq) = msg.log {
+            self.fed(seq);
+        }
         RemoteRouted { matched, durable }
     }
 }
@@ -199,8 +205,12 @@ impl Router {
         self.state.raise_next_seq(&msg.client_id, msg.next_seq);
         let changes = self.state.take_interest_changes();
         let durable = self.cluster.interest(changes, true);
-        if let Some(cursor) = msg.replay {
-            self.start_replay(&msg.client_id, cursor, ctx);
+        let replaying = match msg.replay {
+            Some(cursor) => self.start_replay(&msg.client_id, cursor, ctx),
+            None => false,
+        };
+        if !replaying {
+            self.caught_up(&msg.client_id);
         }
         Some(Restored { durable })
     }

@@ -8,6 +8,7 @@ use tracing::warn;
 use super::actor::Router;
 use super::messages::*;
 use super::outbox::FlushOutbox;
+use super::position::StorePosition;
 use super::replay::ReplayGuard;
 use crate::guard::{calls, guarded_handlers, Guarded};
 use crate::persistence::failed_ticket;
@@ -34,6 +35,7 @@ impl Supervised for Router {
     /// - each session whose deliveries a message-log replay holds asks for its replay
     ///   again (the answer may have been lost) and gets its guard timer again, so a
     ///   replay that never answers still releases them;
+    /// - the store gets the message log position routed so far (`super::position`);
     /// - the cluster hears the interest changes made before the failure.
     fn restarting(&mut self, ctx: &mut Self::Context) {
         self.restarts += 1;
@@ -41,6 +43,8 @@ impl Supervised for Router {
         self.outbox.restart();
         self.redo(ctx);
         self.restart_replays(ctx);
+        self.position.scheduled = false;
+        self.schedule_position(ctx);
         self.sync_interest();
         warn!(
             sessions = self.sessions.len(),
@@ -74,6 +78,7 @@ calls!(Router {
     RestoreSession => on_restore_session, failed None;
     ReplayDone => on_replay_done, failed ();
     ReplayGuard => on_replay_guard, failed ();
+    StorePosition => on_store_position, failed ();
 });
 
 #[cfg(feature = "fault-injection")]

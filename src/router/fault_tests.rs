@@ -310,7 +310,7 @@ async fn a_failed_replay_guard_leaves_the_held_message_to_the_replay_asked_again
     let done = ReplayDone {
         client_id: "stored".into(),
         generation: 2,
-        messages: Vec::new(),
+        messages: Some(Vec::new()),
     };
     let sent = tokio::time::timeout(ANSWER, router.send(done)).await;
     sent.expect("ReplayDone answered").expect("router alive");

@@ -270,7 +270,7 @@ pub struct RestoreSession {
 }
 
 /// The messages of the log a resumed session had not received (in log order, with
-/// their origin and number); empty when the replay failed.
+/// their origin and number); `None` when the replay failed.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ReplayDone {
@@ -278,7 +278,7 @@ pub struct ReplayDone {
     /// Which replay of the session this answers (see `ClusterPort::replay`): an answer
     /// to an earlier one is dropped.
     pub generation: u64,
-    pub messages: Vec<(Arc<Message>, Origin)>,
+    pub messages: Option<Vec<(Arc<Message>, Origin)>>,
 }
 
 /// The answer to [`RestoreSession`].

@@ -34,8 +34,9 @@
 //! | `AttachCluster { port }` → `bool` | Broker → Router | the cluster port replaces `Standalone`; false when the router failed doing it (the broker then does not start) |
 //! | `RouteRemote { msg, origin, share, receipt, log }` | cluster bridge → Router | a message from another node, routed to local sessions only; answers how many took it (a shared one's member settles the receipt once its client took it); `log`: its log sequence when the log feed brought it |
 //! | `RestoreSession { subscriptions, next_seq, replay }` → `Option<Restored>` | Session → Router | cluster: a session loaded from JetStream; its subscriptions join the router before the CONNACK; with a replay cursor the router asks the bridge for the message log and holds the session's deliveries |
-//! | `ReplayDone { client_id, messages }` | cluster bridge → Router | the log's messages the resumed session had not received; delivered before the held ones |
+//! | `ReplayDone { client_id, messages }` | cluster bridge → Router | the log's messages the resumed session had not received (`None`: the replay failed); delivered before the held ones, then `Op::CaughtUp` to the store |
 //! | `ReplayGuard` | Router → itself (`ctx.notify_later`) | a replay's answer is overdue (90 s): its held deliveries go out without it |
+//! | `StorePosition` | Router → itself (`ctx.notify`) | after routing log feed entries: `Persist` of `Op::LogPosition` with the highest one, behind their deliveries (`position.rs`) |
 //! | `ListClients`, `FindClient`, `ListSubscriptions`, `ListRetained` → plain data (`admin.rs`) | admin API → Router | node-local answers; `FindClient`'s entry asks the session itself for its details (`SessionLink::describe`) |
 //! | `KickClient { discard }` → `bool` / `Kick` | admin API → Router → Session | close the connection (5.0: DISCONNECT 0x98); with `discard` the session ends too (`SessionEnded` back) |
 //! | `DeleteRetained` → `bool` | admin API → Router | the retained message goes (stored deletion too), routed to no one |
@@ -55,6 +56,7 @@ mod plan;
 #[cfg(test)]
 mod plan_tests;
 mod port;
+mod position;
 mod redo;
 mod replay;
 mod reshare;

@@ -35,22 +35,25 @@ pub(super) struct ReplayGuard {
 
 impl Router {
     /// After the restore's interest changes: asks the cluster for the log since `cursor`;
-    /// the cluster holds the session's deliveries until the answer.
+    /// the cluster holds the session's deliveries until the answer. False when no
+    /// replay runs (nothing to replay, or no message log).
     pub(super) fn start_replay(
         &mut self,
         client: &ClientId,
         cursor: ReplayCursor,
         ctx: &mut Context<Router>,
-    ) {
+    ) -> bool {
         if cursor.subs.is_empty() {
-            return;
+            return false;
         }
         if let Some(fed) = self.log_fed {
             self.cluster.log_position(fed);
         }
-        if let Some(generation) = self.cluster.replay(client.clone(), cursor) {
-            self.arm_replay_guard(client.clone(), generation, ctx);
-        }
+        let Some(generation) = self.cluster.replay(client.clone(), cursor) else {
+            return false;
+        };
+        self.arm_replay_guard(client.clone(), generation, ctx);
+        true
     }
 
     /// After a restart of the router: each held session's replay was asked for again
@@ -94,7 +97,7 @@ impl Router {
             }
             warn!(client_id = %client, "no message log replay in time; delivering without it");
         }
-        self.finish_replay(client, Vec::new(), ctx);
+        self.finish_replay(client, None, ctx);
     }
 
     pub(super) fn on_replay_done(&mut self, msg: ReplayDone, ctx: &mut Context<Self>) {
@@ -107,13 +110,17 @@ impl Router {
 
     /// Delivers the replayed messages the session did not get live, then the held ones
     /// (taken one at a time: should this fail midway, the rest stays held and the
-    /// restart asks for the replay again).
+    /// restart asks for the replay again); `None`: the replay failed. After a replay
+    /// that read the log, the store hears that the session caught up
+    /// (`super::position`).
     fn finish_replay(
         &mut self,
         client: ClientId,
-        messages: Vec<(Arc<Message>, Origin)>,
+        messages: Option<Vec<(Arc<Message>, Origin)>>,
         ctx: &mut Context<Router>,
     ) {
+        let read = messages.is_some();
+        let messages = messages.unwrap_or_default();
         self.outbox.flush();
         self.cluster.begin_release(&client);
         let live: HashSet<Origin> = self.cluster.held_origins(&client);
@@ -142,6 +149,9 @@ impl Router {
             let _ = self.deliver(&h.msg, [h.delivery], Vec::new(), h.origin);
         }
         self.cluster.end_replay(&client);
+        if read {
+            self.caught_up(&client);
+        }
         debug!(client_id = %client, replayed, held, "replay delivered");
         self.schedule_flush(ctx);
     }

@@ -125,6 +125,11 @@ impl RouterState {
         }
     }
 
+    /// The persistent sessions this router holds.
+    pub fn persistent_clients(&self) -> impl Iterator<Item = &ClientId> {
+        self.persistent.keys()
+    }
+
     pub fn is_persistent(&self, client: &ClientId) -> bool {
         self.persistent.contains_key(client)
     }

@@ -54,6 +54,54 @@ pub async fn replays_follow_writes(urls: &[String], cycles: u64) {
     );
 }
 
+/// A session subscribed before 500 messages were written: with a cursor positioned at
+/// the 450th, its replay reads and returns only the last 50; without a position (a
+/// cursor written before positions existed) all 500; with a position beyond the log's
+/// end (the stream re-created since) all 500 as well.
+pub async fn replays_start_above_the_position(urls: &[String]) {
+    const WRITER: u64 = 8;
+    let nats = async_nats::connect(urls[0].as_str()).await.expect("NATS");
+    let log = LogProbe::open(async_nats::jetstream::new(nats), 3)
+        .await
+        .expect("the log stream");
+    let subscribed = unix_ms();
+    let mut at_450 = 0;
+    for seq in 1..=500 {
+        assert!(
+            log.append(WRITER, seq, &message("pos/x")).await,
+            "write {seq}"
+        );
+        if seq == 450 {
+            at_450 = log.last_sequence().await.expect("stream info");
+        }
+    }
+    let cursor = |position| ReplayCursor {
+        subs: vec![("pos/#".to_owned(), subscribed)],
+        position,
+        ..ReplayCursor::default()
+    };
+    let ids = |range: std::ops::RangeInclusive<u64>| range.map(|s| (WRITER, s)).collect::<Vec<_>>();
+    let (got, read) = log
+        .replay_counted(&cursor(Some(at_450)))
+        .await
+        .expect("replay");
+    assert_eq!(got, ids(451..=500), "above the position");
+    assert_eq!(read, 50, "only the entries above the position are read");
+    let (got, read) = log.replay_counted(&cursor(None)).await.expect("replay");
+    assert_eq!(got, ids(1..=500), "no position: by time");
+    assert!(read >= 500, "read {read}");
+    let beyond = log.last_sequence().await.expect("stream info") + 1_000;
+    let (got, _) = log
+        .replay_counted(&cursor(Some(beyond)))
+        .await
+        .expect("replay");
+    assert_eq!(
+        got,
+        ids(1..=500),
+        "a position the log never reached: by time"
+    );
+}
+
 fn message(topic: &str) -> Message {
     Message {
         topic: TopicName::new(topic).expect("topic"),

@@ -188,7 +188,10 @@ impl Plan {
             Op::DeleteRetained { topic } => {
                 self.retained.insert(topic, None);
             }
-            Op::Delivered { .. } => {}
+            Op::Delivered { .. }
+            | Op::LogPosition { .. }
+            | Op::CaughtUp { .. }
+            | Op::RefreshPosition { .. } => {}
             Op::RaiseNextSeq { next_seq } => *seq_high = (*seq_high).max(next_seq),
         }
         Ok(())

@@ -98,7 +98,10 @@ fn add(pipe: &mut Pipeline, keys: &Keys, op: Op, next_seq: &mut u64) -> Result<u
             *next_seq = (*next_seq).max(n);
             return Ok(0);
         }
-        Op::Delivered { .. } => return Ok(0),
+        Op::Delivered { .. }
+        | Op::LogPosition { .. }
+        | Op::CaughtUp { .. }
+        | Op::RefreshPosition { .. } => return Ok(0),
     }
     Ok(1)
 }
