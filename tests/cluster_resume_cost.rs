@@ -6,7 +6,7 @@
 //!
 //! A persistent QoS 1 session subscribed long ago gets [`OLD`] messages while
 //! connected, then goes offline while [`MISSED`] more are published. Resumed on another
-//! node, it gets exactly the missed ones, and the replay reads about [`MISSED`] log
+//! node, it gets each missed one once, and the replay reads about [`MISSED`] log
 //! entries, not the [`OLD`] before them (it read them all before positions existed).
 //! Twice: once taken over from a live node, once after kill -9 of the node that held
 //! it (its replay then brings what that node had not stored).
@@ -57,7 +57,7 @@ fn value(http: SocketAddr, name: &str) -> f64 {
     let (status, body) = http_get(http, "/metrics");
     assert_eq!(status, 200, "{body}");
     let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text");
-    scrape
+    let samples: Vec<f64> = scrape
         .samples
         .iter()
         .filter(|s| s.metric == name)
@@ -65,7 +65,9 @@ fn value(http: SocketAddr, name: &str) -> f64 {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
             _ => 0.0,
         })
-        .sum()
+        .collect();
+    assert!(!samples.is_empty(), "no series {name} in /metrics");
+    samples.iter().sum()
 }
 
 /// Waits (up to 20 s) until `name` on `http` reaches `at_least`.
@@ -103,7 +105,7 @@ async fn a_resume_reads_the_log_from_the_session_position() {
 
         // Taken over from node 0 (alive) by a CONNECT on node 1.
         live_then_missed(&mut publisher, sub, "a").await;
-        resume_and_check(n1.addr(), http1, "a", || {}).await;
+        resume_and_check(n1.addr(), http1, "a", false, || {}).await;
 
         // Back on node 1, which holds it and then dies: resumed on node 0.
         let mut sub = RawClient::open(n1.addr()).await;
@@ -111,7 +113,7 @@ async fn a_resume_reads_the_log_from_the_session_position() {
         assert!(ack.session_present, "the session is on node 1");
         await_route(&mut publisher, &mut sub).await;
         live_then_missed(&mut publisher, sub, "b").await;
-        resume_and_check(n0.addr(), http0, "b", || n1.kill9()).await;
+        resume_and_check(n0.addr(), http0, "b", true, || n1.kill9()).await;
         n0.assert_alive();
     })
     .await
@@ -188,10 +190,16 @@ async fn publish_many(p: &mut RawClient, topic: &str, prefix: &str, n: u32) {
     }
 }
 
-/// After `before` (e.g. killing the node that held the session), the session resumes
-/// on the node at `addr`: it gets exactly the missed messages of `round`, and its
-/// replay read about [`MISSED`] log entries.
-async fn resume_and_check(addr: SocketAddr, http: SocketAddr, round: &str, before: impl FnOnce()) {
+/// After `before` (`killed`: kill -9 of the node that held the session), the session
+/// resumes on the node at `addr`: it gets each missed message of `round` once, in
+/// order, and its replay read about [`MISSED`] log entries.
+async fn resume_and_check(
+    addr: SocketAddr,
+    http: SocketAddr,
+    round: &str,
+    killed: bool,
+    before: impl FnOnce(),
+) {
     let (read, replays) = (value(http, READ), value(http, REPLAYS));
     before();
     let mut sub = RawClient::open(addr).await;
@@ -208,9 +216,19 @@ async fn resume_and_check(addr: SocketAddr, http: SocketAddr, round: &str, befor
     .map(text)
     .collect();
     let want: Vec<String> = (1..=MISSED).map(|i| format!("missed-{i}")).collect();
+    let (missed, other): (Vec<String>, Vec<String>) =
+        got.into_iter().partition(|m| m.starts_with("missed-"));
     assert_eq!(
-        got, want,
-        "round {round}: exactly the missed messages, in order"
+        missed, want,
+        "round {round}: each missed message once, in order"
+    );
+    // After kill -9, messages the client had acknowledged may still be in the dead
+    // node's stored queue (their deletion was not written yet): sent again, at QoS 1.
+    // Never with a live previous owner, which stores its final state first.
+    let redelivered_only = other.iter().all(|m| m.starts_with("old-"));
+    assert!(
+        other.is_empty() || (killed && redelivered_only),
+        "round {round}: unexpected messages {other:?}"
     );
     let read = value(http, READ) - read;
     println!("round {round}: the replay read {read} log entries");
