@@ -74,10 +74,7 @@ impl Router {
         self.position.stored = Some(seq);
         let mut ops = vec![Op::LogPosition { seq }];
         let now = Instant::now();
-        let due = self
-            .position
-            .refreshed
-            .map_or(true, |at| now >= at + REFRESH);
+        let due = self.position.refreshed.is_none_or(|at| now >= at + REFRESH);
         if due {
             self.position.refreshed = Some(now);
             let held = self
