@@ -89,6 +89,13 @@ impl JsStore {
         keys::client_filter(client_id)
     }
 
+    /// The log position of a stored cursor value (key `starling.s.<client>.c`), if it
+    /// has one (for tests and tools that read the stream directly).
+    #[doc(hidden)]
+    pub fn cursor_position(value: &[u8]) -> Option<u64> {
+        cursor::decode(value).ok()?.position
+    }
+
     /// Connects to NATS and creates the stream unless it exists (bounded, 30 s).
     pub fn open(config: &ClusterConfig) -> Result<JsStore, StoreError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
