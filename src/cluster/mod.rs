@@ -240,8 +240,9 @@
 //!    as before), and older nodes read new ones. So a resume reads about the log
 //!    entries published since its node last wrote its cursor, at most 30 s of the
 //!    log plus the entries since its last delivery, instead of everything since its
-//!    oldest subscription (tests/cluster_resume_cost.rs: 3,000 old entries, 50 missed,
-//!    the replay reads about 50). Without the log feed (`message_log = false`) there
+//!    oldest subscription (tests/cluster_resume_cost.rs: after 3,000 old entries and 50
+//!    missed, a resume read 0 to 50 entries, 3,050 without positions; a session that got
+//!    none of 3,000 entries read 0). Without the log feed (`message_log = false`) there
 //!    is no position. Like the cursor's origins, a position written while a queue
 //!    write before it failed and its node died before re-sending it skips that message.
 //!
@@ -420,7 +421,9 @@
 //! `$SYS/cluster/#` on one node shows every node; `tests/cluster_share.rs` kills a node
 //! with members of a `$share` group mid-stream and checks that every acknowledged
 //! message reached a member; `tests/cluster_nats_faults.rs` kills NATS servers (plainly,
-//! and after a 1.5 s SIGSTOP) under cross-node QoS 1 and QoS 2 streams (see *Failures*).
+//! and after a 1.5 s SIGSTOP) under cross-node QoS 1 and QoS 2 streams (see *Failures*);
+//! `tests/cluster_resume_cost.rs` checks that a resume's replay reads from the session's
+//! log position (after a takeover, after kill -9, and for a session that got nothing).
 
 pub mod admin;
 pub mod bridge;
