@@ -89,7 +89,7 @@ impl InflightList {
     }
 
     /// Where the entry with this id is, if anywhere (it may be a hole).
-    #[inline]
+    #[inline(always)]
     fn slot(&self, id: PacketId) -> Option<usize> {
         if self.indexed {
             return self.index.get(&id).map(|&n| (n - self.base) as usize);
