@@ -10,6 +10,9 @@
 # generator's line). Run it twice with different message counts and divide the
 # difference in Ir by the difference in deliveries: that cancels start-up, connection
 # set-up and shutdown and leaves the cost per delivery.
+#
+# EXTRA_LIMITS adds lines to the broker's [limits] table, e.g. compare.sh's in-flight
+# window: EXTRA_LIMITS="max_inflight = 65535" (the default window is 64).
 set -euo pipefail
 
 out=${1:?usage: $0 OUT_PREFIX -- SCENARIO ARGS...}
@@ -26,6 +29,7 @@ cat >"$dir/starling.toml" <<EOF
 max_connections = 100000
 max_queued_messages = 10000000
 max_queued_bytes = 4294967296
+${EXTRA_LIMITS:-}
 EOF
 
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out.callgrind" \

@@ -64,11 +64,16 @@ impl Session {
     }
 
     /// A stored delivery was acknowledged by the client: it leaves the store.
+    #[inline]
     pub(super) fn forget_stored(&self, seq: Option<u64>) {
         if let Some(seq) = seq {
-            let client_id = self.state.client_id.clone();
-            self.store(vec![Op::DeleteQueued { client_id, seq }], false);
+            self.forget_stored_seq(seq);
         }
+    }
+
+    fn forget_stored_seq(&self, seq: u64) {
+        let client_id = self.state.client_id.clone();
+        self.store(vec![Op::DeleteQueued { client_id, seq }], false);
     }
 
     /// A stored QoS 2 delivery got its PUBREC: remember that PUBREL was sent, durably

@@ -9,8 +9,8 @@ mod reader;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::DecodeError;
-use super::packet::Packet;
-use super::types::ProtocolVersion;
+use super::packet::{Packet, PubResponse};
+use super::types::{PacketId, ProtocolVersion};
 #[cfg(test)]
 pub(crate) use packets::valid_reason;
 use reader::{malformed, protocol, DResult};
@@ -36,6 +36,9 @@ pub fn decode_packet(
         return Ok(None);
     };
     check_first_byte(first, version)?;
+    if let Some(ack) = decode_plain_ack(src, version, max_packet_size) {
+        return Ok(Some(ack));
+    }
     let Some((header_len, remaining)) = read_remaining_length(src)? else {
         return Ok(None);
     };
@@ -55,6 +58,32 @@ pub fn decode_packet(
     let mut body = src.split_to(total).freeze();
     body.advance(header_len);
     decode_body(first, body, version).map(Some)
+}
+
+/// The commonest packet from a subscriber, taken without slicing a body off: a PUBACK,
+/// PUBREC, PUBREL or PUBCOMP of remaining length 2 (a packet id only; in 5.0, reason
+/// code Success and no properties, section 3.4.2.1). Its first byte was checked; a
+/// packet id 0 is left to the full decoder, which refuses it.
+#[inline]
+fn decode_plain_ack(
+    src: &mut BytesMut,
+    version: Option<ProtocolVersion>,
+    max_packet_size: usize,
+) -> Option<Packet> {
+    let [first, 2, high, low, ..] = src[..] else {
+        return None;
+    };
+    if !(4..=7).contains(&(first >> 4)) || version.is_none() || max_packet_size < 4 {
+        return None;
+    }
+    let response = PubResponse::new(PacketId::new(u16::from_be_bytes([high, low]))?);
+    src.advance(4);
+    Some(match first >> 4 {
+        4 => Packet::PubAck(response),
+        5 => Packet::PubRec(response),
+        6 => Packet::PubRel(response),
+        _ => Packet::PubComp(response),
+    })
 }
 
 /// Reads the remaining length after the first byte: the fixed header's length and the

@@ -138,3 +138,45 @@ fn codec_fixes_the_version_from_connect() {
         Ok(Some(Packet::Disconnect(_)))
     ));
 }
+
+#[test]
+fn short_acknowledgements_decode_as_the_full_decoder_does() {
+    use crate::protocol::{PacketId, PubResponse};
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let mut buf =
+            BytesMut::from(&hex("40 02 01 02 50 02 00 07 62 02 FF FF 70 02 00 01 D0")[..]);
+        let id = |n| PubResponse::new(PacketId::new(n).unwrap());
+        let want = [
+            Packet::PubAck(id(0x0102)),
+            Packet::PubRec(id(7)),
+            Packet::PubRel(id(0xFFFF)),
+            Packet::PubComp(id(1)),
+        ];
+        for packet in want {
+            assert_eq!(
+                decode_packet(&mut buf, Some(version), 1 << 20).unwrap(),
+                Some(packet)
+            );
+        }
+        assert_eq!(&buf[..], &[0xD0], "the next packet's first byte stays");
+        for bad in ["40 02 00 00", "60 02 00 01", "52 02 00 01"] {
+            let mut buf = BytesMut::from(&hex(bad)[..]);
+            let result = decode_packet(&mut buf, Some(version), 1 << 20);
+            assert!(
+                matches!(result, Err(DecodeError::Malformed(_))),
+                "{bad}: {result:?}"
+            );
+        }
+        let mut buf = BytesMut::from(&hex("40 02 00 01")[..]);
+        let result = decode_packet(&mut buf, Some(version), 3);
+        assert!(
+            matches!(result, Err(DecodeError::PacketTooLarge { .. })),
+            "{result:?}"
+        );
+    }
+    let mut buf = BytesMut::from(&hex("40 02 00 01")[..]);
+    assert!(
+        decode_packet(&mut buf, None, 1 << 20).is_err(),
+        "before CONNECT"
+    );
+}
