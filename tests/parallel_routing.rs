@@ -333,3 +333,76 @@ async fn a_subscription_counts_from_its_suback_to_its_unsuback() {
         );
     }
 }
+
+/// The window the flush rule closes: the router answers a `Route` (here a retained
+/// QoS 1 publish, acknowledged) before its outbox flush hands the delivery over; a
+/// busy router (other clients flooding it with retained publishes) widens the gap.
+/// The publisher's next message, routed on its own thread, must still come second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_message_right_after_an_acknowledged_retained_one_comes_second() {
+    let broker = BrokerProcess::start_with_config(Some(CONFIG));
+    let mut sub = RawClient::connected_v311(broker.addr(), "gap-sub", true).await;
+    sub.subscribe(&[("gap/t", QoS::AtMostOnce)]).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut noise = Vec::new();
+    for n in 0..4 {
+        let (addr, stop) = (broker.addr(), std::sync::Arc::clone(&stop));
+        noise.push(tokio::spawn(async move {
+            let mut c = RawClient::connected_v311(addr, &format!("gap-noise{n}"), true).await;
+            let mut k = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut buf = BytesMut::new();
+                for _ in 0..200 {
+                    let mut p = publish_packet(
+                        &format!("noise/{n}/{}", k % 1000),
+                        QoS::AtMostOnce,
+                        b"x",
+                        None,
+                    );
+                    p.retain = true;
+                    encode_packet(&Packet::Publish(p), ProtocolVersion::V311, &mut buf)
+                        .expect("encode");
+                    k += 1;
+                }
+                c.send_raw(&buf).await;
+            }
+        }));
+    }
+    let mut publisher = RawClient::connected_v311(broker.addr(), "gap-pub", true).await;
+    let rounds = 300u32;
+    for round in 0..rounds {
+        publisher
+            .publish(
+                "gap/t",
+                QoS::AtLeastOnce,
+                true,
+                &[&round.to_be_bytes()[..], b"R"].concat(),
+            )
+            .await;
+        let live = publish_packet(
+            "gap/t",
+            QoS::AtMostOnce,
+            &[&round.to_be_bytes()[..], b"L"].concat(),
+            None,
+        );
+        publisher.send(Packet::Publish(live)).await;
+    }
+    for round in 0..rounds {
+        for want in [b'R', b'L'] {
+            let m = match sub.next_event(Duration::from_secs(10)).await {
+                Event::Packet(Packet::Publish(m)) => m,
+                other => panic!("round {round}: {other:?}"),
+            };
+            let got = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+            assert_eq!(
+                (got, m.payload[4]),
+                (round, want),
+                "round {round}: out of order"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in noise {
+        t.await.expect("noise task");
+    }
+}

@@ -48,6 +48,8 @@ pub mod admin;
 mod cluster;
 mod dispatch;
 pub mod fast;
+#[cfg(test)]
+mod fast_tests;
 #[cfg(all(test, feature = "fault-injection"))]
 mod fault_tests;
 mod interest;
