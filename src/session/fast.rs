@@ -43,7 +43,7 @@ pub(super) struct Fast {
 
 impl Fast {
     /// A `Route` leaves for the router.
-    pub fn to_router(&mut self) {
+    pub fn sent_to_router(&mut self) {
         self.at_router += 1;
     }
 

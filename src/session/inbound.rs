@@ -339,7 +339,7 @@ impl Session {
         }
         // What this turn routed itself goes first.
         self.flush_fast();
-        self.fast.to_router();
+        self.fast.sent_to_router();
         let sent = self.inbound.flow.on_route(msg.qos, ack.map(|(_, id)| id));
         let inbound_qos2 = ack
             .filter(|(q, _)| *q == QoS::ExactlyOnce)
