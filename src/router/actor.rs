@@ -184,6 +184,16 @@ impl Router {
         msg: Register,
         _: &mut Context<Self>,
     ) -> Option<RegisterReply> {
+        let client = msg.client_id.clone();
+        // The fast path leaves this client's messages to the router until all of the
+        // registration is written (if this fails, they stay with the router).
+        self.state.fast().write().set_unsettled(&client, true);
+        let reply = self.register(msg);
+        self.state.fast().write().set_unsettled(&client, false);
+        reply
+    }
+
+    fn register(&mut self, msg: Register) -> Option<RegisterReply> {
         self.outbox.flush();
         let client = msg.client_id;
         let again = msg.addr.clone();

@@ -10,7 +10,9 @@
 //! - the message is QoS 0 or 1, not retained, its topic does not start with `$`;
 //! - every matching subscription is a plain one (no `$share` group) of a client whose
 //!   session is not persistent (no stored-queue number, no store write: nothing for a
-//!   durability ticket to wait for);
+//!   durability ticket to wait for), and that the router is not registering (a
+//!   takeover's link change, dropped subscriptions and persistent flag are written
+//!   one by one: meanwhile its messages go through the router, which sees them after);
 //! - the publisher has nothing outstanding at the router, and the router's deliveries
 //!   of its earlier messages were handed to the subscribers' mailboxes: `Routed::after`
 //!   names the outbox flush that carries them, [`FastRoute::flushed`] counts the
@@ -20,8 +22,10 @@
 //! `DeliverBatch` per subscriber and turn, as the router's outbox does), and hands it
 //! over before anything else leaves for the router, at the end of the turn, and before
 //! a close. The flush looks each subscriber's session up again under the read lock, so
-//! a takeover between the match and the flush delivers to the new session, as the
-//! router would have after the `Register`; a session that ended meanwhile gets nothing.
+//! a takeover between the match and the flush delivers to the new session (which got
+//! the old one's state), as the router would have after the `Register`; a session
+//! that ended or was replaced by a clean start meanwhile gets nothing (its state, and
+//! so what the router would have delivered to it, was discarded: `Client::since`).
 //!
 //! Counters of the fast path (routed, unrouted, topics) are kept here and summed into
 //! the router's answers (`GetStats`, `TopTopics`).
@@ -29,7 +33,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use ahash::AHashMap as HashMap;
 
 use super::link::SessionRef;
 use super::state::{collect_direct, Delivery, Trie};
@@ -43,10 +47,32 @@ use crate::topic::TopicFilter;
 #[derive(Default)]
 pub struct Index {
     pub(super) trie: Trie,
-    /// The registry's sessions (the router's `sessions`, mirrored).
-    links: HashMap<ClientId, SessionRef>,
-    /// Persistent sessions (their QoS 1/2 deliveries take a stored-queue number).
-    persistent: HashSet<ClientId>,
+    /// What the fast path must know of each client.
+    clients: HashMap<ClientId, Client>,
+    /// Stamps handed out (see [`Client::since`]).
+    stamps: u64,
+}
+
+/// One client as the fast path sees it.
+#[derive(Default)]
+struct Client {
+    /// Its session in the registry (the router's `sessions`, mirrored).
+    link: Option<SessionRef>,
+    /// Its session is persistent (QoS 1/2 deliveries take a stored-queue number).
+    persistent: bool,
+    /// The router is registering it (the link is new, the subscriptions and the
+    /// persistent flag not settled yet): its messages go through the router.
+    unsettled: bool,
+    /// Changed whenever the client's session state is discarded (it ended, or a
+    /// clean start replaced it): a batch matched before goes nowhere, as it would have
+    /// gone to the discarded session.
+    since: u64,
+}
+
+impl Client {
+    fn is_empty(&self) -> bool {
+        self.link.is_none() && !self.persistent && !self.unsettled
+    }
 }
 
 /// Shards of the fast path's topic counts (by thread).
@@ -146,16 +172,19 @@ impl FastRoute {
         if shared {
             return FastRouted::Router;
         }
-        let slow = |d: &Delivery| d.qos != QoS::AtMostOnce && index.persistent.contains(&d.client);
+        let slow = |d: &Delivery| {
+            let client = index.clients.get(&d.client);
+            client.is_some_and(|c| c.unsettled || (c.persistent && d.qos != QoS::AtMostOnce))
+        };
         if batch.matches.iter().any(slow) {
             return FastRouted::Router;
         }
         let mut matched = 0;
         let mut matches = std::mem::take(&mut batch.matches);
         for d in matches.drain(..) {
-            if !index.links.contains_key(&d.client) {
+            let Some((_, since)) = index.link(&d.client) else {
                 continue;
-            }
+            };
             matched += 1;
             let out = Outgoing {
                 msg: Arc::clone(msg),
@@ -166,7 +195,7 @@ impl FastRoute {
                 share: None,
                 receipt: None,
             };
-            batch.push(d.client, out);
+            batch.push(d.client, since, out);
         }
         batch.matches = matches;
         batch.published.push((Arc::clone(msg), matched));
@@ -181,8 +210,9 @@ impl FastRoute {
         }
         {
             let index = self.read();
-            for (client, mut outs) in batch.targets.drain(..) {
-                let Some(link) = index.links.get(&client) else {
+            for (client, since, mut outs) in batch.targets.drain(..) {
+                let link = index.link(&client).filter(|(_, now)| *now == since);
+                let Some((link, _)) = link else {
                     continue;
                 };
                 match outs.len() {
@@ -211,23 +241,55 @@ impl FastRoute {
 
 /// The router's writes into the index (its own state stays the truth).
 impl Index {
-    pub(super) fn set_link(&mut self, client: &ClientId, link: Option<SessionRef>) {
-        match link {
-            Some(link) => {
-                self.links.insert(client.clone(), link);
+    /// `client`'s session and its stamp.
+    fn link(&self, client: &ClientId) -> Option<(&SessionRef, u64)> {
+        let c = self.clients.get(client)?;
+        Some((c.link.as_ref()?, c.since))
+    }
+
+    /// `client`'s session state was discarded: what was matched for it before goes
+    /// nowhere.
+    pub(super) fn discarded(&mut self, client: &ClientId) {
+        if let Some(c) = self.clients.get_mut(client) {
+            self.stamps += 1;
+            c.since = self.stamps;
+        }
+    }
+
+    /// Changes what is known of `client`, forgetting it once nothing is.
+    fn update(&mut self, client: &ClientId, f: impl FnOnce(&mut Client)) {
+        match self.clients.get_mut(client) {
+            Some(c) => {
+                f(c);
+                if c.is_empty() {
+                    self.clients.remove(client);
+                }
             }
             None => {
-                self.links.remove(client);
+                self.stamps += 1;
+                let mut c = Client {
+                    since: self.stamps,
+                    ..Client::default()
+                };
+                f(&mut c);
+                if !c.is_empty() {
+                    self.clients.insert(client.clone(), c);
+                }
             }
         }
     }
 
+    pub(super) fn set_link(&mut self, client: &ClientId, link: Option<SessionRef>) {
+        self.update(client, |c| c.link = link);
+    }
+
     pub(super) fn set_persistent(&mut self, client: &ClientId, persistent: bool) {
-        if persistent {
-            self.persistent.insert(client.clone());
-        } else {
-            self.persistent.remove(client);
-        }
+        self.update(client, |c| c.persistent = persistent);
+    }
+
+    /// While the router registers `client`, its messages go through the router.
+    pub(super) fn set_unsettled(&mut self, client: &ClientId, unsettled: bool) {
+        self.update(client, |c| c.unsettled = unsettled);
     }
 
     pub(super) fn insert(&mut self, filter: &TopicFilter, client: &ClientId, entry: SubEntry) {
@@ -239,8 +301,8 @@ impl Index {
 /// over; reused from turn to turn.
 #[derive(Default)]
 pub struct Batch {
-    /// Each subscriber's deliveries, in routing order.
-    targets: Vec<(ClientId, Vec<Outgoing>)>,
+    /// Each subscriber's deliveries, in routing order, with its stamp at the match.
+    targets: Vec<(ClientId, u64, Vec<Outgoing>)>,
     /// Where a subscriber's deliveries are in `targets`.
     slots: HashMap<ClientId, usize>,
     /// The messages routed, with how many sessions each reached (for the counters).
@@ -255,18 +317,18 @@ impl Batch {
         self.published.is_empty()
     }
 
-    fn push(&mut self, client: ClientId, out: Outgoing) {
-        if let Some((last, outs)) = self.targets.last_mut() {
-            if *last == client {
+    fn push(&mut self, client: ClientId, since: u64, out: Outgoing) {
+        if let Some((last, stamp, outs)) = self.targets.last_mut() {
+            if *last == client && *stamp == since {
                 outs.push(out);
                 return;
             }
         }
         match self.slots.get(&client) {
-            Some(&i) => self.targets[i].1.push(out),
-            None => {
+            Some(&i) if self.targets[i].1 == since => self.targets[i].2.push(out),
+            _ => {
                 self.slots.insert(client.clone(), self.targets.len());
-                self.targets.push((client, vec![out]));
+                self.targets.push((client, since, vec![out]));
             }
         }
     }

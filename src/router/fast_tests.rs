@@ -222,3 +222,49 @@ fn the_flush_count_tells_when_a_routed_message_was_handed_over() {
     outbox.flush();
     assert_eq!(fast.flushed(), 1);
 }
+
+#[test]
+fn a_clean_start_between_the_match_and_the_flush_discards_the_batch_for_it() {
+    let (mut state, a, b) = state();
+    let fast = Arc::clone(state.fast());
+    let mut batch = Batch::default();
+    assert_eq!(
+        route(&fast, &mut batch, "t/x", QoS::AtMostOnce, "1"),
+        FastRouted::Batched(2)
+    );
+    // `a` reconnects with a clean start: its old subscriptions go, a new session comes.
+    state.remove_client(&id("a"));
+    let new_a = Recording::default();
+    state
+        .fast()
+        .write()
+        .set_link(&id("a"), Some(SessionRef::new(new_a.clone())));
+    fast.flush(&mut batch);
+    assert!(
+        a.got().is_empty() && new_a.got().is_empty(),
+        "not for the new session"
+    );
+    assert_eq!(b.got(), [("1".to_owned(), QoS::AtMostOnce)]);
+}
+
+#[test]
+fn while_the_router_registers_a_client_its_messages_go_to_the_router() {
+    let (state, _, _) = state();
+    let fast = Arc::clone(state.fast());
+    let mut batch = Batch::default();
+    state.fast().write().set_unsettled(&id("b"), true);
+    assert_eq!(
+        route(&fast, &mut batch, "t/x", QoS::AtMostOnce, "1"),
+        FastRouted::Router
+    );
+    // Not `b`'s topic: still here.
+    assert_eq!(
+        route(&fast, &mut batch, "t/y", QoS::AtMostOnce, "2"),
+        FastRouted::Batched(1)
+    );
+    state.fast().write().set_unsettled(&id("b"), false);
+    assert_eq!(
+        route(&fast, &mut batch, "t/x", QoS::AtMostOnce, "3"),
+        FastRouted::Batched(2)
+    );
+}

@@ -260,6 +260,7 @@ impl RouterState {
         self.persistent.remove(client);
         let mut index = self.fast.write();
         index.set_persistent(client, false);
+        index.discarded(client);
         for filter in self.subs.remove(client).unwrap_or_default().into_keys() {
             index.trie.remove(&filter, client);
             if let Some(interest) = &mut self.interest {
