@@ -199,6 +199,7 @@ impl Broker {
         router_state.set_share_strategy(self.config.server.shared_subscription_strategy);
         router_state.set_subscription_limit(self.config.limits.max_subscriptions_per_client);
         let (p, durability) = (persistence.clone(), self.config.storage.durability);
+        let fast = Arc::clone(router_state.fast());
         let workers = Workers::start(self.workers);
         // Sharing a worker's thread saves a cross-thread wake-up (an eventfd write and a
         // context switch) per message each way when there is one core to run on.
@@ -218,6 +219,7 @@ impl Broker {
         let shared = Arc::new(Shared {
             config: self.config.clone(),
             router: router.clone(),
+            fast,
             persistence: persistence.clone(),
             metrics: Arc::clone(ops.metrics()),
             auth: Arc::clone(&auth),

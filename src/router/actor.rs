@@ -81,6 +81,7 @@ impl Router {
         backlog: Backlog,
     ) -> Self {
         Router {
+            outbox: Outbox::new(std::sync::Arc::clone(state.fast())),
             state,
             sessions: HashMap::new(),
             loading: HashMap::new(),
@@ -96,7 +97,6 @@ impl Router {
             cluster: Box::new(Standalone),
             shares_elsewhere: false,
             interest_elsewhere: false,
-            outbox: Outbox::default(),
             redo: None,
             faults: Default::default(),
             topics: Default::default(),
@@ -108,6 +108,10 @@ impl Router {
     /// (`[limits] queue_full = "backpressure"`).
     pub(crate) fn with_backpressure(mut self, on: bool) -> Self {
         self.backpressure = on;
+        if on {
+            // The router tells each publisher which pressured sessions it reached.
+            self.state.fast().enable(false);
+        }
         self
     }
 
@@ -143,6 +147,20 @@ impl Router {
         }
     }
 
+    /// Registers `client`'s session (`None`: removes it), in the fast path's index too;
+    /// returns the one it replaces.
+    pub(super) fn set_session(
+        &mut self,
+        client: &ClientId,
+        addr: Option<SessionRef>,
+    ) -> Option<SessionRef> {
+        self.state.fast().write().set_link(client, addr.clone());
+        match addr {
+            Some(addr) => self.sessions.insert(client.clone(), addr),
+            None => self.sessions.remove(client),
+        }
+    }
+
     /// Forgets a client's subscriptions and stored session.
     pub(super) fn drop_client(&mut self, client: &ClientId) {
         self.loading.remove(client);
@@ -169,10 +187,20 @@ impl Router {
         msg: Register,
         _: &mut Context<Self>,
     ) -> Option<RegisterReply> {
+        let client = msg.client_id.clone();
+        // The fast path leaves this client's messages to the router until all of the
+        // registration is written (if this fails, they stay with the router).
+        self.state.fast().write().set_unsettled(&client, true);
+        let reply = self.register(msg);
+        self.state.fast().write().set_unsettled(&client, false);
+        reply
+    }
+
+    fn register(&mut self, msg: Register) -> Option<RegisterReply> {
         self.outbox.flush();
         let client = msg.client_id;
         let again = msg.addr.clone();
-        let previous = self.sessions.insert(client.clone(), msg.addr);
+        let previous = self.set_session(&client, Some(msg.addr));
         // The same session registering again (an in-process client whose registration
         // ended) does not take itself over.
         let previous = previous.filter(|p| *p != again);
@@ -238,7 +266,7 @@ impl Router {
     pub(super) fn on_adopt(&mut self, msg: Adopt, _: &mut Context<Self>) {
         self.outbox.flush();
         // (Never in cluster mode: its stores restore no sessions at start.)
-        self.sessions.insert(msg.client_id, msg.addr);
+        self.set_session(&msg.client_id, Some(msg.addr));
     }
 }
 
@@ -277,7 +305,7 @@ impl Router {
     pub(super) fn on_session_ended(&mut self, msg: SessionEnded, _: &mut Context<Self>) {
         self.outbox.flush();
         if self.sessions.get(&msg.client_id) == Some(&msg.addr) {
-            self.sessions.remove(&msg.client_id);
+            self.set_session(&msg.client_id, None);
             self.drop_client(&msg.client_id);
             self.sync_interest();
             self.cluster.release(&msg.client_id);
@@ -401,12 +429,13 @@ impl Router {
 
 impl Router {
     pub(super) fn on_get_stats(&mut self, _: GetStats, _: &mut Context<Self>) -> RouterStats {
+        let (routed, unrouted) = self.state.fast().counts();
         RouterStats {
             sessions: self.sessions.len(),
             subscriptions: self.state.subscription_count(),
             retained: self.state.retained_count(),
-            routed: self.routed,
-            unrouted: self.unrouted,
+            routed: self.routed + routed,
+            unrouted: self.unrouted + unrouted,
             restarts: self.restarts,
         }
     }

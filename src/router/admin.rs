@@ -246,7 +246,7 @@ impl Router {
             link.kick(msg.discard);
         } else if msg.discard {
             // Its actor died: nothing would tell the router.
-            self.sessions.remove(&msg.client_id);
+            self.set_session(&msg.client_id, None);
             self.drop_client(&msg.client_id);
             self.sync_interest();
             self.cluster.release(&msg.client_id);

@@ -22,6 +22,8 @@ use crate::persistence::{Persist, SessionRecord};
 
 impl Router {
     pub(super) fn on_attach_cluster(&mut self, msg: AttachCluster, _: &mut Context<Self>) -> bool {
+        // Every publish goes through the router: the port numbers, forwards and holds.
+        self.state.fast().enable(false);
         self.shares_elsewhere = msg.port.shares_elsewhere();
         self.interest_elsewhere = msg.port.interest_elsewhere();
         self.cluster = msg.port;
@@ -118,7 +120,7 @@ impl Router {
     pub(super) fn on_remote_takeover(&mut self, msg: RemoteTakeover, _: &mut Context<Self>) {
         self.outbox.flush();
         self.loading.remove(&msg.client_id);
-        let Some(addr) = self.sessions.remove(&msg.client_id) else {
+        let Some(addr) = self.set_session(&msg.client_id, None) else {
             // No session here: answer once what is on its way to the store is stored.
             if let Some(done) = msg.flushed {
                 self.persistence.do_send(Persist {

@@ -63,6 +63,7 @@ calls!(Router {
         matched: 0,
         durable: Some(failed_ticket()),
         pressured: Vec::new(),
+        after: u64::MAX,
     };
     Subscribe => on_subscribe, failed SubscribeReply {
         outcomes: Vec::new(),
@@ -95,6 +96,7 @@ impl Router {
                     matched: 0,
                     durable: None,
                     pressured: Vec::new(),
+                    after: 0,
                 }
             }
             None => panic!("injected router fault"),

@@ -107,6 +107,10 @@ pub struct Routed {
     /// `backpressure`: the sessions it reached whose queues are over their limits
     /// (never the publisher's own); the publisher is not read until they drain.
     pub pressured: Vec<Arc<Pressure>>,
+    /// The count of router outbox flushes after which this message's deliveries are in
+    /// their sessions' mailboxes (`FastRoute::flushed`; `u64::MAX`: the router failed).
+    /// The publisher's session routes on its own thread only from then on.
+    pub after: u64,
 }
 
 /// A member of shared subscriptions lost its connection: the messages it may give up

@@ -1,5 +1,7 @@
 //! The router: owns the subscription trie, the retained messages and the registry of
-//! sessions; routes each published message to the sessions that subscribed. It reaches
+//! sessions; routes each published message to the sessions that subscribed. The trie
+//! and the registry's links sit in an index behind a lock (`fast.rs`) that publishing
+//! sessions also read, to route the common case on their own threads. It reaches
 //! a session through its [`link::SessionLink`] (implemented by the session actor's
 //! address in the session module), so nothing here names the session actor: the
 //! messages "Router → Session" below are what the session's link turns each call into.
@@ -14,7 +16,7 @@
 //! |---|---|---|
 //! | `Register { client_id, clean_start, addr, persist }` → `Option<RegisterReply { prior }>` | Session → Router | claim the client id; `prior` says where the previous state arrives: `Prior::Live` (the old actor hands it over) or `Prior::Stored` (the store loads it) |
 //! | `Takeover { handover: Option<oneshot::Sender<Handoff>> }` | Router → old Session | close (5.0: DISCONNECT 0x8E) and send the state over, or discard it (clean start) |
-//! | `Route { msg, inbound_qos2 }` → `Routed { matched, durable }` | Session → Router | route one PUBLISH; `matched` feeds the 5.0 "no matching subscribers" code; `durable` is the ticket the PUBACK waits for |
+//! | `Route { msg, inbound_qos2 }` → `Routed { matched, durable, after }` | Session → Router | route one PUBLISH; `matched` feeds the 5.0 "no matching subscribers" code; `durable` is the ticket the PUBACK waits for; `after` the outbox flush that hands its deliveries over (the session's fast path waits for it: `fast.rs`) |
 //! | `Deliver(Outgoing)` | Router → Session | one delivery at the granted QoS (`Outgoing`: `seq` is its stored number, `share` the `$share` filter when only a shared subscription matched) |
 //! | `DeliverBatch(Vec<Outgoing>)` | Router → Session | the deliveries the router dealt one session in one turn, in routing order (a single one goes as `Deliver`) |
 //! | `FlushOutbox` | Router → itself (`ctx.notify`) | end of the router's turn: send what the outbox holds |
@@ -46,6 +48,9 @@ mod actor;
 pub mod admin;
 mod cluster;
 mod dispatch;
+pub mod fast;
+#[cfg(test)]
+mod fast_tests;
 #[cfg(all(test, feature = "fault-injection"))]
 mod fault_tests;
 mod interest;

@@ -5,12 +5,16 @@
 //! Order: a session's deliveries keep their routing order within a batch, and the
 //! outbox is flushed before the router sends a session anything else (takeover,
 //! shutdown) or handles a message that changes who gets what, so nothing overtakes.
+//! Each flush that hands deliveries over is counted in the fast path's index
+//! (`FastRoute::flushed`): a publisher's session routes on its own thread only once
+//! the flush carrying its earlier messages is done (`Routed::after`).
 
 use ahash::AHashMap as HashMap;
 
 use actix::prelude::*;
 
 use super::actor::Router;
+use super::fast::FastRoute;
 use super::link::SessionRef;
 use crate::delivery::Outgoing;
 use crate::message::ClientId;
@@ -30,6 +34,9 @@ pub(super) struct Outbox {
     last: Option<(usize, Slot)>,
     /// A `FlushOutbox` is already queued to this router.
     scheduled: bool,
+    /// Flushes that handed deliveries over, told to `fast` after each.
+    flushes: u64,
+    fast: std::sync::Arc<FastRoute>,
 }
 
 /// A session's place in the outbox for the current turn (valid until the next flush).
@@ -37,6 +44,19 @@ pub(super) struct Outbox {
 pub(super) struct Slot(usize);
 
 impl Outbox {
+    /// An outbox that counts its flushes in `fast`.
+    pub fn new(fast: std::sync::Arc<FastRoute>) -> Outbox {
+        Outbox {
+            fast,
+            ..Outbox::default()
+        }
+    }
+
+    /// The count of flushes once what the outbox holds now is handed over.
+    pub fn after(&self) -> u64 {
+        self.flushes + u64::from(self.held > 0)
+    }
+
     /// `client`'s place in this turn's outbox, made on its first delivery of the turn
     /// with the session `addr` finds (cloning an `Addr` allocates, so once per session
     /// and turn); `None` when it has no session. Every change of who is registered
@@ -100,6 +120,10 @@ impl Outbox {
         }
         self.index.clear();
         self.last = None;
+        if self.held > 0 {
+            self.flushes += 1;
+            self.fast.flush_done(self.flushes);
+        }
         self.held = 0;
     }
 

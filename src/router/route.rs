@@ -64,6 +64,7 @@ impl Router {
             matched,
             durable,
             pressured,
+            after: self.outbox.after(),
         }
     }
 

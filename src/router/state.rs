@@ -5,6 +5,7 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::fast::FastRoute;
 use super::interest::{Interest, InterestChange};
 use super::share::SharePicker;
 use crate::config::ShareStrategy;
@@ -51,10 +52,15 @@ pub enum Shares<'a> {
     Only(&'a TopicFilter),
 }
 
+/// The subscription index: filters to clients and their subscription entries.
+pub type Trie = SubscriptionTrie<ClientId, SubEntry>;
+
 /// The state the router actor owns.
 #[derive(Default)]
 pub struct RouterState {
-    trie: SubscriptionTrie<ClientId, SubEntry>,
+    /// The trie, the registry's links and the persistent flags, shared with the
+    /// sessions' fast path (`super::fast`); written here only.
+    fast: Arc<FastRoute>,
     pub(super) retained: TopicTree<Arc<Message>>,
     /// Each client's subscriptions: the source of truth, of which `trie` is an index
     /// (rebuilt from it when the router restarts).
@@ -75,6 +81,11 @@ pub struct RouterState {
 impl RouterState {
     pub fn new() -> RouterState {
         RouterState::default()
+    }
+
+    /// The index the sessions route through on the fast path.
+    pub fn fast(&self) -> &Arc<FastRoute> {
+        &self.fast
     }
 
     /// Sets how shared subscriptions pick a member.
@@ -106,7 +117,7 @@ impl RouterState {
 
     /// Number of subscriptions.
     pub fn subscription_count(&self) -> usize {
-        self.trie.len()
+        self.fast.read().trie.len()
     }
 
     /// Number of retained messages.
@@ -116,6 +127,7 @@ impl RouterState {
 
     /// Marks a client's session persistent (its QoS 1/2 deliveries are stored) or not.
     pub fn set_persistent(&mut self, client: &ClientId, persistent: bool, next_seq: u64) {
+        self.fast.write().set_persistent(client, persistent);
         if persistent {
             self.persistent
                 .entry(client.clone())
@@ -163,13 +175,15 @@ impl RouterState {
     /// Rebuilds the trie and the shared-subscription cursors from the per-client
     /// subscriptions (after a failure that may have left the index half-updated).
     pub fn rebuild_index(&mut self) {
-        self.trie = SubscriptionTrie::new();
+        let mut index = self.fast.write();
+        index.trie = SubscriptionTrie::new();
         self.picker.reset();
         for (client, subs) in &self.subs {
             for (filter, entry) in subs {
-                self.trie.insert(filter, client.clone(), *entry);
+                index.insert(filter, client, *entry);
             }
         }
+        drop(index);
         if let Some(interest) = &mut self.interest {
             interest.rebuild(self.subs.values().flat_map(|s| s.keys()));
         }
@@ -201,7 +215,7 @@ impl RouterState {
             };
         }
         let existed = subs.insert(filter.clone(), entry).is_some();
-        self.trie.insert(filter, client.clone(), entry);
+        self.fast.write().insert(filter, client, entry);
         if let (false, Some(interest)) = (existed, &mut self.interest) {
             interest.add(filter);
         }
@@ -238,7 +252,7 @@ impl RouterState {
             }
             None => false,
         };
-        self.trie.remove(filter, client);
+        self.fast.write().trie.remove(filter, client);
         if let (true, Some(interest)) = (existed, &mut self.interest) {
             interest.remove(filter);
         }
@@ -249,8 +263,11 @@ impl RouterState {
     pub fn remove_client(&mut self, client: &ClientId) {
         self.online.remove(client);
         self.persistent.remove(client);
+        let mut index = self.fast.write();
+        index.set_persistent(client, false);
+        index.discarded(client);
         for filter in self.subs.remove(client).unwrap_or_default().into_keys() {
-            self.trie.remove(&filter, client);
+            index.trie.remove(&filter, client);
             if let Some(interest) = &mut self.interest {
                 interest.remove(&filter);
             }
@@ -292,33 +309,23 @@ impl RouterState {
         out: &mut Vec<Delivery>,
     ) {
         out.clear();
-        let mut index = DeliveryIndex::default();
+        let index = self.fast.read();
         let mut shares: Vec<(&TopicFilter, &[(ClientId, SubEntry)])> = Vec::new();
-        // The first node's subscribers are distinct: only later ones may repeat a client.
-        let mut first_node = None;
-        self.trie
-            .for_each_match_by_node(&msg.topic, |node, m| match m {
-                Match::Direct { key, value } => {
-                    if matches!(shares_wanted, Shares::Only(_)) {
-                        return;
-                    }
-                    if value.options.no_local && msg.publisher.as_ref() == Some(key) {
-                        return;
-                    }
-                    let repeats = *first_node.get_or_insert(node) != node;
-                    add_delivery(out, &mut index, repeats, msg, key, value, None);
-                }
-                Match::Shared {
-                    filter, members, ..
-                } => match shares_wanted {
-                    Shares::All => shares.push((filter, members)),
-                    Shares::Only(only) if only == filter => shares.push((filter, members)),
-                    Shares::Only(_) | Shares::Skip => {}
-                },
-            });
+        let direct = !matches!(shares_wanted, Shares::Only(_));
+        let mut dedup = collect(
+            &index.trie,
+            msg,
+            direct,
+            out,
+            |filter, members| match shares_wanted {
+                Shares::All => shares.push((filter, members)),
+                Shares::Only(only) if only == filter => shares.push((filter, members)),
+                Shares::Only(_) | Shares::Skip => {}
+            },
+        );
         for (filter, members) in shares {
             if let Some((client, entry)) = self.picker.pick(filter, members, &self.online, None) {
-                add_delivery(out, &mut index, true, msg, client, entry, Some(filter));
+                add_delivery(out, &mut dedup, true, msg, client, entry, Some(filter));
             }
         }
     }
@@ -332,7 +339,8 @@ impl RouterState {
         leaving: &ClientId,
     ) -> Option<Delivery> {
         let mut found = None;
-        self.trie.for_each_match(&msg.topic, |m| {
+        let index = self.fast.read();
+        index.trie.for_each_match(&msg.topic, |m| {
             if let Match::Shared {
                 filter, members, ..
             } = m
@@ -348,6 +356,47 @@ impl RouterState {
             .pick(share, members, &self.online, Some(leaving))?;
         Some(delivery(msg, client, entry, Some(share)))
     }
+}
+
+/// The deliveries of `msg` through plain subscriptions into `out` (one per client, at
+/// the highest granted QoS), and each matching shared group to `on_share`.
+pub(super) fn collect_direct<'t>(
+    trie: &'t Trie,
+    msg: &Message,
+    out: &mut Vec<Delivery>,
+    on_share: impl FnMut(&'t TopicFilter, &'t [(ClientId, SubEntry)]),
+) {
+    collect(trie, msg, true, out, on_share);
+}
+
+/// [`collect_direct`], with plain subscriptions skipped unless `direct`; returns the
+/// index of `out`, for the shared groups' deliveries to join.
+fn collect<'t>(
+    trie: &'t Trie,
+    msg: &Message,
+    direct: bool,
+    out: &mut Vec<Delivery>,
+    mut on_share: impl FnMut(&'t TopicFilter, &'t [(ClientId, SubEntry)]),
+) -> DeliveryIndex {
+    let mut index = DeliveryIndex::default();
+    // The first node's subscribers are distinct: only later ones may repeat a client.
+    let mut first_node = None;
+    trie.for_each_match_by_node(&msg.topic, |node, m| match m {
+        Match::Direct { key, value } => {
+            if !direct {
+                return;
+            }
+            if value.options.no_local && msg.publisher.as_ref() == Some(key) {
+                return;
+            }
+            let repeats = *first_node.get_or_insert(node) != node;
+            add_delivery(out, &mut index, repeats, msg, key, value, None);
+        }
+        Match::Shared {
+            filter, members, ..
+        } => on_share(filter, members),
+    });
+    index
 }
 
 /// Finds a client's delivery among those collected for one message: a scan while there

@@ -74,6 +74,24 @@ impl TopicCounts {
         }
     }
 
+    /// Adds these counts to `into` and forgets them.
+    pub fn drain_into(&mut self, into: &mut TopicCounts) {
+        for (topic, n) in self.counts.drain() {
+            into.add(&topic, n);
+        }
+        self.since_decay = 0;
+        self.missed = 0;
+    }
+
+    /// `n` publishes to `topic` (counted elsewhere).
+    fn add(&mut self, topic: &str, n: u64) {
+        if let Some(count) = self.counts.get_mut(topic) {
+            *count += n;
+        } else if self.counts.len() < CAPACITY {
+            self.counts.insert(topic.into(), n);
+        }
+    }
+
     /// Halves every count; topics at zero go.
     fn decay(&mut self, now: Instant) {
         self.counts.retain(|_, n| {
@@ -122,6 +140,7 @@ impl Call<Router> for TopTopics {
     const NAME: &'static str = "TopTopics";
 
     fn call(self, act: &mut Router, _: &mut Context<Router>) -> BusiestTopics {
+        act.state.fast().drain_topics(&mut act.topics);
         BusiestTopics(act.topics.top(self.0, Instant::now()))
     }
 

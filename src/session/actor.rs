@@ -116,6 +116,8 @@ pub struct Session {
     /// `queue_full = "backpressure"`: the pressure this session's queue puts on its
     /// publishers while its client is connected.
     pub(super) pressure: Option<PressureSource>,
+    /// Publishes routed on this thread (`session/fast.rs`).
+    pub(super) fast: super::fast::Fast,
 }
 
 impl Session {
@@ -165,6 +167,7 @@ impl Session {
             sent: SentTally::default(),
             connected_at: None,
             pressure: None,
+            fast: Default::default(),
             router: shared.router.clone(),
             shared,
         }

@@ -345,21 +345,31 @@ impl Session {
         ack: Option<(QoS, PacketId)>,
         ctx: &mut Context<Self>,
     ) {
+        if self.route_fast(&msg, ack, ctx) {
+            return;
+        }
+        // What this turn routed itself goes first.
+        self.flush_fast();
+        self.fast.sent_to_router();
         let sent = self.inbound.flow.on_route(msg.qos, ack.map(|(_, id)| id));
         let inbound_qos2 = ack
             .filter(|(q, _)| *q == QoS::ExactlyOnce)
             .map(|(_, id)| id);
         let request = self.router.send(Route { msg, inbound_qos2 });
         let fut = async move {
-            let routed = request.await.ok()?;
+            let Ok(routed) = request.await else {
+                return (None, u64::MAX);
+            };
             let durable = match routed.durable {
                 Some(d) => d.wait().await,
                 None => true,
             };
-            durable.then_some((routed.matched, routed.pressured))
+            let after = routed.after;
+            (durable.then_some((routed.matched, routed.pressured)), after)
         };
         let slot = sent.ack;
-        let fut = fut.into_actor(self).map(move |routed, act, ctx| {
+        let fut = fut.into_actor(self).map(move |(routed, after), act, ctx| {
+            act.fast.answered(after);
             let (matched, pressured) = routed.unzip();
             act.on_routed(matched, slot, ctx);
             if let Some(pressured) = pressured {

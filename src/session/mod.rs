@@ -34,6 +34,7 @@ mod auth_flow;
 mod authorize;
 mod connect;
 mod drain;
+mod fast;
 mod gate;
 pub mod handshake;
 mod hold;

@@ -37,6 +37,8 @@ impl Session {
 
     /// Ends the connection (not necessarily the session).
     pub(super) fn close(&mut self, ctx: &mut Context<Self>, how: Close) {
+        // What this session routed itself in this turn is handed over first.
+        self.flush_fast();
         self.note_close(|| match how {
             Close::ClientDisconnect { send_will: false } => "client DISCONNECT 0x00".into(),
             Close::ClientDisconnect { send_will: true } => "client DISCONNECT 0x04".into(),
@@ -81,6 +83,7 @@ impl Session {
     pub(super) fn crash(&mut self, ctx: &mut Context<Self>) {
         tracing::error!(client_id = %self.state.client_id, "session failed; closing its connection");
         self.shared.metrics.session_failed();
+        self.flush_fast();
         self.inbound.flow.clear_acks();
         self.note_close(|| "server 0x83: session failed".into());
         let actions = self.life.crash(self.facts());
@@ -89,18 +92,21 @@ impl Session {
 
     /// The session is over: its subscriptions go and a delayed will is sent now.
     pub(super) fn end(&mut self, ctx: &mut Context<Self>) {
+        self.flush_fast();
         let actions = self.life.end(self.facts());
         self.perform(actions, ctx);
     }
 
     /// Stops a gone session once nothing it sent to the router is still on its way.
     pub(super) fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
+        self.flush_fast();
         let actions = self.life.idle(self.facts());
         self.perform(actions, ctx);
     }
 
     /// The write side finished (flushed and shut down, or failed).
     pub(super) fn on_writer_closed(&mut self, ctx: &mut Context<Self>) {
+        self.flush_fast();
         let actions = self.life.writer_closed(self.facts());
         self.perform(actions, ctx);
     }

@@ -20,6 +20,8 @@ use crate::transport::MemoryBudget;
 pub struct Shared {
     pub config: Config,
     pub router: Addr<Router>,
+    /// The router's index, for routing on the session's own thread.
+    pub fast: Arc<crate::router::fast::FastRoute>,
     pub persistence: Addr<Persistence>,
     /// Counters for `$SYS`, updated by every session.
     pub metrics: Arc<Metrics>,
