@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use tokio_util::codec::FramedRead;
 use tracing::{debug, info};
 
 use super::aliases::OutboundAliases;
@@ -15,6 +14,7 @@ use super::handshake::{connack, Accepted};
 use super::inbound::Inbound;
 use super::lifecycle::{Lifecycle, Phase};
 use super::messages::{Evict, Shutdown, Takeover};
+use super::reader::PacketReader;
 use super::state::{QueueLimits, SessionState, Stage};
 use super::writer::{WriteLoop, Writer};
 use super::Shared;
@@ -24,10 +24,10 @@ use crate::delivery::PressureSource;
 use crate::hooks::{ClientInfo, Event};
 use crate::metrics::{ConnectedGuard, QueuedShare, SentTally};
 use crate::persistence::Persist;
-use crate::protocol::{LastWill, MqttCodec, Packet, PubResponse, ReasonCode};
+use crate::protocol::{LastWill, Packet, PubResponse, ReasonCode};
 use crate::router::messages::Register;
 use crate::router::Router;
-use crate::transport::{BoxedReader, BoxedWriter, ConnectionPermit};
+use crate::transport::{BoxedWriter, ConnectionPermit};
 
 /// A longest wait for the previous session actor to hand its state over.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,7 +39,7 @@ const CLUSTER_HANDOVER_TIMEOUT: Duration = Duration::from_secs(25);
 pub struct SessionSetup {
     pub accepted: Accepted,
     pub will: Option<LastWill>,
-    pub reader: FramedRead<BoxedReader, MqttCodec>,
+    pub reader: PacketReader,
     pub writer: BoxedWriter,
     /// Who connected, for hooks (the peer address among it).
     pub client: Arc<ClientInfo>,
@@ -51,7 +51,7 @@ pub struct SessionSetup {
 pub(super) enum Start {
     /// The connection as the connect task hands it to a new session actor.
     Connection {
-        reader: FramedRead<BoxedReader, MqttCodec>,
+        reader: PacketReader,
         writer: BoxedWriter,
         permit: ConnectionPermit,
     },
@@ -126,10 +126,10 @@ impl Session {
             queue_limits(&setup.shared),
         );
         let client_aliases = setup.accepted.client_topic_alias_maximum;
-        let mut session = Session::offline(setup.accepted, state, setup.shared);
+        let peer = setup.client.remote_addr;
+        let mut session = Session::offline(setup.accepted, state, setup.shared, setup.client);
         session.life = Lifecycle::connecting(setup.will.map(Box::new));
-        session.peer = setup.client.remote_addr.unwrap_or(session.peer);
-        session.client = setup.client;
+        session.peer = peer.unwrap_or(session.peer);
         session.out_aliases = OutboundAliases::new(client_aliases);
         let backpressure = session.shared.config.limits.queue_full == QueueFull::Backpressure;
         session.pressure = backpressure.then(PressureSource::new);
@@ -141,12 +141,15 @@ impl Session {
         session
     }
 
-    /// A session with no connection (restored from the store).
-    pub(super) fn offline(accepted: Accepted, state: SessionState, shared: Arc<Shared>) -> Session {
-        let client = ClientInfo::new(accepted.client_id.clone())
-            .with_username(accepted.username.as_deref().map(str::to_owned));
+    /// A session with no connection (restored from the store), for `client`.
+    pub(super) fn offline(
+        accepted: Accepted,
+        state: SessionState,
+        shared: Arc<Shared>,
+        client: Arc<ClientInfo>,
+    ) -> Session {
         Session {
-            client: Arc::new(client),
+            client,
             announced: false,
             inbound: Inbound::new(&shared.config.limits),
             state: Box::new(state),
@@ -283,9 +286,8 @@ impl Actor for Session {
                 return;
             }
         };
-        let gated = Gated::new(reader, self.inbound.gate.clone());
-        let gated = Gated::new(gated, self.inbound.rate_gate.clone());
-        let read = ctx.add_stream(Gated::new(gated, self.inbound.holds.gate.clone()));
+        // The routing window, the publish rate and the holds share one gate set.
+        let read = ctx.add_stream(Gated::new(reader, self.inbound.gate.clone()));
         self.link = Some(Link {
             writer: Writer::new(writer, self.accepted.protocol),
             read: Some(read),
@@ -309,7 +311,7 @@ impl Actor for Session {
         let joining = super::persist::Joining {
             router: self.router.clone(),
             client_id: self.accepted.client_id.clone(),
-            addr: ctx.address(),
+            addr: in_cluster.then(|| ctx.address()),
             limits: queue_limits(&self.shared),
             in_cluster,
             wait: match in_cluster {
