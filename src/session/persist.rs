@@ -45,8 +45,13 @@ impl Session {
         ))
     }
 
-    /// Stores the going-offline time (expiry counts from it after a restart).
+    /// Stores the going-offline time (expiry counts from it after a restart), or drops
+    /// the record of a session no longer persistent. A session that never was has no
+    /// record: nothing to tell the router.
     pub(super) fn store_session_offline(&self, ctx: &mut Context<Self>) {
+        if !self.stored && !self.persistent() {
+            return;
+        }
         self.router.do_send(UpdateSession {
             client_id: self.state.client_id.clone(),
             addr: super::link::link(ctx.address()),
