@@ -88,9 +88,8 @@ pub struct Session {
     pub(super) link: Option<Link>,
     /// Phase, pending close and will: decides, the actor carries out.
     pub(super) life: Lifecycle,
-    /// Boxed: the actor's task is allocated 128-byte aligned, and mimalloc serves that
-    /// from its 1024-byte class only up to 1024 bytes (the footprint test), else from
-    /// an over-allocation in the 1536-byte class.
+    /// Boxed: keeps the actor's task (128-byte aligned) within 1024 bytes, mimalloc's
+    /// small aligned allocations (see the footprint test).
     pub(super) inbound: Box<Inbound>,
     pub(super) last_seen: Instant,
     /// What `started` begins with (boxed: used once).
