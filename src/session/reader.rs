@@ -110,7 +110,7 @@ impl Stream for PacketReader {
                     return Poll::Ready(None);
                 }
                 // As `FramedRead`: a packet cut short by the end of input.
-                let cut = io::Error::new(io::ErrorKind::Other, "bytes remaining on stream");
+                let cut = io::Error::other("bytes remaining on stream");
                 return Poll::Ready(Some(Err(cut.into())));
             }
             match ready!(this.poll_fill(cx)) {
