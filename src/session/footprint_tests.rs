@@ -40,5 +40,6 @@ fn sizes_of_an_idle_session() {
     // through its generic aligned path. Kept under 1024 (Inbound boxed); measured with
     // `starling-bench conns --connections 19900 --subscribe`, the broker's RSS per
     // connection went from 4,166-4,170 to 4,124-4,126 bytes with that change.
+    let task = size_of::<ContextFut<Session, Context<Session>>>() + 64;
     assert!(task <= 1024, "session task of {task} bytes: over 1024");
 }
