@@ -25,6 +25,8 @@ mod sys;
 mod tls;
 #[path = "starling-bench/track.rs"]
 mod track;
+#[path = "starling-bench/wire.rs"]
+mod wire;
 
 use std::time::Duration;
 

@@ -9,13 +9,13 @@ use actix::prelude::*;
 use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
 use super::actor::{Session, SessionSetup};
 use super::auth_flow::{authenticate, Refused};
 use super::drain::DrainOnDrop;
 use super::handshake::{admit, refusal, Accepted};
+use super::reader::PacketReader;
 use super::Shared;
 use crate::hooks::ClientInfo;
 use crate::metrics::Limit;
@@ -23,9 +23,6 @@ use crate::protocol::{
     encode_packet, Connect, DecodeError, MqttCodec, Packet, ProtocolVersion, ReasonCode,
 };
 use crate::transport::{BoxedReader, BoxedWriter, Connection};
-
-/// Initial read buffer of a connection.
-const READ_BUFFER_START: usize = 256;
 
 /// Serves one accepted connection until its session actor takes it over.
 pub async fn serve(conn: Connection, shared: Arc<Shared>) {
@@ -38,9 +35,8 @@ pub async fn serve(conn: Connection, shared: Arc<Shared>) {
         true => conn.reader,
         false => Box::new(DrainOnDrop::new(conn.reader)) as BoxedReader,
     };
-    // Idle connections should cost little: start the read buffer small (tokio-util's
-    // default is 8 KiB); the codec reserves room for each packet as it arrives.
-    let mut reader = FramedRead::with_capacity(raw, codec, READ_BUFFER_START);
+    // Idle connections should cost little: no read buffer between packets.
+    let mut reader = PacketReader::new(raw, codec);
     let mut writer = conn.writer;
     let peer = conn.peer;
     let Some(connect) = read_connect(&mut reader, &mut writer, &shared, peer).await else {
@@ -142,7 +138,7 @@ impl Login<'_> {
     async fn run(
         &self,
         accepted: &mut Accepted,
-        reader: &mut FramedRead<BoxedReader, MqttCodec>,
+        reader: &mut PacketReader,
         writer: &mut BoxedWriter,
     ) -> bool {
         let (peer, shared, version) = (self.peer, self.shared, self.connect.protocol);
@@ -222,7 +218,7 @@ fn certificate_is_credential(connect: &Connect) -> Result<(), Refused> {
 /// The first packet, which must be CONNECT, within the connect timeout
 /// [MQTT-3.1.0-1]; `None` once the connection was answered (if at all) and closed.
 async fn read_connect(
-    reader: &mut FramedRead<BoxedReader, MqttCodec>,
+    reader: &mut PacketReader,
     writer: &mut BoxedWriter,
     shared: &Shared,
     peer: SocketAddr,

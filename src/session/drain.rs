@@ -78,10 +78,12 @@ impl Drop for DrainOnDrop {
 /// how many bytes were read.
 pub async fn drain<R: AsyncRead + Unpin>(mut reader: R, within: Duration, max: usize) -> usize {
     let deadline = tokio::time::Instant::now() + within;
-    let mut buf = vec![0u8; CHUNK];
+    // Not zeroed: read_buf fills the spare capacity, and nothing read is looked at.
+    let mut buf = Vec::with_capacity(CHUNK);
     let mut total = 0;
     while total < max {
-        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+        buf.clear();
+        match tokio::time::timeout_at(deadline, reader.read_buf(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
             Ok(Ok(n)) => total += n,
         }

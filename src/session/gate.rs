@@ -10,37 +10,62 @@ use std::task::{Context, Poll, Waker};
 
 use futures::Stream;
 
-/// Shared between the session (which closes and opens it) and its gated stream.
-#[derive(Clone, Default)]
-pub struct Gate(Rc<GateState>);
+/// Shared between the session (which closes and opens it) and its gated stream. Up to
+/// eight gates of one connection share one allocation ([`Gate::sibling`]): the stream
+/// is held while any of them is closed.
+#[derive(Clone)]
+pub struct Gate {
+    set: Rc<GateState>,
+    bit: u8,
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate {
+            set: Rc::default(),
+            bit: 1,
+        }
+    }
+}
 
 #[derive(Default)]
 struct GateState {
-    closed: Cell<bool>,
+    /// One bit per gate of the set: closed.
+    closed: Cell<u8>,
     waker: Cell<Option<Waker>>,
 }
 
 impl Gate {
-    /// Stops the stream at its next item.
-    pub fn close(&self) {
-        self.0.closed.set(true);
+    /// Another gate of the same set (`n`: 1..=7), opened and closed on its own.
+    pub fn sibling(&self, n: u8) -> Gate {
+        Gate {
+            set: Rc::clone(&self.set),
+            bit: 1 << n,
+        }
     }
 
-    /// Lets the stream go on (wakes it if it was waiting).
+    /// Stops the stream at its next item.
+    pub fn close(&self) {
+        self.set.closed.set(self.set.closed.get() | self.bit);
+    }
+
+    /// Lets the stream go on (wakes it if it was waiting; it checks the other gates).
     pub fn open(&self) {
-        if self.0.closed.replace(false) {
-            if let Some(w) = self.0.waker.take() {
+        let closed = self.set.closed.get();
+        if closed & self.bit != 0 {
+            self.set.closed.set(closed & !self.bit);
+            if let Some(w) = self.set.waker.take() {
                 w.wake();
             }
         }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.0.closed.get()
+        self.set.closed.get() & self.bit != 0
     }
 }
 
-/// A stream that yields nothing while its gate is closed.
+/// A stream that yields nothing while any gate of its gate's set is closed.
 pub struct Gated<S> {
     inner: S,
     gate: Gate,
@@ -56,8 +81,8 @@ impl<S: Stream + Unpin> Stream for Gated<S> {
     type Item = S::Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        if self.gate.is_closed() {
-            self.gate.0.waker.set(Some(cx.waker().clone()));
+        if self.gate.set.closed.get() != 0 {
+            self.gate.set.waker.set(Some(cx.waker().clone()));
             return Poll::Pending;
         }
         Pin::new(&mut self.inner).poll_next(cx)
@@ -82,5 +107,23 @@ mod tests {
         gate.open();
         assert_eq!(s.poll_next_unpin(&mut cx), Poll::Ready(Some(2)));
         assert_eq!(s.poll_next_unpin(&mut cx), Poll::Ready(None));
+    }
+
+    #[test]
+    fn a_set_holds_items_while_any_of_its_gates_is_closed() {
+        let gate = Gate::default();
+        let other = gate.sibling(1);
+        let mut s = Gated::new(stream::iter([1, 2]), gate.clone());
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        gate.close();
+        other.close();
+        assert!(gate.is_closed() && other.is_closed());
+        assert_eq!(s.poll_next_unpin(&mut cx), Poll::Pending);
+        gate.open();
+        assert!(!gate.is_closed() && other.is_closed());
+        assert_eq!(s.poll_next_unpin(&mut cx), Poll::Pending);
+        other.open();
+        assert_eq!(s.poll_next_unpin(&mut cx), Poll::Ready(Some(1)));
     }
 }

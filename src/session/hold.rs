@@ -20,7 +20,6 @@ use crate::delivery::Pressure;
 use crate::metrics::Limit;
 
 /// The waits holding a publisher back.
-#[derive(Default)]
 pub(super) struct Holds {
     waits: usize,
     /// A wait for memory is running (one at a time).
@@ -30,6 +29,15 @@ pub(super) struct Holds {
 }
 
 impl Holds {
+    /// Holds that stop reading with `gate`.
+    pub fn with_gate(gate: Gate) -> Holds {
+        Holds {
+            waits: 0,
+            memory: false,
+            gate,
+        }
+    }
+
     /// One more wait; true when reading must stop now.
     fn hold(&mut self) -> bool {
         self.waits += 1;
@@ -108,7 +116,7 @@ mod tests {
 
     #[test]
     fn reading_resumes_when_the_last_wait_ends() {
-        let mut h = Holds::default();
+        let mut h = Holds::with_gate(Gate::default());
         assert!(h.hold(), "the first wait closes");
         assert!(!h.hold());
         assert!(!h.release());

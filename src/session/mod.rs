@@ -49,6 +49,7 @@ mod perform;
 mod persist;
 pub(crate) mod policy;
 mod rate;
+mod reader;
 mod reauth;
 mod shared;
 pub mod state;
@@ -62,3 +63,7 @@ pub use connect::serve;
 pub use link::link;
 pub(crate) use messages::Handover;
 pub use shared::{Isolation, Shared};
+
+#[cfg(test)]
+#[path = "footprint_tests.rs"]
+mod footprint_tests;

@@ -52,7 +52,7 @@ impl Session {
     /// Keeps why the connection ends for its disconnect log line (the first reason wins).
     pub(super) fn note_close(&mut self, why: impl FnOnce() -> String) {
         if self.close_reason.is_none() {
-            self.close_reason = Some(why());
+            self.close_reason = Some(why().into_boxed_str());
         }
     }
 
@@ -60,7 +60,7 @@ impl Session {
     /// `why` as its Reason String (see [`Session::disconnect_packet`]).
     pub(super) fn fail(&mut self, ctx: &mut Context<Self>, reason: ReasonCode, why: &str) {
         debug!(client_id = %self.state.client_id, %reason, why, "closing the connection");
-        self.close_text.get_or_insert_with(|| why.to_owned());
+        self.close_text.get_or_insert_with(|| why.into());
         self.close(ctx, Close::Server(reason));
     }
 
@@ -247,7 +247,8 @@ impl Session {
     fn disconnect_packet(&mut self, reason: ReasonCode) -> Packet {
         let mut disconnect = Disconnect::new(reason);
         if self.accepted.request_problem_information {
-            disconnect.properties.reason_string = self.close_text.take().map(Into::into);
+            disconnect.properties.reason_string =
+                self.close_text.take().map(|t| String::from(t).into());
         }
         let packet = Packet::Disconnect(disconnect);
         let max = self.accepted.client_max_packet_size.unwrap_or(u32::MAX) as usize;

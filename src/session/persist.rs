@@ -13,6 +13,7 @@ use super::handshake::Accepted;
 use super::state::{QueueLimits, SessionState};
 use super::Shared;
 use crate::delivery::Outgoing;
+use crate::hooks::ClientInfo;
 use crate::message::ClientId;
 use crate::persistence::convert::{
     outgoing_from_record, queued_record, session_record, unix_ms_now, will_from_record,
@@ -44,8 +45,13 @@ impl Session {
         ))
     }
 
-    /// Stores the going-offline time (expiry counts from it after a restart).
+    /// Stores the going-offline time (expiry counts from it after a restart), or drops
+    /// the record of a session no longer persistent. A session that never was has no
+    /// record: nothing to tell the router.
     pub(super) fn store_session_offline(&self, ctx: &mut Context<Self>) {
+        if !self.stored && !self.persistent() {
+            return;
+        }
         self.router.do_send(UpdateSession {
             client_id: self.state.client_id.clone(),
             addr: super::link::link(ctx.address()),
@@ -133,7 +139,8 @@ impl Session {
         };
         let will = rec.will.as_ref().and_then(will_from_record);
         let offline_since_ms = rec.disconnected_at_ms;
-        let mut session = Session::offline(accepted, state, shared);
+        let client = ClientInfo::new(accepted.client_id.clone());
+        let mut session = Session::offline(accepted, state, shared, Arc::new(client));
         session.setup = Some(Box::new(Start::Restored {
             will: will.map(Box::new),
             offline_since_ms,
@@ -166,7 +173,9 @@ impl Session {
 pub(super) struct Joining {
     pub router: Addr<Router>,
     pub client_id: ClientId,
-    pub addr: Addr<Session>,
+    /// The new actor's address, for the cluster's restore only (each address made costs
+    /// two allocations).
+    pub addr: Option<Addr<Session>>,
     pub limits: QueueLimits,
     /// Session state lives in JetStream (`Config::session_state_in_cluster`).
     pub in_cluster: bool,
@@ -205,8 +214,8 @@ impl Joining {
     /// The session as stored. Cluster mode: its subscriptions join this node's router
     /// before the CONNACK.
     async fn resume_stored(self, stored: StoredSession) -> Option<Option<Box<SessionState>>> {
-        if self.in_cluster {
-            let restore = restore_message(&stored, self.client_id, self.addr);
+        if let (true, Some(addr)) = (self.in_cluster, self.addr) {
+            let restore = restore_message(&stored, self.client_id, addr);
             let restored = self.router.send(restore).await.ok()??;
             if let Some(durable) = restored.durable {
                 durable.wait().await;

@@ -223,7 +223,7 @@ impl Conn {
     }
 }
 
-async fn tcp_connect(addr: &str, source: Option<IpAddr>) -> Result<TcpStream> {
+pub async fn tcp_connect(addr: &str, source: Option<IpAddr>) -> Result<TcpStream> {
     let Some(ip) = source else {
         return Ok(TcpStream::connect(addr).await?);
     };

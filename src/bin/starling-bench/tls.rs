@@ -33,6 +33,11 @@ pub fn configure(ca: &Path) -> Result<()> {
     Ok(())
 }
 
+/// True once `--tls-ca` configured TLS.
+pub fn enabled() -> bool {
+    CONNECTOR.get().is_some()
+}
+
 /// A client connection: plain TCP, or TLS over it.
 pub enum Stream {
     /// `--tls-ca` not given.
