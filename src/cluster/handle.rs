@@ -103,8 +103,10 @@ impl ClusterHandle {
         self.generation += 1;
         let generation = self.generation;
         let (after, tx) = ticket(true);
-        if let Some(tx) = tx {
-            let _ = self.interest.send(InterestCmd::Barrier(tx));
+        let (covered_tx, covered) = oneshot::channel();
+        if let Some(done) = tx {
+            let covered = Some(covered_tx);
+            let _ = self.interest.send(InterestCmd::Barrier { done, covered });
         }
         let job = ReplayJob {
             client,
@@ -113,6 +115,7 @@ impl ClusterHandle {
             after,
             origin: self.origin,
             fed: self.fed,
+            covered: Some(covered),
         };
         let queued = self.publish.try_send(Outbound::Replay(job)).is_ok();
         if !queued {
@@ -221,7 +224,11 @@ impl ClusterPort for ClusterHandle {
             return None;
         }
         let (ticket, tx) = ticket(true);
-        let _ = self.interest.send(InterestCmd::Barrier(tx?));
+        let done = tx?;
+        let _ = self.interest.send(InterestCmd::Barrier {
+            done,
+            covered: None,
+        });
         ticket
     }
 

@@ -1,6 +1,6 @@
 //! What cluster mode reports: whether the NATS connection is up, how long message-log
-//! writes take to be acknowledged by JetStream, and how many replays of the log ran
-//! and what they carried. Registered only when the broker runs in cluster mode.
+//! writes take to be acknowledged by JetStream, how many replays of the log ran
+//! and what they carried, and what the node's log feed read. Registered only when the broker runs in cluster mode.
 
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ pub struct ClusterMetrics {
     replays: Counter,
     replay_failures: Counter,
     replayed_messages: Counter,
+    feed_entries: Counter,
+    feed_consumers: Counter,
 }
 
 impl ClusterMetrics {
@@ -33,6 +35,8 @@ impl ClusterMetrics {
             replays: Counter::default(),
             replay_failures: Counter::default(),
             replayed_messages: Counter::default(),
+            feed_entries: Counter::default(),
+            feed_consumers: Counter::default(),
         };
         registry.register(
             "cluster_nats_connected",
@@ -69,7 +73,27 @@ impl ClusterMetrics {
             "Messages read back from the message log by replays",
             m.replayed_messages.clone(),
         );
+        registry.register(
+            "cluster_feed_entries",
+            "Message-log entries the node's log feed received (its consumer is filtered to the node's interest)",
+            m.feed_entries.clone(),
+        );
+        registry.register(
+            "cluster_feed_consumers",
+            "Consumers the log feed created (at start, after each interest change and each failure)",
+            m.feed_consumers.clone(),
+        );
         m
+    }
+
+    /// The log feed received one entry.
+    pub fn feed_entry(&self) {
+        self.feed_entries.inc();
+    }
+
+    /// The log feed created a consumer.
+    pub fn feed_consumer(&self) {
+        self.feed_consumers.inc();
     }
 
     /// The NATS connection is up (`true`) or down; counts a transition to down.
@@ -115,6 +139,8 @@ mod tests {
         m.log_write(false, Duration::ZERO);
         m.replay(Some(5));
         m.replay(None);
+        m.feed_entry();
+        m.feed_consumer();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -125,6 +151,8 @@ mod tests {
             "starling_cluster_replays_total 2",
             "starling_cluster_replay_failures_total 1",
             "starling_cluster_replayed_messages_total 5",
+            "starling_cluster_feed_entries_total 1",
+            "starling_cluster_feed_consumers_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
