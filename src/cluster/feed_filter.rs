@@ -93,9 +93,9 @@ impl FeedFilter {
         match (self, other) {
             (FeedFilter::All, _) | (_, FeedFilter::Nothing) => true,
             (_, FeedFilter::All) | (FeedFilter::Nothing, _) => false,
-            (FeedFilter::Subjects(mine), FeedFilter::Subjects(theirs)) => theirs
-                .iter()
-                .all(|t| mine.iter().any(|m| covers(m, t))),
+            (FeedFilter::Subjects(mine), FeedFilter::Subjects(theirs)) => {
+                theirs.iter().all(|t| mine.iter().any(|m| covers(m, t)))
+            }
         }
     }
 }
