@@ -83,7 +83,8 @@
 //! plain subscriptions' filters (`cluster/feed_filter.rs`: the subjects a filter
 //! subscribes on core NATS, under `starling.l.`, reduced so that none overlaps another
 //! as NATS requires: a subject another covers is dropped, two that still overlap become
-//! their common prefix and `>`; more than 256 subjects, or `#`, is the whole log; no
+//! their common prefix and `>`; more than 256 subjects is the whole log, and `#` all of
+//! it but the `$` topics; no
 //! plain subscription, no consumer), and hands every entry another node published to
 //! its router as `RouteRemote` with the entry's stream sequence, in log order (skipping
 //! its own: delivered locally before their log write); the router routes it to matching
