@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 use super::admin::{self, AdminHandler, AdminLink};
 use super::envelope::Envelope;
 use super::feed::{self, FeedCmd};
+use super::feed_sync::{barrier, feed_subjects};
 use super::handle::{ClusterHandle, HandleParts};
 use super::isolation;
 use super::nodes;
@@ -374,42 +375,6 @@ async fn interest_loop(
             }
         }
     }
-}
-
-/// Waits (up to `FLUSH_TIMEOUT`) for the flush of the NATS subscriptions and the log
-/// feed's answer, passes the answer on, then fires `done`.
-async fn barrier(
-    client: async_nats::Client,
-    synced: Option<oneshot::Receiver<u64>>,
-    done: oneshot::Sender<()>,
-    covered: Option<oneshot::Sender<u64>>,
-) {
-    let feed = async {
-        match synced {
-            Some(rx) => rx.await.ok(),
-            None => None,
-        }
-    };
-    let both = futures::future::join(client.flush(), feed);
-    if let Ok((_, Some(at))) = tokio::time::timeout(FLUSH_TIMEOUT, both).await {
-        if let Some(covered) = covered {
-            let _ = covered.send(at);
-        }
-    }
-    let _ = done.send(());
-}
-
-/// The log subjects the feed follows for `filter`: none for a shared one (its group's
-/// consumer brings its messages, [`shared`]) or one too long for NATS.
-fn feed_subjects(filter: &TopicFilter) -> Vec<String> {
-    if filter.share().is_some() {
-        return Vec::new();
-    }
-    filter_to_subjects(filter)
-        .iter()
-        .filter(|s| s.len() <= MAX_SUBJECT_LEN)
-        .map(|s| replay::log_subject(s))
-        .collect()
 }
 
 /// The NATS subscriptions of one filter, with their forwarding tasks; for a shared

@@ -417,6 +417,7 @@ pub mod bridge;
 pub mod envelope;
 mod feed;
 mod feed_filter;
+mod feed_sync;
 mod handle;
 pub mod interest;
 pub mod isolation;
