@@ -18,6 +18,8 @@
 #   DURATION_SECS=N hard cap of one generator run (default 300)
 #   PORT_BASE=N     first loopback port tried (default 18830)
 #   NO_UNPINNED=1   skip the extra unpinned Starling runs
+#   NO_FLOOR=1      skip examples/conn_floor (run in the `conns` scenario beside the
+#                   brokers, pinned like them: the least a server can do per connection)
 #   STARLING=PATH   the Starling binary to measure (default: this tree's release build;
 #                   the generator is always this tree's)
 #   MOSQUITTO_NODELAY=1  add `set_tcp_nodelay true` to the Mosquitto config (default: off,
@@ -90,6 +92,7 @@ fi
 
 log "building"
 cargo build --release --bin starling --bin starling-bench >&2
+[[ ${NO_FLOOR:-0} == 1 ]] || cargo build --release --example conn_floor >&2
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BENCH=$TARGET/release/starling-bench
 # STARLING=path: another build of Starling in the Starling column (a before/after run).
@@ -188,6 +191,9 @@ EOF
                 printf 'certfile %s\nkeyfile %s\n' "$TMP/server.pem" "$TMP/server.key" >>"$dir/mosquitto.conf"
             fi
             "${pin[@]}" "$MOSQUITTO" -c "$dir/mosquitto.conf" >"$BROKER_LOG" 2>&1 &
+            ;;
+        conn_floor)
+            "${pin[@]}" "$TARGET/release/examples/conn_floor" "127.0.0.1:$PORT" >"$BROKER_LOG" 2>&1 &
             ;;
         rumqttd)
             # rumqttd 0.20 format (its rumqttd.toml): one MQTT 3.1.1 (v4) server.
@@ -291,6 +297,9 @@ for key in $SCENARIOS; do
         if [[ ${NO_UNPINNED:-0} != 1 && $key == fan* && " $BROKERS " == *" starling "* ]]; then
             run_one "$key" starling-unpinned "$run"
         fi
+        if [[ ${NO_FLOOR:-0} != 1 && $key == conns ]]; then
+            run_one "$key" conn_floor "$run"
+        fi
     done
 done
 
@@ -355,6 +364,12 @@ report() {
             conns)
                 row "$CONNS idle conns + 1 sub each: rate (conn/s)" "$key" conn_per_sec
                 row "$CONNS idle conns + 1 sub each: broker RSS/conn (bytes, lower is better)" "$key" rss_per_conn
+                if [[ ${NO_FLOOR:-0} != 1 ]]; then
+                    local fr fm sr
+                    fr=$(median "$key" conn_floor conn_per_sec) fm=$(median "$key" conn_floor rss_per_conn)
+                    sr=$(median "$key" starling conn_per_sec)
+                    FLOOR_LINE="examples/conn_floor in the same run (\`conns\`, same generator, pinned alike): $(fmt "$fr") conn/s, RSS/conn $(fmt "$fm") B; Starling/conn_floor rate ratio $(ratio "$sr" "$fr")."
+                fi
                 ;;
             broadcast) row "broadcast QoS 0, 1 pub → $((10000 / DIV)) subs (deliveries/s)" "$key" msg_per_sec ;;
             many_topics)
@@ -370,6 +385,7 @@ report() {
             fanin_q1_persistent) row "fanin QoS 1 to a persistent session, 4 pubs × $((25000 / DIV)) (msg/s)" "$key" msg_per_sec ;;
         esac
     done
+    [[ -n ${FLOOR_LINE:-} ]] && echo && echo "$FLOOR_LINE"
     echo
     echo "CPU use during the measured interval, median, % of one core (broker / generator):"
     echo

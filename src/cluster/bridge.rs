@@ -27,7 +27,8 @@ use tracing::{debug, info, warn};
 
 use super::admin::{self, AdminHandler, AdminLink};
 use super::envelope::Envelope;
-use super::feed;
+use super::feed::{self, FeedCmd};
+use super::feed_sync::{barrier, feed_subjects};
 use super::handle::{ClusterHandle, HandleParts};
 use super::isolation;
 use super::nodes;
@@ -114,10 +115,17 @@ pub enum Outbound {
 /// What the router sends the interest task.
 pub enum InterestCmd {
     Change(InterestChange),
-    /// Fires once the NATS subscriptions of the changes before it were flushed to the
-    /// server (or after `FLUSH_TIMEOUT`: the subscription works locally regardless, and
-    /// the client re-subscribes on reconnect).
-    Barrier(oneshot::Sender<()>),
+    /// `done` fires once the NATS subscriptions of the changes before it were flushed to
+    /// the server and the log feed follows their subjects (or after `FLUSH_TIMEOUT`: the
+    /// subscription works locally regardless, and the client re-subscribes on
+    /// reconnect); before it, `covered` gets the feed's answer ([`feed::FeedCmd::Sync`]),
+    /// if it came.
+    Barrier {
+        done: oneshot::Sender<()>,
+        covered: Option<oneshot::Sender<u64>>,
+        /// Wait for the log feed too (not for a restored session whose replay follows).
+        feed: bool,
+    },
 }
 
 /// Connects to NATS, makes sure the retained stream exists, starts the bridge's tasks
@@ -242,19 +250,22 @@ async fn run(
     )
     .await
     .map_err(|_| ClusterError::JetStream("timed out creating the message log".into()))??;
-    let feed_start = if config.message_log {
+    let (feed_tx, feed_start) = if config.message_log {
         let position = tokio::time::timeout(START_TIMEOUT, feed::start_position(&log))
             .await
             .map_err(|_| ClusterError::JetStream("timed out reading the message log".into()))?;
+        let (tx, commands) = mpsc::unbounded_channel();
         tokio::spawn(feed::run(feed::Feed {
             stream: log.clone(),
             origin,
             router: router.clone(),
             position,
+            commands,
+            metrics: metrics.clone(),
         }));
-        Some(position)
+        (Some(tx), Some(position))
     } else {
-        None
+        (None, None)
     };
     let publisher = Publisher {
         client: client.clone(),
@@ -269,7 +280,7 @@ async fn run(
     tokio::spawn(publish::run(publisher, channels.publish));
     tokio::spawn(interest_loop(
         client.clone(),
-        groups,
+        (groups, feed_tx),
         router,
         channels.interest,
     ));
@@ -322,38 +333,52 @@ async fn connect(
 }
 
 /// Keeps one NATS subscription (two for a filter ending in `/#`) per filter with local
-/// subscribers, each with a task forwarding what arrives to the router.
+/// subscribers, each with a task forwarding what arrives to the router, and tells the
+/// log feed (if it runs) the log subjects of the plain ones.
 async fn interest_loop(
     client: async_nats::Client,
-    groups: shared::Groups,
+    (groups, feed): (shared::Groups, Option<mpsc::UnboundedSender<FeedCmd>>),
     router: Addr<Router>,
     mut rx: mpsc::UnboundedReceiver<InterestCmd>,
 ) {
     let mut subs: HashMap<TopicFilter, Vec<JoinHandle<()>>> = HashMap::new();
+    let tell_feed = |cmd: FeedCmd| {
+        if let Some(feed) = &feed {
+            let _ = feed.send(cmd);
+        }
+    };
     while let Some(cmd) = rx.recv().await {
         let change = match cmd {
             InterestCmd::Change(change) => change,
-            InterestCmd::Barrier(done) => {
-                let client = client.clone();
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await;
-                    let _ = done.send(());
+            InterestCmd::Barrier {
+                done,
+                covered,
+                feed: with_feed,
+            } => {
+                let synced = (feed.is_some() && with_feed).then(|| {
+                    let (synced_tx, synced) = oneshot::channel();
+                    tell_feed(FeedCmd::Sync(synced_tx));
+                    synced
                 });
+                let client = client.clone();
+                tokio::spawn(barrier(client, synced, done, covered));
                 continue;
             }
         };
         match change {
             InterestChange::Add(filter) => {
                 let tasks = subscribe(&client, &filter, &groups, &router).await;
-                if let Some(old) = subs.insert(filter, tasks) {
-                    old.iter().for_each(JoinHandle::abort);
+                match subs.insert(filter.clone(), tasks) {
+                    Some(old) => old.iter().for_each(JoinHandle::abort),
+                    None => tell_feed(FeedCmd::Add(feed_subjects(&filter))),
                 }
             }
             InterestChange::Remove(filter) => {
                 debug!(%filter, "cluster unsubscribe");
                 // Dropping the subscriber (with its task) unsubscribes on NATS.
-                for task in subs.remove(&filter).unwrap_or_default() {
-                    task.abort();
+                if let Some(tasks) = subs.remove(&filter) {
+                    tasks.iter().for_each(JoinHandle::abort);
+                    tell_feed(FeedCmd::Remove(feed_subjects(&filter)));
                 }
             }
         }

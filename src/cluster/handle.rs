@@ -103,8 +103,14 @@ impl ClusterHandle {
         self.generation += 1;
         let generation = self.generation;
         let (after, tx) = ticket(true);
-        if let Some(tx) = tx {
-            let _ = self.interest.send(InterestCmd::Barrier(tx));
+        let (covered_tx, covered) = oneshot::channel();
+        if let Some(done) = tx {
+            let covered = Some(covered_tx);
+            let _ = self.interest.send(InterestCmd::Barrier {
+                done,
+                covered,
+                feed: true,
+            });
         }
         let job = ReplayJob {
             client,
@@ -113,6 +119,7 @@ impl ClusterHandle {
             after,
             origin: self.origin,
             fed: self.fed,
+            covered: Some(covered),
         };
         let queued = self.publish.try_send(Outbound::Replay(job)).is_ok();
         if !queued {
@@ -130,6 +137,42 @@ impl ClusterHandle {
             );
         }
         ack.then(failed_ticket)
+    }
+
+    /// Passes interest changes on to the interest task (node-local filters stay here).
+    /// With `barrier`, and when a filter is new, the ticket resolves once its NATS
+    /// subscription reached the server (the SUBACK waits for it, so that a publish right
+    /// after it is routed here) and, with `feed`, once the log feed follows it too.
+    fn send_interest(
+        &self,
+        changes: Vec<InterestChange>,
+        barrier: bool,
+        feed: bool,
+    ) -> Option<Durable> {
+        let mut new_filter = false;
+        for change in changes {
+            let filter = match &change {
+                InterestChange::Add(f) | InterestChange::Remove(f) => f,
+            };
+            if is_node_local_filter(filter) {
+                continue;
+            }
+            new_filter |= matches!(change, InterestChange::Add(_));
+            if self.interest.send(InterestCmd::Change(change)).is_err() {
+                warn!("cluster bridge is gone; interest change lost");
+            }
+        }
+        if !(barrier && new_filter) {
+            return None;
+        }
+        let (ticket, tx) = ticket(true);
+        let done = tx?;
+        let _ = self.interest.send(InterestCmd::Barrier {
+            done,
+            covered: None,
+            feed,
+        });
+        ticket
     }
 }
 
@@ -199,30 +242,18 @@ impl ClusterPort for ClusterHandle {
         }
     }
 
-    /// Passes interest changes on to the interest task (node-local filters stay here).
-    /// With `barrier`, and when a filter is new, the ticket resolves once its NATS
-    /// subscription reached the server (the SUBACK waits for it, so that a publish right
-    /// after it is routed here).
+    /// See [`ClusterHandle::send_interest`]: a SUBACK waits for the log feed too (what
+    /// the feed skipped before it follows a new filter is dropped).
     fn interest(&self, changes: Vec<InterestChange>, barrier: bool) -> Option<Durable> {
-        let mut new_filter = false;
-        for change in changes {
-            let filter = match &change {
-                InterestChange::Add(f) | InterestChange::Remove(f) => f,
-            };
-            if is_node_local_filter(filter) {
-                continue;
-            }
-            new_filter |= matches!(change, InterestChange::Add(_));
-            if self.interest.send(InterestCmd::Change(change)).is_err() {
-                warn!("cluster bridge is gone; interest change lost");
-            }
-        }
-        if !(barrier && new_filter) {
-            return None;
-        }
-        let (ticket, tx) = ticket(true);
-        let _ = self.interest.send(InterestCmd::Barrier(tx?));
-        ticket
+        self.send_interest(changes, barrier, true)
+    }
+
+    fn restore_interest(
+        &self,
+        changes: Vec<InterestChange>,
+        replay_follows: bool,
+    ) -> Option<Durable> {
+        self.send_interest(changes, true, !(replay_follows && self.message_log))
     }
 
     /// The node that held the id closes its connection.

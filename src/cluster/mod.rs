@@ -7,7 +7,7 @@
 //! - [`envelope`] — the wire format between nodes and the duplicate filter (pure).
 //! - [`bridge`] — the NATS connection: publishes local messages, subscribes per filter,
 //!   feeds what arrives to the router; [`feed`] follows the message log for the other
-//!   nodes' QoS 1/2 messages; [`retained`] keeps retained messages in JetStream;
+//!   nodes' QoS 1/2 messages, filtered to the node's interest (`feed_filter`, pure); [`retained`] keeps retained messages in JetStream;
 //!   [`ownership`] claims client ids cluster-wide (takeover across nodes);
 //!   [`js_store`] keeps session state in JetStream for whichever node resumes it;
 //!   `shared` pulls shared subscriptions' QoS 1/2 messages from the message log.
@@ -41,7 +41,7 @@
 //! | envelope | `cluster/envelope.rs` | postcard `MessageRecord` (payload, QoS, retain, v5 properties, expiry as Unix time, publisher) + origin incarnation + sequence number |
 //! | bridge | `cluster/bridge.rs` | the NATS connection on its own arbiter: the interest task, one forwarding task per NATS subscription |
 //! | publish task | `cluster/publish.rs` | local messages out in order: QoS 1/2 to the message log (with the log off, as core copies like QoS 0), QoS 0 as core copies, one flush per batch |
-//! | log feed | `cluster/feed.rs` | each node's consumer of the whole log: the other nodes' QoS 1/2 messages to the router in log order, resumed from the last sequence routed |
+//! | log feed | `cluster/feed.rs`, `cluster/feed_filter.rs` | each node's consumer of the log, filtered to the log subjects of its plain subscriptions (recreated when they change; none without any): the other nodes' QoS 1/2 messages to the router in log order, resumed from the last sequence routed |
 //! | message log | `cluster/replay.rs`, `router/replay.rs` | the stream `STARLING_LOG`; a resumed session's replay from its cursor, with its deliveries held meanwhile |
 //! | retained | `cluster/retained.rs` | the JetStream stream and each node's mirror of it |
 //! | isolation | `cluster/isolation.rs` | the node's NATS connection state (async-nats events); the isolated flag read by the connect task |
@@ -75,25 +75,40 @@
 //! the log off, QoS 1/2 messages go out as core copies like QoS 0 ones (at most once).
 //! Cost: one JetStream write per QoS 1/2 publish (pipelined, up to 8,192 outstanding;
 //! the node never waits on one), its acknowledgement, the log's disk and replication, and
-//! each node's reading of the whole log (below); QoS 0 costs only the flush.
+//! the reading by each node interested in it (below); QoS 0 costs only the flush.
 //!
-//! **Receive.** QoS 1/2 messages (log on): each node follows the whole log with a
-//! JetStream consumer of its own (`cluster/feed.rs`: ephemeral, memory, one replica, no
-//! acknowledgements) from the log's end at its start, and hands every entry another node
-//! published to its router as `RouteRemote` with the entry's stream sequence, in log order
-//! (skipping its own: delivered locally before their log write); the router routes it to
-//! matching plain subscriptions (never to `$share` ones) and drops what matches none. The
-//! feed keeps the last stream sequence it routed and recreates its consumer from the next
-//! one when the consumer fails: a pull error, two missed heartbeats (500 ms each; its
-//! server died or hangs), a gap in the consumer's sequence, or a watchdog (every 750 ms)
-//! that sees the stream grow twice in a row while nothing arrives. So a NATS server's
-//! crash or hang, on the publishing or the receiving node's side, delays QoS 1/2 delivery
-//! (tests/cluster_nats_faults.rs measured up to about 5 s after a 1.5 s hang and a kill)
-//! but loses nothing acknowledged. The router's mailbox is the backpressure (up to about
-//! 1,024 entries not yet handled; a `GetStats` barrier every 256). Every node reads every
-//! QoS 1/2 message, interested or not: the cost of a node grows with the cluster's whole
-//! QoS 1/2 rate (filtering the consumer by the node's interest is left for later; the
-//! cost and a model of it by cluster size are in BENCHMARKS.md). A feed matches an entry
+//! **Receive.** QoS 1/2 messages (log on): each node follows the log with a JetStream
+//! consumer of its own (`cluster/feed.rs`: ephemeral, memory, one replica, no
+//! acknowledgements) from the log's end at its start, filtered to the log subjects of its
+//! plain subscriptions' filters (`cluster/feed_filter.rs`: the subjects a filter
+//! subscribes on core NATS, under `starling.l.`, reduced so that none overlaps another
+//! as NATS requires: a subject another covers is dropped, two that still overlap become
+//! their common prefix and `>`; more than 256 subjects is the whole log, and `#` all of
+//! it but the `$` topics; no
+//! plain subscription, no consumer), and hands every entry another node published to
+//! its router as `RouteRemote` with the entry's stream sequence, in log order (skipping
+//! its own: delivered locally before their log write); the router routes it to matching
+//! plain subscriptions (never to `$share` ones) and drops what matches none. When the
+//! node's filters change, the feed recreates its consumer (changes within 5 ms, or while
+//! one is being created, make one recreation) from the entry after the last it routed,
+//! dropping, up to the log's last sequence at the change, the entries the old filter did
+//! not take (published before the change). A SUBACK that adds a filter new to the node
+//! waits for the new consumer (within the 5 s bound below), so every entry published
+//! after it reaches the subscription. The feed keeps the last stream sequence it routed
+//! and recreates its consumer from the next one when the consumer fails: a pull error,
+//! two missed heartbeats (500 ms each; its server died or hangs), a gap in the consumer's
+//! sequence, or a watchdog (every 750 ms) that sees, twice in a row, the consumer report
+//! entries pending (or delivered beyond what arrived) while nothing arrives. So a NATS
+//! server's crash or hang, on the publishing or the receiving node's side, delays QoS
+//! 1/2 delivery (tests/cluster_nats_faults.rs measured up to about 5 s after a 1.5 s
+//! hang and a kill) but loses nothing acknowledged. The router's mailbox is the
+//! backpressure (up to about 1,024 entries not yet handled; a `GetStats` barrier every
+//! 256). A node reads the QoS 1/2 messages its plain subscriptions' filters match (and
+//! its own, for topics it subscribes to), not the cluster's whole QoS 1/2 rate
+//! (`/metrics`: `starling_cluster_feed_entries_total`). Costs: a consumer creation and a
+//! stream info per coalesced change of the node's filters; after a long quiet spell of
+//! the feed, the first change also reads (and drops) the added subjects' entries since
+//! the last entry it routed. A feed matches an entry
 //! against the subscriptions that exist when it reads it: while a feed lags (seconds
 //! under overload, or after a NATS server's death), a subscription made meanwhile also
 //! gets the entries published shortly before it. Each log write carries the id
@@ -217,8 +232,10 @@
 //!    origin, not in the loaded queue or in flight (by origin: exactly once for QoS 2
 //!    even when the node that stored the message died before the cursor write after it),
 //!    and, of the other nodes' messages, only those up to the stream sequence the router
-//!    had routed from the log feed when the session's subscriptions joined it (the feed
-//!    brings the later ones to the session, so none arrives twice). Meanwhile the router
+//!    had routed from the log feed when the session's subscriptions joined it, or up to
+//!    the log's last sequence when the feed's filter took them in, if later (the feed
+//!    brings the later ones to the session, so none arrives twice; without the feed's
+//!    answer, all, less those the router holds). Meanwhile the router
 //!    holds the session's new deliveries; it then delivers
 //!    the replayed messages, in log order, except those it holds, and then the held ones.
 //!
@@ -429,6 +446,8 @@ pub mod admin;
 pub mod bridge;
 pub mod envelope;
 mod feed;
+mod feed_filter;
+mod feed_sync;
 mod handle;
 pub mod interest;
 pub mod isolation;

@@ -156,6 +156,11 @@ pub struct ReplayJob {
     /// With the log feed on: the highest log sequence the router had routed when the
     /// replay was asked; the other nodes' later messages come through the feed.
     pub fed: Option<u64>,
+    /// The log feed's answer to the barrier before `after`: from which log sequence on
+    /// its filter brings every entry of the session's subscriptions (entries it skipped
+    /// before, under a filter without them, are the replay's). Without an answer, the
+    /// replay takes the other nodes' messages too (the router drops those it holds).
+    pub covered: Option<tokio::sync::oneshot::Receiver<u64>>,
 }
 
 /// Reads the log for `job` and answers the router (an empty answer if it failed).
@@ -172,11 +177,17 @@ pub(super) async fn run(
         after,
         origin,
         fed,
+        covered,
     } = job;
-    let feed = Feed { origin, fed };
     if let Some(after) = after {
         after.wait().await;
     }
+    // Sent before `after` fired, if at all.
+    let covered = covered.and_then(|mut rx| rx.try_recv().ok());
+    let feed = Feed {
+        origin,
+        fed: fed.zip(covered).map(|(fed, covered)| fed.max(covered)),
+    };
     let fetched = tokio::time::timeout(
         REPLAY_TIMEOUT,
         fetch_retrying(&stream, &cursor, feed, &client),

@@ -1,6 +1,7 @@
 //! What cluster mode reports: whether the NATS connection is up, how long message-log
-//! writes take to be acknowledged by JetStream, and how many replays of the log ran,
-//! what they carried and how many log entries they read. Registered only when the broker runs in cluster mode.
+//! writes take to be acknowledged by JetStream, how many replays of the log ran,
+//! what they carried and how many log entries they read, and what the node's log
+//! feed read. Registered only when the broker runs in cluster mode.
 
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct ClusterMetrics {
     replay_failures: Counter,
     replayed_messages: Counter,
     replay_read_entries: Counter,
+    feed_entries: Counter,
+    feed_consumers: Counter,
 }
 
 impl ClusterMetrics {
@@ -35,6 +38,8 @@ impl ClusterMetrics {
             replay_failures: Counter::default(),
             replayed_messages: Counter::default(),
             replay_read_entries: Counter::default(),
+            feed_entries: Counter::default(),
+            feed_consumers: Counter::default(),
         };
         registry.register(
             "cluster_nats_connected",
@@ -76,7 +81,27 @@ impl ClusterMetrics {
             "Message log entries read by replays to find those messages (from the session's log position, or from its oldest subscription's time without one)",
             m.replay_read_entries.clone(),
         );
+        registry.register(
+            "cluster_feed_entries",
+            "Message-log entries the node's log feed received (its consumer is filtered to the node's interest)",
+            m.feed_entries.clone(),
+        );
+        registry.register(
+            "cluster_feed_consumers",
+            "Consumers the log feed created (at start, after each interest change and each failure)",
+            m.feed_consumers.clone(),
+        );
         m
+    }
+
+    /// The log feed received one entry.
+    pub fn feed_entry(&self) {
+        self.feed_entries.inc();
+    }
+
+    /// The log feed created a consumer.
+    pub fn feed_consumer(&self) {
+        self.feed_consumers.inc();
     }
 
     /// The NATS connection is up (`true`) or down; counts a transition to down.
@@ -128,6 +153,8 @@ mod tests {
         m.log_write(false, Duration::ZERO);
         m.replay(Some((5, 40)));
         m.replay(None);
+        m.feed_entry();
+        m.feed_consumer();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -139,6 +166,8 @@ mod tests {
             "starling_cluster_replay_failures_total 1",
             "starling_cluster_replayed_messages_total 5",
             "starling_cluster_replay_read_entries_total 40",
+            "starling_cluster_feed_entries_total 1",
+            "starling_cluster_feed_consumers_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

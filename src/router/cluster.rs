@@ -206,7 +206,9 @@ impl Router {
         }
         self.state.raise_next_seq(&msg.client_id, msg.next_seq);
         let changes = self.state.take_interest_changes();
-        let durable = self.cluster.interest(changes, true);
+        // `start_replay` asks for a replay exactly when the cursor has subscriptions.
+        let replay_follows = msg.replay.as_ref().is_some_and(|c| !c.subs.is_empty());
+        let durable = self.cluster.restore_interest(changes, replay_follows);
         let replaying = match msg.replay {
             Some(cursor) => self.start_replay(&msg.client_id, cursor, ctx),
             None => false,

@@ -80,6 +80,7 @@ calls!(Router {
     ReplayDone => on_replay_done, failed ();
     ReplayGuard => on_replay_guard, failed ();
     StorePosition => on_store_position, failed ();
+    FeedAt => on_feed_at, failed ();
 });
 
 #[cfg(feature = "fault-injection")]

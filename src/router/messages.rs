@@ -208,6 +208,17 @@ pub struct AttachCluster {
     pub port: Box<dyn super::port::ClusterPort>,
 }
 
+/// Cluster mode: the log feed, filtered to this node's interest, received every log
+/// entry up to `seq` that its filter takes, and sent each to the router before this
+/// message: the log position the router's store ops cover may move up to `seq`,
+/// though no entry there was for this node (`super::position`).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct FeedAt {
+    /// The stream's last sequence when the feed found it had everything its filter takes.
+    pub seq: u64,
+}
+
 /// Cluster mode: a message another node published (or, for a shared subscription, one
 /// this node's NATS queue subscription or the group's log consumer was picked for).
 /// Routed to local sessions only.

@@ -55,6 +55,19 @@ pub trait ClusterPort: Send {
         None
     }
 
+    /// [`ClusterPort::interest`] with a barrier, for a session restored from the store.
+    /// `replay_follows`: a replay of the message log follows (queued behind a barrier
+    /// of its own), which brings what the log holds for the new filters, so the ticket
+    /// (the CONNACK) need not wait for the log feed to follow them too.
+    fn restore_interest(
+        &self,
+        changes: Vec<InterestChange>,
+        replay_follows: bool,
+    ) -> Option<Durable> {
+        let _ = replay_follows;
+        self.interest(changes, true)
+    }
+
     /// An administrator deleted the retained message of `msg.topic` here (`msg` is the
     /// deletion: an empty retained message): delete it on every node too, without
     /// routing it to anyone.

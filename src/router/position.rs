@@ -13,6 +13,12 @@
 //! replay runs). A replay that failed or timed out sends none: the session's cursor
 //! keeps the position it was loaded with. Without a log feed nothing is sent.
 //!
+//! With the feed filtered to the node's interest, a node may route nothing for a long
+//! time while the log grows: when the feed's watchdog finds its consumer holds nothing
+//! more, it sends [`FeedAt`] with the stream's last sequence read before asking, and
+//! the position may move up to it (no entry up to there was for this node). That moves
+//! the position only, not `log_fed`, which the replay takes as "what the feed brings".
+//!
 //! The store writes a session's position with its cursor, which it writes after the
 //! batches that deliver to it. So that a session that gets nothing (a rare topic, a
 //! busy log) still resumes from a recent position, every [`REFRESH`] the position goes
@@ -28,6 +34,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::actor::Router;
+use super::messages::FeedAt;
 use crate::message::ClientId;
 use crate::persistence::{Op, Persist};
 
@@ -39,6 +46,9 @@ const REFRESH: Duration = Duration::from_secs(30);
 pub(super) struct Position {
     /// The last position sent.
     stored: Option<u64>,
+    /// Where the feed found nothing more for this node ([`crate::router::messages::FeedAt`]);
+    /// the position only, not the replay's `log_fed` (what the feed brings).
+    scanned: Option<u64>,
     /// A [`StorePosition`] is queued.
     pub(super) scheduled: bool,
     /// When the sessions' cursors were last refreshed.
@@ -57,10 +67,21 @@ impl Router {
         self.log_fed = Some(self.log_fed.map_or(seq, |f| f.max(seq)));
     }
 
+    /// The position the store ops sent cover: the feed's last entry routed, or where
+    /// the feed had nothing more for this node, whichever is later.
+    fn covered(&self) -> Option<u64> {
+        self.log_fed.max(self.position.scanned)
+    }
+
+    pub(super) fn on_feed_at(&mut self, msg: FeedAt, ctx: &mut Context<Self>) {
+        self.position.scanned = self.position.scanned.max(Some(msg.seq));
+        self.schedule_position(ctx);
+    }
+
     /// Makes sure a [`StorePosition`] follows what was routed (after a restart too:
     /// the restart dropped any queued one).
     pub(super) fn schedule_position(&mut self, ctx: &mut Context<Router>) {
-        if self.log_fed > self.position.stored && !self.position.scheduled {
+        if self.covered() > self.position.stored && !self.position.scheduled {
             self.position.scheduled = true;
             ctx.notify(StorePosition);
         }
@@ -68,7 +89,8 @@ impl Router {
 
     pub(super) fn on_store_position(&mut self, _: StorePosition, _: &mut Context<Self>) {
         self.position.scheduled = false;
-        let Some(seq) = self.log_fed.filter(|_| self.log_fed > self.position.stored) else {
+        let covered = self.covered();
+        let Some(seq) = covered.filter(|_| covered > self.position.stored) else {
             return;
         };
         self.position.stored = Some(seq);
