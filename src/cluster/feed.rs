@@ -26,13 +26,11 @@
 //! heartbeats (its server died or hangs), a gap in its consumer sequence (something was
 //! skipped), or the watchdog seeing, for two checks in a row, the consumer report
 //! messages pending (or delivered beyond what arrived) while nothing arrives (a consumer
-//! that heartbeats but no longer delivers). With a filter, the stream grows with entries
-//! the feed never sees, so the watchdog asks the consumer, not the stream; when the
-//! consumer holds nothing more, the watchdog tells the router the stream's last sequence
-//! read before asking (`FeedAt`: the store's log position may move up to it, so a quiet
-//! node's sessions still resume from a recent position). Messages from
-//! the node's own incarnation are skipped (its router delivered them locally before their
-//! log write). The router's mailbox is the backpressure: messages go in with `do_send`
+//! that heartbeats but no longer delivers). The watchdog asks the consumer, not the
+//! stream (which grows with entries the filter skips); when the consumer holds nothing
+//! more, it sends the router the stream's last sequence read before asking (`FeedAt`,
+//! for the store's log position). The node's own messages are skipped (routed locally
+//! before their log write). The router's mailbox is the backpressure: messages go in with `do_send`
 //! (in order), and a `GetStats` barrier every [`BARRIER_EVERY`] messages bounds what is
 //! not yet handled.
 
@@ -47,6 +45,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::feed_filter::{FeedFilter, Interest};
+use super::feed_watch::{watch, Watch};
 use super::replay::LOG_FILTER;
 use crate::metrics::ClusterMetrics;
 use crate::router::messages::{FeedAt, GetStats, RouteRemote};
@@ -63,7 +62,7 @@ const PULL_BATCH: usize = 1000;
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
 const HEARTBEAT: Duration = Duration::from_millis(500);
 /// How often the watchdog asks the consumer what it holds.
-const WATCHDOG: Duration = Duration::from_millis(750);
+pub(super) const WATCHDOG: Duration = Duration::from_millis(750);
 /// Pause before a consumer is created again after a failure.
 const RETRY: Duration = Duration::from_millis(250);
 /// Bound of one consumer creation.
@@ -434,43 +433,6 @@ async fn route(
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(at).await;
-    }
-}
-
-/// The watchdog's verdict on one consumer.
-enum Watch {
-    /// It delivers what it holds, or holds nothing: then with the stream's last
-    /// sequence read before the consumer was asked (every entry up to it that the
-    /// filter takes has arrived and gone to the router).
-    Fine(Option<u64>),
-    /// It holds messages (or delivered some that did not arrive) and nothing arrived.
-    Behind,
-    /// Its server no longer knows it.
-    Lost(String),
-    Unknown,
-}
-
-/// Asks the consumer what it holds (after the stream its last sequence).
-async fn watch(
-    stream: &stream::Stream,
-    consumer: &consumer::PullConsumer,
-    received: u64,
-    progressed: bool,
-) -> Watch {
-    let last = match tokio::time::timeout(WATCHDOG, stream.get_info()).await {
-        Ok(Ok(info)) => Some(info.state.last_sequence),
-        _ => None,
-    };
-    let info = match tokio::time::timeout(WATCHDOG, consumer.get_info()).await {
-        Ok(Ok(info)) => info,
-        Ok(Err(e)) if e.to_string().contains("not found") => return Watch::Lost(e.to_string()),
-        _ => return Watch::Unknown,
-    };
-    let holds = info.num_pending > 0 || info.delivered.consumer_sequence > received;
-    if holds && !progressed {
-        Watch::Behind
-    } else {
-        Watch::Fine(last.filter(|_| !holds))
     }
 }
 

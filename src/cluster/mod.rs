@@ -448,6 +448,7 @@ pub mod envelope;
 mod feed;
 mod feed_filter;
 mod feed_sync;
+mod feed_watch;
 mod handle;
 pub mod interest;
 pub mod isolation;
