@@ -6,7 +6,7 @@
 # Environment:
 #   RUNS=3          runs per broker and scenario (median reported)
 #   QUICK=1         message and connection counts divided by 20 (smoke test)
-#   SCENARIOS="..." subset of: fanin_q0 fanin_q1 fanout_q0 fanout_q1 pairs_q0 conns
+#   SCENARIOS="..." subset of: fanin_q0 fanin_q1 fanout_q0 fanout_q1 pairs_q0 pairs_q1 conns
 #                   (default) and the workload scenarios, run only when named:
 #                   broadcast (10,000 subscribers on one topic), many_topics (5,000
 #                   publisher/subscriber pairs, one topic each), retained (100,000
@@ -37,7 +37,7 @@ DIV=1
 [[ $QUICK == 1 ]] && DIV=20
 DURATION_SECS=${DURATION_SECS:-300}
 PORT=${PORT_BASE:-18830}
-SCENARIOS=${SCENARIOS:-fanin_q0 fanin_q1 fanout_q0 fanout_q1 pairs_q0 conns}
+SCENARIOS=${SCENARIOS:-fanin_q0 fanin_q1 fanout_q0 fanout_q1 pairs_q0 pairs_q1 conns}
 
 log() { echo "compare.sh: $*" >&2; }
 
@@ -239,6 +239,7 @@ scenario_args() {
         fanout_q0) echo "fanout --subscribers 50 --messages $((50000 / DIV)) --qos 0" ;;
         fanout_q1) echo "fanout --subscribers 50 --messages $((50000 / DIV)) --qos 1" ;;
         pairs_q0) echo "pairs --pairs 50 --window 8 --messages $((10000 / DIV)) --qos 0" ;;
+        pairs_q1) echo "pairs --pairs 50 --window 8 --messages $((10000 / DIV)) --qos 1" ;;
         conns) echo "conns --connections $CONNS --subscribe --concurrency 64" ;;
         broadcast) echo "fanout --subscribers $((10000 / DIV)) --messages $((200 / (DIV > 1 ? 4 : 1))) --qos 0" ;;
         many_topics) echo "pairs --pairs $((5000 / DIV)) --window 4 --messages $((200 / (DIV > 1 ? 4 : 1))) --qos 0" ;;
@@ -360,6 +361,11 @@ report() {
                 row "pairs QoS 0, 50 pairs × $p, window 8: p50 (µs, lower is better)" "$key" p50_us
                 row "pairs QoS 0: p99 (µs, lower is better)" "$key" p99_us
                 row "pairs QoS 0: throughput (msg/s)" "$key" msg_per_sec
+                ;;
+            pairs_q1)
+                row "pairs QoS 1, 50 pairs × $p, window 8: p50 (µs, lower is better)" "$key" p50_us
+                row "pairs QoS 1: p99 (µs, lower is better)" "$key" p99_us
+                row "pairs QoS 1: throughput (msg/s)" "$key" msg_per_sec
                 ;;
             conns)
                 row "$CONNS idle conns + 1 sub each: rate (conn/s)" "$key" conn_per_sec
